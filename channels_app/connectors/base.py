@@ -1,0 +1,175 @@
+"""The one interface every channel connector implements, and its DTOs.
+
+Connectors speak HTTP (requests, explicit timeouts) and never touch the ORM:
+services build the DTOs below from models and write results back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from .errors import FailureKind
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    """Everything a connector needs to know about one channel connection."""
+
+    channel_id: int
+    platform: str  # "shopify" | "woocommerce" | "ebay" | "amazon"
+    base_url: str  # e.g. https://shop.myshopify.com or http://127.0.0.1:8700/shopify
+    credentials: Mapping[str, str]  # decrypted; never log
+    webhook_secret: str = ""  # decrypted; never log
+    # Non-secret platform settings: shopify "location_id" (gid), "api_version";
+    # amazon "seller_id", "marketplace_id", "product_type"; ebay "marketplace_id".
+    platform_config: Mapping[str, Any] = field(default_factory=dict)
+    batch_size: int | None = None  # optional cap below the platform maximum
+    connect_timeout: float = 5.0
+    read_timeout: float = 20.0
+
+
+@dataclass(frozen=True)
+class ListingRef:
+    """A variant as the channel knows it (ChannelListing's channel ids)."""
+
+    sku: str  # pimsync's master SKU
+    listing_sku: str = ""  # the channel's SKU if it differs (eBay/Amazon key on it)
+    product_id: str = ""  # Shopify product gid, WooCommerce parent product id
+    variant_id: str = ""  # Shopify variant gid, WooCommerce product/variation id
+    inventory_item_id: str = ""  # Shopify InventoryItem gid
+    offer_id: str = ""  # eBay offer id
+
+    @property
+    def channel_sku(self) -> str:
+        return self.listing_sku or self.sku
+
+
+@dataclass(frozen=True)
+class PriceUpdate:
+    listing: ListingRef
+    price: Decimal
+    compare_at_price: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class QuantityUpdate:
+    listing: ListingRef
+    quantity: int
+    # Shopify compare-and-set: the quantity we last confirmed on the channel
+    # (None = no check). Other platforms ignore it (last write wins).
+    expected_quantity: int | None = None
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """Outcome for one SKU of a batch call."""
+
+    sku: str
+    kind: FailureKind
+    code: str = ""  # the channel's error code ("THROTTLED", "25001", "429", ...)
+    message: str = ""
+    retry_after: float | None = None  # seconds the channel asked us to wait
+    http_status: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.kind is FailureKind.OK
+
+
+@dataclass(frozen=True)
+class ListingState:
+    """The channel's live values for one listing."""
+
+    sku: str
+    price: Decimal | None
+    quantity: int | None
+    found: bool = True
+    error: ItemResult | None = None
+
+
+@dataclass(frozen=True)
+class OrderLineData:
+    external_line_id: str
+    sku: str
+    quantity: int
+    unit_price: Decimal
+    external_variant_id: str = ""
+    external_product_id: str = ""
+
+
+@dataclass(frozen=True)
+class OrderData:
+    """One order as the channel reports it, normalised."""
+
+    external_id: str
+    name: str  # human order number
+    status: str  # normalised: pending | paid | cancelled | fulfilled | refunded
+    financial_status: str  # the channel's own value
+    fulfillment_status: str  # the channel's own value
+    currency: str
+    total: Decimal
+    updated_at: datetime
+    created_at: datetime
+    lines: Sequence[OrderLineData]
+    customer_email: str = ""
+    customer_phone: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OrdersPage:
+    orders: Sequence[OrderData]
+    next_cursor: str | None  # None when there is no further page
+    # Cursor to store after the last page (e.g. the max updated_at seen).
+    high_water_mark: str | None = None
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    delivery_id: str  # the platform's delivery / event id (dedupe key part)
+    topic: str  # e.g. "orders/create", "order.updated"
+    occurred_at: datetime | None
+    order: OrderData | None
+    payload: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    ok: bool
+    message: str
+
+
+class Connector(Protocol):
+    """One per platform; instances are cheap and hold one requests.Session."""
+
+    platform: str
+    max_price_batch: int
+    max_quantity_batch: int
+
+    def __init__(self, config: ChannelConfig) -> None: ...
+
+    def push_prices(self, items: Sequence[PriceUpdate]) -> list[ItemResult]:
+        """One result per input item, same SKUs; splits over the platform max."""
+        ...
+
+    def push_quantities(self, items: Sequence[QuantityUpdate]) -> list[ItemResult]: ...
+
+    def read_listings(self, listings: Sequence[ListingRef]) -> list[ListingState]: ...
+
+    def orders_since(self, cursor: str | None, *, page_size: int = 100) -> OrdersPage: ...
+
+    def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> bool: ...
+
+    def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> WebhookEvent: ...
+
+    def cancel_order(self, external_order_id: str, *, reason: str = "") -> ItemResult: ...
+
+    def fulfil_order(
+        self, external_order_id: str, *, tracking_number: str = "", carrier: str = ""
+    ) -> ItemResult: ...
+
+    def test_connection(self) -> ConnectionCheck: ...

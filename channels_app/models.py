@@ -1,0 +1,250 @@
+"""Channels, the mapping of variants to channel listings, and the rules that
+turn pimsync's stock and prices into what each channel is told."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from inventory.models import MONEY, Location, Product, Variant
+from pimsync.fields import EncryptedJSONField, EncryptedTextField
+
+
+class Platform(models.TextChoices):
+    SHOPIFY = "shopify", "Shopify"
+    WOOCOMMERCE = "woocommerce", "WooCommerce"
+    EBAY = "ebay", "eBay"
+    AMAZON = "amazon", "Amazon"
+
+
+class Channel(models.Model):
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=60, unique=True, help_text="Used in the webhook URL")
+    platform = models.CharField(max_length=20, choices=Platform.choices)
+    base_url = models.URLField(
+        max_length=300, help_text="API root, e.g. https://shop.myshopify.com"
+    )
+    credentials = EncryptedJSONField(blank=True, default=dict)
+    webhook_secret = EncryptedTextField(blank=True, default="")
+    platform_config = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Non-secret settings: Shopify location_id, Amazon seller_id/marketplace_id, …",
+    )
+    currency = models.CharField(max_length=3, default="USD")
+    locations = models.ManyToManyField(
+        Location, through="ChannelLocation", related_name="channels", blank=True
+    )
+    # Sync settings
+    inventory_threshold = models.PositiveIntegerField(
+        default=1, help_text="Push a quantity when it moved by at least this many units"
+    )
+    low_stock_level = models.PositiveIntegerField(
+        default=5, help_text="At or below this level every change is pushed at once"
+    )
+    min_push_interval_seconds = models.PositiveIntegerField(
+        default=0, help_text="Never push one SKU more often than this (the change waits)"
+    )
+    max_push_interval_seconds = models.PositiveIntegerField(
+        default=300, help_text="Pending small changes are pushed at the latest after this"
+    )
+    poll_interval_seconds = models.PositiveIntegerField(
+        default=300, validators=[MinValueValidator(10)], help_text="Order polling interval"
+    )
+    rate_limit_per_second = models.DecimalField(
+        max_digits=8,
+        decimal_places=3,
+        default=Decimal("2"),
+        validators=[MinValueValidator(Decimal("0.001"))],
+        help_text="API calls per second shared by every worker",
+    )
+    batch_size = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Items per call; empty = the platform's maximum"
+    )
+    is_enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(platform__in=Platform.values), name="channel_platform_valid"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ChannelLocation(models.Model):
+    """A location that feeds a channel; priority orders allocation (1 first)."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="channel_locations")
+    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="+")
+    priority = models.PositiveSmallIntegerField(default=1)
+
+    class Meta:
+        ordering = ["channel", "priority", "location"]
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "location"], name="channel_location_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.location} → {self.channel} (priority {self.priority})"
+
+
+class ChannelListing(models.Model):
+    """A variant as one channel knows it, and what pimsync last told it."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="listings")
+    variant = models.ForeignKey(Variant, on_delete=models.CASCADE, related_name="listings")
+    external_product_id = models.CharField(max_length=120, blank=True)
+    external_variant_id = models.CharField(max_length=120, blank=True)
+    inventory_item_id = models.CharField(max_length=120, blank=True)
+    offer_id = models.CharField(max_length=120, blank=True)
+    listing_sku = models.CharField(
+        max_length=100, blank=True, help_text="The channel's SKU when it differs from pimsync's"
+    )
+    price_override = models.DecimalField(**MONEY, null=True, blank=True)
+    is_enabled = models.BooleanField(default=True)
+    last_pushed_price = models.DecimalField(**MONEY, null=True, blank=True)
+    last_pushed_quantity = models.IntegerField(null=True, blank=True)
+    last_pushed_at = models.DateTimeField(null=True, blank=True)
+    last_confirmed_price = models.DecimalField(**MONEY, null=True, blank=True)
+    last_confirmed_quantity = models.IntegerField(null=True, blank=True)
+    last_confirmed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["channel", "variant"]
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "variant"], name="listing_unique"),
+            models.CheckConstraint(
+                condition=Q(price_override__isnull=True) | Q(price_override__gte=0),
+                name="listing_price_override_gte_0",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.variant} on {self.channel}"
+
+    @property
+    def channel_sku(self) -> str:
+        return self.listing_sku or self.variant.sku
+
+
+class BufferRule(models.Model):
+    """Safety stock held back from a channel (or all channels).
+
+    Scope: a variant, a product, or everything (both empty). The most specific
+    scope wins (variant over product over all); at equal scope a rule for this
+    channel wins over an all-channels rule.
+    """
+
+    class Mode(models.TextChoices):
+        UNITS = "units", "Units"
+        PERCENT = "percent", "Percent"
+
+    channel = models.ForeignKey(
+        Channel,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="buffer_rules",
+        help_text="Empty = every channel",
+    )
+    variant = models.ForeignKey(
+        Variant, null=True, blank=True, on_delete=models.CASCADE, related_name="buffer_rules"
+    )
+    product = models.ForeignKey(
+        Product, null=True, blank=True, on_delete=models.CASCADE, related_name="buffer_rules"
+    )
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.UNITS)
+    value = models.DecimalField(
+        max_digits=9, decimal_places=2, validators=[MinValueValidator(Decimal("0"))]
+    )
+    is_active = models.BooleanField(default=True)
+    note = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["channel", "product", "variant"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(variant__isnull=True) | Q(product__isnull=True),
+                name="buffer_rule_one_scope",
+            ),
+            models.CheckConstraint(condition=Q(value__gte=0), name="buffer_rule_value_gte_0"),
+            models.CheckConstraint(
+                condition=~Q(mode="percent") | Q(value__lte=100), name="buffer_rule_percent_lte_100"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        unit = "%" if self.mode == self.Mode.PERCENT else " units"
+        return f"Hold {self.value.normalize()}{unit} of {self.scope_label} on {self.channel_label}"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        if self.variant_id and self.product_id:
+            raise ValidationError("A buffer rule applies to a variant or a product, not both.")
+        if self.mode == self.Mode.PERCENT and self.value is not None and self.value > 100:
+            raise ValidationError({"value": "A percentage cannot exceed 100."})
+        twins = BufferRule.objects.filter(
+            channel_id=self.channel_id, variant_id=self.variant_id, product_id=self.product_id
+        ).exclude(pk=self.pk)
+        if twins.exists():
+            raise ValidationError(f"A rule for {self.scope_label} on {self.channel_label} exists.")
+
+    @property
+    def scope_label(self) -> str:
+        if self.variant_id:
+            return f"SKU {self.variant}"
+        if self.product_id:
+            return f"product {self.product}"
+        return "everything"
+
+    @property
+    def channel_label(self) -> str:
+        return str(self.channel) if self.channel_id else "all channels"
+
+    @property
+    def specificity(self) -> tuple[int, int]:
+        scope = 2 if self.variant_id else 1 if self.product_id else 0
+        return (scope, 1 if self.channel_id else 0)
+
+
+class PriceRule(models.Model):
+    """How a channel's price derives from the variant price (one rule per channel)."""
+
+    class Rounding(models.TextChoices):
+        NONE = "none", "No rounding (to the cent)"
+        END_99 = "0.99", "Up to .99"
+        END_95 = "0.95", "Up to .95"
+
+    channel = models.OneToOneField(Channel, on_delete=models.CASCADE, related_name="price_rule")
+    multiplier = models.DecimalField(
+        max_digits=7,
+        decimal_places=4,
+        default=Decimal("1"),
+        validators=[MinValueValidator(Decimal("0.0001")), MaxValueValidator(Decimal("100"))],
+    )
+    adjustment = models.DecimalField(
+        **MONEY, default=Decimal("0"), help_text="Added after the multiplier"
+    )
+    rounding = models.CharField(max_length=5, choices=Rounding.choices, default=Rounding.NONE)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(multiplier__gt=0), name="price_rule_multiplier_gt_0")
+        ]
+
+    def __str__(self) -> str:
+        rounding = self.get_rounding_display()
+        return f"{self.channel}: × {self.multiplier.normalize()} + {self.adjustment}, {rounding}"

@@ -1,0 +1,771 @@
+"""Amazon SP-API stand-in: Listings Items, JSON_LISTINGS_FEED feeds and Orders v0.
+
+Paths (under the ``/amazon`` prefix) and payloads follow the reference
+(/work/shared/reference/channel-apis.md section 4):
+
+* ``PATCH|GET /listings/2021-08-01/items/{sellerId}/{sku}?marketplaceIds=``
+  (patchListingsItem: ``{productType, patches}`` -> ``{sku, status, submissionId,
+  issues}``; getListingsItem with ``includedData`` summaries, offers,
+  fulfillmentAvailability, issues) and ``GET .../items/{sellerId}``
+  (searchListingsItems, ``pageSize`` <= 20, ``pageToken``).
+* Feeds 2021-06-30: ``POST /feeds/2021-06-30/documents`` (createFeedDocument ->
+  a pre-signed upload URL under ``/amazon/_documents/``), ``PUT`` of the
+  document, ``POST /feeds/2021-06-30/feeds`` (createFeed, JSON_LISTINGS_FEED
+  only), ``GET .../feeds/{id}`` (getFeed: IN_QUEUE -> IN_PROGRESS -> DONE after
+  ``feed_processing_seconds``), ``GET .../documents/{id}`` (getFeedDocument: a
+  GZIP processing report ``{header, issues[messageId...], summary}``).
+* Orders v0: ``GET /orders/v0/orders`` (MarketplaceIds + exactly one of
+  CreatedAfter / LastUpdatedAfter, ``MaxResultsPerPage`` 1-100, ``NextToken``),
+  ``GET /orders/v0/orders/{id}``, ``GET .../{id}/orderItems`` and
+  ``POST .../{id}/shipmentConfirmation`` (204).
+
+Rate limits are token buckets per operation with the documented rate/burst
+(``default_limits``, keyed by operation name). Over the limit: HTTP 429
+``{"errors":[{"code":"QuotaExceeded",...}]}`` with ``x-amzn-RateLimit-Limit``
+and no Retry-After (Amazon sends none). Every answer carries
+``x-amzn-RequestId`` and, for rate-limited operations, ``x-amzn-RateLimit-Limit``.
+
+Sandbox simplifications: one seller (any sellerId is accepted) and one
+marketplace per request; a patch applies at once (real ACCEPTED means queued);
+injected partial failures are INVALID patches / ERROR report issues with code
+90220; unknown SKUs answer 404 NotFound on the item routes and an ERROR issue
+with code ``NOT_FOUND`` in a feed report. Amazon notifications use SQS, so no
+HTTP webhooks are sent. Refunds do not change an Amazon order's status (it
+stays Shipped), as on Amazon.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import unquote
+
+from .core import (
+    ApiError,
+    CatalogItem,
+    JsonDict,
+    Request,
+    Response,
+    Route,
+    SandboxOrder,
+    SandboxPlatform,
+    iso,
+    parse_iso,
+    to_decimal,
+)
+
+LISTINGS = "/listings/2021-08-01/items"
+FEEDS = "/feeds/2021-06-30"
+ORDERS = "/orders/v0/orders"
+DOCUMENTS = "/_documents"
+MAX_FEED_MESSAGES = 25_000
+PATCH_OPS = frozenset({"add", "replace", "merge", "delete"})
+INVALID_VALUE = "90220"
+ORDER_STATUS = {
+    "pending": "Pending",
+    "paid": "Unshipped",
+    "cancelled": "Canceled",
+    "fulfilled": "Shipped",
+    "refunded": "Shipped",  # Amazon keeps Shipped; refunds live in the Finances API
+}
+ERROR_CODES = {
+    "rate_limited": "QuotaExceeded",
+    "unauthorized": "Unauthorized",
+    "server_error": "InternalFailure",
+    "outage": "ServiceUnavailable",
+    "timeout": "RequestTimeout",
+    "not_found": "NotFound",
+}
+
+
+@dataclass
+class _Feed:
+    feed_id: str
+    marketplace_ids: list[str]
+    document_id: str
+    created_at: datetime
+    ready_at: float  # time.monotonic() when processing ends
+    status: str = "IN_QUEUE"
+    result_document_id: str = ""
+    done_at: datetime | None = None
+
+
+@dataclass
+class _Change:
+    """One validated patch: what it sets, or the issue that stops it."""
+
+    price: Decimal | None = None
+    quantity: int | None = None
+    issues: list[JsonDict] = field(default_factory=list)
+
+
+class AmazonSandbox(SandboxPlatform):
+    name = "amazon"
+    default_limits = {
+        "patchListingsItem": {"rate": 5.0, "burst": 5.0},
+        "getListingsItem": {"rate": 5.0, "burst": 10.0},
+        "searchListingsItems": {"rate": 5.0, "burst": 5.0},
+        "createFeedDocument": {"rate": 0.5, "burst": 15.0},
+        "createFeed": {"rate": 0.0083, "burst": 15.0},
+        "getFeed": {"rate": 2.0, "burst": 15.0},
+        "getFeedDocument": {"rate": 0.0222, "burst": 10.0},
+        "getOrders": {"rate": 0.0167, "burst": 20.0},
+        "getOrder": {"rate": 0.5, "burst": 30.0},
+        "getOrderItems": {"rate": 0.5, "burst": 30.0},
+        "confirmShipment": {"rate": 2.0, "burst": 10.0},
+    }
+    default_credentials = {"access_token": "sandbox-amazon-token"}
+    # How long a feed takes to process (tests lower it on the platform object).
+    feed_processing_seconds = 2.0
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.documents: dict[str, bytes] = {}
+        self.document_meta: dict[str, JsonDict] = {}
+        self.feeds: dict[str, _Feed] = {}
+        self.shipped: dict[str, dict[str, int]] = {}  # order id -> item id -> units shipped
+        super().__init__(**kwargs)
+
+    # ------------------------------------------------------------------ routes
+
+    def register_routes(self) -> None:
+        item = rf"{LISTINGS}/(?P<seller>[^/]+)/(?P<sku>[^/]+)"
+        add = self.add_route
+        add("PATCH", item, self.patch_item, name="patchListingsItem", limit_key="patchListingsItem")
+        add("GET", item, self.get_item, name="getListingsItem", limit_key="getListingsItem")
+        add(
+            "GET",
+            rf"{LISTINGS}/(?P<seller>[^/]+)",
+            self.search_items,
+            name="searchListingsItems",
+            limit_key="searchListingsItems",
+        )
+        add(
+            "POST",
+            rf"{FEEDS}/documents",
+            self.create_feed_document,
+            name="createFeedDocument",
+            limit_key="createFeedDocument",
+        )
+        add(
+            "GET",
+            rf"{FEEDS}/documents/(?P<document_id>[^/]+)",
+            self.get_feed_document,
+            name="getFeedDocument",
+            limit_key="getFeedDocument",
+        )
+        add("POST", rf"{FEEDS}/feeds", self.create_feed, name="createFeed", limit_key="createFeed")
+        add(
+            "GET",
+            rf"{FEEDS}/feeds/(?P<feed_id>[^/]+)",
+            self.get_feed,
+            name="getFeed",
+            limit_key="getFeed",
+        )
+        # Pre-signed document URLs (S3 in real life): no token, no SP-API quota.
+        add("PUT", rf"{DOCUMENTS}/(?P<document_id>[^/]+)", self.upload, name="s3Put", limit_key=None)
+        add(
+            "GET", rf"{DOCUMENTS}/(?P<document_id>[^/]+)", self.download, name="s3Get", limit_key=None
+        )
+        add("GET", ORDERS, self.get_orders, name="getOrders", limit_key="getOrders")
+        add("GET", rf"{ORDERS}/(?P<order_id>[^/]+)", self.get_order, name="getOrder", limit_key="getOrder")
+        add(
+            "GET",
+            rf"{ORDERS}/(?P<order_id>[^/]+)/orderItems",
+            self.get_order_items,
+            name="getOrderItems",
+            limit_key="getOrderItems",
+        )
+        add(
+            "POST",
+            rf"{ORDERS}/(?P<order_id>[^/]+)/shipmentConfirmation",
+            self.confirm_shipment,
+            name="confirmShipment",
+            limit_key="confirmShipment",
+        )
+
+    # ------------------------------------------------------------------ hooks
+
+    def handle(self, request: Request) -> Response:
+        response = super().handle(request)
+        response.headers.setdefault("x-amzn-RequestId", str(uuid.uuid4()))
+        limit = self.limits.get(request.route_name, {}).get("rate")
+        if limit is not None:
+            response.headers.setdefault("x-amzn-RateLimit-Limit", _rate_text(limit))
+        return response
+
+    def check_auth(self, request: Request) -> Response | None:
+        if request.route_name in ("s3Put", "s3Get"):
+            return None  # the pre-signed URL is the credential
+        token = request.header("x-amz-access-token")
+        if token and token == self.credentials.get("access_token"):
+            return None
+        return _errors(
+            403,
+            "Unauthorized",
+            "Access to requested resource is denied.",
+            "The access token you provided is revoked, malformed or invalid.",
+        )
+
+    def error_response(self, status: int, code: str, message: str) -> Response:
+        return _errors(status, ERROR_CODES.get(code, "InvalidInput"), message)
+
+    def rate_limited_response(self, wait_seconds: float, request: Request) -> Response:
+        del wait_seconds  # Amazon sends no Retry-After; the client paces by the rate header
+        return self.error_response(
+            429, "rate_limited", "You exceeded your quota for the requested resource."
+        )
+
+    def admit(self, request: Request, route: Route) -> Response | None:
+        return super().admit(request, route)
+
+    def assign_ids(self, sku: str, ids: Mapping[str, str], group: str) -> dict[str, str]:
+        result = dict(ids)
+        result.setdefault("product_id", f"B0{self.next_id():08d}")  # the ASIN
+        return result
+
+    def render_order(self, order: SandboxOrder) -> JsonDict:
+        shipped = self.shipped.get(order.id, {})
+        status = ORDER_STATUS[order.status]
+        if status == "Unshipped" and any(shipped.values()):
+            status = "PartiallyShipped"
+        units = sum(line.quantity for line in order.lines)
+        units_shipped = units if status == "Shipped" else sum(shipped.values())
+        rendered: JsonDict = {
+            "AmazonOrderId": order.id,
+            "SellerOrderId": str(order.number),
+            "PurchaseDate": iso(order.created_at),
+            "LastUpdateDate": iso(order.updated_at),
+            "OrderStatus": status,
+            "FulfillmentChannel": "MFN",
+            "SalesChannel": "Amazon.com",
+            "MarketplaceId": "ATVPDKIKX0DER",
+            "NumberOfItemsShipped": units_shipped,
+            "NumberOfItemsUnshipped": units - units_shipped,
+            "BuyerInfo": {"BuyerEmail": order.email},
+        }
+        if order.status != "pending":  # Amazon leaves OrderTotal out of Pending orders
+            rendered["OrderTotal"] = {"CurrencyCode": order.currency, "Amount": f"{order.total:.2f}"}
+        return rendered
+
+    def reset(self) -> None:
+        with self.lock:
+            self.documents.clear()
+            self.document_meta.clear()
+            self.feeds.clear()
+            self.shipped.clear()
+        super().reset()
+
+    def dump_extra(self) -> JsonDict:
+        return {"shipped": self.shipped}
+
+    def load_extra(self, state: Mapping[str, Any]) -> None:
+        self.shipped = {
+            str(order): {str(k): int(v) for k, v in items.items()}
+            for order, items in (state.get("shipped") or {}).items()
+        }
+
+    # ------------------------------------------------------------------ listings
+
+    def _item(self, channel_sku: str) -> CatalogItem | None:
+        return self.catalog.find_by_id("listing_sku", channel_sku) or self.catalog.get(channel_sku)
+
+    def _channel_sku(self, item: CatalogItem) -> str:
+        return item.ids.get("listing_sku") or item.sku
+
+    def _marketplace(self, request: Request, name: str = "marketplaceIds") -> str:
+        raw = request.arg(name)
+        if not raw:
+            raise ApiError(_errors(400, "InvalidInput", f"Missing required parameter {name}"))
+        return raw.split(",")[0]
+
+    def patch_item(self, request: Request) -> Response:
+        marketplace = self._marketplace(request)
+        sku = unquote(request.params["sku"])
+        body = request.json()
+        if not isinstance(body, Mapping) or not body.get("productType"):
+            raise ApiError(_errors(400, "InvalidInput", "productType is required"))
+        patches = body.get("patches")
+        if not isinstance(patches, list) or not patches:
+            raise ApiError(_errors(400, "InvalidInput", "patches must hold at least one patch"))
+        with self.lock:
+            item = self._item(sku)
+            if item is None:
+                raise ApiError(_not_found(sku, marketplace))
+            change = self._validate(item, marketplace, patches)
+            status = "INVALID" if change.issues else "ACCEPTED"
+            if not change.issues:
+                self._apply(item, change)
+        return Response.json(
+            200,
+            {
+                "sku": sku,
+                "status": status,
+                "submissionId": uuid.uuid4().hex,
+                "issues": change.issues,
+            },
+        )
+
+    def _validate(self, item: CatalogItem, marketplace: str, patches: list[Any]) -> _Change:
+        change = _Change()
+        for patch in patches:
+            if not isinstance(patch, Mapping) or patch.get("op") not in PATCH_OPS:
+                change.issues.append(_issue("4000001", "Each patch needs an op of add|replace|merge|delete"))
+                continue
+            path = str(patch.get("path", ""))
+            value = patch.get("value")
+            try:
+                if path == "/attributes/purchasable_offer":
+                    change.price = _offer_price(value, marketplace)
+                elif path == "/attributes/fulfillment_availability":
+                    change.quantity = _channel_quantity(value)
+                elif not path.startswith("/attributes/") or path.count("/") != 2:
+                    raise ValueError(f"only top-level attributes can be patched, not {path!r}")
+            except ValueError as exc:
+                attribute = path.rsplit("/", 1)[-1]
+                change.issues.append(_issue(INVALID_VALUE, str(exc), attribute))
+        if not change.issues and self.faults.item_fails(item.sku):
+            change.issues.append(_issue(INVALID_VALUE, "The value is invalid (injected failure)"))
+        return change
+
+    def _apply(self, item: CatalogItem, change: _Change) -> None:
+        self.catalog.set_values(item.sku, price=change.price, quantity=change.quantity)
+        if change.price is not None:
+            self.counters.count_items("price", 1)
+        if change.quantity is not None:
+            self.counters.count_items("quantity", 1)
+
+    def get_item(self, request: Request) -> Response:
+        marketplace = self._marketplace(request)
+        sku = unquote(request.params["sku"])
+        included = set((request.arg("includedData") or "summaries").split(","))
+        with self.lock:
+            item = self._item(sku)
+            if item is None:
+                raise ApiError(_not_found(sku, marketplace))
+            payload: JsonDict = {"sku": sku}
+            if "summaries" in included:
+                payload["summaries"] = [self._summary(item, marketplace)]
+            if "offers" in included:
+                payload["offers"] = [
+                    {
+                        "marketplaceId": marketplace,
+                        "offerType": "B2C",
+                        "price": {"currencyCode": "USD", "amount": f"{item.price:.2f}"},
+                        "audience": {"value": "ALL", "displayName": "Sell on Amazon"},
+                    }
+                ]
+            if "fulfillmentAvailability" in included:
+                payload["fulfillmentAvailability"] = [
+                    {"fulfillmentChannelCode": "DEFAULT", "quantity": item.quantity}
+                ]
+            if "issues" in included:
+                payload["issues"] = []
+        return Response.json(200, payload)
+
+    def _summary(self, item: CatalogItem, marketplace: str) -> JsonDict:
+        return {
+            "marketplaceId": marketplace,
+            "asin": item.ids.get("product_id", ""),
+            "productType": "PRODUCT",
+            "conditionType": "new_new",
+            "status": ["BUYABLE", "DISCOVERABLE"],
+            "itemName": f"Sandbox item {item.sku}",
+            "lastUpdatedDate": iso(item.updated_at),
+        }
+
+    def search_items(self, request: Request) -> Response:
+        marketplace = self._marketplace(request)
+        size = _bounded(request.arg("pageSize"), default=10, low=1, high=20, name="pageSize")
+        start = _decode_token(request.arg("pageToken")).get("offset", 0) if request.arg("pageToken") else 0
+        with self.lock:
+            items = sorted(self.catalog.items(), key=self._channel_sku)
+            window = items[start : start + size]
+            payload: JsonDict = {
+                "numberOfResults": len(items),
+                "pagination": {},
+                "items": [
+                    {"sku": self._channel_sku(i), "summaries": [self._summary(i, marketplace)]}
+                    for i in window
+                ],
+            }
+        if start + size < len(items):
+            payload["pagination"] = {"nextToken": _encode_token({"offset": start + size})}
+        return Response.json(200, payload)
+
+    # ------------------------------------------------------------------ feeds
+
+    def _document_url(self, request: Request, document_id: str) -> str:
+        host = request.header("host", "127.0.0.1")
+        return f"http://{host}/{self.name}{DOCUMENTS}/{document_id}"
+
+    def create_feed_document(self, request: Request) -> Response:
+        body = request.json()
+        if not isinstance(body, Mapping) or not body.get("contentType"):
+            raise ApiError(_errors(400, "InvalidInput", "contentType is required"))
+        document_id = f"amzn1.tortuga.4.na.{uuid.uuid4()}"
+        with self.lock:
+            self.document_meta[document_id] = {"contentType": str(body["contentType"])}
+        return Response.json(
+            201, {"feedDocumentId": document_id, "url": self._document_url(request, document_id)}
+        )
+
+    def upload(self, request: Request) -> Response:
+        document_id = request.params["document_id"]
+        with self.lock:
+            if document_id not in self.document_meta:
+                return Response.text(403, "<Error><Code>AccessDenied</Code></Error>", "application/xml")
+            self.documents[document_id] = request.body
+        return Response(200, b"")
+
+    def download(self, request: Request) -> Response:
+        with self.lock:
+            content = self.documents.get(request.params["document_id"])
+        if content is None:
+            return Response.text(404, "<Error><Code>NoSuchKey</Code></Error>", "application/xml")
+        return Response(200, content, {"Content-Type": "application/octet-stream"})
+
+    def get_feed_document(self, request: Request) -> Response:
+        document_id = request.params["document_id"]
+        with self.lock:
+            meta = self.document_meta.get(document_id)
+        if meta is None or document_id not in self.documents:
+            raise ApiError(_errors(404, "NotFound", f"No feed document {document_id}"))
+        payload = {"feedDocumentId": document_id, "url": self._document_url(request, document_id)}
+        if meta.get("compressionAlgorithm"):
+            payload["compressionAlgorithm"] = meta["compressionAlgorithm"]
+        return Response.json(200, payload)
+
+    def create_feed(self, request: Request) -> Response:
+        body = request.json()
+        if not isinstance(body, Mapping):
+            raise ApiError(_errors(400, "InvalidInput", "a JSON body is required"))
+        if body.get("feedType") != "JSON_LISTINGS_FEED":
+            message = f"feedType {body.get('feedType')!r} is not supported by the sandbox"
+            raise ApiError(_errors(400, "InvalidInput", message))
+        marketplaces = body.get("marketplaceIds")
+        if not isinstance(marketplaces, list) or not marketplaces:
+            raise ApiError(_errors(400, "InvalidInput", "marketplaceIds is required"))
+        document_id = str(body.get("inputFeedDocumentId", ""))
+        with self.lock:
+            if document_id not in self.documents:
+                raise ApiError(_errors(400, "InvalidInput", f"No uploaded document {document_id}"))
+            feed = _Feed(
+                feed_id=str(self.next_id()),
+                marketplace_ids=[str(m) for m in marketplaces],
+                document_id=document_id,
+                created_at=datetime.now(UTC),
+                ready_at=time.monotonic() + self.feed_processing_seconds,
+            )
+            self.feeds[feed.feed_id] = feed
+        return Response.json(202, {"feedId": feed.feed_id})
+
+    def get_feed(self, request: Request) -> Response:
+        feed_id = request.params["feed_id"]
+        with self.lock:
+            feed = self.feeds.get(feed_id)
+            if feed is None:
+                raise ApiError(_errors(404, "NotFound", f"No feed {feed_id}"))
+            self._advance(feed)
+            payload: JsonDict = {
+                "feedId": feed.feed_id,
+                "feedType": "JSON_LISTINGS_FEED",
+                "marketplaceIds": feed.marketplace_ids,
+                "createdTime": iso(feed.created_at),
+                "processingStatus": feed.status,
+            }
+            if feed.done_at is not None:
+                payload["processingEndTime"] = iso(feed.done_at)
+            if feed.result_document_id:
+                payload["resultFeedDocumentId"] = feed.result_document_id
+        return Response.json(200, payload)
+
+    def _advance(self, feed: _Feed) -> None:
+        """Move a feed along; on completion apply it and write its report."""
+        if feed.status in ("DONE", "FATAL", "CANCELLED"):
+            return
+        if time.monotonic() < feed.ready_at:
+            feed.status = "IN_PROGRESS"
+            return
+        report, fatal = self._process(feed)
+        result_id = f"amzn1.tortuga.4.na.{uuid.uuid4()}"
+        self.documents[result_id] = gzip.compress(json.dumps(report).encode())
+        self.document_meta[result_id] = {
+            "contentType": "application/json",
+            "compressionAlgorithm": "GZIP",
+        }
+        feed.result_document_id = result_id
+        feed.status = "FATAL" if fatal else "DONE"
+        feed.done_at = datetime.now(UTC)
+        self.changed()
+
+    def _process(self, feed: _Feed) -> tuple[JsonDict, bool]:
+        header = {"sellerId": "", "version": "2.0", "feedId": feed.feed_id}
+        try:
+            document = json.loads(self.documents[feed.document_id])
+            messages = document["messages"]
+            if not isinstance(messages, list) or not 1 <= len(messages) <= MAX_FEED_MESSAGES:
+                raise ValueError(f"a feed holds 1 to {MAX_FEED_MESSAGES} messages")
+            header["sellerId"] = str(document.get("header", {}).get("sellerId", ""))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            issue = {**_issue("4000003", f"The feed document is invalid: {exc}"), "messageId": 0}
+            return {"header": header, "issues": [issue], "summary": _summary_counts(0, 0, [issue])}, True
+        marketplace = feed.marketplace_ids[0]
+        issues: list[JsonDict] = []
+        accepted = 0
+        for message in messages:
+            message_issues = self._process_message(message, marketplace)
+            issues.extend(message_issues)
+            if not any(i["severity"] == "ERROR" for i in message_issues):
+                accepted += 1
+        report = {
+            "header": header,
+            "issues": issues,
+            "summary": _summary_counts(len(messages), accepted, issues),
+        }
+        return report, False
+
+    def _process_message(self, message: Any, marketplace: str) -> list[JsonDict]:
+        if not isinstance(message, Mapping):
+            return [{**_issue("4000001", "a message must be an object"), "messageId": None}]
+        message_id = message.get("messageId")
+        sku = str(message.get("sku", ""))
+
+        def tagged(issues: list[JsonDict]) -> list[JsonDict]:
+            return [{**issue, "messageId": message_id, "sku": sku} for issue in issues]
+
+        if message.get("operationType") != "PATCH":
+            return tagged([_issue("4000001", "the sandbox processes PATCH messages only")])
+        patches = message.get("patches")
+        if not isinstance(patches, list) or not patches:
+            return tagged([_issue("4000001", "patches must hold at least one patch")])
+        item = self._item(sku)
+        if item is None:
+            return tagged([_issue("NOT_FOUND", f"SKU {sku} not found in {marketplace}")])
+        change = self._validate(item, marketplace, patches)
+        if change.issues:
+            return tagged(change.issues)
+        self._apply(item, change)
+        return []
+
+    # ------------------------------------------------------------------ orders
+
+    def get_orders(self, request: Request) -> Response:
+        self._marketplace(request, "MarketplaceIds")
+        token = request.arg("NextToken")
+        if token:
+            state = _decode_token(token)
+        else:
+            state = self._order_query(request)
+        with self.lock:
+            matching = [o for o in self.orders.all() if _order_matches(o, state)]
+            start = int(state.get("offset", 0))
+            size = int(state["size"])
+            window = matching[start : start + size]
+            payload: JsonDict = {
+                "Orders": [self.render_order(order) for order in window],
+                "LastUpdatedBefore": iso(datetime.now(UTC) - timedelta(minutes=2)),
+            }
+        if start + size < len(matching):
+            payload["NextToken"] = _encode_token({**state, "offset": start + size})
+        return Response.json(200, {"payload": payload})
+
+    def _order_query(self, request: Request) -> JsonDict:
+        created = request.arg("CreatedAfter")
+        updated = request.arg("LastUpdatedAfter")
+        if bool(created) == bool(updated):
+            message = "Exactly one of CreatedAfter and LastUpdatedAfter is required"
+            raise ApiError(_errors(400, "InvalidInput", message))
+        before = request.arg("LastUpdatedBefore" if updated else "CreatedBefore")
+        try:
+            after = parse_iso(created or updated)
+            until = parse_iso(before) if before else None
+        except ValueError:
+            raise ApiError(_errors(400, "InvalidInput", "Dates must be ISO 8601")) from None
+        if until is not None and until > datetime.now(UTC) - timedelta(minutes=2):
+            raise ApiError(
+                _errors(400, "InvalidInput", "The Before date must be at least 2 minutes ago")
+            )
+        size = _bounded(request.arg("MaxResultsPerPage"), default=100, low=1, high=100, name="MaxResultsPerPage")
+        return {
+            "field": "created" if created else "updated",
+            "after": after.isoformat(),
+            "before": until.isoformat() if until else None,
+            "size": size,
+            "offset": 0,
+        }
+
+    def get_order(self, request: Request) -> Response:
+        with self.lock:
+            order = self._order(request.params["order_id"])
+            return Response.json(200, {"payload": self.render_order(order)})
+
+    def _order(self, order_id: str) -> SandboxOrder:
+        order = self.orders.get(unquote(order_id))
+        if order is None:
+            raise ApiError(_errors(404, "NotFound", f"Invalid AmazonOrderId {order_id}"))
+        return order
+
+    def get_order_items(self, request: Request) -> Response:
+        with self.lock:
+            order = self._order(request.params["order_id"])
+            shipped = self.shipped.get(order.id, {})
+            items = [
+                {
+                    "ASIN": line.ids.get("product_id", ""),
+                    "SellerSKU": line.ids.get("listing_sku") or line.sku,
+                    "OrderItemId": line.line_id,
+                    "Title": f"Sandbox item {line.sku}",
+                    "QuantityOrdered": line.quantity,
+                    "QuantityShipped": (
+                        line.quantity
+                        if order.status in ("fulfilled", "refunded")
+                        else shipped.get(line.line_id, 0)
+                    ),
+                    "ItemPrice": {
+                        "CurrencyCode": order.currency,
+                        "Amount": f"{line.price * line.quantity:.2f}",
+                    },
+                }
+                for line in order.lines
+            ]
+        return Response.json(200, {"payload": {"AmazonOrderId": order.id, "OrderItems": items}})
+
+    def confirm_shipment(self, request: Request) -> Response:
+        body = request.json()
+        package = body.get("packageDetail") if isinstance(body, Mapping) else None
+        if not isinstance(package, Mapping) or not body.get("marketplaceId"):
+            raise ApiError(_errors(400, "InvalidInput", "marketplaceId and packageDetail are required"))
+        required = ("packageReferenceId", "carrierCode", "trackingNumber", "shipDate", "orderItems")
+        missing = [name for name in required if not package.get(name)]
+        if missing:
+            raise ApiError(_errors(400, "InvalidInput", f"packageDetail lacks {', '.join(missing)}"))
+        with self.lock:
+            order = self._order(request.params["order_id"])
+            if order.status != "paid":
+                status = ORDER_STATUS[order.status]
+                raise ApiError(_errors(400, "InvalidInput", f"Order is {status}; cannot confirm shipment"))
+            lines = {line.line_id: line for line in order.lines}
+            shipped = self.shipped.setdefault(order.id, {})
+            for entry in package["orderItems"]:
+                item_id = str(entry.get("orderItemId", "")) if isinstance(entry, Mapping) else ""
+                line = lines.get(item_id)
+                quantity = entry.get("quantity") if isinstance(entry, Mapping) else None
+                left = line.quantity - shipped.get(item_id, 0) if line else 0
+                if line is None or not isinstance(quantity, int) or not 0 < quantity <= left:
+                    raise ApiError(_errors(400, "InvalidInput", f"Invalid orderItems entry {entry!r}"))
+                shipped[item_id] = shipped.get(item_id, 0) + quantity
+            if all(shipped.get(i, 0) >= line.quantity for i, line in lines.items()):
+                self.order_transition(
+                    order.id,
+                    "fulfil",
+                    tracking_number=str(package["trackingNumber"]),
+                    carrier=str(package["carrierCode"]),
+                )
+            else:
+                order.updated_at = self.stamp()
+        return Response(204, b"")
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _errors(status: int, code: str, message: str, details: str = "") -> Response:
+    return Response.json(status, {"errors": [{"code": code, "message": message, "details": details}]})
+
+
+def _not_found(sku: str, marketplace: str) -> Response:
+    return _errors(404, "NotFound", f"SKU '{sku}' not found in marketplace {marketplace}")
+
+
+def _issue(code: str, message: str, attribute: str = "") -> JsonDict:
+    issue: JsonDict = {"code": code, "message": message, "severity": "ERROR"}
+    if attribute:
+        issue["attributeNames"] = [attribute]
+    return issue
+
+
+def _offer_price(value: Any, marketplace: str) -> Decimal:
+    if not isinstance(value, list) or not value or not isinstance(value[0], Mapping):
+        raise ValueError("purchasable_offer must be a non-empty array of offers")
+    offer = value[0]
+    if offer.get("marketplace_id") != marketplace:
+        raise ValueError(f"purchasable_offer.marketplace_id must be {marketplace}")
+    try:
+        amount = offer["our_price"][0]["schedule"][0]["value_with_tax"]
+    except (KeyError, IndexError, TypeError):
+        raise ValueError("purchasable_offer needs our_price[0].schedule[0].value_with_tax") from None
+    if isinstance(amount, bool) or not isinstance(amount, int | float):
+        raise ValueError("value_with_tax must be a number")
+    price = to_decimal(amount)
+    if price < 0:
+        raise ValueError("value_with_tax must be >= 0")
+    return price
+
+
+def _channel_quantity(value: Any) -> int:
+    if not isinstance(value, list) or not value or not isinstance(value[0], Mapping):
+        raise ValueError("fulfillment_availability must be a non-empty array")
+    entry = value[0]
+    if entry.get("fulfillment_channel_code") != "DEFAULT":
+        raise ValueError("the sandbox holds merchant-fulfilled (DEFAULT) quantities only")
+    quantity = entry.get("quantity")
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
+        raise ValueError("quantity must be a whole number >= 0")
+    return quantity
+
+
+def _summary_counts(processed: int, accepted: int, issues: list[JsonDict]) -> JsonDict:
+    errors = sum(1 for i in issues if i.get("severity") == "ERROR")
+    return {
+        "errors": errors,
+        "warnings": sum(1 for i in issues if i.get("severity") == "WARNING"),
+        "messagesProcessed": processed,
+        "messagesAccepted": accepted,
+        "messagesInvalid": processed - accepted,
+    }
+
+
+def _order_matches(order: SandboxOrder, state: Mapping[str, Any]) -> bool:
+    stamp = order.created_at if state.get("field") == "created" else order.updated_at
+    if stamp < parse_iso(str(state["after"])):
+        return False
+    before = state.get("before")
+    return before is None or stamp <= parse_iso(str(before))
+
+
+def _encode_token(state: Mapping[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(dict(state)).encode()).decode()
+
+
+def _decode_token(token: str) -> JsonDict:
+    try:
+        state = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except ValueError:
+        raise ApiError(_errors(400, "InvalidInput", "Invalid NextToken")) from None
+    if not isinstance(state, dict):
+        raise ApiError(_errors(400, "InvalidInput", "Invalid NextToken"))
+    return state
+
+
+def _bounded(raw: str, *, default: int, low: int, high: int, name: str) -> int:
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise ApiError(_errors(400, "InvalidInput", f"{name} must be between {low} and {high}"))
+    return value
+
+
+def _rate_text(rate: float) -> str:
+    return f"{rate:g}"

@@ -1,0 +1,628 @@
+"""eBay stand-in: the Sell Inventory, Sell Fulfillment and Post-Order calls pimsync uses.
+
+Paths (under the ``/ebay`` prefix) and payloads follow the reference
+(/work/shared/reference/channel-apis.md section 3):
+
+* ``POST /sell/inventory/v1/bulk_update_price_quantity`` - at most 25 requests,
+  per-item ``statusCode`` in a 200 (all good) or 207 (some failed) answer.
+* ``POST /sell/inventory/v1/bulk_get_inventory_item`` - at most 25 SKUs
+  (25727 over, 25734 duplicate SKU), 200/207.
+* ``GET /sell/inventory/v1/inventory_item`` (``limit`` 1-100, ``offset`` = page)
+  and ``GET /sell/inventory/v1/inventory_item/{sku}``.
+* ``GET /sell/inventory/v1/offer?sku=`` - the SKU's one published offer.
+* ``GET /sell/fulfillment/v1/order?filter=lastmodifieddate:[a..b]&limit&offset``
+  (limit 1-1000, offset counts records, 90-day window), ``GET .../order/{id}``,
+  ``POST .../order/{id}/shipping_fulfillment`` (201 + Location).
+* ``POST /post-order/v2/cancellation`` - seller cancellation of a pending/paid order.
+
+Choices where eBay documents nothing (say so when you rely on them):
+
+* Rate limit: eBay publishes daily quotas per API but not their values, and no
+  per-second rate. The sandbox enforces an assumed 10 requests/s with a burst
+  of 25 for the whole application (``limits["default"]``) and answers 429 in
+  eBay's error shape (errorId 2001, "Too many requests") with ``Retry-After``.
+* The documented 250 revisions per listing per calendar day is enforced
+  (``limits["revisions"]["per_day"]``); the 251st update of a SKU that day
+  fails for that SKU only (errorId 25002).
+* One quantity per SKU: the inventory item's ship-to-home quantity and the
+  offer's ``availableQuantity`` are the same number here (real eBay keeps two
+  and shows the smaller); an update of either sets it.
+* Injected partial failures answer ``statusCode`` 400 with errorId 25709
+  (invalid value) for that SKU; 5xx/timeouts/401 come from core's faults.
+* Auth: ``Authorization: Bearer <access_token>`` (``IAF <token>`` on
+  Post-Order) must match ``credentials["access_token"]``; else 401 errorId 1001.
+* eBay sends no order webhooks here: pimsync polls ``getOrders``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import unquote, urlencode
+
+from .core import (
+    ApiError,
+    CatalogItem,
+    JsonDict,
+    Request,
+    Response,
+    SandboxOrder,
+    SandboxPlatform,
+    parse_iso,
+    to_decimal,
+)
+
+INVENTORY = "/sell/inventory/v1"
+FULFILLMENT = "/sell/fulfillment/v1"
+MAX_BULK = 25
+MAX_ORDER_LIMIT = 1000
+ORDER_WINDOW = timedelta(days=90)
+FILTER_RE = re.compile(r"^(?P<field>\w+):\[(?P<start>[^\]]*?)\.\.(?P<end>[^\]]*)\]$")
+# eBay errorIds for the generic answers core asks for (error_response codes).
+ERROR_IDS = {
+    "rate_limited": (2001, "ACCESS", "Too many requests"),
+    "unauthorized": (1001, "OAuth", "Invalid access token"),
+    "server_error": (25001, "API_INVENTORY", "A system error has occurred"),
+    "outage": (25001, "API_INVENTORY", "A system error has occurred"),
+    "timeout": (25001, "API_INVENTORY", "A system error has occurred"),
+    "not_found": (2002, "API_INVENTORY", "Resource not found"),
+}
+
+
+def ebay_time(value: datetime) -> str:
+    """eBay renders UTC with milliseconds: 2026-05-15T08:25:43.511Z."""
+    value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def ebay_error(
+    error_id: int, message: str, *, domain: str = "API_INVENTORY", long_message: str = ""
+) -> JsonDict:
+    error: JsonDict = {
+        "errorId": error_id,
+        "domain": domain,
+        "category": "REQUEST",
+        "message": message,
+    }
+    if long_message:
+        error["longMessage"] = long_message
+    return error
+
+
+class EbaySandbox(SandboxPlatform):
+    name = "ebay"
+    default_limits = {
+        "default": {"rate": 10.0, "burst": 25.0},
+        "revisions": {"per_day": 250.0},
+    }
+    default_credentials = {"access_token": "sandbox-ebay-token"}
+
+    def __init__(self, **kwargs: Any) -> None:
+        # Revision counts per (channel SKU, UTC day) and fulfilled line ids per order.
+        self.revisions: dict[tuple[str, str], int] = {}
+        self.fulfilled_lines: dict[str, set[str]] = {}
+        super().__init__(**kwargs)
+
+    # ------------------------------------------------------------------ routes
+
+    def register_routes(self) -> None:
+        add = self.add_route
+        add(
+            "POST",
+            rf"{INVENTORY}/bulk_update_price_quantity",
+            self.bulk_update,
+            name="bulkUpdatePriceQuantity",
+        )
+        add(
+            "POST",
+            rf"{INVENTORY}/bulk_get_inventory_item",
+            self.bulk_get,
+            name="bulkGetInventoryItem",
+        )
+        add("GET", rf"{INVENTORY}/inventory_item", self.list_items, name="getInventoryItems")
+        add(
+            "GET",
+            rf"{INVENTORY}/inventory_item/(?P<sku>[^/]+)",
+            self.get_item,
+            name="getInventoryItem",
+        )
+        add("GET", rf"{INVENTORY}/offer", self.get_offers, name="getOffers")
+        add("GET", rf"{FULFILLMENT}/order", self.get_orders, name="getOrders")
+        add("GET", rf"{FULFILLMENT}/order/(?P<order_id>[^/]+)", self.get_order, name="getOrder")
+        add(
+            "POST",
+            rf"{FULFILLMENT}/order/(?P<order_id>[^/]+)/shipping_fulfillment",
+            self.create_fulfillment,
+            name="createShippingFulfillment",
+        )
+        add(
+            "POST",
+            r"/post-order/v2/cancellation",
+            self.create_cancellation,
+            name="createCancellation",
+        )
+
+    # ------------------------------------------------------------------ hooks
+
+    def check_auth(self, request: Request) -> Response | None:
+        scheme, _, token = request.header("authorization").partition(" ")
+        expected = self.credentials.get("access_token", "")
+        if scheme in ("Bearer", "IAF", "TOKEN") and token and token == expected:
+            return None
+        return self.error_response(401, "unauthorized", "Invalid access token")
+
+    def error_response(self, status: int, code: str, message: str) -> Response:
+        fallback = (
+            (25001, "API_INVENTORY", message)
+            if status >= 500
+            else (25002, "API_INVENTORY", message)
+        )
+        error_id, domain, short = ERROR_IDS.get(code, fallback)
+        return Response.json(
+            status, {"errors": [ebay_error(error_id, short, domain=domain, long_message=message)]}
+        )
+
+    def assign_ids(self, sku: str, ids: Mapping[str, str], group: str) -> dict[str, str]:
+        result = dict(ids)
+        result.setdefault("offer_id", str(self.next_id()))
+        result.setdefault("product_id", f"11{self.next_id():010d}")  # the listing (legacy item) id
+        return result
+
+    def render_order(self, order: SandboxOrder) -> JsonDict:
+        payment, fulfilment = {
+            "pending": ("PENDING", "NOT_STARTED"),
+            "paid": ("PAID", "NOT_STARTED"),
+            "cancelled": ("FULLY_REFUNDED", "NOT_STARTED"),
+            "fulfilled": ("PAID", "FULFILLED"),
+            "refunded": ("FULLY_REFUNDED", "FULFILLED"),
+        }[order.status]
+        done = self.fulfilled_lines.get(order.id, set())
+        if fulfilment == "NOT_STARTED" and done:
+            fulfilment = "IN_PROGRESS"
+        total = {"value": f"{order.total:.2f}", "currency": order.currency}
+        lines = []
+        for line in order.lines:
+            shipped = order.status in ("fulfilled", "refunded") or line.line_id in done
+            cost = {"value": f"{line.price * line.quantity:.2f}", "currency": order.currency}
+            lines.append(
+                {
+                    "lineItemId": line.line_id,
+                    "legacyItemId": line.ids.get("product_id", ""),
+                    "legacyVariationId": "",
+                    "sku": line.ids.get("listing_sku") or line.sku,
+                    "title": f"Sandbox item {line.sku}",
+                    "quantity": line.quantity,
+                    "lineItemCost": cost,
+                    "total": cost,
+                    "lineItemFulfillmentStatus": "FULFILLED" if shipped else "NOT_STARTED",
+                }
+            )
+        return {
+            "orderId": order.id,
+            "legacyOrderId": order.id,
+            "creationDate": ebay_time(order.created_at),
+            "lastModifiedDate": ebay_time(order.updated_at),
+            "orderFulfillmentStatus": fulfilment,
+            "orderPaymentStatus": payment,
+            "cancelStatus": {
+                "cancelState": "CANCELED" if order.status == "cancelled" else "NONE_REQUESTED",
+                "cancelRequests": [],
+            },
+            "buyer": {
+                "username": "sandbox_buyer",
+                "buyerRegistrationAddress": {
+                    "email": order.email,
+                    "primaryPhone": {"phoneNumber": order.phone},
+                },
+            },
+            "pricingSummary": {"priceSubtotal": total, "total": total},
+            "salesRecordReference": str(order.number),
+            "lineItems": lines,
+        }
+
+    def dump_extra(self) -> JsonDict:
+        return {
+            "revisions": [[sku, day, n] for (sku, day), n in self.revisions.items()],
+            "fulfilled_lines": {k: sorted(v) for k, v in self.fulfilled_lines.items()},
+        }
+
+    def load_extra(self, state: Mapping[str, Any]) -> None:
+        self.revisions = {(str(s), str(d)): int(n) for s, d, n in state.get("revisions", [])}
+        self.fulfilled_lines = {
+            str(k): {str(x) for x in v} for k, v in state.get("fulfilled_lines", {}).items()
+        }
+
+    def reset(self) -> None:
+        with self.lock:
+            self.revisions.clear()
+            self.fulfilled_lines.clear()
+        super().reset()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _item(self, channel_sku: str) -> CatalogItem | None:
+        """Catalog item by the SKU eBay knows (listing_sku, else the master SKU)."""
+        return self.catalog.find_by_id("listing_sku", channel_sku) or self.catalog.get(channel_sku)
+
+    def _channel_sku(self, item: CatalogItem) -> str:
+        return item.ids.get("listing_sku") or item.sku
+
+    def _bad_request(self, error_id: int, message: str, status: int = 400) -> ApiError:
+        return ApiError(Response.json(status, {"errors": [ebay_error(error_id, message)]}))
+
+    def _requests(self, request: Request) -> list[Mapping[str, Any]]:
+        body = request.json()
+        entries = body.get("requests") if isinstance(body, Mapping) else None
+        if not isinstance(entries, list) or not entries:
+            raise self._bad_request(
+                25709, "Invalid value for requests: a non-empty array is required"
+            )
+        if not all(isinstance(entry, Mapping) for entry in entries):
+            raise self._bad_request(25709, "Invalid value for requests: objects expected")
+        return entries
+
+    def _marketplace(self, request: Request) -> str:
+        return (
+            request.arg("marketplace_id") or request.header("x-ebay-c-marketplace-id") or "EBAY_US"
+        )
+
+    def _offer_json(self, item: CatalogItem, marketplace: str) -> JsonDict:
+        return {
+            "offerId": item.ids.get("offer_id", ""),
+            "sku": self._channel_sku(item),
+            "marketplaceId": marketplace,
+            "format": "FIXED_PRICE",
+            "availableQuantity": item.quantity,
+            "pricingSummary": {"price": {"value": f"{item.price:.2f}", "currency": "USD"}},
+            "status": "PUBLISHED",
+            "listing": {
+                "listingId": item.ids.get("product_id", ""),
+                "listingStatus": "ACTIVE",
+                "soldQuantity": 0,
+            },
+        }
+
+    def _item_json(self, item: CatalogItem) -> JsonDict:
+        return {
+            "sku": self._channel_sku(item),
+            "locale": "en_US",
+            "product": {"title": f"Sandbox item {item.sku}"},
+            "condition": "NEW",
+            "availability": {"shipToLocationAvailability": {"quantity": item.quantity}},
+        }
+
+    # ------------------------------------------------------------------ inventory
+
+    def bulk_update(self, request: Request) -> Response:
+        entries = self._requests(request)
+        if len(entries) > MAX_BULK:
+            raise self._bad_request(25002, f"A maximum of {MAX_BULK} requests is allowed per call")
+        responses: list[JsonDict] = []
+        with self.lock:
+            for entry in entries:
+                responses.extend(self._update_one(entry))
+        status = 200 if all(r["statusCode"] == 200 for r in responses) else 207
+        return Response.json(status, {"responses": responses})
+
+    def _update_one(self, entry: Mapping[str, Any]) -> list[JsonDict]:
+        sku = str(entry.get("sku", ""))
+        offers = entry.get("offers") or []
+        offer_id = (
+            str(offers[0].get("offerId", "")) if offers and isinstance(offers[0], Mapping) else ""
+        )
+
+        def answer(status: int, *errors: JsonDict) -> list[JsonDict]:
+            result: JsonDict = {
+                "statusCode": status,
+                "sku": sku,
+                "errors": list(errors),
+                "warnings": [],
+            }
+            if offer_id:
+                result["offerId"] = offer_id
+            return [result]
+
+        item = self._item(sku)
+        if item is None:
+            return answer(404, ebay_error(25702, f"SKU {sku} is not available in the system"))
+        try:
+            price, quantity = self._parse_update(entry, item)
+        except ValueError as exc:
+            return answer(400, ebay_error(25709, f"Invalid value: {exc}"))
+        if price is None and quantity is None:
+            return answer(400, ebay_error(25709, "Invalid value: nothing to update"))
+        if self.faults.item_fails(item.sku):
+            return answer(400, ebay_error(25709, "Invalid value for price or quantity (injected)"))
+        if not self._take_revision(sku):
+            return answer(
+                400, ebay_error(25002, "This listing has reached its revision limit for today")
+            )
+        self.catalog.set_values(item.sku, price=price, quantity=quantity)
+        if price is not None:
+            self.counters.count_items("price", 1)
+        if quantity is not None:
+            self.counters.count_items("quantity", 1)
+        return answer(200)
+
+    def _parse_update(
+        self, entry: Mapping[str, Any], item: CatalogItem
+    ) -> tuple[Decimal | None, int | None]:
+        price: Decimal | None = None
+        quantity: int | None = None
+        ship = entry.get("shipToLocationAvailability")
+        if ship is not None:
+            quantity = _quantity(ship.get("quantity") if isinstance(ship, Mapping) else None)
+        offers = entry.get("offers") or []
+        if not isinstance(offers, list):
+            raise ValueError("offers must be an array")
+        seen: set[str] = set()
+        for offer in offers:
+            offer_id = str(offer.get("offerId", "")) if isinstance(offer, Mapping) else ""
+            if offer_id != item.ids.get("offer_id"):
+                raise ValueError(f"offerId {offer_id!r} does not belong to SKU {entry.get('sku')}")
+            if offer_id in seen:
+                raise ValueError(f"duplicate offerId {offer_id}")
+            seen.add(offer_id)
+            if "price" not in offer and "availableQuantity" not in offer:
+                raise ValueError("each offer needs price and/or availableQuantity")
+            if "availableQuantity" in offer:
+                quantity = _quantity(offer["availableQuantity"])
+            if "price" in offer:
+                price = _price(offer["price"])
+        return price, quantity
+
+    def _take_revision(self, channel_sku: str) -> bool:
+        per_day = int(self.limits.get("revisions", {}).get("per_day", 0))
+        if per_day <= 0:
+            return True
+        key = (channel_sku, datetime.now(UTC).date().isoformat())  # the day in UTC
+        used = self.revisions.get(key, 0)
+        if used >= per_day:
+            return False
+        self.revisions[key] = used + 1
+        return True
+
+    def bulk_get(self, request: Request) -> Response:
+        entries = self._requests(request)
+        if len(entries) > MAX_BULK:
+            raise self._bad_request(25727, f"The number of SKUs exceeds the maximum of {MAX_BULK}")
+        skus = [str(entry.get("sku", "")) for entry in entries]
+        if len(set(skus)) != len(skus):
+            raise self._bad_request(25734, "Duplicate SKUs in the request")
+        responses = []
+        with self.lock:
+            for sku in skus:
+                item = self._item(sku)
+                if item is None:
+                    responses.append(
+                        {
+                            "statusCode": 404,
+                            "sku": sku,
+                            "errors": [ebay_error(25702, f"SKU {sku} is not available")],
+                            "warnings": [],
+                        }
+                    )
+                    continue
+                responses.append(
+                    {"statusCode": 200, "sku": sku, "inventoryItem": self._item_json(item)}
+                )
+        status = 200 if all(r["statusCode"] == 200 for r in responses) else 207
+        return Response.json(status, {"responses": responses})
+
+    def list_items(self, request: Request) -> Response:
+        limit = _int_arg(request, "limit", 25, 1, 100, error_id=25709)
+        page = _int_arg(request, "offset", 0, 0, None, error_id=25709)
+        with self.lock:
+            items = sorted(self.catalog.items(), key=lambda i: self._channel_sku(i))
+            window = items[page * limit : (page + 1) * limit]
+            payload = {
+                "total": len(items),
+                "size": len(window),
+                "limit": limit,
+                "offset": page,
+                "inventoryItems": [self._item_json(item) for item in window],
+            }
+        return Response.json(200, payload)
+
+    def get_item(self, request: Request) -> Response:
+        sku = unquote(request.params["sku"])
+        with self.lock:
+            item = self._item(sku)
+            if item is None:
+                raise self._bad_request(25702, f"SKU {sku} is not available", status=404)
+            return Response.json(200, self._item_json(item))
+
+    def get_offers(self, request: Request) -> Response:
+        sku = request.arg("sku")
+        if not sku:
+            raise self._bad_request(25707, "Invalid sku: the sku query parameter is required")
+        with self.lock:
+            item = self._item(sku)
+            if item is None:
+                raise self._bad_request(25713, "This Offer is not available", status=404)
+            offer = self._offer_json(item, self._marketplace(request))
+        return Response.json(
+            200, {"total": 1, "size": 1, "limit": 100, "offset": 0, "offers": [offer]}
+        )
+
+    # ------------------------------------------------------------------ orders
+
+    def get_orders(self, request: Request) -> Response:
+        start, end = self._order_window(request.arg("filter"))
+        limit = _int_arg(request, "limit", 50, 1, MAX_ORDER_LIMIT, error_id=31100)
+        offset = _int_arg(request, "offset", 0, 0, None, error_id=31000)
+        with self.lock:
+            matching = [
+                order
+                for order in self.orders.all()
+                if (start is None or order.updated_at >= start)
+                and (end is None or order.updated_at <= end)
+            ]
+            window = matching[offset : offset + limit]
+            payload: JsonDict = {
+                "href": self._orders_href(request, offset, limit),
+                "total": len(matching),
+                "limit": limit,
+                "offset": offset,
+                "orders": [self.render_order(order) for order in window],
+                "warnings": [],
+            }
+        if offset + limit < len(matching):
+            payload["next"] = self._orders_href(request, offset + limit, limit)
+        if offset > 0:
+            payload["prev"] = self._orders_href(request, max(0, offset - limit), limit)
+        return Response.json(200, payload)
+
+    def _orders_href(self, request: Request, offset: int, limit: int) -> str:
+        query = {"limit": limit, "offset": offset}
+        if request.arg("filter"):
+            query["filter"] = request.arg("filter")
+        return f"/ebay{FULFILLMENT}/order?{urlencode(query)}"
+
+    def _order_window(self, raw: str) -> tuple[datetime | None, datetime | None]:
+        if not raw:
+            return None, None
+        found = FILTER_RE.match(raw)
+        if found is None:
+            raise self._bad_request(30800, f"Invalid filter value {raw!r}")
+        if found["field"] not in ("lastmodifieddate", "creationdate"):
+            raise self._bad_request(30700, f"Invalid filter name {found['field']!r}")
+        if found["field"] == "creationdate":
+            raise self._bad_request(30700, "The sandbox filters on lastmodifieddate only")
+        if not found["start"]:
+            raise self._bad_request(30820, "A start date is required")
+        try:
+            start = parse_iso(found["start"])
+            end = parse_iso(found["end"]) if found["end"] else None
+        except ValueError:
+            raise self._bad_request(30810, "Invalid date format") from None
+        now = datetime.now(UTC)
+        if start < now - ORDER_WINDOW:
+            raise self._bad_request(30830, "The start date must be within the last 90 days")
+        if start > now + timedelta(minutes=5):
+            raise self._bad_request(30850, "The start date is in the future")
+        return start, end
+
+    def get_order(self, request: Request) -> Response:
+        with self.lock:
+            order = self._order(request.params["order_id"])
+            return Response.json(200, self.render_order(order))
+
+    def _order(self, order_id: str) -> SandboxOrder:
+        order = self.orders.get(unquote(order_id))
+        if order is None:
+            raise ApiError(
+                Response.json(
+                    404,
+                    {
+                        "errors": [
+                            ebay_error(
+                                32100, f"Invalid order ID: {order_id}", domain="API_FULFILLMENT"
+                            )
+                        ]
+                    },
+                )
+            )
+        return order
+
+    def create_fulfillment(self, request: Request) -> Response:
+        body = request.json()
+        if not isinstance(body, Mapping):
+            raise self._bad_request(32500, "Invalid request body")
+        tracking = str(body.get("trackingNumber") or "")
+        carrier = str(body.get("shippingCarrierCode") or "")
+        if bool(tracking) != bool(carrier):
+            raise self._bad_request(
+                32400, "shippingCarrierCode and trackingNumber must be supplied together"
+            )
+        wanted = body.get("lineItems")
+        if not isinstance(wanted, list) or not wanted:
+            raise self._bad_request(32100, "lineItems is required")
+        with self.lock:
+            order = self._order(request.params["order_id"])
+            if order.status not in ("paid", "pending"):
+                raise self._bad_request(32700, f"The order is {order.status} and cannot be shipped")
+            line_ids = {line.line_id for line in order.lines}
+            requested = {
+                str(entry.get("lineItemId")) for entry in wanted if isinstance(entry, Mapping)
+            }
+            unknown = requested - line_ids
+            if unknown:
+                raise self._bad_request(32100, f"Invalid lineItemId: {sorted(unknown)}")
+            done = self.fulfilled_lines.setdefault(order.id, set())
+            done.update(requested)
+            fulfillment_id = str(self.next_id())
+            if done >= line_ids:
+                self.order_transition(order.id, "fulfil", tracking_number=tracking, carrier=carrier)
+            else:
+                order.updated_at = self.stamp()
+        location = f"/ebay{FULFILLMENT}/order/{order.id}/shipping_fulfillment/{fulfillment_id}"
+        return Response(201, b"", {"Location": location})
+
+    def create_cancellation(self, request: Request) -> Response:
+        body = request.json()
+        if not isinstance(body, Mapping) or not body.get("legacyOrderId"):
+            raise self._bad_request(150, "legacyOrderId is required")
+        reason = str(body.get("cancelReason") or "OUT_OF_STOCK_OR_CANNOT_FULFILL")
+        with self.lock:
+            order = self._order(str(body["legacyOrderId"]))
+            if order.status not in ("pending", "paid"):
+                reasons = [
+                    "ORDER_ALREADY_SHIPPED"
+                    if order.status != "cancelled"
+                    else "ORDER_ALREADY_CANCELLED"
+                ]
+                return Response.json(
+                    200, {"orderEligibilityResult": {"eligible": False, "failureReason": reasons}}
+                )
+            self.order_transition(order.id, "cancel", reason=reason)
+            cancel_id = str(self.next_id())
+        return Response.json(
+            201, {"cancelId": cancel_id, "orderEligibilityResult": {"eligible": True}}
+        )
+
+
+# ---------------------------------------------------------------------- parsing
+
+
+def _quantity(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"quantity must be a whole number >= 0, got {value!r}")
+    return value
+
+
+def _price(value: Any) -> Decimal:
+    if not isinstance(value, Mapping) or "value" not in value:
+        raise ValueError("price must be {value, currency}")
+    price = to_decimal(value["value"])
+    if price < 0:
+        raise ValueError("price must be >= 0")
+    return price
+
+
+def _int_arg(
+    request: Request,
+    name: str,
+    default: int,
+    low: int,
+    high: int | None,
+    *,
+    error_id: int,
+) -> int:
+    raw = request.arg(name)
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if value < low or (high is not None and value > high):
+        raise ApiError(
+            Response.json(
+                400, {"errors": [ebay_error(error_id, f"Invalid value for {name}: {raw}")]}
+            )
+        )
+    return value

@@ -1,0 +1,800 @@
+"""Shopify stand-in: the GraphQL Admin API operations pimsync sends.
+
+``POST /shopify/admin/api/{version}/graphql.json`` with ``X-Shopify-Access-Token``.
+This is not a GraphQL engine: it recognises each operation pimsync uses by its
+root field, reads the inputs from ``variables`` (pimsync always sends inputs as
+variables) and answers with the fields pimsync selects:
+
+* ``inventorySetQuantities`` (absolute "available" at a location, with 2026-01
+  ``changeFromQuantity`` compare-and-set and ``@idempotent(key:)``; all or
+  nothing: any userError means nothing was applied),
+* ``productVariantsBulkUpdate`` (one product per call; ``allowPartialUpdates``
+  applies the valid variants and reports the others),
+* ``nodes(ids:)`` over ProductVariant ids (price + available at a location),
+* ``orders(first:, after:, query: "updated_at:>'…'", sortKey: UPDATED_AT)``,
+* ``order(id:) { fulfillmentOrders }``, ``orderCancel``, ``fulfillmentCreate``,
+* ``shop { name }`` (connection test).
+
+Rate limit: a leaky bucket of query cost (``limits["cost"]``): maximum 1000
+points (the bucket size seen in real responses; current docs do not publish it)
+restored at 100 points/s (the Standard plan). A query may not request more
+than 1000 points. Costs follow Shopify's rules in simplified form: a mutation
+costs 10; ``nodes`` 1 + 3 per id; ``orders`` 2 + first * (3 + lineItems
+first). The requested cost must be free before a query runs and the unused
+part is refunded. When it is not free the answer is HTTP 200 with
+``errors[0].extensions.code == "THROTTLED"`` and ``extensions.cost`` (set
+``limits["cost"]["throttle_http_status"] = 429`` to answer 429 instead).
+Every input array is capped at 250 items.
+
+Ids: products ``gid://shopify/Product/N``, variants
+``gid://shopify/ProductVariant/N``, inventory items ``gid://shopify/InventoryItem/N``;
+seeded rows with the same ``group`` share one product. The one location is
+``gid://shopify/Location/1``. The sandbox implements 2026-01 semantics whatever
+version the path names. Webhooks: REST order JSON signed with
+``X-Shopify-Hmac-Sha256`` = base64(HMAC-SHA256(secret, body)).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from .core import (
+    ApiError,
+    CatalogItem,
+    CostBucket,
+    CostStatus,
+    JsonDict,
+    Request,
+    Response,
+    SandboxOrder,
+    SandboxPlatform,
+    WebhookRequest,
+    WebhookTarget,
+    hmac_sha256_base64,
+    iso,
+    money,
+    parse_iso,
+    to_decimal,
+)
+
+API_VERSION = "2026-01"
+SHOP_DOMAIN = "pimsync-sandbox.myshopify.com"
+LOCATION_ID = "gid://shopify/Location/1"
+MAX_INPUT = 250
+MAX_QUERY_COST = 1000
+MUTATION_COST = 10
+NODE_COST = 3
+
+# Webhook topic per order event (what Shopify sends for each transition).
+TOPICS = {
+    "created": "orders/create",
+    "paid": "orders/paid",
+    "cancelled": "orders/cancelled",
+    "fulfilled": "orders/fulfilled",
+    "refunded": "orders/updated",
+    "updated": "orders/updated",
+}
+FINANCIAL = {
+    "pending": "pending",
+    "paid": "paid",
+    "cancelled": "voided",
+    "fulfilled": "paid",
+    "refunded": "refunded",
+}
+CANCEL_REASONS = {"CUSTOMER", "DECLINED", "FRAUD", "INVENTORY", "OTHER", "STAFF"}
+UPDATED_AT_FILTER = re.compile(r"updated_at:(>=|>)?'?([0-9T:.+\-Z]+)'?")
+LINE_FIRST = re.compile(r"lineItems\(\s*first:\s*(\d+)")
+
+
+def gid(kind: str, number: int | str) -> str:
+    return f"gid://shopify/{kind}/{number}"
+
+
+def gid_number(value: str) -> str:
+    return str(value).rsplit("/", 1)[-1]
+
+
+def user_error(code: str, field: list[str], message: str) -> JsonDict:
+    return {"code": code, "field": field, "message": message}
+
+
+class ShopifySandbox(SandboxPlatform):
+    name = "shopify"
+    default_limits: ClassVar[Mapping[str, Mapping[str, float]]] = {
+        "cost": {"maximum": 1000.0, "restore_rate": 100.0, "throttle_http_status": 200.0}
+    }
+    default_credentials: ClassVar[Mapping[str, str]] = {"access_token": "shpat_sandbox"}
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._cost_bucket = CostBucket(1000, 100)
+        self._idempotency: dict[str, tuple[str, JsonDict]] = {}
+        self._idem_lock = threading.Lock()
+        self._groups: dict[str, str] = {}
+        super().__init__(**kwargs)
+
+    # ---- setup
+
+    def register_routes(self) -> None:
+        self.add_route(
+            "POST",
+            r"/admin/api/(?P<version>[\w-]+)/graphql\.json",
+            self.graphql,
+            name="graphql",
+            limit_key=None,  # cost-based, checked inside graphql()
+        )
+
+    def on_limits_changed(self) -> None:
+        spec = self.limits.get("cost", {})
+        self._cost_bucket = CostBucket(spec.get("maximum", 1000.0), spec.get("restore_rate", 100.0))
+
+    def drain_limits(self) -> None:
+        """Empty the cost bucket (the bench measures steady state this way)."""
+        self._cost_bucket.try_take(self._cost_bucket.status().currently_available)
+
+    def assign_ids(self, sku: str, ids: Mapping[str, str], group: str) -> dict[str, str]:
+        result = dict(ids)
+        if "product_id" not in result:
+            key = group or f"sku:{sku}"
+            with self.lock:
+                if key not in self._groups:
+                    self._groups[key] = gid("Product", self.next_id())
+                result["product_id"] = self._groups[key]
+        result.setdefault("variant_id", gid("ProductVariant", self.next_id()))
+        result.setdefault("inventory_item_id", gid("InventoryItem", self.next_id()))
+        return result
+
+    def reset(self) -> None:
+        super().reset()
+        with self._idem_lock:
+            self._idempotency.clear()
+        self._groups.clear()
+
+    def dump_extra(self) -> JsonDict:
+        return {"groups": dict(self._groups)}
+
+    def load_extra(self, state: Mapping[str, Any]) -> None:
+        self._groups = dict(state.get("groups", {}))
+
+    # ---- errors and auth
+
+    def error_response(self, status: int, code: str, message: str) -> Response:
+        if status == 401:
+            text = "[API] Invalid API key or access token (unrecognized login or wrong password)"
+            return Response.json(401, {"errors": text})
+        if status >= 500:
+            return Response.json(status, {"errors": "Internal Server Error"})
+        return Response.json(status, {"errors": message})
+
+    def check_auth(self, request: Request) -> Response | None:
+        token = request.header("X-Shopify-Access-Token")
+        if token and token == self.credentials.get("access_token"):
+            return None
+        return self.error_response(401, "unauthorized", "")
+
+    # ---- GraphQL entry point
+
+    def graphql(self, request: Request) -> Response:
+        body = request.json()
+        if not isinstance(body, dict) or not isinstance(body.get("query"), str):
+            raise ApiError(Response.json(400, {"errors": {"query": "Required parameter missing"}}))
+        query: str = body["query"]
+        variables = body.get("variables") or {}
+        operation, cost = self._operation(query, variables)
+        if cost > MAX_QUERY_COST:
+            return self._graphql_errors(
+                f"Query cost is {cost}, which exceeds the single query max cost limit "
+                f"({MAX_QUERY_COST}).",
+                "MAX_COST_EXCEEDED",
+                cost,
+            )
+        granted, status = self._cost_bucket.try_take(cost)
+        if not granted:
+            return self._throttled(cost, status)
+        try:
+            data, actual = operation(query, variables)
+        except ApiError:
+            self._cost_bucket.refund(cost)
+            raise
+        status = self._cost_bucket.refund(cost - actual)
+        return Response.json(
+            200, {"data": data, "extensions": {"cost": self._cost(cost, actual, status)}}
+        )
+
+    def _operation(self, query: str, variables: Mapping[str, Any]) -> tuple[Any, int]:
+        if "inventorySetQuantities" in query:
+            return self._inventory_set, MUTATION_COST
+        if "productVariantsBulkUpdate" in query:
+            return self._variants_bulk_update, MUTATION_COST
+        if "orderCancel" in query:
+            return self._order_cancel, MUTATION_COST
+        if "fulfillmentCreate" in query:
+            return self._fulfillment_create, MUTATION_COST
+        if re.search(r"\bnodes\s*\(", query):
+            ids = variables.get("ids") or []
+            self._check_input_size(ids, "ids")
+            return self._nodes, 1 + NODE_COST * len(ids)
+        if re.search(r"\borders\s*\(", query):
+            first = int(variables.get("first") or 0)
+            found = LINE_FIRST.search(query)
+            line_first = int(found.group(1)) if found else 0
+            return self._orders, 2 + first * (3 + line_first)
+        if re.search(r"\border\s*\(", query):
+            if "lineItems" in query:
+                found = LINE_FIRST.search(query)
+                return self._order_line_items, 2 + (int(found.group(1)) if found else 0)
+            return self._order_fulfillment_orders, 3
+        if re.search(r"\bshop\s*\{", query):
+            return self._shop, 1
+        raise ApiError(
+            Response.json(
+                200,
+                {"errors": [{"message": "sandbox: unsupported operation", "extensions": {}}]},
+            )
+        )
+
+    def _graphql_errors(self, message: str, code: str, cost: int) -> Response:
+        payload = {
+            "errors": [
+                {
+                    "message": message,
+                    "extensions": {"code": code, "cost": cost, "maxCost": MAX_QUERY_COST},
+                }
+            ]
+        }
+        return Response.json(200, payload)
+
+    def _cost(self, requested: int, actual: int | None, status: CostStatus) -> JsonDict:
+        return {
+            "requestedQueryCost": requested,
+            "actualQueryCost": actual,
+            "throttleStatus": {
+                "maximumAvailable": status.maximum_available,
+                "currentlyAvailable": round(status.currently_available, 3),
+                "restoreRate": status.restore_rate,
+            },
+        }
+
+    def _throttled(self, cost: int, status: CostStatus) -> Response:
+        self.counters.record_rate_limited()
+        http_status = int(self.limits.get("cost", {}).get("throttle_http_status", 200))
+        payload = {
+            "errors": [
+                {
+                    "message": "Throttled",
+                    "extensions": {
+                        "code": "THROTTLED",
+                        "documentation": "https://shopify.dev/api/usage/rate-limits",
+                    },
+                }
+            ],
+            "extensions": {"cost": self._cost(cost, None, status)},
+        }
+        return Response.json(http_status, payload)
+
+    def _check_input_size(self, items: Any, name: str) -> None:
+        if not isinstance(items, list):
+            raise ApiError(self._variable_error(f"{name} must be a list"))
+        if len(items) > MAX_INPUT:
+            message = (
+                f"The input array size of {len(items)} is greater than the maximum "
+                f"allowed of {MAX_INPUT}."
+            )
+            raise ApiError(
+                Response.json(
+                    200,
+                    {
+                        "errors": [
+                            {
+                                "message": message,
+                                "extensions": {"code": "MAX_INPUT_SIZE_EXCEEDED"},
+                            }
+                        ]
+                    },
+                )
+            )
+
+    def _variable_error(self, message: str) -> Response:
+        return Response.json(
+            200,
+            {"errors": [{"message": message, "extensions": {"code": "INVALID_VARIABLE"}}]},
+        )
+
+    # ---- inventorySetQuantities
+
+    def _inventory_set(self, query: str, variables: Mapping[str, Any]) -> tuple[JsonDict, int]:
+        spec = variables.get("input")
+        if not isinstance(spec, dict):
+            raise ApiError(
+                self._variable_error(
+                    "Variable $input of type InventorySetQuantitiesInput! "
+                    "was provided invalid value"
+                )
+            )
+        quantities = spec.get("quantities")
+        self._check_input_size(quantities, "quantities")
+        key_match = re.search(r"@idempotent\(\s*key:\s*\"([^\"]+)\"", query)
+        key = key_match.group(1) if key_match else (variables.get("idempotencyKey") or "")
+        fingerprint = json.dumps(spec, sort_keys=True, default=str)
+        if key:
+            with self._idem_lock:
+                seen = self._idempotency.get(key)
+            if seen is not None:
+                if seen[0] != fingerprint:
+                    return self._isq_payload(
+                        None,
+                        [
+                            user_error(
+                                "IDEMPOTENCY_KEY_PARAMETER_MISMATCH",
+                                ["input"],
+                                "The same idempotency key cannot be used with different "
+                                "operation parameters.",
+                            )
+                        ],
+                    ), MUTATION_COST
+                return seen[1], MUTATION_COST
+        payload = self._apply_inventory_set(spec, quantities)
+        if key:
+            with self._idem_lock:
+                self._idempotency[key] = (fingerprint, payload)
+        return payload, MUTATION_COST
+
+    def _isq_payload(self, group: JsonDict | None, errors: list[JsonDict]) -> JsonDict:
+        return {"inventorySetQuantities": {"inventoryAdjustmentGroup": group, "userErrors": errors}}
+
+    def _apply_inventory_set(self, spec: Mapping[str, Any], quantities: list[Any]) -> JsonDict:
+        if spec.get("name") not in ("available", "on_hand"):
+            error = user_error(
+                "INVALID_NAME",
+                ["input", "name"],
+                "The quantity name must be either 'available' or 'on_hand'.",
+            )
+            return self._isq_payload(None, [error])
+        with self.lock:
+            errors: list[JsonDict] = []
+            planned: list[tuple[CatalogItem, int, str]] = []
+            for index, row in enumerate(quantities):
+                error, item, quantity = self._check_quantity_row(index, row)
+                if error is not None:
+                    errors.append(error)
+                elif item is not None:
+                    planned.append((item, quantity, str(row["locationId"])))
+            if errors:
+                # All or nothing: one bad row and nothing is written.
+                return self._isq_payload(None, errors)
+            changes = []
+            for item, quantity, location in planned:
+                delta = quantity - item.quantity
+                self.catalog.set_values(item.sku, quantity=quantity)
+                changes.append(
+                    {
+                        "name": spec["name"],
+                        "delta": delta,
+                        "quantityAfterChange": quantity,
+                        "item": {"id": item.ids["inventory_item_id"], "sku": item.sku},
+                        "location": {"id": location},
+                    }
+                )
+            self.counters.count_items("quantity", len(planned))
+        group = {
+            "id": gid("InventoryAdjustmentGroup", self.next_id()),
+            "reason": spec.get("reason", ""),
+            "referenceDocumentUri": spec.get("referenceDocumentUri"),
+            "changes": changes,
+        }
+        return self._isq_payload(group, [])
+
+    def _check_quantity_row(
+        self, index: int, row: Any
+    ) -> tuple[JsonDict | None, CatalogItem | None, int]:
+        path = ["input", "quantities", str(index)]
+        if not isinstance(row, dict):
+            return user_error("INVALID_INVENTORY_ITEM", path, "Invalid row."), None, 0
+        item = self.catalog.find_by_id("inventory_item_id", str(row.get("inventoryItemId", "")))
+        if item is None:
+            message = "The specified inventory item could not be found."
+            return (
+                user_error("INVALID_INVENTORY_ITEM", [*path, "inventoryItemId"], message),
+                None,
+                0,
+            )
+        if row.get("locationId") != LOCATION_ID:
+            message = "The specified location could not be found."
+            return user_error("INVALID_LOCATION", [*path, "locationId"], message), None, 0
+        quantity = row.get("quantity")
+        if not isinstance(quantity, int) or quantity < 0:
+            message = "The quantity can't be negative."
+            return user_error("INVALID_QUANTITY_NEGATIVE", [*path, "quantity"], message), None, 0
+        if quantity > 1_000_000_000:
+            message = "The total quantity can't be higher than 1,000,000,000."
+            return user_error("INVALID_QUANTITY_TOO_HIGH", [*path, "quantity"], message), None, 0
+        expected = row.get("changeFromQuantity")
+        if expected is not None and expected != item.quantity:
+            message = "The changeFromQuantity value does not match persisted value."
+            return (
+                user_error("CHANGE_FROM_QUANTITY_STALE", [*path, "changeFromQuantity"], message),
+                None,
+                0,
+            )
+        if self.faults.item_fails(item.sku):
+            self.counters.record_fault("item")
+            message = "The specified inventory item is not stocked at the location."
+            return (
+                user_error("ITEM_NOT_STOCKED_AT_LOCATION", [*path, "locationId"], message),
+                None,
+                0,
+            )
+        return None, item, quantity
+
+    # ---- productVariantsBulkUpdate
+
+    def _variants_bulk_update(
+        self, query: str, variables: Mapping[str, Any]
+    ) -> tuple[JsonDict, int]:
+        variants = variables.get("variants")
+        self._check_input_size(variants, "variants")
+        product_id = str(variables.get("productId", ""))
+        partial = bool(variables.get("allowPartialUpdates", False))
+        with self.lock:
+            errors: list[JsonDict] = []
+            planned: list[tuple[CatalogItem, Decimal | None, JsonDict]] = []
+            for index, row in enumerate(variants):
+                path = ["variants", str(index)]
+                item = self.catalog.find_by_id("variant_id", str(row.get("id", "")))
+                if item is None or item.ids.get("product_id") != product_id:
+                    errors.append(
+                        user_error(
+                            "PRODUCT_VARIANT_DOES_NOT_EXIST",
+                            [*path, "id"],
+                            "Product variant does not exist",
+                        )
+                    )
+                    continue
+                try:
+                    price = to_decimal(row["price"]) if "price" in row else None
+                except ValueError:
+                    errors.append(user_error("INVALID", [*path, "price"], "Price is invalid"))
+                    continue
+                if price is not None and price < 0:
+                    errors.append(
+                        user_error(
+                            "GREATER_THAN_OR_EQUAL_TO",
+                            [*path, "price"],
+                            "Price must be greater than or equal to 0",
+                        )
+                    )
+                    continue
+                if self.faults.item_fails(item.sku):
+                    self.counters.record_fault("item")
+                    errors.append(
+                        user_error("INVALID", [*path, "price"], "Price could not be saved")
+                    )
+                    continue
+                planned.append((item, price, row))
+            if errors and not partial:
+                return self._pvbu_payload(product_id, [], errors), MUTATION_COST
+            updated = []
+            for item, price, row in planned:
+                compare_at = row.get("compareAtPrice")
+                self.catalog.set_values(
+                    item.sku,
+                    price=price,
+                    compare_at_price=None if compare_at is None else to_decimal(compare_at),
+                    clear_compare_at="compareAtPrice" in row and compare_at is None,
+                )
+                updated.append(self._variant_json(item))
+            self.counters.count_items("price", len(planned))
+        return self._pvbu_payload(product_id, updated, errors), MUTATION_COST
+
+    def _pvbu_payload(
+        self, product_id: str, variants: list[JsonDict], errors: list[JsonDict]
+    ) -> JsonDict:
+        product = {"id": product_id} if variants or not errors else None
+        return {
+            "productVariantsBulkUpdate": {
+                "product": product,
+                "productVariants": variants if variants else ([] if product else None),
+                "userErrors": errors,
+            }
+        }
+
+    def _variant_json(self, item: CatalogItem) -> JsonDict:
+        return {
+            "__typename": "ProductVariant",
+            "id": item.ids["variant_id"],
+            "sku": item.sku,
+            "price": money(item.price),
+            "compareAtPrice": money(item.compare_at_price),
+            "product": {"id": item.ids["product_id"]},
+            "inventoryItem": {
+                "id": item.ids["inventory_item_id"],
+                "inventoryLevel": {
+                    "location": {"id": LOCATION_ID},
+                    "quantities": [{"name": "available", "quantity": item.quantity}],
+                },
+            },
+        }
+
+    # ---- reads
+
+    def _nodes(self, query: str, variables: Mapping[str, Any]) -> tuple[JsonDict, int]:
+        ids = [str(i) for i in variables.get("ids") or []]
+        location = variables.get("locationId", LOCATION_ID)
+        nodes: list[JsonDict | None] = []
+        for node_id in ids:
+            item = self.catalog.find_by_id("variant_id", node_id)
+            if item is None:
+                nodes.append(None)
+                continue
+            data = self._variant_json(item)
+            if location != LOCATION_ID:
+                data["inventoryItem"]["inventoryLevel"] = None
+            nodes.append(data)
+        found = sum(1 for n in nodes if n is not None)
+        return {"nodes": nodes}, 1 + NODE_COST * found
+
+    def _orders(self, query: str, variables: Mapping[str, Any]) -> tuple[JsonDict, int]:
+        first = int(variables.get("first") or 0)
+        if not 0 < first <= MAX_INPUT:
+            raise ApiError(self._variable_error("first must be between 1 and 250"))
+        since, inclusive = self._updated_filter(str(variables.get("query") or ""))
+        # Shopify's updated_at has whole seconds, and so does its search filter.
+        orders = [
+            o
+            for o in self.orders.all()
+            if since is None
+            or _second(o.updated_at) > since
+            or (inclusive and _second(o.updated_at) == since)
+        ]
+        after = variables.get("after")
+        if after:
+            stamp, order_id = self._decode_cursor(str(after))
+            orders = [o for o in orders if (o.updated_at, int(o.id)) > (stamp, int(order_id))]
+        page = orders[:first]
+        found = LINE_FIRST.search(query)
+        line_first = int(found.group(1)) if found else 0
+        nodes = [self._order_node(o, line_first) for o in page]
+        edges_cursor = self._encode_cursor(page[-1]) if page else None
+        actual = 2 + sum(3 + min(len(o.lines), line_first) for o in page)
+        data = {
+            "orders": {
+                "nodes": nodes,
+                "pageInfo": {"hasNextPage": len(orders) > first, "endCursor": edges_cursor},
+            }
+        }
+        return data, actual
+
+    def _updated_filter(self, text: str) -> tuple[Any, bool]:
+        found = UPDATED_AT_FILTER.search(text)
+        if not found:
+            return None, False
+        try:
+            return _second(parse_iso(found.group(2))), found.group(1) == ">="
+        except ValueError as exc:
+            raise ApiError(self._variable_error(f"invalid updated_at filter: {text}")) from exc
+
+    def _encode_cursor(self, order: SandboxOrder) -> str:
+        raw = json.dumps({"u": order.updated_at.isoformat(), "id": order.id})
+        return base64.urlsafe_b64encode(raw.encode()).decode()
+
+    def _decode_cursor(self, cursor: str) -> tuple[Any, str]:
+        try:
+            data = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+            return parse_iso(data["u"]), str(data["id"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ApiError(
+                self._variable_error("Invalid cursor for current pagination sort.")
+            ) from exc
+
+    def _order_node(self, order: SandboxOrder, line_first: int) -> JsonDict:
+        fulfilled = order.status == "fulfilled"
+        return {
+            "id": gid("Order", order.id),
+            "legacyResourceId": order.id,
+            "name": f"#{order.number}",
+            "email": order.email or None,
+            "phone": order.phone or None,
+            "createdAt": iso(order.created_at),
+            "updatedAt": iso(order.updated_at),
+            "cancelledAt": iso(order.updated_at) if order.status == "cancelled" else None,
+            "cancelReason": order.cancel_reason.upper() or None,
+            "displayFinancialStatus": FINANCIAL[order.status].upper(),
+            "displayFulfillmentStatus": "FULFILLED" if fulfilled else "UNFULFILLED",
+            "currencyCode": order.currency,
+            "totalPriceSet": {
+                "shopMoney": {"amount": money(order.total), "currencyCode": order.currency}
+            },
+            "lineItems": {
+                "nodes": [
+                    self._line_json(order, i) for i in range(min(line_first, len(order.lines)))
+                ],
+                "pageInfo": {
+                    "hasNextPage": len(order.lines) > line_first,
+                    "endCursor": _line_cursor(min(line_first, len(order.lines))),
+                },
+            },
+        }
+
+    def _line_json(self, order: SandboxOrder, index: int) -> JsonDict:
+        line = order.lines[index]
+        return {
+            "id": gid("LineItem", line.line_id),
+            "sku": line.sku,
+            "quantity": line.quantity,
+            "originalUnitPriceSet": {
+                "shopMoney": {"amount": money(line.price), "currencyCode": order.currency}
+            },
+            "variant": {
+                "id": line.ids.get("variant_id"),
+                "product": {"id": line.ids.get("product_id")},
+            },
+        }
+
+    def _order_line_items(self, query: str, variables: Mapping[str, Any]) -> tuple[JsonDict, int]:
+        order = self.orders.get(gid_number(str(variables.get("id", ""))))
+        if order is None:
+            return {"order": None}, 1
+        found = LINE_FIRST.search(query)
+        first = int(found.group(1)) if found else 0
+        after = variables.get("after")
+        start = int(base64.urlsafe_b64decode(str(after).encode()).decode()) if after else 0
+        end = min(len(order.lines), start + first)
+        nodes = [self._line_json(order, i) for i in range(start, end)]
+        page_info = {"hasNextPage": end < len(order.lines), "endCursor": _line_cursor(end)}
+        data = {
+            "order": {
+                "id": gid("Order", order.id),
+                "lineItems": {"nodes": nodes, "pageInfo": page_info},
+            }
+        }
+        return data, 2 + len(nodes)
+
+    def _shop(self, query: str, variables: Mapping[str, Any]) -> tuple[JsonDict, int]:
+        return {"shop": {"name": "pimsync sandbox", "myshopifyDomain": SHOP_DOMAIN}}, 1
+
+    def _order_fulfillment_orders(
+        self, query: str, variables: Mapping[str, Any]
+    ) -> tuple[JsonDict, int]:
+        order = self.orders.get(gid_number(str(variables.get("id", ""))))
+        if order is None:
+            return {"order": None}, 1
+        status = "CLOSED" if order.status in ("fulfilled", "cancelled") else "OPEN"
+        nodes = [{"id": gid("FulfillmentOrder", order.id), "status": status}]
+        return {"order": {"id": gid("Order", order.id), "fulfillmentOrders": {"nodes": nodes}}}, 3
+
+    # ---- order mutations
+
+    def _order_cancel(self, query: str, variables: Mapping[str, Any]) -> tuple[JsonDict, int]:
+        order_id = gid_number(str(variables.get("orderId", "")))
+        reason = str(variables.get("reason", "OTHER"))
+        errors: list[JsonDict] = []
+        if reason not in CANCEL_REASONS:
+            errors.append(user_error("INVALID", ["reason"], f"Invalid reason {reason}"))
+        elif self.orders.get(order_id) is None:
+            errors.append(user_error("NOT_FOUND", ["orderId"], "Order does not exist"))
+        else:
+            try:
+                order = self.order_transition(order_id, "cancel", reason=reason.lower())
+            except ValueError as exc:
+                errors.append(user_error("INVALID", ["orderId"], str(exc)))
+            else:
+                self.emit_order_event(order, "cancelled")
+        job = None if errors else {"id": gid("Job", uuid.uuid4()), "done": True}
+        payload = {"job": job, "orderCancelUserErrors": errors, "userErrors": errors}
+        return {"orderCancel": payload}, MUTATION_COST
+
+    def _fulfillment_create(self, query: str, variables: Mapping[str, Any]) -> tuple[JsonDict, int]:
+        spec = variables.get("fulfillment") or {}
+        groups = spec.get("lineItemsByFulfillmentOrder") or []
+        errors: list[JsonDict] = []
+        fulfilled: list[SandboxOrder] = []
+        for index, group in enumerate(groups):
+            order = self.orders.get(gid_number(str(group.get("fulfillmentOrderId", ""))))
+            if order is None:
+                errors.append(
+                    user_error(
+                        "NOT_FOUND",
+                        ["fulfillment", "lineItemsByFulfillmentOrder", str(index)],
+                        "Fulfillment order does not exist.",
+                    )
+                )
+                continue
+            tracking = spec.get("trackingInfo") or {}
+            try:
+                fulfilled.append(
+                    self.order_transition(
+                        order.id,
+                        "fulfil",
+                        tracking_number=str(tracking.get("number") or ""),
+                        carrier=str(tracking.get("company") or ""),
+                    )
+                )
+            except ValueError as exc:
+                errors.append(user_error("INVALID", ["fulfillment"], str(exc)))
+        if not groups:
+            errors.append(user_error("BLANK", ["fulfillment"], "No fulfillment orders given."))
+        for order in fulfilled:
+            self.emit_order_event(order, "fulfilled")
+        fulfillment = (
+            {"id": gid("Fulfillment", self.next_id()), "status": "SUCCESS"}
+            if fulfilled and not errors
+            else None
+        )
+        return {
+            "fulfillmentCreate": {"fulfillment": fulfillment, "userErrors": errors}
+        }, MUTATION_COST
+
+    # ---- orders as Shopify renders them (webhooks)
+
+    def render_order(self, order: SandboxOrder) -> JsonDict:
+        """The REST representation Shopify sends in order webhooks."""
+        return {
+            "id": int(order.id),
+            "admin_graphql_api_id": gid("Order", order.id),
+            "name": f"#{order.number}",
+            "order_number": order.number,
+            "email": order.email or None,
+            "phone": order.phone or None,
+            "created_at": iso(order.created_at),
+            "updated_at": iso(order.updated_at),
+            "financial_status": FINANCIAL[order.status],
+            "fulfillment_status": "fulfilled" if order.status == "fulfilled" else None,
+            "cancelled_at": iso(order.updated_at) if order.status == "cancelled" else None,
+            "cancel_reason": order.cancel_reason or None,
+            "currency": order.currency,
+            "total_price": money(order.total),
+            "customer": {"id": 207119551, "email": order.email or None},
+            "line_items": [
+                {
+                    "id": int(line.line_id),
+                    "admin_graphql_api_id": gid("LineItem", line.line_id),
+                    "variant_id": _int_or_none(gid_number(line.ids.get("variant_id", ""))),
+                    "product_id": _int_or_none(gid_number(line.ids.get("product_id", ""))),
+                    "sku": line.sku,
+                    "quantity": line.quantity,
+                    "price": money(line.price),
+                }
+                for line in order.lines
+            ],
+            "refunds": [],
+        }
+
+    def webhook_request(
+        self, order: SandboxOrder, event: str, target: WebhookTarget
+    ) -> WebhookRequest | None:
+        topic = TOPICS.get(event, "orders/updated")
+        body = json.dumps(self.render_order(order)).encode()
+        delivery_id = str(uuid.uuid4())
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "Shopify-Captain-Hook",
+            "X-Shopify-Topic": topic,
+            "X-Shopify-Hmac-Sha256": hmac_sha256_base64(target.secret, body),
+            "X-Shopify-Shop-Domain": SHOP_DOMAIN,
+            "X-Shopify-API-Version": API_VERSION,
+            "X-Shopify-Webhook-Id": delivery_id,
+            "X-Shopify-Event-Id": str(
+                uuid.uuid5(uuid.NAMESPACE_URL, f"{order.id}/{topic}/{order.updated_at.isoformat()}")
+            ),
+            "X-Shopify-Triggered-At": order.updated_at.isoformat().replace("+00:00", "Z"),
+        }
+        return WebhookRequest(topic=topic, headers=headers, body=body, delivery_id=delivery_id)
+
+
+def _line_cursor(index: int) -> str:
+    return base64.urlsafe_b64encode(str(index).encode()).decode()
+
+
+def _second(value: datetime) -> datetime:
+    return value.replace(microsecond=0)
+
+
+def _int_or_none(value: str) -> int | None:
+    return int(value) if value.isdigit() else None

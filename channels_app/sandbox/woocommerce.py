@@ -1,0 +1,522 @@
+"""WooCommerce stand-in: the REST v3 endpoints pimsync uses.
+
+Under ``/woocommerce/wp-json/wc/v3/``:
+
+* ``POST products/batch`` and ``POST products/{parent}/variations/batch``:
+  ``{"create": [...], "update": [...], "delete": [...]}`` with at most 100 items
+  in total (else HTTP 413 ``woocommerce_rest_request_entity_too_large``); only
+  ``update`` is implemented (pimsync never creates or deletes). Each item is
+  processed alone and the response mirrors the request: the resource, or
+  ``{"id": N, "error": {"code", "message", "data": {"status": 400}}}``.
+  Fields: ``regular_price`` (string), ``sale_price``, ``stock_quantity`` (int,
+  needs ``manage_stock``), ``manage_stock``.
+* ``GET products?include=1,2&per_page=..&page=..`` (simple products) and
+  ``GET products/{parent}/variations?include=..`` (per_page at most 100),
+  ``_fields=`` trims the objects.
+* ``GET orders?modified_after=<ISO>&dates_are_gmt=true&orderby=modified&order=asc
+  &per_page=..&page=..`` with ``X-WP-Total`` / ``X-WP-TotalPages`` / ``Link``;
+  ``GET|PUT orders/{id}`` (``{"status": "cancelled" | "completed" | ...}``).
+
+Auth: HTTP Basic ``consumer_key:consumer_secret``, or the same two as query
+parameters (for hosts that strip the Authorization header).
+
+Rate limit: WooCommerce core has none; the host (PHP workers, WAF) is the real
+limit. The default here is a token bucket of 5 requests/s with a burst of 10:
+a small managed host runs 2-4 PHP workers and a 100-item batch keeps one busy
+for roughly half a second to a second, so about 5 batch calls per second is
+what such a store sustains (the reference advises concurrency 2-4). Over the
+limit the answer is 429 with ``Retry-After``. Injected 5xx faults answer with an
+HTML error page, as hosts do.
+
+Ids: a seeded row without ``group`` is a simple product (``product_id ==
+variant_id``); rows sharing a ``group`` are variations of one variable product
+(``product_id`` = parent id, ``variant_id`` = variation id).
+
+Webhooks: ``order.created`` / ``order.updated`` with the order JSON, signed in
+``X-WC-Webhook-Signature`` = base64(HMAC-SHA256(secret, body)) after
+WordPress's ``wp_specialchars_decode`` of the secret; the delivery id is a hash
+of (webhook id, current second), so two deliveries in one second share it, as
+in WooCommerce.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import math
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from .core import (
+    ApiError,
+    CatalogItem,
+    JsonDict,
+    Request,
+    Response,
+    SandboxOrder,
+    SandboxPlatform,
+    WebhookRequest,
+    WebhookTarget,
+    hmac_sha256_base64,
+    money,
+    parse_iso,
+    to_decimal,
+)
+
+API = r"/wp-json/wc/v3"
+BATCH_LIMIT = 100
+MAX_PER_PAGE = 100
+SITE_URL = "http://woocommerce.sandbox.local/"
+WEBHOOK_ID = "1"
+
+STATUS_OF = {
+    "pending": "pending",
+    "paid": "processing",
+    "fulfilled": "completed",
+    "cancelled": "cancelled",
+    "refunded": "refunded",
+}
+ACTION_FOR_STATUS = {
+    "processing": "pay",
+    "completed": "fulfil",
+    "cancelled": "cancel",
+    "refunded": "refund",
+}
+EVENT_TOPIC = {"created": "order.created"}
+
+
+def wp_specialchars_decode(text: str) -> str:
+    """WordPress's decode of the five HTML specials (ENT_QUOTES), done on secrets."""
+    for entity, char in (
+        ("&lt;", "<"),
+        ("&gt;", ">"),
+        ("&quot;", '"'),
+        ("&#039;", "'"),
+        ("&#39;", "'"),
+        ("&amp;", "&"),
+    ):
+        text = text.replace(entity, char)
+    return text
+
+
+def wc_error(status: int, code: str, message: str, **data: Any) -> Response:
+    return Response.json(
+        status, {"code": code, "message": message, "data": {"status": status, **data}}
+    )
+
+
+def gmt(dt: datetime) -> str:
+    """WooCommerce's *_gmt format: no zone suffix, whole seconds."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+class WooCommerceSandbox(SandboxPlatform):
+    name = "woocommerce"
+    default_limits: ClassVar[Mapping[str, Mapping[str, float]]] = {
+        "default": {"rate": 5.0, "burst": 10.0}
+    }
+    default_credentials: ClassVar[Mapping[str, str]] = {
+        "consumer_key": "ck_sandbox",
+        "consumer_secret": "cs_sandbox",
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._groups: dict[str, str] = {}
+        super().__init__(**kwargs)
+
+    def register_routes(self) -> None:
+        self.add_route("POST", rf"{API}/products/batch", self.products_batch, name="products_batch")
+        self.add_route(
+            "POST",
+            rf"{API}/products/(?P<parent>\d+)/variations/batch",
+            self.variations_batch,
+            name="variations_batch",
+        )
+        self.add_route("GET", rf"{API}/products", self.products_list, name="products_list")
+        self.add_route(
+            "GET",
+            rf"{API}/products/(?P<parent>\d+)/variations",
+            self.variations_list,
+            name="variations_list",
+        )
+        self.add_route("GET", rf"{API}/orders", self.orders_list, name="orders_list")
+        self.add_route("GET", rf"{API}/orders/(?P<id>\d+)", self.order_get, name="order_get")
+        self.add_route("PUT", rf"{API}/orders/(?P<id>\d+)", self.order_update, name="order_update")
+
+    def assign_ids(self, sku: str, ids: Mapping[str, str], group: str) -> dict[str, str]:
+        result = dict(ids)
+        if group:
+            with self.lock:
+                if group not in self._groups:
+                    self._groups[group] = str(self.next_id())
+                result.setdefault("product_id", self._groups[group])
+            result.setdefault("variant_id", str(self.next_id()))
+        else:
+            result.setdefault("variant_id", result.get("product_id") or str(self.next_id()))
+            result.setdefault("product_id", result["variant_id"])
+        return result
+
+    def reset(self) -> None:
+        super().reset()
+        self._groups.clear()
+
+    def dump_extra(self) -> JsonDict:
+        return {"groups": dict(self._groups)}
+
+    def load_extra(self, state: Mapping[str, Any]) -> None:
+        self._groups = dict(state.get("groups", {}))
+
+    # ---- errors, auth, limits
+
+    def error_response(self, status: int, code: str, message: str) -> Response:
+        if status >= 500:
+            page = (
+                f"<!DOCTYPE html><html><head><title>{status} Service Unavailable</title></head>"
+                f"<body><h1>{status}</h1><p>The server is temporarily unable to service your "
+                "request.</p></body></html>"
+            )
+            return Response.text(status, page, "text/html")
+        if status == 401:
+            return wc_error(
+                401, "woocommerce_rest_cannot_view", "Sorry, you cannot list resources."
+            )
+        return wc_error(status, code, message)
+
+    def rate_limited_response(self, wait_seconds: float, request: Request) -> Response:
+        response = wc_error(429, "too_many_requests", "Too many requests, slow down.")
+        response.headers["Retry-After"] = str(max(1, math.ceil(wait_seconds)))
+        return response
+
+    def check_auth(self, request: Request) -> Response | None:
+        key, secret = request.arg("consumer_key"), request.arg("consumer_secret")
+        header = request.header("Authorization")
+        if header.lower().startswith("basic "):
+            try:
+                decoded = base64.b64decode(header[6:].strip()).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                decoded = ""
+            key, _, secret = decoded.partition(":")
+        expected = (self.credentials.get("consumer_key"), self.credentials.get("consumer_secret"))
+        if key and (key, secret) == expected:
+            return None
+        return self.error_response(401, "", "")
+
+    # ---- products
+
+    def _product_json(self, item: CatalogItem) -> JsonDict:
+        is_variation = item.ids["product_id"] != item.ids["variant_id"]
+        in_stock = item.quantity > 0
+        data = {
+            "id": int(item.ids["variant_id"]),
+            "name": item.sku,
+            "sku": item.sku,
+            "type": "variation" if is_variation else "simple",
+            "parent_id": int(item.ids["product_id"]) if is_variation else 0,
+            "price": money(item.price),
+            "regular_price": money(item.compare_at_price or item.price),
+            "sale_price": money(item.price) if item.compare_at_price is not None else "",
+            "manage_stock": True,
+            "stock_quantity": item.quantity,
+            "stock_status": "instock" if in_stock else "outofstock",
+            "date_modified_gmt": gmt(item.updated_at),
+        }
+        if is_variation:
+            data.pop("type")
+        return data
+
+    def _batch(self, request: Request, parent: str | None) -> Response:
+        body = request.json()
+        if not isinstance(body, dict):
+            raise ApiError(wc_error(400, "rest_invalid_json", "Invalid JSON body passed."))
+        total = sum(len(body.get(k) or []) for k in ("create", "update", "delete"))
+        if total > BATCH_LIMIT:
+            return wc_error(
+                413,
+                "woocommerce_rest_request_entity_too_large",
+                f"Unable to accept more than {BATCH_LIMIT} items for this request.",
+            )
+        result: JsonDict = {}
+        if body.get("update"):
+            result["update"] = [self._update_one(row, parent) for row in body["update"]]
+        for verb in ("create", "delete"):
+            if body.get(verb):
+                result[verb] = [
+                    self._item_error(
+                        row.get("id", 0) if isinstance(row, dict) else row,
+                        "woocommerce_rest_sandbox_unsupported",
+                        f"The sandbox does not implement batch {verb}.",
+                    )
+                    for row in body[verb]
+                ]
+        return Response.json(200, result)
+
+    def products_batch(self, request: Request) -> Response:
+        return self._batch(request, None)
+
+    def variations_batch(self, request: Request) -> Response:
+        return self._batch(request, request.params["parent"])
+
+    def _item_error(self, item_id: Any, code: str, message: str) -> JsonDict:
+        return {"id": item_id, "error": {"code": code, "message": message, "data": {"status": 400}}}
+
+    def _update_one(self, row: Any, parent: str | None) -> JsonDict:
+        if not isinstance(row, dict) or "id" not in row:
+            return self._item_error(0, "woocommerce_rest_product_invalid_id", "Invalid ID.")
+        item_id = row["id"]
+        with self.lock:
+            item = self.catalog.find_by_id("variant_id", str(item_id))
+            is_variation = item is not None and item.ids["product_id"] != item.ids["variant_id"]
+            if item is None or (parent is None and is_variation):
+                return self._item_error(
+                    item_id, "woocommerce_rest_product_invalid_id", "Invalid ID."
+                )
+            if parent is not None and (not is_variation or item.ids["product_id"] != parent):
+                return self._item_error(
+                    item_id,
+                    "woocommerce_rest_product_variation_invalid_id",
+                    "Invalid variation ID.",
+                )
+            if self.faults.item_fails(item.sku):
+                self.counters.record_fault("item")
+                return self._item_error(
+                    item_id, "woocommerce_rest_product_not_saved", "Could not save the product."
+                )
+            return self._apply_update(item, row)
+
+    def _apply_update(self, item: CatalogItem, row: Mapping[str, Any]) -> JsonDict:
+        """regular_price/sale_price map onto (compare_at_price, price): with a sale,
+        the sale price is what buyers pay and the regular price is the "was" price."""
+        regular = item.compare_at_price if item.compare_at_price is not None else item.price
+        sale = item.price if item.compare_at_price is not None else None
+        try:
+            if "regular_price" in row:
+                regular = self._price_field(row, "regular_price")
+            if "sale_price" in row:
+                sale = None if row["sale_price"] == "" else self._price_field(row, "sale_price")
+        except ValueError as exc:
+            return self._item_error(row["id"], "rest_invalid_param", str(exc))
+        quantity = None
+        if "stock_quantity" in row:
+            if row.get("manage_stock") is False:
+                return self._item_error(
+                    row["id"], "rest_invalid_param", "stock_quantity needs manage_stock."
+                )
+            if not isinstance(row["stock_quantity"], int):
+                return self._item_error(
+                    row["id"], "rest_invalid_param", "stock_quantity is not of type integer."
+                )
+            quantity = row["stock_quantity"]
+        touches_price = "regular_price" in row or "sale_price" in row
+        if touches_price:
+            self.catalog.set_values(
+                item.sku,
+                price=sale if sale is not None else regular,
+                compare_at_price=regular if sale is not None else None,
+                clear_compare_at=sale is None,
+            )
+            self.counters.count_items("price", 1)
+        if quantity is not None:
+            self.catalog.set_values(item.sku, quantity=quantity)
+            self.counters.count_items("quantity", 1)
+        return self._product_json(item)
+
+    def _price_field(self, row: Mapping[str, Any], name: str) -> Decimal:
+        value = row[name]
+        if not isinstance(value, str):
+            raise ValueError(f"{name} is not of type string.")
+        price = to_decimal(value)
+        if price < 0:
+            raise ValueError(f"{name} must not be negative.")
+        return price
+
+    def _paged(self, request: Request, rows: list[JsonDict]) -> Response:
+        per_page, page = self._paging(request)
+        total = len(rows)
+        pages = max(1, math.ceil(total / per_page)) if total else 0
+        if total and page > pages:
+            return wc_error(
+                400,
+                "rest_post_invalid_page_number",
+                "The page number requested is larger than the number of pages available.",
+            )
+        chunk = rows[(page - 1) * per_page : page * per_page]
+        fields = [f for f in request.arg("_fields").split(",") if f]
+        if fields:
+            chunk = [{k: v for k, v in row.items() if k in fields} for row in chunk]
+        headers = {"X-WP-Total": str(total), "X-WP-TotalPages": str(pages)}
+        links = []
+        if page > 1:
+            links.append(f'<{self._page_url(request, page - 1)}>; rel="prev"')
+        if page < pages:
+            links.append(f'<{self._page_url(request, page + 1)}>; rel="next"')
+        if links:
+            headers["Link"] = ", ".join(links)
+        return Response.json(200, chunk, headers)
+
+    def _page_url(self, request: Request, page: int) -> str:
+        query = {k: v[0] for k, v in request.query.items() if k not in ("page", "consumer_secret")}
+        query["page"] = str(page)
+        pairs = "&".join(f"{k}={v}" for k, v in query.items())
+        return f"{SITE_URL}wp-json/wc/v3{request.path.removeprefix('/wp-json/wc/v3')}?{pairs}"
+
+    def _paging(self, request: Request) -> tuple[int, int]:
+        try:
+            per_page = int(request.arg("per_page", "10"))
+            page = int(request.arg("page", "1"))
+        except ValueError as exc:
+            raise ApiError(wc_error(400, "rest_invalid_param", "Invalid parameter(s).")) from exc
+        if not 1 <= per_page <= MAX_PER_PAGE:
+            raise ApiError(
+                wc_error(
+                    400,
+                    "rest_invalid_param",
+                    "Invalid parameter(s): per_page",
+                    params={
+                        "per_page": "per_page must be between 1 (inclusive) and 100 (inclusive)"
+                    },
+                )
+            )
+        if page < 1:
+            raise ApiError(wc_error(400, "rest_invalid_param", "Invalid parameter(s): page"))
+        return per_page, page
+
+    def _include(self, request: Request) -> list[str] | None:
+        values = request.query.get("include", []) + request.query.get("include[]", [])
+        if not values:
+            return None
+        return [part for value in values for part in value.split(",") if part]
+
+    def products_list(self, request: Request) -> Response:
+        include = self._include(request)
+        sku = request.arg("sku")
+        items = [
+            i
+            for i in self.catalog.items()
+            if i.ids["product_id"] == i.ids["variant_id"] and (not sku or i.sku == sku)
+        ]
+        if include is not None:
+            wanted = set(include)
+            items = [i for i in items if i.ids["variant_id"] in wanted]
+        items.sort(key=lambda i: int(i.ids["variant_id"]))
+        return self._paged(request, [self._product_json(i) for i in items])
+
+    def variations_list(self, request: Request) -> Response:
+        parent = request.params["parent"]
+        include = self._include(request)
+        items = [
+            i
+            for i in self.catalog.items()
+            if i.ids["product_id"] == parent and i.ids["variant_id"] != parent
+        ]
+        if include is not None:
+            wanted = set(include)
+            items = [i for i in items if i.ids["variant_id"] in wanted]
+        items.sort(key=lambda i: int(i.ids["variant_id"]))
+        return self._paged(request, [self._product_json(i) for i in items])
+
+    # ---- orders
+
+    def render_order(self, order: SandboxOrder) -> JsonDict:
+        paid = order.status in ("paid", "fulfilled", "refunded")
+        return {
+            "id": int(order.id),
+            "parent_id": 0,
+            "number": str(order.number),
+            "order_key": f"wc_order_{order.id}",
+            "status": STATUS_OF[order.status],
+            "currency": order.currency,
+            "date_created_gmt": gmt(order.created_at),
+            "date_modified_gmt": gmt(order.updated_at),
+            "date_paid_gmt": gmt(order.created_at) if paid else None,
+            "date_completed_gmt": gmt(order.updated_at) if order.status == "fulfilled" else None,
+            "total": money(order.total),
+            "customer_id": 0,
+            "billing": {"email": order.email, "phone": order.phone},
+            "line_items": [
+                {
+                    "id": int(line.line_id),
+                    "name": line.sku,
+                    "product_id": int(line.ids.get("product_id") or 0),
+                    "variation_id": (
+                        int(line.ids["variant_id"])
+                        if line.ids.get("variant_id") != line.ids.get("product_id")
+                        else 0
+                    ),
+                    "quantity": line.quantity,
+                    "subtotal": money(line.price * line.quantity),
+                    "total": money(line.price * line.quantity),
+                    "sku": line.sku,
+                    "price": float(line.price),
+                }
+                for line in order.lines
+            ],
+            "refunds": [],
+        }
+
+    def orders_list(self, request: Request) -> Response:
+        since_text = request.arg("modified_after")
+        orders = self.orders.all()
+        if since_text:
+            try:
+                since = parse_iso(since_text).replace(microsecond=0)
+            except ValueError as exc:
+                raise ApiError(
+                    wc_error(400, "rest_invalid_param", "Invalid parameter(s): modified_after")
+                ) from exc
+            # WooCommerce stores whole seconds and the filter is exclusive.
+            orders = [o for o in orders if o.updated_at.replace(microsecond=0) > since]
+        if request.arg("order", "desc") == "desc":
+            orders.reverse()
+        return self._paged(request, [self.render_order(o) for o in orders])
+
+    def order_get(self, request: Request) -> Response:
+        order = self.orders.get(request.params["id"])
+        if order is None:
+            return wc_error(404, "woocommerce_rest_shop_order_invalid_id", "Invalid ID.")
+        return Response.json(200, self.render_order(order))
+
+    def order_update(self, request: Request) -> Response:
+        order = self.orders.get(request.params["id"])
+        if order is None:
+            return wc_error(404, "woocommerce_rest_shop_order_invalid_id", "Invalid ID.")
+        body = request.json()
+        status = body.get("status") if isinstance(body, dict) else None
+        if status == STATUS_OF[order.status]:
+            return Response.json(200, self.render_order(order))
+        action = ACTION_FOR_STATUS.get(str(status))
+        if action is None:
+            return wc_error(400, "rest_invalid_param", f"Sandbox cannot set status {status!r}.")
+        try:
+            order = self.order_transition(order.id, action)
+        except ValueError as exc:
+            return wc_error(400, "woocommerce_rest_invalid_order_status", str(exc))
+        self.emit_order_event(order, "updated")
+        return Response.json(200, self.render_order(order))
+
+    def webhook_request(
+        self, order: SandboxOrder, event: str, target: WebhookTarget
+    ) -> WebhookRequest | None:
+        topic = EVENT_TOPIC.get(event, "order.updated")
+        body = json.dumps(self.render_order(order)).encode()
+        # WooCommerce: wp_hash(webhook_id . time()) - unique only per second.
+        stamp = f"{WEBHOOK_ID}{int(time.time())}".encode()
+        delivery_id = hashlib.sha256(stamp).hexdigest()[:32]
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "WooCommerce/9.4.0 Hookshot (WordPress/6.7)",
+            "X-WC-Webhook-Source": SITE_URL,
+            "X-WC-Webhook-Topic": topic,
+            "X-WC-Webhook-Resource": "order",
+            "X-WC-Webhook-Event": topic.split(".", 1)[1],
+            "X-WC-Webhook-Signature": hmac_sha256_base64(
+                wp_specialchars_decode(target.secret), body
+            ),
+            "X-WC-Webhook-ID": WEBHOOK_ID,
+            "X-WC-Webhook-Delivery-ID": delivery_id,
+        }
+        return WebhookRequest(topic=topic, headers=headers, body=body, delivery_id=delivery_id)

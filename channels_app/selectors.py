@@ -1,0 +1,177 @@
+"""Reads: what pimsync would publish to each channel, computed fresh from the database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import F, Q, Sum
+
+from inventory.models import StockLevel, Variant
+
+from .models import BufferRule, Channel, ChannelListing, PriceRule
+from .pricing import buffer_units, channel_atp_compute, channel_price_compute
+
+
+def buffer_rule_pick(
+    rules: Iterable[BufferRule], *, channel_id: int, variant_id: int, product_id: int
+) -> BufferRule | None:
+    """The rule that governs one variant on one channel: most specific scope first
+    (variant > product > all), then channel-specific over all-channels."""
+    applicable = [
+        r
+        for r in rules
+        if r.is_active
+        and r.channel_id in (None, channel_id)
+        and (r.variant_id in (None, variant_id))
+        and (r.product_id in (None, product_id))
+        and not (r.variant_id and r.product_id)
+    ]
+    if not applicable:
+        return None
+    return max(applicable, key=lambda r: (*r.specificity, r.pk or 0))
+
+
+def _buffer_rules_for(
+    channel_id: int, variant_ids: set[int], product_ids: set[int]
+) -> list[BufferRule]:
+    return list(
+        BufferRule.objects.filter(is_active=True)
+        .filter(Q(channel_id=channel_id) | Q(channel__isnull=True))
+        .filter(
+            Q(variant_id__in=variant_ids)
+            | Q(product_id__in=product_ids)
+            | Q(variant__isnull=True, product__isnull=True)
+        )
+    )
+
+
+def _available_over_locations(variant_ids: set[int], location_ids: list[int]) -> dict[int, int]:
+    rows = (
+        StockLevel.objects.filter(variant_id__in=variant_ids, location_id__in=location_ids)
+        .values("variant_id")
+        .annotate(avail=Sum(F("on_hand") - F("committed") - F("reserved") - F("damaged")))
+    )
+    return {row["variant_id"]: int(row["avail"] or 0) for row in rows}
+
+
+def channel_location_ids(channel: Channel) -> list[int]:
+    return list(
+        channel.channel_locations.order_by("priority", "location_id").values_list(
+            "location_id", flat=True
+        )
+    )
+
+
+def channel_atp_bulk(*, channel: Channel, variant_ids: Iterable[int]) -> dict[int, int]:
+    """ATP per variant: max(0, sum of available over the channel's locations − buffer).
+
+    A constant number of queries whatever the number of variants.
+    """
+    ids = set(variant_ids)
+    if not ids:
+        return {}
+    product_of = dict(Variant.objects.filter(pk__in=ids).values_list("pk", "product_id"))
+    available = _available_over_locations(ids, channel_location_ids(channel))
+    rules = _buffer_rules_for(channel.pk, ids, set(product_of.values()))
+    result = {}
+    for vid, pid in product_of.items():
+        total = available.get(vid, 0)
+        rule = buffer_rule_pick(rules, channel_id=channel.pk, variant_id=vid, product_id=pid)
+        held = buffer_units(total, mode=rule.mode, value=rule.value) if rule else 0
+        result[vid] = channel_atp_compute(total, held)
+    return result
+
+
+def channel_atp(*, channel: Channel, variant: Variant) -> int:
+    return channel_atp_bulk(channel=channel, variant_ids=[variant.pk])[variant.pk]
+
+
+def _active_price_rule(channel: Channel) -> PriceRule | None:
+    return PriceRule.objects.filter(channel=channel, is_active=True).first()
+
+
+def channel_price_bulk(*, channel: Channel, variant_ids: Iterable[int]) -> dict[int, Decimal]:
+    """Channel price per variant: listing override, else price through the rule; ≥ MAP."""
+    ids = set(variant_ids)
+    if not ids:
+        return {}
+    rule = _active_price_rule(channel)
+    overrides = dict(
+        ChannelListing.objects.filter(channel=channel, variant_id__in=ids).values_list(
+            "variant_id", "price_override"
+        )
+    )
+    rule_kwargs = (
+        {"multiplier": rule.multiplier, "adjustment": rule.adjustment, "rounding": rule.rounding}
+        if rule
+        else {}
+    )
+    return {
+        vid: channel_price_compute(
+            variant_price=price, map_price=map_price, override=overrides.get(vid), **rule_kwargs
+        )
+        for vid, price, map_price in Variant.objects.filter(pk__in=ids).values_list(
+            "pk", "price", "map_price"
+        )
+    }
+
+
+def channel_price(*, channel: Channel, variant: Variant) -> Decimal:
+    return channel_price_bulk(channel=channel, variant_ids=[variant.pk])[variant.pk]
+
+
+@dataclass(frozen=True)
+class ChannelView:
+    """One channel's row on a variant page."""
+
+    channel: Channel
+    listing: ChannelListing | None
+    price: Decimal
+    atp: int
+
+
+def variant_channel_overview(*, variant: Variant) -> list[ChannelView]:
+    """Per channel: what pimsync would publish for this variant now, and the listing."""
+    channels = list(Channel.objects.order_by("name").prefetch_related("channel_locations"))
+    listings = {lst.channel_id: lst for lst in ChannelListing.objects.filter(variant=variant)}
+    rules = {r.channel_id: r for r in PriceRule.objects.filter(is_active=True)}
+    buffers = list(
+        BufferRule.objects.filter(is_active=True).filter(
+            Q(variant=variant)
+            | Q(product_id=variant.product_id)
+            | Q(variant__isnull=True, product__isnull=True)
+        )
+    )
+    per_location = {
+        row["location_id"]: row["available"]
+        for row in StockLevel.objects.filter(variant=variant)
+        .values("location_id")
+        .annotate(available=F("on_hand") - F("committed") - F("reserved") - F("damaged"))
+    }
+    views = []
+    for ch in channels:
+        total = sum(per_location.get(cl.location_id, 0) for cl in ch.channel_locations.all())
+        rule = buffer_rule_pick(
+            buffers, channel_id=ch.pk, variant_id=variant.pk, product_id=variant.product_id
+        )
+        held = buffer_units(total, mode=rule.mode, value=rule.value) if rule else 0
+        listing = listings.get(ch.pk)
+        price_rule = rules.get(ch.pk)
+        price = channel_price_compute(
+            variant_price=variant.price,
+            map_price=variant.map_price,
+            override=listing.price_override if listing else None,
+            **(
+                {
+                    "multiplier": price_rule.multiplier,
+                    "adjustment": price_rule.adjustment,
+                    "rounding": price_rule.rounding,
+                }
+                if price_rule
+                else {}
+            ),
+        )
+        views.append(ChannelView(ch, listing, price, channel_atp_compute(total, held)))
+    return views

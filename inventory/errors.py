@@ -1,0 +1,43 @@
+"""Errors raised by inventory services; each carries a message fit for a person."""
+
+from __future__ import annotations
+
+
+class InventoryError(Exception):
+    code = "inventory_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UnknownSku(InventoryError):
+    code = "unknown_sku"
+
+
+class UnknownLocation(InventoryError):
+    code = "unknown_location"
+
+
+class InvalidMovement(InventoryError):
+    code = "invalid_movement"
+
+
+class InsufficientStock(InventoryError):
+    """Names every failing line, so a caller can show them all at once."""
+
+    code = "insufficient_stock"
+
+    def __init__(self, shortfalls: list[str]) -> None:
+        super().__init__("Not enough stock: " + "; ".join(shortfalls))
+        self.shortfalls = shortfalls
+
+
+class IdempotencyConflict(InventoryError):
+    """The key was already used for a different change."""
+
+    code = "idempotency_conflict"
+
+
+class InvalidTransition(InventoryError):
+    code = "invalid_transition"

@@ -1,0 +1,639 @@
+"""Every write to catalog prices and stock goes through here.
+
+Stock rules (callers may rely on them):
+- a change is a delta written with F() under the StockLevel row lock, in one
+  transaction with its ledger row (StockMovement);
+- an idempotency key applies once: a repeat returns the first movement with
+  ``created=False``; a repeat with a different payload raises IdempotencyConflict;
+- rows are locked in primary-key order; the domain event fires inside the
+  transaction;
+- no bucket ever goes below zero, and units that are promised (reserve, sale,
+  transfer) must be available; a physical fact (count, adjust, damage) may push
+  *available* below zero because it records reality, never a bucket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import events
+from .errors import (
+    IdempotencyConflict,
+    InsufficientStock,
+    InvalidMovement,
+    InvalidTransition,
+    UnknownLocation,
+    UnknownSku,
+)
+from .locks import reservation_lock, stock_levels_lock
+from .models import (
+    Location,
+    MovementReason,
+    Product,
+    Reservation,
+    StockLevel,
+    StockMovement,
+    Variant,
+)
+
+BUCKETS = ("on_hand", "committed", "reserved", "damaged")
+# Reasons that promise units to someone: they may not take more than is available.
+PROMISING_REASONS = frozenset(
+    {MovementReason.RESERVE, MovementReason.SALE, MovementReason.TRANSFER}
+)
+PRICE_FIELDS = ("price", "compare_at_price", "map_price")
+
+
+@dataclass(frozen=True)
+class Deltas:
+    on_hand: int = 0
+    committed: int = 0
+    reserved: int = 0
+    damaged: int = 0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise InvalidMovement(f"{f.name} must be a whole number, got {value!r}")
+
+    @property
+    def is_zero(self) -> bool:
+        return not any(getattr(self, b) for b in BUCKETS)
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.committed - self.reserved - self.damaged
+
+
+@dataclass(frozen=True)
+class MovementResult:
+    movement: StockMovement
+    created: bool  # False: the key had already been applied, nothing changed
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    outbound: StockMovement
+    inbound: StockMovement
+    created: bool
+
+
+# --- lookups ---------------------------------------------------------------------------
+
+
+def variant_get_by_sku(sku: str) -> Variant:
+    try:
+        return Variant.objects.get(sku=sku)
+    except Variant.DoesNotExist:
+        raise UnknownSku(f"Unknown SKU {sku!r}") from None
+
+
+def location_get_by_code(code: str) -> Location:
+    try:
+        return Location.objects.get(code=code)
+    except Location.DoesNotExist:
+        raise UnknownLocation(f"Unknown location {code!r}") from None
+
+
+# --- stock movements ---------------------------------------------------------------------
+
+
+def _same_payload(
+    m: StockMovement, variant_id: int, location_id: int, d: Deltas, reason: str
+) -> bool:
+    return (
+        m.variant_id == variant_id
+        and m.location_id == location_id
+        and m.reason == reason
+        and (m.delta_on_hand, m.delta_committed, m.delta_reserved, m.delta_damaged)
+        == (d.on_hand, d.committed, d.reserved, d.damaged)
+    )
+
+
+def _existing_movement(
+    key: str, variant_id: int, location_id: int, d: Deltas, reason: str
+) -> StockMovement | None:
+    existing = StockMovement.objects.filter(idempotency_key=key).first()
+    if existing is not None and not _same_payload(existing, variant_id, location_id, d, reason):
+        raise IdempotencyConflict(
+            f"Idempotency key {key!r} was already used for a different stock change"
+        )
+    return existing
+
+
+def _check_result(level: StockLevel, d: Deltas, reason: str, sku: str) -> None:
+    if reason in PROMISING_REASONS and d.available < 0 and level.available + d.available < 0:
+        raise InsufficientStock(
+            [
+                f"{sku} at {level.location}: needs {-d.available}, "
+                f"{max(level.available, 0)} available"
+            ]
+        )
+    after = {b: getattr(level, b) + getattr(d, b) for b in BUCKETS}
+    negative = [f"{b} would be {v}" for b, v in after.items() if v < 0]
+    if negative:
+        raise InvalidMovement(
+            f"{sku} at {level.location}: {', '.join(negative)}; stock buckets cannot be negative"
+        )
+
+
+def _write_locked(
+    level: StockLevel,
+    d: Deltas,
+    *,
+    reason: str,
+    source: str,
+    key: str,
+    source_ref: str,
+    note: str,
+    user: AbstractBaseUser | None,
+) -> StockMovement:
+    """Insert the ledger row, then move the buckets with F(); caller holds the lock."""
+    movement = StockMovement.objects.create(
+        variant_id=level.variant_id,
+        location_id=level.location_id,
+        delta_on_hand=d.on_hand,
+        delta_committed=d.committed,
+        delta_reserved=d.reserved,
+        delta_damaged=d.damaged,
+        reason=reason,
+        source=source,
+        source_ref=source_ref,
+        idempotency_key=key,
+        note=note,
+        on_hand_after=level.on_hand + d.on_hand,
+        available_after=level.available + d.available,
+        created_by=user if user is not None and user.is_authenticated else None,
+    )
+    if not d.is_zero:
+        StockLevel.objects.filter(pk=level.pk).update(
+            on_hand=F("on_hand") + d.on_hand,
+            committed=F("committed") + d.committed,
+            reserved=F("reserved") + d.reserved,
+            damaged=F("damaged") + d.damaged,
+            updated_at=timezone.now(),
+        )
+        for b in BUCKETS:
+            setattr(level, b, getattr(level, b) + getattr(d, b))
+    return movement
+
+
+def _validate_common(reason: str, key: str, source: str) -> None:
+    if reason not in MovementReason.values:
+        raise InvalidMovement(f"Unknown reason {reason!r}")
+    if not key or len(key) > 255:
+        raise InvalidMovement("An idempotency key of 1 to 255 characters is required")
+    if not source:
+        raise InvalidMovement("A source is required")
+
+
+def stock_movement_apply(
+    *,
+    variant: Variant,
+    location: Location,
+    deltas: Deltas,
+    reason: str,
+    source: str,
+    idempotency_key: str,
+    source_ref: str = "",
+    note: str = "",
+    user: AbstractBaseUser | None = None,
+) -> MovementResult:
+    """Apply one delta to one StockLevel with its ledger row, exactly once per key.
+
+    Raises InvalidMovement (a bucket would go negative, bad input),
+    InsufficientStock (a promising reason takes more than is available) or
+    IdempotencyConflict; in every case nothing is written.
+    """
+    _validate_common(reason, idempotency_key, source)
+    if not location.is_active:
+        raise InvalidMovement(f"Location {location} is inactive")
+    with transaction.atomic():
+        level = stock_levels_lock([(variant.pk, location.pk)])[(variant.pk, location.pk)]
+        level.location = location
+        existing = _existing_movement(idempotency_key, variant.pk, location.pk, deltas, reason)
+        if existing is not None:
+            return MovementResult(existing, created=False)
+        _check_result(level, deltas, reason, variant.sku)
+        try:
+            with transaction.atomic():
+                movement = _write_locked(
+                    level,
+                    deltas,
+                    reason=reason,
+                    source=source,
+                    key=idempotency_key,
+                    source_ref=source_ref,
+                    note=note,
+                    user=user,
+                )
+        except IntegrityError:
+            # The same key won a race on another StockLevel's lock.
+            existing = _existing_movement(idempotency_key, variant.pk, location.pk, deltas, reason)
+            if existing is None:
+                raise
+            return MovementResult(existing, created=False)
+        events.publish_stock_changed(variant_ids=[variant.pk], location_ids=[location.pk])
+        return MovementResult(movement, created=True)
+
+
+def stock_movement_apply_for_sku(*, sku: str, location_code: str, **kwargs: Any) -> MovementResult:
+    """stock_movement_apply addressed by SKU and location code (API, imports)."""
+    return stock_movement_apply(
+        variant=variant_get_by_sku(sku), location=location_get_by_code(location_code), **kwargs
+    )
+
+
+def stock_adjust(
+    *,
+    variant: Variant,
+    location: Location,
+    quantity: int,
+    reason: str,
+    source: str,
+    idempotency_key: str,
+    note: str = "",
+    user: AbstractBaseUser | None = None,
+) -> MovementResult:
+    """Change on_hand by ``quantity`` (receive, return, adjust, ...); damage moves
+    units into the damaged bucket instead (they stay on hand but are not sellable)."""
+    if quantity == 0:
+        raise InvalidMovement("An adjustment of 0 changes nothing")
+    if reason == MovementReason.DAMAGE:
+        deltas = Deltas(damaged=quantity)
+    else:
+        deltas = Deltas(on_hand=quantity)
+    return stock_movement_apply(
+        variant=variant,
+        location=location,
+        deltas=deltas,
+        reason=reason,
+        source=source,
+        idempotency_key=idempotency_key,
+        note=note,
+        user=user,
+    )
+
+
+def stock_count(
+    *,
+    variant: Variant,
+    location: Location,
+    counted_on_hand: int,
+    source: str,
+    idempotency_key: str,
+    note: str = "",
+    user: AbstractBaseUser | None = None,
+) -> MovementResult:
+    """Record a cycle count: the delta to ``counted_on_hand`` is computed under the lock.
+
+    A count that matches is still recorded (a zero movement), as audit evidence.
+    """
+    if not isinstance(counted_on_hand, int) or counted_on_hand < 0:
+        raise InvalidMovement("A counted quantity must be a whole number of 0 or more")
+    _validate_common(MovementReason.COUNT, idempotency_key, source)
+    with transaction.atomic():
+        level = stock_levels_lock([(variant.pk, location.pk)])[(variant.pk, location.pk)]
+        level.location = location
+        previous = StockMovement.objects.filter(idempotency_key=idempotency_key).first()
+        if previous is not None:
+            if previous.variant_id != variant.pk or previous.location_id != location.pk:
+                raise IdempotencyConflict(
+                    f"Idempotency key {idempotency_key!r} was already used for another count"
+                )
+            return MovementResult(previous, created=False)
+        deltas = Deltas(on_hand=counted_on_hand - level.on_hand)
+        _check_result(level, deltas, MovementReason.COUNT, variant.sku)
+        movement = _write_locked(
+            level,
+            deltas,
+            reason=MovementReason.COUNT,
+            source=source,
+            key=idempotency_key,
+            source_ref="",
+            note=note,
+            user=user,
+        )
+        events.publish_stock_changed(variant_ids=[variant.pk], location_ids=[location.pk])
+        return MovementResult(movement, created=True)
+
+
+def stock_transfer(
+    *,
+    variant: Variant,
+    from_location: Location,
+    to_location: Location,
+    quantity: int,
+    source: str,
+    idempotency_key: str,
+    note: str = "",
+    user: AbstractBaseUser | None = None,
+) -> TransferResult:
+    """Move available units between locations: both legs or neither."""
+    if from_location.pk == to_location.pk:
+        raise InvalidMovement("A transfer needs two different locations")
+    if not isinstance(quantity, int) or quantity <= 0:
+        raise InvalidMovement("A transfer quantity must be a whole number above 0")
+    if not to_location.is_active:
+        raise InvalidMovement(f"Location {to_location} is inactive")
+    out_key, in_key = f"{idempotency_key}:out", f"{idempotency_key}:in"
+    _validate_common(MovementReason.TRANSFER, out_key, source)
+    out_d, in_d = Deltas(on_hand=-quantity), Deltas(on_hand=quantity)
+    with transaction.atomic():
+        levels = stock_levels_lock([(variant.pk, from_location.pk), (variant.pk, to_location.pk)])
+        src, dst = levels[(variant.pk, from_location.pk)], levels[(variant.pk, to_location.pk)]
+        src.location, dst.location = from_location, to_location
+        prior_out = _existing_movement(
+            out_key, variant.pk, from_location.pk, out_d, MovementReason.TRANSFER
+        )
+        prior_in = _existing_movement(
+            in_key, variant.pk, to_location.pk, in_d, MovementReason.TRANSFER
+        )
+        if prior_out is not None and prior_in is not None:
+            return TransferResult(prior_out, prior_in, created=False)
+        _check_result(src, out_d, MovementReason.TRANSFER, variant.sku)
+        common = {
+            "reason": MovementReason.TRANSFER,
+            "source": source,
+            "source_ref": idempotency_key,
+            "note": note,
+            "user": user,
+        }
+        outbound = _write_locked(src, out_d, key=out_key, **common)
+        inbound = _write_locked(dst, in_d, key=in_key, **common)
+        events.publish_stock_changed(
+            variant_ids=[variant.pk], location_ids=[from_location.pk, to_location.pk]
+        )
+        return TransferResult(outbound, inbound, created=True)
+
+
+# --- reservations ---------------------------------------------------------------------------
+
+
+def reservation_create(
+    *,
+    variant: Variant,
+    location: Location,
+    quantity: int,
+    source: str,
+    idempotency_key: str,
+    source_ref: str = "",
+    expires_at: datetime | None = None,
+) -> Reservation:
+    """Hold available units; a repeat of the key returns the first reservation."""
+    if not isinstance(quantity, int) or quantity <= 0:
+        raise InvalidMovement("A reservation needs a quantity above 0")
+    if expires_at is None:
+        minutes = settings.PIMSYNC_RESERVATION_DEFAULT_MINUTES
+        expires_at = timezone.now() + timedelta(minutes=minutes)
+    existing = Reservation.objects.filter(idempotency_key=idempotency_key).first()
+    if existing is not None:
+        return existing
+    try:
+        return _reservation_insert(
+            variant=variant,
+            location=location,
+            quantity=quantity,
+            source=source,
+            source_ref=source_ref,
+            idempotency_key=idempotency_key,
+            expires_at=expires_at,
+        )
+    except IntegrityError:
+        # A concurrent request with the same key inserted first.
+        existing = Reservation.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is None:
+            raise
+        return existing
+
+
+def _reservation_insert(
+    *,
+    variant: Variant,
+    location: Location,
+    quantity: int,
+    source: str,
+    source_ref: str,
+    idempotency_key: str,
+    expires_at: datetime,
+) -> Reservation:
+    with transaction.atomic():
+        reservation = Reservation.objects.create(
+            variant=variant,
+            location=location,
+            quantity=quantity,
+            source=source,
+            source_ref=source_ref,
+            idempotency_key=idempotency_key,
+            expires_at=expires_at,
+        )
+        stock_movement_apply(
+            variant=variant,
+            location=location,
+            deltas=Deltas(reserved=quantity),
+            reason=MovementReason.RESERVE,
+            source=source,
+            source_ref=source_ref,
+            idempotency_key=f"reservation:{reservation.pk}:reserve",
+        )
+        return reservation
+
+
+def _reservation_close(
+    reservation_id: int,
+    *,
+    target: str,
+    deltas_for: Any,
+    reason: str,
+    now: datetime | None = None,
+) -> Reservation:
+    with transaction.atomic():
+        reservation = reservation_lock(reservation_id)
+        if reservation.status == target:
+            return reservation
+        if reservation.status != Reservation.Status.ACTIVE:
+            raise InvalidTransition(
+                f"Reservation {reservation.pk} is {reservation.status}, cannot become {target}"
+            )
+        stock_movement_apply(
+            variant=reservation.variant,
+            location=reservation.location,
+            deltas=deltas_for(reservation.quantity),
+            reason=reason,
+            source=reservation.source,
+            source_ref=reservation.source_ref,
+            idempotency_key=f"reservation:{reservation.pk}:{target}",
+        )
+        reservation.status = target
+        reservation.closed_at = now or timezone.now()
+        reservation.save(update_fields=["status", "closed_at"])
+        return reservation
+
+
+def reservation_commit(*, reservation_id: int) -> Reservation:
+    """Paid: reserved units become committed. Idempotent; raises InvalidTransition
+    when the reservation was already released or expired."""
+    return _reservation_close(
+        reservation_id,
+        target=Reservation.Status.COMMITTED,
+        deltas_for=lambda q: Deltas(reserved=-q, committed=q),
+        reason=MovementReason.COMMIT,
+    )
+
+
+def reservation_release(*, reservation_id: int) -> Reservation:
+    """Cancelled: reserved units become available again. Idempotent."""
+    return _reservation_close(
+        reservation_id,
+        target=Reservation.Status.RELEASED,
+        deltas_for=lambda q: Deltas(reserved=-q),
+        reason=MovementReason.RELEASE,
+    )
+
+
+def reservation_expire_due(*, now: datetime | None = None, limit: int = 500) -> int:
+    """Release every active reservation past its expiry; returns how many expired.
+
+    Each reservation expires in its own transaction so one failure does not
+    hold back the rest, and a reservation committed meanwhile is left alone.
+    """
+    now = now or timezone.now()
+    due = list(
+        Reservation.objects.filter(status=Reservation.Status.ACTIVE, expires_at__lte=now)
+        .order_by("expires_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    expired = 0
+    for pk in due:
+        try:
+            _reservation_close(
+                pk,
+                target=Reservation.Status.EXPIRED,
+                deltas_for=lambda q: Deltas(reserved=-q),
+                reason=MovementReason.RELEASE,
+                now=now,
+            )
+        except InvalidTransition:
+            continue
+        expired += 1
+    return expired
+
+
+# --- catalog -------------------------------------------------------------------------------
+
+
+def _clean_or_raise(obj: Any) -> None:
+    try:
+        obj.full_clean()
+    except ValidationError as exc:
+        raise InvalidMovement(
+            "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+        ) from exc
+
+
+def variant_save(*, variant: Variant, changed_fields: Iterable[str] | None = None) -> Variant:
+    """Validate and save a new or edited variant; a price change fires the event.
+
+    ``changed_fields`` is what the caller changed (the admin's form knows); when
+    omitted the stored row is compared.
+    """
+    with transaction.atomic():
+        if variant.pk is None:
+            variant.full_clean()
+            variant.save()
+            events.publish_price_changed(variant_ids=[variant.pk])
+            return variant
+        if changed_fields is None:
+            before = Variant.objects.filter(pk=variant.pk).values(*PRICE_FIELDS).first() or {}
+            price_changed = any(before.get(f) != getattr(variant, f) for f in PRICE_FIELDS)
+        else:
+            price_changed = bool(set(changed_fields) & set(PRICE_FIELDS))
+        variant.full_clean()
+        variant.save()
+        if price_changed:
+            events.publish_price_changed(variant_ids=[variant.pk])
+        return variant
+
+
+def variant_set_prices(*, prices: dict[int, Decimal]) -> int:
+    """Set many variants' prices in one transaction with one event; returns rows changed."""
+    if not prices:
+        return 0
+    for variant_id, price in prices.items():
+        if not isinstance(price, Decimal) or price < 0 or price.as_tuple().exponent < -2:
+            raise InvalidMovement(f"Variant {variant_id}: price must be 0 or more with 2 decimals")
+    with transaction.atomic():
+        rows = list(Variant.objects.select_for_update().filter(pk__in=prices).order_by("pk"))
+        changed = [v for v in rows if v.price != prices[v.pk]]
+        now = timezone.now()
+        for v in changed:
+            v.price, v.updated_at = prices[v.pk], now
+        Variant.objects.bulk_update(changed, ["price", "updated_at"], batch_size=500)
+        if changed:
+            events.publish_price_changed(variant_ids=[v.pk for v in changed])
+        return len(changed)
+
+
+def product_save(*, product: Product) -> Product:
+    product.full_clean()
+    product.save()
+    return product
+
+
+OPERATION_REASONS = {
+    "receive": MovementReason.RECEIVE,
+    "adjust": MovementReason.ADJUST,
+    "return": MovementReason.RETURN,
+    "damage": MovementReason.DAMAGE,
+}
+
+
+def stock_operation_apply(
+    *,
+    variant: Variant,
+    location: Location,
+    operation: str,
+    quantity: int,
+    note: str,
+    idempotency_key: str,
+    source: str,
+    user: AbstractBaseUser | None = None,
+) -> MovementResult:
+    """One operation a person picks in a form: receive/adjust/return/damage by
+    ``quantity``, or ``count`` to set on-hand to ``quantity``."""
+    if not note.strip():
+        raise InvalidMovement("A reason is required for a stock change")
+    if operation == "count":
+        return stock_count(
+            variant=variant,
+            location=location,
+            counted_on_hand=quantity,
+            source=source,
+            idempotency_key=idempotency_key,
+            note=note,
+            user=user,
+        )
+    if operation not in OPERATION_REASONS:
+        raise InvalidMovement(f"Unknown operation {operation!r}")
+    return stock_adjust(
+        variant=variant,
+        location=location,
+        quantity=quantity,
+        reason=OPERATION_REASONS[operation],
+        source=source,
+        idempotency_key=idempotency_key,
+        note=note,
+        user=user,
+    )

@@ -1,0 +1,143 @@
+"""Run web + Celery worker + beat + channel sandbox in the foreground (`make run`).
+
+Output of each process is prefixed with its name; Ctrl-C (or any process dying)
+stops them all.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+COLOURS = {"web": "36", "worker": "33", "beat": "35", "sandbox": "32"}
+
+
+def _commands(host: str, port: int, sandbox_port: int) -> dict[str, list[str]]:
+    python = sys.executable
+    var = Path(settings.VAR_DIR)
+    return {
+        "web": [python, "manage.py", "runserver", f"{host}:{port}", "--noreload"],
+        "worker": [
+            python,
+            "-m",
+            "celery",
+            "-A",
+            "pimsync",
+            "worker",
+            "-l",
+            "info",
+            "--concurrency",
+            "2",
+            "--without-gossip",
+            "--without-mingle",
+            "-n",
+            "worker@%h",
+        ],
+        "beat": [
+            python,
+            "-m",
+            "celery",
+            "-A",
+            "pimsync",
+            "beat",
+            "-l",
+            "info",
+            "--scheduler",
+            "django_celery_beat.schedulers:DatabaseScheduler",
+            "--pidfile",
+            str(var / "celerybeat.pid"),
+        ],
+        "sandbox": [
+            python,
+            "manage.py",
+            "run_sandbox",
+            "--port",
+            str(sandbox_port),
+            "--state",
+            str(var / "sandbox_state.json"),
+            "--seed-file",
+            str(var / "sandbox_seed.json"),
+        ],
+    }
+
+
+def _pump(name: str, stream: object) -> None:
+    colour = COLOURS.get(name, "0")
+    tty = sys.stdout.isatty()
+    for line in iter(stream.readline, ""):  # type: ignore[attr-defined]
+        prefix = f"\033[{colour}m{name:>7}\033[0m | " if tty else f"{name:>7} | "
+        sys.stdout.write(prefix + line)
+        sys.stdout.flush()
+
+
+class Command(BaseCommand):
+    help = "Run web, worker, beat and the channel sandbox together; Ctrl-C stops all."
+
+    def add_arguments(self, parser: object) -> None:
+        parser.add_argument("--host", default="127.0.0.1")  # type: ignore[attr-defined]
+        parser.add_argument("--port", type=int, default=8000)  # type: ignore[attr-defined]
+        parser.add_argument("--sandbox-port", type=int, default=8700)  # type: ignore[attr-defined]
+        parser.add_argument("--no-sandbox", action="store_true")  # type: ignore[attr-defined]
+
+    def handle(self, *args: object, **opts: object) -> None:
+        commands = _commands(str(opts["host"]), int(opts["port"]), int(opts["sandbox_port"]))
+        if opts["no_sandbox"]:
+            commands.pop("sandbox")
+        stale_pid = Path(settings.VAR_DIR) / "celerybeat.pid"
+        stale_pid.unlink(missing_ok=True)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        procs: dict[str, subprocess.Popen] = {}
+        for name, cmd in commands.items():
+            procs[name] = subprocess.Popen(  # noqa: S603 - our own fixed commands
+                cmd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env=env,
+                start_new_session=True,
+            )
+            threading.Thread(target=_pump, args=(name, procs[name].stdout), daemon=True).start()
+        self.stdout.write(
+            f"pimsync is running: http://{opts['host']}:{opts['port']}/admin/ "
+            "— Ctrl-C stops everything."
+        )
+        stopping = False
+
+        def stop(*_: object) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        exit_code = 0
+        while not stopping:
+            for name, proc in procs.items():
+                if proc.poll() is not None:
+                    self.stderr.write(f"{name} exited with {proc.returncode}; stopping the rest.")
+                    exit_code = proc.returncode or 1
+                    stopping = True
+                    break
+            time.sleep(0.3)
+        _terminate(procs)
+        if exit_code:
+            sys.exit(exit_code)
+
+
+def _terminate(procs: dict[str, subprocess.Popen]) -> None:
+    for proc in procs.values():
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)

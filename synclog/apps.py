@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class SynclogConfig(AppConfig):
+    name = "synclog"
+    verbose_name = "Sync log & ops"

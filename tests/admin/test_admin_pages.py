@@ -1,0 +1,124 @@
+"""The admin walked with the test client over the seeded demo: every changelist,
+change and add page renders, and list pages make a constant number of queries."""
+
+from decimal import Decimal
+
+import pytest
+from django.contrib import admin
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from channels_app.models import Channel, ChannelListing
+from inventory import services
+from inventory.models import Location
+from pimsync.demo import demo_seed
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+APP_LABELS = {"inventory", "channels_app", "synclog"}
+
+
+def our_models():
+    return [m for m in admin.site._registry if m._meta.app_label in APP_LABELS]
+
+
+def grow_every_table() -> None:
+    """Add rows to every model shown in the admin."""
+    loc = Location.objects.get(code="main")
+    new_loc = factories.LocationFactory()
+    channel = factories.ChannelFactory(platform="woocommerce")
+    factories.ChannelLocationFactory(channel=channel, location=new_loc)
+    factories.PriceRuleFactory(channel=channel, multiplier=Decimal("1.2"))
+    for i in range(3):
+        product = factories.ProductFactory()
+        for _ in range(2):
+            v = factories.VariantFactory(product=product)
+            services.stock_adjust(
+                variant=v,
+                location=loc,
+                quantity=5,
+                reason="receive",
+                source="t",
+                idempotency_key=f"grow-{v.pk}",
+            )
+            services.reservation_create(
+                variant=v, location=loc, quantity=1, source="t", idempotency_key=f"grow-r-{v.pk}"
+            )
+            factories.ChannelListingFactory(channel=channel, variant=v)
+        factories.BufferRuleFactory(channel=channel, product=product, value=Decimal(i))
+
+
+def changelist_queries(client, model) -> int:
+    url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(url)
+    assert response.status_code == 200, url
+    return len(ctx.captured_queries)
+
+
+def test_every_list_page_makes_constant_queries_whatever_the_row_count(admin_client, monkeypatch):
+    demo_seed()
+    for model_admin in admin.site._registry.values():
+        monkeypatch.setattr(model_admin, "list_per_page", 1000)
+    before = {m: changelist_queries(admin_client, m) for m in our_models()}
+    grow_every_table()
+    after = {m: changelist_queries(admin_client, m) for m in our_models()}
+    assert after == before
+    assert max(before.values()) <= 15, before
+
+
+def test_every_change_and_add_page_renders_for_the_demo(admin_client):
+    demo_seed()
+    for model in our_models():
+        info = (model._meta.app_label, model._meta.model_name)
+        obj = model.objects.order_by("pk").first()
+        assert obj is not None, f"demo has no {model.__name__}"
+        response = admin_client.get(reverse("admin:{}_{}_change".format(*info), args=[obj.pk]))
+        assert response.status_code == 200, model
+        model_admin = admin.site._registry[model]
+        if model_admin.has_add_permission(response.wsgi_request):
+            assert admin_client.get(reverse("admin:{}_{}_add".format(*info))).status_code == 200, (
+                model
+            )
+
+
+def test_variant_search_by_sku_and_barcode(admin_client):
+    demo_seed()
+    url = reverse("admin:inventory_variant_changelist")
+    page = admin_client.get(url, {"q": "DEMO-007-M"}).content.decode()
+    assert "DEMO-007-M" in page
+    assert "DEMO-008-M" not in page
+    from inventory.models import Variant
+
+    barcode = Variant.objects.get(sku="DEMO-003-L").barcode
+    assert "DEMO-003-L" in admin_client.get(url, {"q": barcode}).content.decode()
+
+
+def test_channel_page_never_shows_credentials_in_clear(admin_client):
+    demo_seed()
+    channel = Channel.objects.get(slug="shopify")
+    page = admin_client.get(
+        reverse("admin:channels_app_channel_change", args=[channel.pk])
+    ).content.decode()
+    assert "shpat_sandbox" not in page
+    assert channel.webhook_secret not in page
+    assert "access_token" in page  # the key is shown, masked
+
+
+def test_variant_page_shows_channel_price_and_atp(admin_client):
+    demo_seed()
+    from channels_app.selectors import channel_atp, channel_price
+    from inventory.models import Variant
+
+    variant = Variant.objects.get(sku="DEMO-001-S")
+    page = admin_client.get(
+        reverse("admin:inventory_variant_change", args=[variant.pk])
+    ).content.decode()
+    amazon = Channel.objects.get(slug="amazon")
+    assert str(channel_price(channel=amazon, variant=variant)) in page
+    assert "Channel ATP" in page
+    assert "Adjust stock" in page
+    assert f">{channel_atp(channel=amazon, variant=variant)}<" in page
+    assert ChannelListing.objects.filter(variant=variant).count() == 4
