@@ -4,18 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from pimsync.admin_utils import AdminMedia, badge
+from inventory.admin import VariantAdmin as InventoryVariantAdmin
+from inventory.models import Variant
+from pimsync.admin_utils import AdminMedia, badge, confirmed_action, stock_tone
 from pimsync.crypto import mask
 
+from . import services
 from .forms import ChannelAdminForm, credentials_masked
-from .models import BufferRule, Channel, ChannelListing, ChannelLocation, PriceRule
+from .models import (
+    BufferRule,
+    Channel,
+    ChannelListing,
+    ChannelLocation,
+    ChannelSyncState,
+    PriceRule,
+    SyncMarker,
+)
+from .selectors import listing_sync_states, variant_channel_overview
 
 LISTING_SYNC_FIELDS = (
     "last_pushed_price",
@@ -67,6 +79,17 @@ class ListingInline(admin.TabularInline):
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        # One marker query for the whole inline, not one per row.
+        self._states = (
+            listing_sync_states(self.get_queryset(request).filter(channel=obj)) if obj else {}
+        )
+        return super().get_formset(request, obj, **kwargs)
+
+    @admin.display(description="Sync")
+    def sync_state(self, obj: ChannelListing) -> str:
+        return sync_state_badge(getattr(self, "_states", {}).get(obj.pk))
+
 
 class NewListingInline(admin.TabularInline):
     """Add listings: a searchable variant picker on empty rows only."""
@@ -87,6 +110,16 @@ class NewListingInline(admin.TabularInline):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).none()
+
+
+def sync_state_badge(state: Any) -> str:
+    if state is None:
+        return "—"
+    if state.error:
+        return format_html(
+            '{} <span class="ps-help">{}</span>', badge(state.label, state.tone), state.error[:120]
+        )
+    return badge(state.label, state.tone)
 
 
 @admin.register(Channel)
@@ -142,9 +175,85 @@ class ChannelAdmin(admin.ModelAdmin):
         return (
             super()
             .get_queryset(request)
-            .annotate(n_listings=Count("listings", distinct=True))
+            .annotate(
+                n_listings=Count("listings", distinct=True),
+                n_pending=Count("markers", distinct=True),
+            )
+            .select_related("sync_state")
             .prefetch_related("channel_locations__location")
         )
+
+    @admin.display(description="Sync")
+    def sync_badge(self, obj: Channel) -> str:
+        state = getattr(obj, "sync_state", None) if hasattr(obj, "sync_state") else None
+        if not obj.is_enabled:
+            return badge("disabled", "muted")
+        if state is None:
+            return badge("idle", "muted")
+        if state.auth_failed_at:
+            return badge("auth failed", "bad")
+        if state.breaker != ChannelSyncState.Breaker.CLOSED:
+            return badge(f"circuit {state.get_breaker_display().lower()}", "bad")
+        return badge("healthy", "ok")
+
+    @admin.display(description="Queued", ordering="n_pending")
+    def pending_count(self, obj: Channel) -> int:
+        return obj.n_pending
+
+    def save_model(self, request: HttpRequest, obj: Channel, form: Any, change: bool) -> None:
+        services.channel_save(channel=obj, changed_fields=form.changed_data if change else ())
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        if formset.model is ChannelListing:
+            formset.save(commit=False)
+            for obj in formset.deleted_objects:
+                obj.delete()
+            for obj in formset.new_objects:
+                obj.channel = form.instance
+                services.listing_save(listing=obj)
+            for obj, changed in formset.changed_objects:
+                services.listing_save(listing=obj, changed_fields=changed)
+            return
+        super().save_formset(request, form, formset, change)
+        if formset.model is ChannelLocation and formset.has_changed():
+            services.channel_locations_changed(channel=form.instance)
+
+    @confirmed_action(
+        description="Push now: every listing of the selected channels",
+        explanation="Pushes current prices and quantities that differ from what was last sent.",
+    )
+    def push_now_action(self, request: HttpRequest, queryset: QuerySet, form: None) -> str:
+        return str(
+            services.listings_push_now(listings=ChannelListing.objects.filter(channel__in=queryset))
+        )
+
+    @confirmed_action(
+        description="Force resync: push every listing even if unchanged",
+        explanation="Sends every listing's current price and quantity again, "
+        "whatever pimsync believes the channel shows.",
+    )
+    def force_resync_action(self, request: HttpRequest, queryset: QuerySet, form: None) -> str:
+        return str(
+            services.listings_force_resync(
+                listings=ChannelListing.objects.filter(channel__in=queryset)
+            )
+        )
+
+    @admin.action(description="Test connection")
+    def test_connection_action(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for channel in queryset:
+            check = services.channel_test_connection(channel=channel)
+            level = messages.SUCCESS if check.ok else messages.ERROR
+            self.message_user(request, f"{channel}: {check.message}", level)
+
+    @confirmed_action(
+        description="Resume pushes after an authentication failure",
+        explanation="Use after the credentials were fixed; queued changes go out at once.",
+    )
+    def resume_action(self, request: HttpRequest, queryset: QuerySet, form: None) -> str:
+        for channel in queryset:
+            services.channel_resume(channel=channel)
+        return f"Resumed {queryset.count()} channel(s)."
 
     @admin.display(description="Platform", ordering="platform")
     def platform_badge(self, obj: Channel) -> str:
@@ -218,6 +327,31 @@ class ChannelListingAdmin(admin.ModelAdmin):
     def channel_sku_display(self, obj: ChannelListing) -> str:
         return obj.listing_sku or obj.variant.sku
 
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        changelist = super().get_changelist_instance(request)
+        self._states = listing_sync_states(changelist.result_list)
+        return changelist
+
+    @admin.display(description="Sync")
+    def sync_state(self, obj: ChannelListing) -> str:
+        states = getattr(self, "_states", None) or listing_sync_states([obj])
+        return sync_state_badge(states.get(obj.pk))
+
+    def save_model(
+        self, request: HttpRequest, obj: ChannelListing, form: Any, change: bool
+    ) -> None:
+        services.listing_save(listing=obj, changed_fields=form.changed_data if change else None)
+
+    @confirmed_action(
+        description="Push now", explanation="Pushes values that differ from what was last sent."
+    )
+    def push_now_action(self, request: HttpRequest, queryset: QuerySet, form: None) -> str:
+        return str(services.listings_push_now(listings=queryset))
+
+    @confirmed_action(description="Force resync (push even if unchanged)")
+    def force_resync_action(self, request: HttpRequest, queryset: QuerySet, form: None) -> str:
+        return str(services.listings_force_resync(listings=queryset))
+
 
 @admin.register(BufferRule)
 class BufferRuleAdmin(admin.ModelAdmin):
@@ -226,6 +360,16 @@ class BufferRuleAdmin(admin.ModelAdmin):
     list_filter = ("channel", "mode", "is_active")
     search_fields = ("=variant__sku", "product__title", "note")
     autocomplete_fields = ("variant", "product")
+
+    def save_model(self, request: HttpRequest, obj: BufferRule, form: Any, change: bool) -> None:
+        services.buffer_rule_save(rule=obj)
+
+    def delete_model(self, request: HttpRequest, obj: BufferRule) -> None:
+        services.buffer_rule_delete(rule=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for rule in queryset:
+            services.buffer_rule_delete(rule=rule)
 
     @admin.display(description="Channel")
     def channel_label(self, obj: BufferRule) -> str:
@@ -242,6 +386,16 @@ class PriceRuleAdmin(admin.ModelAdmin):
     list_select_related = ("channel",)
     list_filter = ("rounding", "is_active")
 
+    def save_model(self, request: HttpRequest, obj: PriceRule, form: Any, change: bool) -> None:
+        services.price_rule_save(rule=obj)
+
+    def delete_model(self, request: HttpRequest, obj: PriceRule) -> None:
+        services.price_rule_delete(rule=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for rule in queryset:
+            services.price_rule_delete(rule=rule)
+
     @admin.display(description="Example: 20.00 becomes")
     def example(self, obj: PriceRule) -> str:
         from decimal import Decimal
@@ -256,3 +410,139 @@ class PriceRuleAdmin(admin.ModelAdmin):
                 rounding=obj.rounding,
             )
         )
+
+
+@admin.register(SyncMarker)
+class SyncMarkerAdmin(admin.ModelAdmin):
+    """The outbound queue: what is waiting to be pushed, retrying, or dead-lettered."""
+
+    list_display = (
+        "listing_sku",
+        "channel",
+        "kind",
+        "status_badge",
+        "attempts",
+        "first_dirty_at",
+        "due_at",
+        "last_error_code",
+        "last_error_short",
+    )
+    list_select_related = ("channel", "listing__variant")
+    list_filter = ("status", "kind", "channel")
+    search_fields = ("=listing__variant__sku", "last_error")
+    actions = ["redrive_action"]
+    list_per_page = 100
+    Media = AdminMedia
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="SKU", ordering="listing__variant__sku")
+    def listing_sku(self, obj: SyncMarker) -> str:
+        return obj.listing.variant.sku
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, obj: SyncMarker) -> str:
+        if obj.status == SyncMarker.Status.DEAD:
+            return badge("dead-lettered", "bad")
+        return badge("retrying", "warn") if obj.attempts else badge("pending", "info")
+
+    @admin.display(description="Last error")
+    def last_error_short(self, obj: SyncMarker) -> str:
+        return obj.last_error[:120]
+
+    @confirmed_action(
+        description="Re-drive selected dead-lettered pushes",
+        explanation="Dead-lettered pushes are sent again with the current value.",
+    )
+    def redrive_action(self, request: HttpRequest, queryset: QuerySet, form: None) -> str:
+        return f"Re-drove {services.markers_redrive(markers=queryset)} dead-lettered push(es)."
+
+
+class ListedOnChannelFilter(admin.SimpleListFilter):
+    title = "listed on channel"
+    parameter_name = "channel"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [(str(pk), name) for pk, name in Channel.objects.values_list("pk", "name")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value():
+            return queryset.filter(listings__channel_id=self.value())
+        return queryset
+
+
+admin.site.unregister(Variant)
+
+
+@admin.register(Variant)
+class VariantAdmin(InventoryVariantAdmin):
+    """The inventory variant page plus what each channel is told and its sync state
+    (added here so inventory never imports channels_app)."""
+
+    list_filter = (*InventoryVariantAdmin.list_filter, ListedOnChannelFilter)
+    readonly_fields = (*InventoryVariantAdmin.readonly_fields, "channel_publication")
+    fieldsets = (
+        *InventoryVariantAdmin.fieldsets[:3],
+        ("What each channel is told", {"fields": ("channel_publication",)}),
+        *InventoryVariantAdmin.fieldsets[3:],
+    )
+    actions = [*InventoryVariantAdmin.actions, "push_now_action", "force_resync_action"]
+
+    @admin.display(description="Per channel")
+    def channel_publication(self, obj: Variant) -> str:
+        if obj.pk is None:
+            return "—"
+        views = variant_channel_overview(variant=obj)
+        states = listing_sync_states([v.listing for v in views if v.listing])
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td class='num'>{}</td><td class='num'>{}</td><td class='num'>{}</td>"
+            "<td class='num'>{}</td><td>{}</td></tr>",
+            (
+                (
+                    view.channel.name,
+                    view.price,
+                    badge(str(view.atp), stock_tone(view.atp, view.channel.low_stock_level)),
+                    _fmt(view.listing.last_pushed_price if view.listing else None),
+                    _fmt(view.listing.last_pushed_quantity if view.listing else None),
+                    sync_state_badge(states.get(view.listing.pk))
+                    if view.listing
+                    else badge("not listed", "muted"),
+                )
+                for view in views
+            ),
+        )
+        return format_html(
+            "<table class='ps-table'><tr><th>Channel</th><th class='num'>Channel price</th>"
+            "<th class='num'>Channel ATP</th><th class='num'>Last pushed price</th>"
+            "<th class='num'>Last pushed qty</th><th>Sync</th></tr>{}</table>"
+            "<p class='ps-help'>Price: listing override, else the variant price through the "
+            "channel's price rule, never below MAP. ATP: available over the channel's locations "
+            "minus its buffer.</p>",
+            rows or mark_safe("<tr><td colspan='6'>No channels yet.</td></tr>"),
+        )
+
+    @confirmed_action(
+        description="Push now to every channel",
+        explanation="Pushes each selected variant's current price and ATP where they differ.",
+    )
+    def push_now_action(self, request: HttpRequest, queryset: QuerySet, form: None) -> str:
+        return str(
+            services.listings_push_now(listings=ChannelListing.objects.filter(variant__in=queryset))
+        )
+
+    @confirmed_action(description="Force resync to every channel (even if unchanged)")
+    def force_resync_action(self, request: HttpRequest, queryset: QuerySet, form: None) -> str:
+        return str(
+            services.listings_force_resync(
+                listings=ChannelListing.objects.filter(variant__in=queryset)
+            )
+        )
+
+
+def _fmt(value: object) -> str:
+    return "—" if value is None else str(value)

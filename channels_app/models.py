@@ -114,6 +114,8 @@ class ChannelListing(models.Model):
     last_pushed_price = models.DecimalField(**MONEY, null=True, blank=True)
     last_pushed_quantity = models.IntegerField(null=True, blank=True)
     last_pushed_at = models.DateTimeField(null=True, blank=True)
+    last_price_pushed_at = models.DateTimeField(null=True, blank=True)
+    last_quantity_pushed_at = models.DateTimeField(null=True, blank=True)
     last_confirmed_price = models.DecimalField(**MONEY, null=True, blank=True)
     last_confirmed_quantity = models.IntegerField(null=True, blank=True)
     last_confirmed_at = models.DateTimeField(null=True, blank=True)
@@ -248,3 +250,76 @@ class PriceRule(models.Model):
     def __str__(self) -> str:
         rounding = self.get_rounding_display()
         return f"{self.channel}: × {self.multiplier.normalize()} + {self.adjustment}, {rounding}"
+
+
+class SyncKind(models.TextChoices):
+    PRICE = "price", "Price"
+    QUANTITY = "quantity", "Quantity"
+
+
+class SyncMarker(models.Model):
+    """'This listing's price/quantity must be pushed' — upserted per (listing, kind).
+
+    Written in the same transaction as the change that caused it, so it commits
+    or rolls back with it. Fifty quick changes coalesce into one marker; the
+    value pushed is always computed fresh when the marker is claimed.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DEAD = "dead", "Dead-lettered"
+
+    listing = models.ForeignKey(ChannelListing, on_delete=models.CASCADE, related_name="markers")
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="markers")
+    kind = models.CharField(max_length=8, choices=SyncKind.choices)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    first_dirty_at = models.DateTimeField()
+    last_dirty_at = models.DateTimeField()
+    due_at = models.DateTimeField()
+    # Changes on each upsert; a push only deletes the marker if no newer change
+    # arrived while it was in flight.
+    change_token = models.CharField(max_length=32)
+    is_forced = models.BooleanField(default=False)
+    attempts = models.PositiveIntegerField(default=0)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    claim_token = models.CharField(max_length=32, blank=True)
+    last_error_code = models.CharField(max_length=64, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["listing", "kind"], name="marker_one_per_listing_kind")
+        ]
+        indexes = [
+            models.Index(fields=["channel", "status", "due_at"], name="marker_due_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of listing {self.listing_id} ({self.status})"
+
+
+class ChannelSyncState(models.Model):
+    """Runtime state of a channel's push loop, kept apart from its settings so an
+    admin save never overwrites it."""
+
+    class Breaker(models.TextChoices):
+        CLOSED = "closed", "Closed"
+        OPEN = "open", "Open"
+        HALF_OPEN = "half_open", "Half-open (probing)"
+
+    channel = models.OneToOneField(Channel, on_delete=models.CASCADE, related_name="sync_state")
+    push_queued = models.BooleanField(default=False)
+    push_queued_at = models.DateTimeField(null=True, blank=True)
+    breaker = models.CharField(max_length=10, choices=Breaker.choices, default=Breaker.CLOSED)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    open_until = models.DateTimeField(null=True, blank=True)
+    auth_failed_at = models.DateTimeField(null=True, blank=True)
+    auth_error = models.TextField(blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    # Token bucket of the embedded (database) rate limiter.
+    tokens = models.FloatField(default=0)
+    tokens_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"sync state of {self.channel_id}"

@@ -175,3 +175,36 @@ def variant_channel_overview(*, variant: Variant) -> list[ChannelView]:
         )
         views.append(ChannelView(ch, listing, price, channel_atp_compute(total, held)))
     return views
+
+
+@dataclass(frozen=True)
+class SyncState:
+    label: str  # in sync | pending | retrying | failed | not pushed yet | paused
+    tone: str
+    error: str = ""
+
+
+def listing_sync_states(listings: Iterable[ChannelListing]) -> dict[int, SyncState]:
+    """The state a person sees per listing, from its markers: one query."""
+    from .models import SyncMarker
+
+    listings = list(listings)
+    markers: dict[int, list[SyncMarker]] = {}
+    for m in SyncMarker.objects.filter(listing_id__in=[lst.pk for lst in listings]):
+        markers.setdefault(m.listing_id, []).append(m)
+    states = {}
+    for lst in listings:
+        own = markers.get(lst.pk, [])
+        dead = [m for m in own if m.status == SyncMarker.Status.DEAD]
+        retrying = [m for m in own if m.attempts and m.status == SyncMarker.Status.PENDING]
+        if dead:
+            states[lst.pk] = SyncState("failed", "bad", dead[0].last_error)
+        elif retrying:
+            states[lst.pk] = SyncState("retrying", "warn", retrying[0].last_error)
+        elif own:
+            states[lst.pk] = SyncState("pending", "info")
+        elif lst.last_pushed_at is None:
+            states[lst.pk] = SyncState("not pushed yet", "muted")
+        else:
+            states[lst.pk] = SyncState("in sync", "ok")
+    return states

@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from pimsync.admin_utils import AdminMedia, badge, confirmed_action, stock_tone
 
@@ -41,21 +42,6 @@ class StockStatusFilter(admin.SimpleListFilter):
             return queryset.filter(total_available__gt=0, total_available__lte=LOW_STOCK)
         if value == "in":
             return queryset.filter(total_available__gt=LOW_STOCK)
-        return queryset
-
-
-class ListedOnChannelFilter(admin.SimpleListFilter):
-    title = "listed on channel"
-    parameter_name = "channel"
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        from channels_app.models import Channel
-
-        return [(str(pk), name) for pk, name in Channel.objects.values_list("pk", "name")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        if self.value():
-            return queryset.filter(listings__channel_id=self.value())
         return queryset
 
 
@@ -131,14 +117,14 @@ class ProductAdmin(admin.ModelAdmin):
         if formset.model is not Variant:
             super().save_formset(request, form, formset, change)
             return
+        formset.save(commit=False)
         for obj in formset.deleted_objects:
             obj.delete()
-        for inline_form in formset.forms:
-            if inline_form in formset.deleted_forms or not inline_form.has_changed():
-                continue
-            variant = inline_form.save(commit=False)
-            variant.product = form.instance
-            services.variant_save(variant=variant, changed_fields=inline_form.changed_data)
+        for obj in formset.new_objects:
+            obj.product = form.instance
+            services.variant_save(variant=obj)
+        for obj, changed in formset.changed_objects:
+            services.variant_save(variant=obj, changed_fields=changed)
         formset.save_m2m()
 
 
@@ -163,7 +149,6 @@ class VariantAdmin(admin.ModelAdmin):
     list_select_related = ("product",)
     list_filter = (
         StockStatusFilter,
-        ListedOnChannelFilter,
         "is_active",
         "product__status",
         "product__vendor",
@@ -172,12 +157,11 @@ class VariantAdmin(admin.ModelAdmin):
     autocomplete_fields = ("product",)
     list_per_page = 100
     actions = ["adjust_stock_action"]
-    readonly_fields = ("stock_by_location", "channel_publication", "created_at", "updated_at")
+    readonly_fields = ("stock_by_location", "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("product", "sku", "title", "options", "barcode", "is_active")}),
         ("Prices", {"fields": ("price", "compare_at_price", "map_price")}),
         ("Stock", {"fields": ("stock_by_location",)}),
-        ("What each channel is told", {"fields": ("channel_publication",)}),
         ("Timestamps", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
     Media = AdminMedia
@@ -234,41 +218,9 @@ class VariantAdmin(admin.ModelAdmin):
             "<th class='num'>Available</th></tr>{}</table>"
             "<div class='ps-actions'><a class='button' href='{}'>Adjust stock…</a>"
             "<a class='button' href='{}'>Movement ledger</a></div>",
-            rows or format_html("<tr><td colspan='6'>No stock recorded yet.</td></tr>"),
+            rows or mark_safe("<tr><td colspan='6'>No stock recorded yet.</td></tr>"),
             adjust,
             ledger,
-        )
-
-    @admin.display(description="Per channel")
-    def channel_publication(self, obj: Variant) -> str:
-        if obj.pk is None:
-            return "—"
-        from channels_app.selectors import variant_channel_overview
-
-        rows = format_html_join(
-            "",
-            "<tr><td>{}</td><td class='num'>{}</td><td class='num'>{}</td><td>{}</td>"
-            "<td class='num'>{}</td><td class='num'>{}</td></tr>",
-            (
-                (
-                    view.channel.name,
-                    view.price,
-                    badge(str(view.atp), stock_tone(view.atp, view.channel.low_stock_level)),
-                    badge("listed", "ok") if view.listing else badge("not listed", "muted"),
-                    _fmt(view.listing.last_pushed_price if view.listing else None),
-                    _fmt(view.listing.last_pushed_quantity if view.listing else None),
-                )
-                for view in variant_channel_overview(variant=obj)
-            ),
-        )
-        return format_html(
-            "<table class='ps-table'><tr><th>Channel</th><th class='num'>Channel price</th>"
-            "<th class='num'>Channel ATP</th><th>Listing</th><th class='num'>Last pushed price</th>"
-            "<th class='num'>Last pushed qty</th></tr>{}</table>"
-            "<p class='ps-help'>Price: listing override, else the variant price through the "
-            "channel's price rule, never below MAP. ATP: available over the channel's locations "
-            "minus its buffer.</p>",
-            rows or format_html("<tr><td colspan='6'>No channels yet.</td></tr>"),
         )
 
     def save_model(self, request: HttpRequest, obj: Variant, form: Any, change: bool) -> None:
@@ -338,10 +290,6 @@ class VariantAdmin(admin.ModelAdmin):
 
     def has_adjust_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("inventory.add_stockmovement")
-
-
-def _fmt(value: object) -> str:
-    return "—" if value is None else str(value)
 
 
 def _apply_form(variant: Variant, data: dict, request: HttpRequest) -> services.MovementResult:

@@ -336,6 +336,7 @@ cmd_start() {
     fi
     start_postgres "$pg_bin"
     start_redis
+    # shellcheck disable=SC2034 # read by the EXIT trap
     STARTED=1
     log "state in $DIR; stop with: scripts/pg-redis.sh stop $DIR" \
         "(started in $(seconds_since "$began")s)"

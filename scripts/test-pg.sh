@@ -16,6 +16,7 @@ fi
 
 state_dir=$(mktemp -d "${TMPDIR:-/tmp}/pimsync-test-pg.XXXXXX") || exit 2
 
+# shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
     bash scripts/pg-redis.sh stop "$state_dir"
     rm -rf "$state_dir"

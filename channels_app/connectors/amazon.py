@@ -167,7 +167,7 @@ class AmazonConnector:
             spec = overrides.get(operation) or {}
             rate = float(spec.get("rate", rate)) if paced else 0.0
             burst = float(spec.get("burst", burst))
-            pacers[operation] = TokenBucket(rate, burst, sleep=self._sleep)
+            pacers[operation] = TokenBucket(rate, burst, clock=self._clock, sleep=self._sleep)
         return pacers
 
     def _call(self, operation: str, method: str, path: str, **kwargs: Any) -> HttpResult:

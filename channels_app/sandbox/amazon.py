@@ -54,7 +54,6 @@ from .core import (
     JsonDict,
     Request,
     Response,
-    Route,
     SandboxOrder,
     SandboxPlatform,
     iso,
@@ -170,12 +169,24 @@ class AmazonSandbox(SandboxPlatform):
             limit_key="getFeed",
         )
         # Pre-signed document URLs (S3 in real life): no token, no SP-API quota.
-        add("PUT", rf"{DOCUMENTS}/(?P<document_id>[^/]+)", self.upload, name="s3Put", limit_key=None)
         add(
-            "GET", rf"{DOCUMENTS}/(?P<document_id>[^/]+)", self.download, name="s3Get", limit_key=None
+            "PUT", rf"{DOCUMENTS}/(?P<document_id>[^/]+)", self.upload, name="s3Put", limit_key=None
+        )
+        add(
+            "GET",
+            rf"{DOCUMENTS}/(?P<document_id>[^/]+)",
+            self.download,
+            name="s3Get",
+            limit_key=None,
         )
         add("GET", ORDERS, self.get_orders, name="getOrders", limit_key="getOrders")
-        add("GET", rf"{ORDERS}/(?P<order_id>[^/]+)", self.get_order, name="getOrder", limit_key="getOrder")
+        add(
+            "GET",
+            rf"{ORDERS}/(?P<order_id>[^/]+)",
+            self.get_order,
+            name="getOrder",
+            limit_key="getOrder",
+        )
         add(
             "GET",
             rf"{ORDERS}/(?P<order_id>[^/]+)/orderItems",
@@ -223,9 +234,6 @@ class AmazonSandbox(SandboxPlatform):
             429, "rate_limited", "You exceeded your quota for the requested resource."
         )
 
-    def admit(self, request: Request, route: Route) -> Response | None:
-        return super().admit(request, route)
-
     def assign_ids(self, sku: str, ids: Mapping[str, str], group: str) -> dict[str, str]:
         result = dict(ids)
         result.setdefault("product_id", f"B0{self.next_id():08d}")  # the ASIN
@@ -252,7 +260,10 @@ class AmazonSandbox(SandboxPlatform):
             "BuyerInfo": {"BuyerEmail": order.email},
         }
         if order.status != "pending":  # Amazon leaves OrderTotal out of Pending orders
-            rendered["OrderTotal"] = {"CurrencyCode": order.currency, "Amount": f"{order.total:.2f}"}
+            rendered["OrderTotal"] = {
+                "CurrencyCode": order.currency,
+                "Amount": f"{order.total:.2f}",
+            }
         return rendered
 
     def reset(self) -> None:
@@ -317,7 +328,9 @@ class AmazonSandbox(SandboxPlatform):
         change = _Change()
         for patch in patches:
             if not isinstance(patch, Mapping) or patch.get("op") not in PATCH_OPS:
-                change.issues.append(_issue("4000001", "Each patch needs an op of add|replace|merge|delete"))
+                change.issues.append(
+                    _issue("4000001", "Each patch needs an op of add|replace|merge|delete")
+                )
                 continue
             path = str(patch.get("path", ""))
             value = patch.get("value")
@@ -384,7 +397,11 @@ class AmazonSandbox(SandboxPlatform):
     def search_items(self, request: Request) -> Response:
         marketplace = self._marketplace(request)
         size = _bounded(request.arg("pageSize"), default=10, low=1, high=20, name="pageSize")
-        start = _decode_token(request.arg("pageToken")).get("offset", 0) if request.arg("pageToken") else 0
+        start = (
+            _decode_token(request.arg("pageToken")).get("offset", 0)
+            if request.arg("pageToken")
+            else 0
+        )
         with self.lock:
             items = sorted(self.catalog.items(), key=self._channel_sku)
             window = items[start : start + size]
@@ -421,7 +438,9 @@ class AmazonSandbox(SandboxPlatform):
         document_id = request.params["document_id"]
         with self.lock:
             if document_id not in self.document_meta:
-                return Response.text(403, "<Error><Code>AccessDenied</Code></Error>", "application/xml")
+                return Response.text(
+                    403, "<Error><Code>AccessDenied</Code></Error>", "application/xml"
+                )
             self.documents[document_id] = request.body
         return Response(200, b"")
 
@@ -516,7 +535,11 @@ class AmazonSandbox(SandboxPlatform):
             header["sellerId"] = str(document.get("header", {}).get("sellerId", ""))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             issue = {**_issue("4000003", f"The feed document is invalid: {exc}"), "messageId": 0}
-            return {"header": header, "issues": [issue], "summary": _summary_counts(0, 0, [issue])}, True
+            return {
+                "header": header,
+                "issues": [issue],
+                "summary": _summary_counts(0, 0, [issue]),
+            }, True
         marketplace = feed.marketplace_ids[0]
         issues: list[JsonDict] = []
         accepted = 0
@@ -560,10 +583,7 @@ class AmazonSandbox(SandboxPlatform):
     def get_orders(self, request: Request) -> Response:
         self._marketplace(request, "MarketplaceIds")
         token = request.arg("NextToken")
-        if token:
-            state = _decode_token(token)
-        else:
-            state = self._order_query(request)
+        state = _decode_token(token) if token else self._order_query(request)
         with self.lock:
             matching = [o for o in self.orders.all() if _order_matches(o, state)]
             start = int(state.get("offset", 0))
@@ -593,7 +613,9 @@ class AmazonSandbox(SandboxPlatform):
             raise ApiError(
                 _errors(400, "InvalidInput", "The Before date must be at least 2 minutes ago")
             )
-        size = _bounded(request.arg("MaxResultsPerPage"), default=100, low=1, high=100, name="MaxResultsPerPage")
+        size = _bounded(
+            request.arg("MaxResultsPerPage"), default=100, low=1, high=100, name="MaxResultsPerPage"
+        )
         return {
             "field": "created" if created else "updated",
             "after": after.isoformat(),
@@ -642,16 +664,22 @@ class AmazonSandbox(SandboxPlatform):
         body = request.json()
         package = body.get("packageDetail") if isinstance(body, Mapping) else None
         if not isinstance(package, Mapping) or not body.get("marketplaceId"):
-            raise ApiError(_errors(400, "InvalidInput", "marketplaceId and packageDetail are required"))
+            raise ApiError(
+                _errors(400, "InvalidInput", "marketplaceId and packageDetail are required")
+            )
         required = ("packageReferenceId", "carrierCode", "trackingNumber", "shipDate", "orderItems")
         missing = [name for name in required if not package.get(name)]
         if missing:
-            raise ApiError(_errors(400, "InvalidInput", f"packageDetail lacks {', '.join(missing)}"))
+            raise ApiError(
+                _errors(400, "InvalidInput", f"packageDetail lacks {', '.join(missing)}")
+            )
         with self.lock:
             order = self._order(request.params["order_id"])
             if order.status != "paid":
                 status = ORDER_STATUS[order.status]
-                raise ApiError(_errors(400, "InvalidInput", f"Order is {status}; cannot confirm shipment"))
+                raise ApiError(
+                    _errors(400, "InvalidInput", f"Order is {status}; cannot confirm shipment")
+                )
             lines = {line.line_id: line for line in order.lines}
             shipped = self.shipped.setdefault(order.id, {})
             for entry in package["orderItems"]:
@@ -660,7 +688,9 @@ class AmazonSandbox(SandboxPlatform):
                 quantity = entry.get("quantity") if isinstance(entry, Mapping) else None
                 left = line.quantity - shipped.get(item_id, 0) if line else 0
                 if line is None or not isinstance(quantity, int) or not 0 < quantity <= left:
-                    raise ApiError(_errors(400, "InvalidInput", f"Invalid orderItems entry {entry!r}"))
+                    raise ApiError(
+                        _errors(400, "InvalidInput", f"Invalid orderItems entry {entry!r}")
+                    )
                 shipped[item_id] = shipped.get(item_id, 0) + quantity
             if all(shipped.get(i, 0) >= line.quantity for i, line in lines.items()):
                 self.order_transition(
@@ -678,7 +708,9 @@ class AmazonSandbox(SandboxPlatform):
 
 
 def _errors(status: int, code: str, message: str, details: str = "") -> Response:
-    return Response.json(status, {"errors": [{"code": code, "message": message, "details": details}]})
+    return Response.json(
+        status, {"errors": [{"code": code, "message": message, "details": details}]}
+    )
 
 
 def _not_found(sku: str, marketplace: str) -> Response:
@@ -701,7 +733,9 @@ def _offer_price(value: Any, marketplace: str) -> Decimal:
     try:
         amount = offer["our_price"][0]["schedule"][0]["value_with_tax"]
     except (KeyError, IndexError, TypeError):
-        raise ValueError("purchasable_offer needs our_price[0].schedule[0].value_with_tax") from None
+        raise ValueError(
+            "purchasable_offer needs our_price[0].schedule[0].value_with_tax"
+        ) from None
     if isinstance(amount, bool) or not isinstance(amount, int | float):
         raise ValueError("value_with_tax must be a number")
     price = to_decimal(amount)

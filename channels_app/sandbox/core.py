@@ -75,20 +75,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import http.client
 import json
 import random
 import re
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 JsonDict = dict[str, Any]
 Handler = Callable[["Request"], "Response"]
@@ -716,19 +715,30 @@ class WebhookDelivery:
 
 
 def post_webhook(url: str, request: WebhookRequest, timeout: float = 5.0) -> tuple[int | None, str]:
-    """POST one delivery; returns (HTTP status or None, error text)."""
-    if not url.startswith(("http://", "https://")):
+    """POST one delivery; returns (HTTP status or None, error text).
+
+    http.client rather than urllib: urllib re-cases header names
+    ("X-wc-webhook-topic"), and the deliveries should look like the platform's.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         return None, f"refusing non-http url {url!r}"
-    http_request = urllib.request.Request(  # noqa: S310 - scheme checked above
-        url, data=request.body, headers=request.headers, method="POST"
+    connection_class = (
+        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     )
+    connection = connection_class(parts.hostname, parts.port, timeout=timeout)
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
     try:
-        with urllib.request.urlopen(http_request, timeout=timeout) as reply:  # noqa: S310
-            return reply.status, ""
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.reason if isinstance(exc.reason, str) else str(exc.reason)
-    except (urllib.error.URLError, OSError) as exc:
+        connection.request("POST", target, body=request.body, headers=request.headers)
+        reply = connection.getresponse()
+        reply.read()
+        return reply.status, "" if reply.status < 400 else reply.reason
+    except (OSError, http.client.HTTPException) as exc:
         return None, str(exc)
+    finally:
+        connection.close()
 
 
 # --------------------------------------------------------------------------- platform base

@@ -138,6 +138,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(_BROKER_DIR / "queue"),
         "processed_folder": str(_BROKER_DIR / "processed"),
         "store_processed": False,
+        # The filesystem transport polls; 1 s (its default) would be most of
+        # the propagation budget.
+        "polling_interval": 0.05,
     }
 else:
     # A publish must never hang a request when the broker is down: bounded
@@ -196,3 +199,21 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="pimsync@localhost")
 # --- pimsync --------------------------------------------------------------------------------
 PIMSYNC_RESERVATION_DEFAULT_MINUTES = env.int("PIMSYNC_RESERVATION_DEFAULT_MINUTES", default=60)
 PIMSYNC_DEMO_SANDBOX_URL = env.str("PIMSYNC_DEMO_SANDBOX_URL", default="http://127.0.0.1:8700")
+
+# --- outbound sync -------------------------------------------------------------------------
+PIMSYNC_RETRY_BASE_SECONDS = env.float("PIMSYNC_RETRY_BASE_SECONDS", default=1.0)
+PIMSYNC_RETRY_CAP_SECONDS = env.float("PIMSYNC_RETRY_CAP_SECONDS", default=300.0)
+PIMSYNC_BREAKER_FAILURES = env.int("PIMSYNC_BREAKER_FAILURES", default=5)
+PIMSYNC_BREAKER_OPEN_SECONDS = env.float("PIMSYNC_BREAKER_OPEN_SECONDS", default=30.0)
+PIMSYNC_PUSH_CLAIM_SIZE = env.int("PIMSYNC_PUSH_CLAIM_SIZE", default=1000)
+PIMSYNC_PUSH_LEASE_SECONDS = env.int("PIMSYNC_PUSH_LEASE_SECONDS", default=120)
+PIMSYNC_PUSH_TIME_BUDGET_SECONDS = env.float("PIMSYNC_PUSH_TIME_BUDGET_SECONDS", default=40.0)
+PIMSYNC_SWEEP_SECONDS = env.float("PIMSYNC_SWEEP_SECONDS", default=2.0)
+PIMSYNC_PUSH_STALE_SECONDS = env.float("PIMSYNC_PUSH_STALE_SECONDS", default=15.0)
+# Where the shared rate limiter keeps its buckets: a redis:// URL, or empty for
+# the database (embedded default).
+PIMSYNC_RATE_LIMIT_REDIS_URL = env.str("PIMSYNC_RATE_LIMIT_REDIS_URL", default="")
+CELERY_BEAT_SCHEDULE["sync-sweep"] = {
+    "task": "channels_app.tasks.sync_sweep_task",
+    "schedule": PIMSYNC_SWEEP_SECONDS,
+}

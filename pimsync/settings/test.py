@@ -1,5 +1,7 @@
 """Test settings: the same code paths, faster hashing, local-memory mail."""
 
+import os as _os
+
 from .base import *  # noqa: F403
 from .base import DATABASES
 
@@ -8,3 +10,10 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CELERY_TASK_ALWAYS_EAGER = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": ""}  # in-memory
+
+
+# Tests never touch var/broker: an in-memory broker unless a lane provides one.
+if "CELERY_BROKER_URL" not in _os.environ:
+    CELERY_BROKER_URL = "memory://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {}
+PIMSYNC_RATE_LIMIT_REDIS_URL = _os.environ.get("PIMSYNC_RATE_LIMIT_REDIS_URL", "")

@@ -106,7 +106,7 @@ def test_manage_py_check_fails_on_a_misspelled_celery_setting(tmp_path: Path) ->
     }
 
     # When the stock `manage.py check` runs (a fresh process: the app config wires the check)
-    result = subprocess.run(  # noqa: S603 - fixed argv, no shell
+    result = subprocess.run(
         [sys.executable, "manage.py", "check"],
         cwd=settings.BASE_DIR,
         env=env,

@@ -44,7 +44,7 @@ def _production_env(tmp_path: Path) -> dict[str, str]:
 
 
 def test_production_settings_pass_the_deploy_checks(tmp_path: Path) -> None:
-    result = subprocess.run(  # noqa: S603 - fixed argv, no shell
+    result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=settings.BASE_DIR,
         env=_production_env(tmp_path),
@@ -64,7 +64,7 @@ def test_production_settings_refuse_to_start_without_a_secret_key(tmp_path: Path
     env = _production_env(tmp_path)
     del env["SECRET_KEY"]
 
-    result = subprocess.run(  # noqa: S603 - fixed argv, no shell
+    result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy"],
         cwd=settings.BASE_DIR,
         env=env,

@@ -1,0 +1,326 @@
+"""Connector throughput against the sandbox at its DEFAULT (documented) rate limits.
+
+Run: ``.venv/bin/python bench/connectors.py [--floor-seconds 8] [--only shopify,woocommerce]``
+
+Prints JSON lines: one ``machine_noise`` line (a fixed CPU loop timed
+repeatedly, with its spread), then per platform and operation (prices,
+quantities) the SKUs pushed per second and the ratio to the rate-limit floor.
+
+How it drives a connector (what the sync engine does): the updates are cut into
+the connector's largest batch (``max_price_batch`` / ``max_quantity_batch``),
+sent one call after the other, and SKUs reported RETRYABLE are sent again after
+their ``retry_after``. Each phase starts with a fresh connector and full
+sandbox buckets.
+
+The floor is what the documented limit allows at the maximum batch size:
+``calls = ceil(N / max_batch)``; the limit governing the write endpoint (the
+most-called non-GET endpoint) has a capacity at start (burst, or Shopify's
+1000-point bucket) and a refill rate, so those calls need at least
+``floor_seconds = max(0, calls * cost - capacity) / rate`` (cost: 10 points per
+Shopify mutation, 1 token elsewhere). ``ratio = floor_seconds / measured
+seconds`` (= measured SKUs/s divided by floor SKUs/s); 1.0 means the connector
+loses nothing to the limiter. When the capacity at start covers every call the
+run is not rate-bound and the ratio is null.
+
+SKU counts are chosen so that each phase's floor is about ``--floor-seconds``
+(default 8 s) at the default limits, which keeps the whole run under about two
+minutes: Shopify (1000 points, 100/s, 10 points per 250 SKUs) 45,000 SKUs in
+products of 250 variants; WooCommerce (5 requests/s, burst 10, 100 per batch)
+5,000; eBay (10/s, burst 25, 25 per call) 2,625; Amazon patches (5/s, burst 5,
+one SKU per call below the connector's feed threshold) 45. One extra Amazon run
+pushes 1,000 SKUs through a feed; it is processing-bound, not rate-bound.
+
+WooCommerce documents no rate limit; the sandbox's 5/s burst 10 models host
+capacity, and the connector is given the same figures as its pacing setting
+(in production the engine's per-channel limiter plays that part).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from channels_app.connectors.base import (  # noqa: E402
+    ChannelConfig,
+    ItemResult,
+    ListingRef,
+    PriceUpdate,
+    QuantityUpdate,
+)
+from channels_app.connectors.errors import FailureKind  # noqa: E402
+from channels_app.connectors.registry import connector_class  # noqa: E402
+from channels_app.sandbox.core import ID_KEYS, SandboxPlatform  # noqa: E402
+from channels_app.sandbox.server import RunningSandbox, start_sandbox  # noqa: E402
+
+SHOPIFY_COST_PER_CALL = 10.0
+MAX_RETRY_WAIT = 10.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    label: str
+    platform: str
+    skus_per_floor_second: Callable[[float], int]
+    group_size: int = 0  # Shopify: variants per product
+    platform_config: dict[str, Any] = field(default_factory=dict)
+
+
+def plans(floor_seconds: float) -> list[Plan]:
+    def shopify(seconds: float) -> int:
+        # capacity 1000 points = 100 calls free, then 10 calls/s; 250 SKUs per call
+        return int((100 + 10 * seconds) * 250)
+
+    return [
+        Plan(
+            "shopify",
+            "shopify",
+            shopify,
+            group_size=250,
+            platform_config={"location_id": "gid://shopify/Location/1"},
+        ),
+        Plan(
+            "woocommerce",
+            "woocommerce",
+            lambda s: int((10 + 5 * s) * 100),
+            platform_config={"requests_per_second": 5, "burst": 10},
+        ),
+        Plan(
+            "ebay",
+            "ebay",
+            lambda s: int((25 + 10 * s) * 25),
+            platform_config={"marketplace_id": "EBAY_US"},
+        ),
+        Plan(
+            "amazon",
+            "amazon",
+            lambda s: int(5 + 5 * s),
+            platform_config=amazon_config(),
+        ),
+        Plan(
+            "amazon-feed",
+            "amazon",
+            lambda s: 1000,
+            platform_config=amazon_config(),
+        ),
+    ]
+
+
+def amazon_config() -> dict[str, Any]:
+    return {
+        "seller_id": "A1BENCHSELLER",
+        "marketplace_id": "ATVPDKIKX0DER",
+        "product_type": "PRODUCT",
+    }
+
+
+# --------------------------------------------------------------------------- noise
+
+
+def cpu_loop() -> float:
+    started = time.perf_counter()
+    total = 0
+    for number in range(300_000):
+        total += number * number % 7
+    return (time.perf_counter() - started) * 1000
+
+
+def machine_noise(repeats: int = 9) -> dict[str, Any]:
+    timings = sorted(cpu_loop() for _ in range(repeats))
+    median = statistics.median(timings)
+    return {
+        "metric": "machine_noise",
+        "cpu_loop_ms_median": round(median, 2),
+        "cpu_loop_ms_min": round(timings[0], 2),
+        "cpu_loop_ms_max": round(timings[-1], 2),
+        "spread_pct": round((timings[-1] - timings[0]) / median * 100, 1),
+        "repeats": repeats,
+    }
+
+
+# --------------------------------------------------------------------------- driving
+
+
+@dataclass
+class Outcome:
+    ok: int = 0
+    failed: int = 0
+    retried_calls: int = 0
+    codes: dict[str, int] = field(default_factory=dict)
+
+
+def drive(
+    push: Callable[[Sequence[Any]], list[ItemResult]], updates: Sequence[Any], batch: int
+) -> Outcome:
+    """Send batch after batch; retryable SKUs go again after their retry_after."""
+    outcome = Outcome()
+    for start in range(0, len(updates), batch):
+        chunk = list(updates[start : start + batch])
+        while chunk:
+            results = push(chunk)
+            retry, waits = [], []
+            for update, result in zip(chunk, results, strict=True):
+                if result.kind is FailureKind.OK:
+                    outcome.ok += 1
+                elif result.kind is FailureKind.RETRYABLE:
+                    retry.append(update)
+                    waits.append(result.retry_after or 0.1)
+                    outcome.codes[result.code] = outcome.codes.get(result.code, 0) + 1
+                else:
+                    outcome.failed += 1
+                    outcome.codes[result.code] = outcome.codes.get(result.code, 0) + 1
+            if retry:
+                outcome.retried_calls += 1
+                time.sleep(min(max(waits), MAX_RETRY_WAIT))
+            chunk = retry
+    return outcome
+
+
+def write_limit(
+    platform: SandboxPlatform, counters: dict[str, Any]
+) -> tuple[str, float, float, float]:
+    """(limit name, capacity at start, refill per second, cost per call) of the write path."""
+    if platform.name == "shopify":
+        spec = platform.limits["cost"]
+        return "cost", spec["maximum"], spec["restore_rate"], SHOPIFY_COST_PER_CALL
+    writes = {r.name: r.limit_key for r in platform.routes if r.method != "GET"}
+    used = [(count, name) for name, count in counters["by_endpoint"].items() if name in writes]
+    if not used:
+        raise RuntimeError("no write endpoint was called")
+    _, endpoint = max(used)
+    key = writes[endpoint]
+    spec = platform.limits.get(key or "", {})
+    if "rate" not in spec:
+        raise RuntimeError(f"endpoint {endpoint} has no rate limit")
+    return f"{endpoint}:{key}", spec.get("burst", spec["rate"]), spec["rate"], 1.0
+
+
+def run_phase(
+    box: RunningSandbox, plan: Plan, op: str, listings: list[ListingRef]
+) -> dict[str, Any]:
+    platform = box.platform(plan.platform)
+    platform.set_limits(platform.limits)  # fresh (full) buckets at the documented values
+    platform.counters.reset()
+    config = ChannelConfig(
+        channel_id=1,
+        platform=plan.platform,
+        base_url=box.platform_url(plan.platform),
+        credentials=dict(platform.credentials),
+        platform_config=dict(plan.platform_config),
+    )
+    connector = connector_class(plan.platform)(config)
+    if op == "prices":
+        updates: list[Any] = [
+            PriceUpdate(ref, Decimal("7.00") + n % 50) for n, ref in enumerate(listings)
+        ]
+        push, batch = connector.push_prices, connector.max_price_batch
+    else:
+        updates = [QuantityUpdate(ref, 20 + n % 30) for n, ref in enumerate(listings)]
+        push, batch = connector.push_quantities, connector.max_quantity_batch
+
+    started = time.monotonic()
+    outcome = drive(push, updates, batch)
+    seconds = time.monotonic() - started
+
+    counters = platform.counters.snapshot()
+    limit, capacity, rate, cost = write_limit(platform, counters)
+    calls = math.ceil(len(updates) / batch)
+    floor_seconds = max(0.0, calls * cost - capacity) / rate
+    return {
+        "platform": plan.label,
+        "op": op,
+        "skus": len(updates),
+        "ok": outcome.ok,
+        "failed": outcome.failed,
+        "seconds": round(seconds, 3),
+        "skus_per_s": round(len(updates) / seconds, 1),
+        "floor_seconds": round(floor_seconds, 3),
+        "floor_skus_per_s": round(len(updates) / floor_seconds, 1) if floor_seconds else None,
+        "ratio": round(floor_seconds / seconds, 3) if floor_seconds else None,
+        "max_batch": batch,
+        "limit": {"name": limit, "capacity": capacity, "rate": rate, "cost_per_call": cost},
+        "http_calls": counters["calls"],
+        "rate_limited": counters["rate_limited"],
+        "retried_calls": outcome.retried_calls,
+        "codes": outcome.codes,
+    }
+
+
+def seed(platform: SandboxPlatform, plan: Plan, count: int) -> list[ListingRef]:
+    rows = [
+        {
+            "sku": f"BENCH-{n:06d}",
+            "price": "5.00",
+            "quantity": 10,
+            **({"group": f"P{n // plan.group_size}"} if plan.group_size else {}),
+        }
+        for n in range(count)
+    ]
+    return [
+        ListingRef(sku=item.sku, **{k: v for k, v in item.ids.items() if k in ID_KEYS})
+        for item in platform.seed(rows)
+    ]
+
+
+def bench_platform(box: RunningSandbox, plan: Plan, floor_seconds: float) -> list[dict[str, Any]]:
+    if plan.platform not in box.app.platforms:
+        reason = box.app.missing.get(plan.platform, "not loaded")
+        return [{"platform": plan.label, "error": f"sandbox platform unavailable: {reason}"}]
+    try:
+        connector_class(plan.platform)
+    except (ImportError, AttributeError) as exc:
+        return [{"platform": plan.label, "error": f"connector unavailable: {exc!r}"}]
+    platform = box.platform(plan.platform)
+    platform.reset()
+    if plan.platform == "amazon" and hasattr(platform, "feed_processing_seconds"):
+        platform.feed_processing_seconds = 2.0  # the sandbox default, stated explicitly
+    listings = seed(platform, plan, plan.skus_per_floor_second(floor_seconds))
+    lines = []
+    for op in ("prices", "quantities"):
+        try:
+            lines.append(run_phase(box, plan, op, listings))
+        except Exception as exc:  # the bench reports a broken connector and goes on
+            lines.append(
+                {
+                    "platform": plan.label,
+                    "op": op,
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "where": traceback.format_exc(limit=3).splitlines()[-3:],
+                }
+            )
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--floor-seconds", type=float, default=8.0)
+    parser.add_argument("--only", default="", help="comma-separated labels, e.g. shopify,ebay")
+    args = parser.parse_args(argv)
+    wanted = {label for label in args.only.split(",") if label}
+
+    started = time.monotonic()
+    print(json.dumps(machine_noise()), flush=True)
+    with start_sandbox() as box:  # default (documented) limits
+        for plan in plans(args.floor_seconds):
+            if wanted and plan.label not in wanted:
+                continue
+            for line in bench_platform(box, plan, args.floor_seconds):
+                print(json.dumps(line), flush=True)
+    print(json.dumps(machine_noise() | {"when": "after"}), flush=True)
+    print(json.dumps({"metric": "total_seconds", "value": round(time.monotonic() - started, 1)}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,201 @@
+"""Writes to channels, listings and rules. Every change that alters what a
+channel should show marks the affected listings dirty in the same transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from .connectors.base import ConnectionCheck
+from .models import BufferRule, Channel, ChannelListing, PriceRule, SyncKind, SyncMarker
+from .sync import engine
+from .sync.markers import buffer_rule_affected_listings, listings_mark_dirty
+
+LISTING_PRICE_FIELDS = {"price_override"}
+LISTING_IDENTITY_FIELDS = {
+    "external_product_id",
+    "external_variant_id",
+    "inventory_item_id",
+    "offer_id",
+    "listing_sku",
+    "is_enabled",
+    "variant",
+    "channel",
+}
+
+
+@dataclass(frozen=True)
+class Queued:
+    skus: int
+    channels: int
+
+    def __str__(self) -> str:
+        return f"Queued {self.skus} SKU(s) on {self.channels} channel(s)."
+
+
+def listing_save(
+    *, listing: ChannelListing, changed_fields: Iterable[str] | None = None
+) -> ChannelListing:
+    """Save a listing; a new one, new ids or a re-enable push both values, an
+    override change pushes the price."""
+    changed = set(changed_fields) if changed_fields is not None else None
+    is_new = listing.pk is None
+    with transaction.atomic():
+        listing.full_clean()
+        listing.save()
+        if is_new or changed is None or changed & LISTING_IDENTITY_FIELDS:
+            kinds = [SyncKind.PRICE, SyncKind.QUANTITY]
+        elif changed & LISTING_PRICE_FIELDS:
+            kinds = [SyncKind.PRICE]
+        else:
+            kinds = []
+        if kinds:
+            listings_mark_dirty(ChannelListing.objects.filter(pk=listing.pk), kinds=kinds)
+    return listing
+
+
+def buffer_rule_save(*, rule: BufferRule) -> BufferRule:
+    """Save a buffer rule; listings under its old and new scope get their ATP pushed."""
+    with transaction.atomic():
+        before = BufferRule.objects.filter(pk=rule.pk).first() if rule.pk else None
+        rule.full_clean()
+        rule.save()
+        _mark_buffer_scopes(rule, before)
+    return rule
+
+
+def buffer_rule_delete(*, rule: BufferRule) -> None:
+    with transaction.atomic():
+        affected = list(buffer_rule_affected_listings(rule).values_list("pk", flat=True))
+        rule.delete()
+        listings_mark_dirty(
+            ChannelListing.objects.filter(pk__in=affected), kinds=[SyncKind.QUANTITY]
+        )
+
+
+def _mark_buffer_scopes(rule: BufferRule, before: BufferRule | None) -> None:
+    listings = buffer_rule_affected_listings(rule)
+    if before is not None:
+        listings = listings | buffer_rule_affected_listings(before)
+    listings_mark_dirty(listings.distinct(), kinds=[SyncKind.QUANTITY])
+
+
+def price_rule_save(*, rule: PriceRule) -> PriceRule:
+    """Save a price rule; every listing of its channel gets its price pushed."""
+    with transaction.atomic():
+        rule.full_clean()
+        rule.save()
+        listings_mark_dirty(
+            ChannelListing.objects.filter(channel_id=rule.channel_id), kinds=[SyncKind.PRICE]
+        )
+    return rule
+
+
+def price_rule_delete(*, rule: PriceRule) -> None:
+    with transaction.atomic():
+        channel_id = rule.channel_id
+        rule.delete()
+        listings_mark_dirty(
+            ChannelListing.objects.filter(channel_id=channel_id), kinds=[SyncKind.PRICE]
+        )
+
+
+def channel_locations_changed(*, channel: Channel) -> int:
+    """The channel's feeding locations changed: every ATP must be pushed again."""
+    return listings_mark_dirty(
+        ChannelListing.objects.filter(channel=channel), kinds=[SyncKind.QUANTITY]
+    )
+
+
+def channel_save(*, channel: Channel, changed_fields: Iterable[str] = ()) -> Channel:
+    """Save a channel. New credentials lift an auth pause; enabling pushes everything."""
+    changed = set(changed_fields)
+    with transaction.atomic():
+        channel.full_clean()
+        channel.save()
+        if changed & {"new_credentials", "credentials", "base_url"}:
+            engine.channel_resume(channel.pk)
+        if "is_enabled" in changed and channel.is_enabled:
+            listings_mark_dirty(ChannelListing.objects.filter(channel=channel))
+    return channel
+
+
+def _queue(listings: QuerySet[ChannelListing], *, forced: bool) -> Queued:
+    listings = listings.filter(is_enabled=True, channel__is_enabled=True)
+    rows = list(listings.values_list("variant_id", "channel_id"))
+    with transaction.atomic():
+        listings_mark_dirty(listings, forced=forced)
+    return Queued(skus=len({v for v, _ in rows}), channels=len({c for _, c in rows}))
+
+
+def listings_push_now(*, listings: QuerySet[ChannelListing]) -> Queued:
+    """Push these listings' current values now (unchanged values are skipped)."""
+    return _queue(listings, forced=False)
+
+
+def listings_force_resync(*, listings: QuerySet[ChannelListing]) -> Queued:
+    """Push current values even where pimsync believes the channel already has them."""
+    return _queue(listings, forced=True)
+
+
+def markers_redrive(*, markers: QuerySet[SyncMarker]) -> int:
+    """Send dead-lettered pushes again, from scratch (fresh value, attempts reset)."""
+    now = timezone.now()
+    with transaction.atomic():
+        dead = markers.filter(status=SyncMarker.Status.DEAD)
+        channel_ids = set(dead.values_list("channel_id", flat=True))
+        count = dead.update(
+            status=SyncMarker.Status.PENDING,
+            due_at=now,
+            attempts=0,
+            claimed_until=None,
+            claim_token="",
+            is_forced=True,
+            last_error_code="",
+            last_error="",
+        )
+        from .sync.enqueue import channel_push_request_on_commit
+
+        for channel_id in channel_ids:
+            channel_push_request_on_commit(channel_id)
+    return count
+
+
+def sync_log_redrive(*, entries: QuerySet) -> Queued:
+    """Re-drive the SKUs of dead sync log entries: their markers if still
+    dead-lettered, else a forced push of the listing's current value."""
+    pairs = set(entries.filter(status="dead").values_list("listing_id", "event_type"))
+    kinds_by_listing: dict[int, set[str]] = {}
+    for listing_id, event_type in pairs:
+        if listing_id:
+            kind = SyncKind.PRICE if event_type == "price" else SyncKind.QUANTITY
+            kinds_by_listing.setdefault(listing_id, set()).add(kind)
+    with transaction.atomic():
+        for listing_id, kinds in kinds_by_listing.items():
+            listings_mark_dirty(
+                ChannelListing.objects.filter(pk=listing_id), kinds=kinds, forced=True
+            )
+    listings = ChannelListing.objects.filter(pk__in=kinds_by_listing)
+    return Queued(
+        skus=listings.values("variant_id").distinct().count(),
+        channels=listings.values("channel_id").distinct().count(),
+    )
+
+
+def channel_resume(*, channel: Channel) -> None:
+    """Lift an auth pause and push what is queued."""
+    engine.channel_resume(channel.pk)
+
+
+def channel_test_connection(*, channel: Channel) -> ConnectionCheck:
+    """Ask the channel whether our credentials work; never raises."""
+    from .sync.connection import channel_connector
+
+    try:
+        return channel_connector(channel).test_connection()
+    except Exception as exc:
+        return ConnectionCheck(ok=False, message=f"Could not test the connection: {exc}")

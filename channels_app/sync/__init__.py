@@ -1,0 +1,1 @@
+"""Outbound sync: dirty markers, the push engine, rate limiting, circuit breaking."""

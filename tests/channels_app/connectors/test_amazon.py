@@ -1,0 +1,516 @@
+"""AmazonConnector against recorded SP-API responses (no network)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import requests
+import responses
+from responses import matchers
+
+from channels_app.connectors.amazon import AmazonConnector
+from channels_app.connectors.base import ChannelConfig, ListingRef, PriceUpdate, QuantityUpdate
+from channels_app.connectors.errors import FailureKind, PermanentError
+
+BASE = "https://sellingpartnerapi-na.amazon.test"
+SELLER = "A2SELLER"
+MARKET = "ATVPDKIKX0DER"
+ITEMS = f"{BASE}/listings/2021-08-01/items/{SELLER}"
+TOKEN = "Atza|lwa-access-token"
+
+
+class FakeTime:
+    """A clock that only moves when the connector sleeps (no real waiting)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def make_connector(fake: FakeTime | None = None, **platform_config: Any) -> AmazonConnector:
+    fake = fake or FakeTime()
+    config = ChannelConfig(
+        channel_id=9,
+        platform="amazon",
+        base_url=BASE,
+        credentials={"access_token": TOKEN},
+        platform_config={
+            "seller_id": SELLER,
+            "marketplace_id": MARKET,
+            "product_type": "PRODUCT",
+            "pacing": False,
+            **platform_config,
+        },
+    )
+    return AmazonConnector(config, sleep=fake.sleep, clock=fake.clock)
+
+
+def prices(*skus: str) -> list[PriceUpdate]:
+    return [PriceUpdate(ListingRef(sku=s), Decimal("19.99")) for s in skus]
+
+
+def accepted(sku: str) -> dict[str, Any]:
+    return {"sku": sku, "status": "ACCEPTED", "submissionId": "abc", "issues": []}
+
+
+def sent_json(call_index: int) -> Any:
+    return json.loads(responses.calls[call_index].request.body)
+
+
+@responses.activate
+def test_patch_per_sku_sends_purchasable_offer_and_maps_status() -> None:
+    # given
+    responses.patch(f"{ITEMS}/SKU-0", json=accepted("SKU-0"))
+    responses.patch(
+        f"{ITEMS}/SKU%2F1",
+        json={
+            "sku": "SKU/1",
+            "status": "INVALID",
+            "submissionId": "def",
+            "issues": [
+                {"code": "90220", "message": "'value_with_tax' is required", "severity": "ERROR"},
+                {"code": "18027", "message": "note", "severity": "WARNING"},
+            ],
+        },
+    )
+    # when
+    results = make_connector().push_prices(prices("SKU-0", "SKU/1"))
+    # then
+    assert results[0].ok
+    assert results[1].kind is FailureKind.PERMANENT
+    assert results[1].code == "90220"
+    request = responses.calls[0].request
+    assert request.headers["x-amz-access-token"] == TOKEN
+    assert request.params == {"marketplaceIds": MARKET}
+    assert sent_json(0) == {
+        "productType": "PRODUCT",
+        "patches": [
+            {
+                "op": "replace",
+                "path": "/attributes/purchasable_offer",
+                "value": [
+                    {
+                        "marketplace_id": MARKET,
+                        "currency": "USD",
+                        "audience": "ALL",
+                        "our_price": [{"schedule": [{"value_with_tax": 19.99}]}],
+                    }
+                ],
+            }
+        ],
+    }
+
+
+@responses.activate
+def test_quantity_uses_merge_on_fulfillment_availability() -> None:
+    responses.patch(f"{ITEMS}/SKU-0", json=accepted("SKU-0"))
+    results = make_connector().push_quantities([QuantityUpdate(ListingRef(sku="SKU-0"), 12)])
+    assert results[0].ok
+    assert sent_json(0)["patches"] == [
+        {
+            "op": "merge",
+            "path": "/attributes/fulfillment_availability",
+            "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": 12}],
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("answer", "kind", "code"),
+    [
+        (
+            {
+                "json": {
+                    "errors": [{"code": "QuotaExceeded", "message": "You exceeded your quota"}]
+                },
+                "status": 429,
+                "headers": {"x-amzn-RateLimit-Limit": "5.0"},
+            },
+            FailureKind.RETRYABLE,
+            "QuotaExceeded",
+        ),
+        (
+            {"json": {"errors": [{"code": "InternalFailure"}]}, "status": 503},
+            FailureKind.RETRYABLE,
+            "InternalFailure",
+        ),
+        ({"body": requests.ReadTimeout("read timed out")}, FailureKind.RETRYABLE, "timeout"),
+        (
+            {"body": '{"sku": "SKU-0", "status": "ACC', "status": 200},
+            FailureKind.PERMANENT,
+            "malformed_json",
+        ),
+        (
+            {
+                "body": "<html><body>Access denied</body></html>",
+                "status": 200,
+                "content_type": "text/html",
+            },
+            FailureKind.PERMANENT,
+            "html_response",
+        ),
+    ],
+    ids=["429-quota", "503", "read-timeout", "malformed-json", "html-page"],
+)
+@responses.activate
+def test_one_skus_failure_is_classified_and_the_others_still_reported(
+    answer: dict[str, Any], kind: FailureKind, code: str
+) -> None:
+    responses.patch(f"{ITEMS}/SKU-0", **answer)
+    responses.patch(f"{ITEMS}/SKU-1", json=accepted("SKU-1"))
+    responses.patch(f"{ITEMS}/SKU-2", json=accepted("SKU-2"))
+    results = make_connector().push_prices(prices("SKU-0", "SKU-1", "SKU-2"))
+    assert results[0].kind is kind
+    assert results[0].code == code
+    assert [r.ok for r in results[1:]] == [True, True]
+
+
+@responses.activate
+def test_quota_exceeded_without_retry_after_waits_one_token_of_the_rate() -> None:
+    responses.patch(
+        f"{ITEMS}/SKU-0",
+        json={"errors": [{"code": "QuotaExceeded", "message": "quota"}]},
+        status=429,
+        headers={"x-amzn-RateLimit-Limit": "5.0"},
+    )
+    results = make_connector(pacing=True).push_prices(prices("SKU-0"))
+    assert results[0].kind is FailureKind.RETRYABLE
+    assert results[0].retry_after == pytest.approx(0.2)
+
+
+@responses.activate
+def test_401_stops_the_batch_and_reports_auth_for_every_sku() -> None:
+    responses.patch(
+        f"{ITEMS}/SKU-0",
+        json={"errors": [{"code": "Unauthorized", "message": "Access denied"}]},
+        status=403,
+    )
+    results = make_connector().push_prices(prices("SKU-0", "SKU-1", "SKU-2"))
+    assert [r.kind for r in results] == [FailureKind.AUTH] * 3
+    assert len(responses.calls) == 1  # no point in calling again with a bad token
+
+
+@responses.activate
+def test_pacing_spends_the_documented_rate_and_follows_the_rate_header() -> None:
+    # given: patchListingsItem is 5 rps, burst 5; Amazon later announces 2 rps
+    for i in range(12):
+        headers = {"x-amzn-RateLimit-Limit": "2.0"} if i == 6 else {}
+        responses.patch(f"{ITEMS}/SKU-{i}", json=accepted(f"SKU-{i}"), headers=headers)
+    fake = FakeTime()
+    connector = make_connector(fake, pacing=True)
+    # when
+    results = connector.push_prices(prices(*[f"SKU-{i}" for i in range(12)]))
+    # then: 5 at once, then 0.2 s apart until the header, then 0.5 s apart
+    assert all(r.ok for r in results)
+    assert fake.slept == pytest.approx([0.2, 0.2, 0.5, 0.5, 0.5, 0.5, 0.5])
+
+
+def feed_report(issues: list[dict[str, Any]]) -> bytes:
+    report = {
+        "header": {"sellerId": SELLER, "version": "2.0", "feedId": "F1"},
+        "issues": issues,
+        "summary": {"errors": len(issues), "warnings": 0, "messagesProcessed": 3},
+    }
+    return gzip.compress(json.dumps(report).encode())
+
+
+def register_feed(final_status: str, report: bytes | None) -> None:
+    upload = "https://tortuga-prod-na.s3.test/upload?X-Amz-Signature=presigned"
+    responses.post(
+        f"{BASE}/feeds/2021-06-30/documents",
+        json={"feedDocumentId": "DOC-IN", "url": upload},
+        status=201,
+        match=[matchers.json_params_matcher({"contentType": "application/json; charset=UTF-8"})],
+    )
+    responses.put(upload, body="")
+    responses.post(f"{BASE}/feeds/2021-06-30/feeds", json={"feedId": "F1"}, status=202)
+    responses.get(f"{BASE}/feeds/2021-06-30/feeds/F1", json={"processingStatus": "IN_PROGRESS"})
+    done: dict[str, Any] = {"feedId": "F1", "processingStatus": final_status}
+    if report is not None:
+        done["resultFeedDocumentId"] = "DOC-OUT"
+    responses.get(f"{BASE}/feeds/2021-06-30/feeds/F1", json=done)
+    download = "https://tortuga-prod-na.s3.test/report?X-Amz-Signature=presigned"
+    responses.get(
+        f"{BASE}/feeds/2021-06-30/documents/DOC-OUT",
+        json={"feedDocumentId": "DOC-OUT", "url": download, "compressionAlgorithm": "GZIP"},
+    )
+    if report is not None:
+        responses.get(download, body=report)
+
+
+@responses.activate
+def test_large_push_goes_through_a_feed_and_maps_issues_by_message_id() -> None:
+    # given: threshold 2, so 3 SKUs make one JSON_LISTINGS_FEED
+    register_feed(
+        "DONE",
+        feed_report(
+            [
+                {
+                    "messageId": 2,
+                    "sku": "SKU-1",
+                    "code": "90220",
+                    "severity": "ERROR",
+                    "message": "bad",
+                },
+                {
+                    "messageId": 3,
+                    "sku": "SKU-2",
+                    "code": "18027",
+                    "severity": "WARNING",
+                    "message": "ok",
+                },
+            ]
+        ),
+    )
+    fake = FakeTime()
+    connector = make_connector(fake, feed_threshold=2, feed_poll_seconds=5)
+    # when
+    results = connector.push_quantities(
+        [QuantityUpdate(ListingRef(sku=f"SKU-{i}"), i) for i in range(3)]
+    )
+    # then
+    assert [r.kind for r in results] == [FailureKind.OK, FailureKind.PERMANENT, FailureKind.OK]
+    assert results[1].code == "90220"
+    upload = responses.calls[1].request
+    assert "x-amz-access-token" not in upload.headers  # a pre-signed URL gets no token
+    document = json.loads(upload.body)
+    assert document["header"] == {"sellerId": SELLER, "version": "2.0", "issueLocale": "en_US"}
+    assert [m["messageId"] for m in document["messages"]] == [1, 2, 3]
+    assert document["messages"][2] == {
+        "messageId": 3,
+        "sku": "SKU-2",
+        "operationType": "PATCH",
+        "productType": "PRODUCT",
+        "patches": [
+            {
+                "op": "merge",
+                "path": "/attributes/fulfillment_availability",
+                "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": 2}],
+            }
+        ],
+    }
+    assert sent_json(2) == {
+        "feedType": "JSON_LISTINGS_FEED",
+        "marketplaceIds": [MARKET],
+        "inputFeedDocumentId": "DOC-IN",
+    }
+    assert fake.slept == [5]  # one poll while IN_PROGRESS
+
+
+@responses.activate
+def test_fatal_feed_fails_every_sku_permanently() -> None:
+    register_feed(
+        "FATAL",
+        feed_report(
+            [{"messageId": 0, "code": "4000003", "severity": "ERROR", "message": "bad doc"}]
+        ),
+    )
+    results = make_connector(feed_threshold=1, feed_poll_seconds=0).push_prices(prices("A", "B"))
+    assert [r.kind for r in results] == [FailureKind.PERMANENT] * 2
+    assert {r.code for r in results} == {"feed_fatal"}
+    assert "bad doc" in results[0].message
+
+
+@responses.activate
+def test_cancelled_feed_is_retryable() -> None:
+    register_feed("CANCELLED", None)
+    results = make_connector(feed_threshold=1, feed_poll_seconds=0).push_prices(prices("A", "B"))
+    assert [r.kind for r in results] == [FailureKind.RETRYABLE] * 2
+    assert {r.code for r in results} == {"feed_cancelled"}
+
+
+@responses.activate
+def test_feed_still_processing_after_max_wait_is_retryable() -> None:
+    register_feed("DONE", None)
+    fake = FakeTime()
+    connector = make_connector(
+        fake, feed_threshold=1, feed_poll_seconds=10, feed_max_wait_seconds=5
+    )
+    results = connector.push_prices(prices("A", "B"))
+    assert {r.code for r in results} == {"feed_pending"}
+    assert {r.kind for r in results} == {FailureKind.RETRYABLE}
+
+
+@responses.activate
+def test_create_feed_quota_exceeded_fails_the_whole_feed_retryably() -> None:
+    responses.post(
+        f"{BASE}/feeds/2021-06-30/documents",
+        json={"errors": [{"code": "QuotaExceeded", "message": "quota"}]},
+        status=429,
+    )
+    results = make_connector(feed_threshold=1).push_prices(prices("A", "B"))
+    assert [r.kind for r in results] == [FailureKind.RETRYABLE] * 2
+    assert {r.code for r in results} == {"QuotaExceeded"}
+
+
+@responses.activate
+def test_read_listings_parses_offer_price_and_merchant_quantity() -> None:
+    responses.get(
+        f"{ITEMS}/SKU-0",
+        match=[
+            matchers.query_param_matcher(
+                {"marketplaceIds": MARKET, "includedData": "offers,fulfillmentAvailability"}
+            )
+        ],
+        json={
+            "sku": "SKU-0",
+            "offers": [
+                {"marketplaceId": MARKET, "offerType": "B2B", "price": {"amount": "1.00"}},
+                {
+                    "marketplaceId": MARKET,
+                    "offerType": "B2C",
+                    "price": {"currencyCode": "USD", "amount": "24.50"},
+                },
+            ],
+            "fulfillmentAvailability": [
+                {"fulfillmentChannelCode": "AMAZON_NA", "quantity": 99},
+                {"fulfillmentChannelCode": "DEFAULT", "quantity": 3},
+            ],
+        },
+    )
+    responses.get(f"{ITEMS}/SKU-1", json={"errors": [{"code": "NotFound"}]}, status=404)
+    responses.get(f"{ITEMS}/SKU-2", json={"errors": [{"code": "QuotaExceeded"}]}, status=429)
+    states = make_connector().read_listings([ListingRef(sku=f"SKU-{i}") for i in range(3)])
+    assert (states[0].price, states[0].quantity, states[0].found) == (Decimal("24.50"), 3, True)
+    assert states[1].found is False
+    assert states[2].error is not None
+    assert states[2].error.kind is FailureKind.RETRYABLE
+
+
+def amazon_order(order_id: str, status: str, updated: str) -> dict[str, Any]:
+    order: dict[str, Any] = {
+        "AmazonOrderId": order_id,
+        "PurchaseDate": "2026-05-01T10:00:00Z",
+        "LastUpdateDate": updated,
+        "OrderStatus": status,
+        "BuyerInfo": {"BuyerEmail": "x@marketplace.amazon.com"},
+    }
+    if status != "Pending":
+        order["OrderTotal"] = {"CurrencyCode": "USD", "Amount": "40.00"}
+    return order
+
+
+def order_items(order_id: str) -> dict[str, Any]:
+    return {
+        "payload": {
+            "AmazonOrderId": order_id,
+            "OrderItems": [
+                {
+                    "OrderItemId": f"{order_id}-I1",
+                    "SellerSKU": "SKU-1",
+                    "ASIN": "B000000001",
+                    "QuantityOrdered": 2,
+                    "QuantityShipped": 0,
+                    "ItemPrice": {"CurrencyCode": "USD", "Amount": "40.00"},
+                }
+            ],
+        }
+    }
+
+
+@responses.activate
+def test_orders_since_pages_with_next_token_and_reads_items() -> None:
+    # given
+    orders_url = f"{BASE}/orders/v0/orders"
+    responses.get(
+        orders_url,
+        match=[
+            matchers.query_param_matcher(
+                {
+                    "MarketplaceIds": MARKET,
+                    "LastUpdatedAfter": "2026-05-01T00:00:00Z",
+                    "MaxResultsPerPage": "2",
+                }
+            )
+        ],
+        json={
+            "payload": {
+                "Orders": [
+                    amazon_order("111-1", "Unshipped", "2026-05-02T10:00:00Z"),
+                    amazon_order("111-2", "Pending", "2026-05-03T10:00:00Z"),
+                ],
+                "NextToken": "tok+/=",
+            }
+        },
+    )
+    responses.get(
+        orders_url,
+        match=[matchers.query_param_matcher({"MarketplaceIds": MARKET, "NextToken": "tok+/="})],
+        json={"payload": {"Orders": [amazon_order("111-3", "Canceled", "2026-05-02T12:00:00Z")]}},
+    )
+    for order_id in ("111-1", "111-2", "111-3"):
+        responses.get(f"{orders_url}/{order_id}/orderItems", json=order_items(order_id))
+    connector = make_connector()
+    # when
+    first = connector.orders_since("2026-05-01T00:00:00Z", page_size=2)
+    second = connector.orders_since(first.next_cursor, page_size=2)
+    # then
+    assert [(o.external_id, o.status) for o in first.orders] == [
+        ("111-1", "paid"),
+        ("111-2", "pending"),
+    ]
+    assert first.orders[0].total == Decimal("40.00")
+    assert first.orders[1].total == Decimal("0")  # Pending orders carry no OrderTotal
+    line = first.orders[0].lines[0]
+    assert (line.sku, line.quantity, line.unit_price) == ("SKU-1", 2, Decimal("20.00"))
+    assert first.orders[0].updated_at == datetime(2026, 5, 2, 10, tzinfo=UTC)
+    assert [(o.external_id, o.status) for o in second.orders] == [("111-3", "cancelled")]
+    assert second.next_cursor is None
+    assert second.high_water_mark == "2026-05-03T10:00:00Z"
+
+
+@responses.activate
+def test_fulfil_order_confirms_shipment_of_unshipped_items() -> None:
+    orders_url = f"{BASE}/orders/v0/orders"
+    responses.get(f"{orders_url}/111-1/orderItems", json=order_items("111-1"))
+    responses.post(f"{orders_url}/111-1/shipmentConfirmation", status=204, body="")
+    result = make_connector().fulfil_order("111-1", tracking_number="1Z9", carrier="UPS")
+    assert result.ok
+    body = sent_json(1)
+    assert body["marketplaceId"] == MARKET
+    package = body["packageDetail"]
+    assert package["carrierCode"] == "UPS"
+    assert package["trackingNumber"] == "1Z9"
+    assert package["orderItems"] == [{"orderItemId": "111-1-I1", "quantity": 2}]
+
+
+def test_fulfil_needs_tracking_and_cancel_is_unsupported() -> None:
+    connector = make_connector()
+    assert connector.fulfil_order("111-1").code == "tracking_required"
+    cancel = connector.cancel_order("111-1", reason="oversell")
+    assert cancel.kind is FailureKind.PERMANENT
+    assert cancel.code == "unsupported"
+
+
+def test_notifications_come_from_sqs_not_http() -> None:
+    message = {
+        "NotificationType": "ORDER_CHANGE",
+        "PayloadVersion": "1.0",
+        "EventTime": "2026-05-02T10:00:00Z",
+        "Payload": {"OrderChangeNotification": {"AmazonOrderId": "111-1"}},
+        "NotificationMetadata": {"NotificationId": "n-42", "SubscriptionId": "s"},
+    }
+    connector = make_connector()
+    raw = json.dumps(message).encode()
+    assert connector.verify_webhook({}, raw) is False
+    event = connector.parse_webhook({}, raw)
+    assert event.delivery_id == "n-42"
+    assert event.topic == "ORDER_CHANGE"
+    assert event.occurred_at == datetime(2026, 5, 2, 10, tzinfo=UTC)
+    assert event.order is None
+    with pytest.raises(PermanentError):
+        connector.parse_webhook({}, b"<html>")
+    with pytest.raises(PermanentError):
+        connector.parse_webhook({}, b'{"NotificationType": "ORDER_CHANGE"}')
