@@ -27,10 +27,17 @@ seed: migrate
 run: seed
 	$(BIN)/python manage.py run_stack
 
-# The whole suite on the embedded default (SQLite). PostgreSQL-only
-# concurrency tests run in `make test-pg`.
+E2E_DIR := $(CURDIR)/var/e2e
+
+# The whole suite on the embedded default (SQLite), then the end-to-end tests
+# whose worker processes share a file database and the filesystem broker.
+# The PostgreSQL-only concurrency tests run in `make test-pg`.
 test: install
-	$(BIN)/python -m pytest -m "not postgres" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not postgres and not e2e" $(PYTEST_ARGS)
+	rm -rf $(E2E_DIR) && mkdir -p $(E2E_DIR)
+	PIMSYNC_VAR_DIR=$(E2E_DIR) CELERY_BROKER_URL=filesystem:// \
+		PIMSYNC_TEST_DB_FILE=$(E2E_DIR)/test.sqlite3 \
+		$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
 
 # The same suite plus the concurrency tests on throwaway PostgreSQL + Redis.
 test-pg: install

@@ -16,7 +16,9 @@ from .sync.enqueue import channel_push_request
 log = logging.getLogger(__name__)
 
 
-@shared_task(time_limit=120, soft_time_limit=90, ignore_result=True, acks_late=False)
+# Generous limits: an Amazon listings feed may legitimately run for many minutes;
+# the engine stops claiming new work after its own time budget.
+@shared_task(time_limit=1800, soft_time_limit=1700, ignore_result=True, acks_late=False)
 def channel_push_task(channel_id: int) -> dict:
     """Push a channel's due markers. Running it twice at once is harmless (claims)."""
     report = engine.channel_push(channel_id)

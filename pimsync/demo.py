@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from channels_app.models import BufferRule, Channel, ChannelListing, ChannelLocation, PriceRule
+from channels_app.sync.markers import listings_mark_dirty
 from inventory import services
 from inventory.models import Location, Product, Variant
 
@@ -49,7 +50,7 @@ SANDBOX_CHANNELS = [
         "platform": "ebay",
         "name": "eBay (sandbox)",
         "slug": "ebay",
-        "credentials": {"access_token": "ebay_sandbox_token"},
+        "credentials": {"access_token": "sandbox-ebay-token"},
         "platform_config": {"marketplace_id": "EBAY_US"},
         "rate": "5",
         "locations": ("main",),
@@ -58,7 +59,7 @@ SANDBOX_CHANNELS = [
         "platform": "amazon",
         "name": "Amazon (sandbox)",
         "slug": "amazon",
-        "credentials": {"access_token": "Atza|sandbox"},
+        "credentials": {"access_token": "sandbox-amazon-token"},
         "platform_config": {
             "seller_id": "A1SANDBOXSELLER",
             "marketplace_id": "ATVPDKIKX0DER",
@@ -209,6 +210,8 @@ def _channels(variants: list[Variant], locations: dict[str, Location]) -> None:
         multiplier=Decimal("1.15"),
         rounding=PriceRule.Rounding.END_99,
     )
+    # The initial sync: every listing's price and ATP goes out once the worker runs.
+    listings_mark_dirty(ChannelListing.objects.all())
 
 
 def sandbox_seed_write(path: Path) -> int:

@@ -95,9 +95,13 @@ apt_install() { # package...
         chmod 0755 /usr/sbin/policy-rc.d
         added_policy=1
     fi
-    if DEBIAN_FRONTEND=noninteractive apt-get update -qq >"$apt_log" 2>&1 &&
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" \
-            >>"$apt_log" 2>&1; then
+    # System files get the usual permissions, not this script's private umask.
+    if (
+        umask 022
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >"$apt_log" 2>&1 &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" \
+                >>"$apt_log" 2>&1
+    ); then
         ok=1
     fi
     if ((added_policy)); then rm -f /usr/sbin/policy-rc.d; fi

@@ -32,8 +32,11 @@ if ! exports=$(bash scripts/pg-redis.sh start "$state_dir"); then
 fi
 eval "$exports"
 export PIMSYNC_TEST_LANE=pg
+# The production shape: the channel rate limiter shared through Redis, not the database.
+export PIMSYNC_RATE_LIMIT_REDIS_URL="$REDIS_URL"
 echo "test-pg: DATABASE_URL=${DATABASE_URL/:[0-9a-f]*@/:***@} CELERY_BROKER_URL=$CELERY_BROKER_URL" \
-    "REDIS_URL=$REDIS_URL PIMSYNC_TEST_LANE=pg" >&2
+    "REDIS_URL=$REDIS_URL PIMSYNC_RATE_LIMIT_REDIS_URL=$PIMSYNC_RATE_LIMIT_REDIS_URL" \
+    "PIMSYNC_TEST_LANE=pg" >&2
 
 "$PYTHON" -m pytest "$@"
 rc=$?

@@ -22,8 +22,9 @@ Decisions:
   and restock date); price uses ``replace`` on ``purchasable_offer`` as in the
   reference example. Amazon has no compare-at price in that attribute, so
   ``compare_at_price`` is not sent.
-* Pacing: one client-side token bucket per operation with the documented
-  rate/burst, adjusted to ``x-amzn-RateLimit-Limit`` when Amazon sends it;
+* Pacing: one client-side token bucket per operation at 90% of the documented
+  rate and one token under its burst (slack for jitter), following
+  ``x-amzn-RateLimit-Limit`` when Amazon sends it;
   ``platform_config["rate_limits"] = {operation: {"rate", "burst"}}`` overrides,
   ``platform_config["pacing"] = False`` turns pacing off (tests).
 * Notifications reach sellers through SQS/EventBridge, never as HTTP webhooks:
@@ -100,6 +101,7 @@ OPERATION_LIMITS: dict[str, tuple[float, float]] = {
     "getOrderItems": (0.5, 30.0),
     "confirmShipment": (2.0, 10.0),
 }
+PACING_MARGIN = 0.9  # pace at 90% of the documented or announced rate
 FEED_DONE = "DONE"
 FEED_FINAL = frozenset({"DONE", "CANCELLED", "FATAL"})
 ORDER_STATUS_MAP = {
@@ -165,8 +167,10 @@ class AmazonConnector:
         pacers = {}
         for operation, (rate, burst) in OPERATION_LIMITS.items():
             spec = overrides.get(operation) or {}
-            rate = float(spec.get("rate", rate)) if paced else 0.0
-            burst = float(spec.get("burst", burst))
+            rate = float(spec.get("rate", rate)) * PACING_MARGIN if paced else 0.0
+            # One token less than Amazon's burst and 90% of its rate: pacing exactly
+            # at the limit turns network jitter into 429s.
+            burst = max(1.0, float(spec.get("burst", burst)) - 1.0)
             pacers[operation] = TokenBucket(rate, burst, clock=self._clock, sleep=self._sleep)
         return pacers
 
@@ -194,7 +198,7 @@ class AmazonConnector:
             except ValueError:
                 return
             if announced > 0:
-                pacer.rate = announced
+                pacer.rate = announced * PACING_MARGIN
 
     def _listing_path(self, channel_sku: str) -> str:
         return f"{LISTINGS}/{quote(self.seller_id, safe='')}/{quote(channel_sku, safe='')}"

@@ -36,11 +36,16 @@ Classification (``classify_response`` / ``classify_exception``):
 
 ``error_results(skus, error) -> list[ItemResult]``
     Fans one call-level failure out to every SKU of the call.
-``ok_result(sku)`` and ``item_result(sku, error)`` build single results.
+``ok_result(sku)`` and ``item_result(sku, error)`` build single results;
+``error_for_kind(kind, message, ...)`` builds the matching ConnectorError;
+``error_code_and_message(data)`` and ``body_snippet(body)`` are the parsing
+pieces the classification uses (for connectors reading per-item errors).
 
 ``TokenBucket(rate, burst, clock=..., sleep=...)``
     Client-side pacing: ``acquire()`` blocks until a token is free, so a full
-    batch spends the channel's documented rate instead of burning 429s.
+    batch spends the channel's documented rate instead of burning 429s;
+    ``drain()`` after a 429; ``rate <= 0`` disables it. Pace a little under the
+    server's limit: equal buckets turn network jitter into 429s.
 
 Paging and time helpers for ``orders_since``: ``encode_page_cursor(state)`` /
 ``decode_page_cursor(cursor)`` (an opaque ``page:...`` cursor; a plain ISO
@@ -92,6 +97,7 @@ _SECRET_KEY_RE = re.compile(
 # A credential shorter than this is not masked by value: masking "1" would
 # shred every number in a log line while protecting nothing.
 _MIN_SECRET_LEN = 4
+_TOKEN_EPSILON = 1e-9
 
 RetryAfterHint = Callable[["HttpResult"], float | None]
 
@@ -467,8 +473,10 @@ class TokenBucket:
                 now = self._clock()
                 self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
                 self._updated = now
-                if self._tokens >= tokens:
-                    self._tokens -= tokens
+                # The tolerance stops float dust (0.9999999) from spinning on
+                # ever-smaller waits that a coarse or fake clock never covers.
+                if self._tokens + _TOKEN_EPSILON >= tokens:
+                    self._tokens = max(0.0, self._tokens - tokens)
                     return waited
                 wait = (tokens - self._tokens) / self.rate
             self._sleep(wait)

@@ -31,7 +31,8 @@ injected partial failures are INVALID patches / ERROR report issues with code
 90220; unknown SKUs answer 404 NotFound on the item routes and an ERROR issue
 with code ``NOT_FOUND`` in a feed report. Amazon notifications use SQS, so no
 HTTP webhooks are sent. Refunds do not change an Amazon order's status (it
-stays Shipped), as on Amazon.
+stays Shipped), as on Amazon. Feeds and feed documents live in memory only (not
+in the ``--state`` file); what a finished feed changed is in the catalog.
 """
 
 from __future__ import annotations

@@ -902,7 +902,12 @@ class SandboxPlatform:
             for key, values in limits.items():
                 merged = {**self.limits.get(key, {}), **{k: float(v) for k, v in values.items()}}
                 self.limits[key] = merged
-            self._buckets.clear()
+            # Built now, full, so a client created after this call never runs ahead.
+            self._buckets = {
+                key: TokenBucket(spec["rate"], spec.get("burst", spec["rate"]))
+                for key, spec in self.limits.items()
+                if "rate" in spec
+            }
             self.on_limits_changed()
 
     def scale_limits(self, factor: float) -> None:
@@ -939,6 +944,13 @@ class SandboxPlatform:
             self._next_id += 1
             return self._next_id
 
+    def _reserve_ids(self, values: Iterable[str]) -> None:
+        """Keep next_id() above ids a seed brings, so generated ids never collide."""
+        for value in values:
+            digits = re.search(r"(\d+)$", value)
+            if digits and len(digits.group(1)) < 12:
+                self._next_id = max(self._next_id, int(digits.group(1)))
+
     def stamp(self) -> datetime:
         """Now, strictly after every earlier stamp: polling by updated_at stays exact."""
         with self.lock:
@@ -953,6 +965,7 @@ class SandboxPlatform:
             for row in rows:
                 sku = str(row["sku"])
                 ids = {k: str(row[k]) for k in ID_KEYS if row.get(k) not in (None, "")}
+                self._reserve_ids(ids.values())
                 existing = self.catalog.get(sku)
                 if existing is not None:
                     ids = {**existing.ids, **ids}
@@ -1149,5 +1162,13 @@ class SandboxPlatform:
             "limits": self.limits,
             "faults": self.faults.describe(),
             "webhook_url": self.webhook_target.url if self.webhook_target else None,
-            "routes": [f"{r.method} {r.pattern.pattern} ({r.name})" for r in self.routes],
+            "routes": [
+                {
+                    "method": r.method,
+                    "pattern": r.pattern.pattern,
+                    "name": r.name,
+                    "limit_key": r.limit_key,
+                }
+                for r in self.routes
+            ],
         }

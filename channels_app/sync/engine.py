@@ -187,6 +187,17 @@ def _chunks(
     return [g[i : i + limit] for g in groups for i in range(0, len(g), limit)]
 
 
+def _extend_lease(connector: Connector, chunk: list[Work], now: datetime) -> None:
+    """Keep the claim for as long as the call may take, so no other worker
+    pushes the same SKUs meanwhile (an Amazon feed can take many minutes)."""
+    seconds = settings.PIMSYNC_PUSH_LEASE_SECONDS
+    if connector.platform == "amazon" and len(chunk) > 1:
+        seconds += float(getattr(connector, "feed_max_wait_seconds", 1200))
+    SyncMarker.objects.filter(pk__in=[w.marker.pk for w in chunk]).update(
+        claimed_until=now + timedelta(seconds=seconds)
+    )
+
+
 def _call(connector: Connector, kind: str, chunk: list[Work]) -> list[ItemResult]:
     if kind == SyncKind.PRICE:
         return connector.push_prices(
@@ -342,6 +353,7 @@ def _push_chunk(
 ) -> bool:
     """One connector call and its bookkeeping; returns False when the loop must stop."""
     rate_limit_wait(channel.pk, rate=float(channel.rate_limit_per_second))
+    _extend_lease(connector, chunk, clock())
     try:
         results = _call(connector, kind, chunk)
     except Exception as exc:

@@ -9,7 +9,8 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CELERY_TASK_ALWAYS_EAGER = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["TEST"] = {"NAME": ""}  # in-memory
+    # In memory, except for end-to-end runs whose worker processes must share it.
+    DATABASES["default"]["TEST"] = {"NAME": _os.environ.get("PIMSYNC_TEST_DB_FILE", "")}
 
 
 # Tests never touch var/broker: an in-memory broker unless a lane provides one.

@@ -132,9 +132,10 @@ class Command(BaseCommand):
 
 
 def _terminate(procs: dict[str, subprocess.Popen]) -> None:
+    # The leader only: Celery's main process shuts its pool down itself.
     for proc in procs.values():
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
+            proc.terminate()
     deadline = time.monotonic() + 10
     for proc in procs.values():
         try:

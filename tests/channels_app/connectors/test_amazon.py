@@ -187,7 +187,7 @@ def test_quota_exceeded_without_retry_after_waits_one_token_of_the_rate() -> Non
     )
     results = make_connector(pacing=True).push_prices(prices("SKU-0"))
     assert results[0].kind is FailureKind.RETRYABLE
-    assert results[0].retry_after == pytest.approx(0.2)
+    assert results[0].retry_after == pytest.approx(1 / 4.5)  # one token at 90% of 5 rps
 
 
 @responses.activate
@@ -212,9 +212,10 @@ def test_pacing_spends_the_documented_rate_and_follows_the_rate_header() -> None
     connector = make_connector(fake, pacing=True)
     # when
     results = connector.push_prices(prices(*[f"SKU-{i}" for i in range(12)]))
-    # then: 5 at once, then 0.2 s apart until the header, then 0.5 s apart
+    # then: paced at 90% of the rate with one token of slack: 4 at once, then
+    # 1/4.5 s apart until the header arrives (7th call), then 1/1.8 s apart
     assert all(r.ok for r in results)
-    assert fake.slept == pytest.approx([0.2, 0.2, 0.5, 0.5, 0.5, 0.5, 0.5])
+    assert fake.slept == pytest.approx([1 / 4.5] * 3 + [1 / 1.8] * 5)
 
 
 def feed_report(issues: list[dict[str, Any]]) -> bytes:
@@ -333,7 +334,7 @@ def test_cancelled_feed_is_retryable() -> None:
 
 @responses.activate
 def test_feed_still_processing_after_max_wait_is_retryable() -> None:
-    register_feed("DONE", None)
+    register_feed("IN_PROGRESS", None)
     fake = FakeTime()
     connector = make_connector(
         fake, feed_threshold=1, feed_poll_seconds=10, feed_max_wait_seconds=5

@@ -551,3 +551,18 @@ def test_missing_ids_are_permanent_per_sku_without_a_call() -> None:
     assert connector.push_quantities([QuantityUpdate(bare, 1)])[0].code == "missing_id"
     assert connector.push_prices([PriceUpdate(bare, Decimal(1))])[0].code == "missing_id"
     assert connector.read_listings([bare])[0].found is False
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def test_registry_picks_the_connector_by_platform() -> None:
+    from channels_app.connectors.registry import UnknownPlatformError, connector_class, platforms
+    from channels_app.connectors.woocommerce import WooCommerceConnector
+
+    assert connector_class("shopify") is ShopifyConnector
+    assert connector_class("woocommerce") is WooCommerceConnector
+    assert platforms() == ["amazon", "ebay", "shopify", "woocommerce"]
+    assert {connector_class(name).platform for name in platforms()} == set(platforms())
+    with pytest.raises(UnknownPlatformError, match="magento"):
+        connector_class("magento")

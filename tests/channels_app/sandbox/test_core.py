@@ -452,3 +452,14 @@ def test_run_sandbox_command_serves_with_the_given_options(
     assert calls[0]["host"] == "127.0.0.1"
     assert calls[0]["state_file"] == state
     assert calls[0]["seed_file"] is None
+
+
+def test_generated_ids_never_collide_with_seeded_ones(sandbox) -> None:
+    platform = sandbox.platform("woocommerce")
+    platform.seed(
+        [{"sku": "A", "price": "1", "quantity": 1, "product_id": "5000", "variant_id": "5000"}]
+    )
+
+    generated = platform.seed([{"sku": "B", "price": "1", "quantity": 1}])[0]
+
+    assert int(generated.ids["variant_id"]) > 5000

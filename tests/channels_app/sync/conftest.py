@@ -1,0 +1,72 @@
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import pytest
+
+from channels_app.connectors.base import ItemResult
+from channels_app.connectors.errors import FailureKind
+from channels_app.services import listing_save
+from channels_app.sync import engine
+from inventory import services
+
+
+@dataclass
+class FakeConnector:
+    """Records every call; `fail` decides per (kind, sku) what the channel answers."""
+
+    platform: str = "woocommerce"
+    max_price_batch: int = 100
+    max_quantity_batch: int = 100
+    feed_threshold: int = 200
+    calls: list = field(default_factory=list)
+    fail: dict = field(default_factory=dict)  # (kind, sku) or kind -> ItemResult factory
+    raise_exc: Exception | None = None
+    on_call: object = None
+
+    def _answer(self, kind, items, key):
+        if self.on_call:
+            self.on_call(kind, items)
+        self.calls.append((kind, [(i.listing.sku, getattr(i, key)) for i in items]))
+        if self.raise_exc:
+            raise self.raise_exc
+        out = []
+        for i in items:
+            rule = self.fail.get((kind, i.listing.sku)) or self.fail.get(kind)
+            out.append(rule(i.listing.sku) if rule else ItemResult(i.listing.sku, FailureKind.OK))
+        return out
+
+    def push_prices(self, items):
+        return self._answer("price", items, "price")
+
+    def push_quantities(self, items):
+        return self._answer("quantity", items, "quantity")
+
+
+def failing(kind: FailureKind, code: str = "503", retry_after: float | None = None):
+    return lambda sku: ItemResult(sku, kind, code, f"{code} from channel", retry_after=retry_after)
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    connector = FakeConnector()
+    monkeypatch.setattr(engine, "channel_connector", lambda channel: connector)
+    return connector
+
+
+@pytest.fixture
+def shop(db, channel_factory, channel_location_factory, location, listing_factory, variant_factory):
+    """A channel fed by `location`, with 3 listed, stocked variants."""
+    channel = channel_factory(platform="woocommerce", rate_limit_per_second=Decimal("1000"))
+    channel_location_factory(channel=channel, location=location)
+    variants = [variant_factory(sku=f"S-{i}") for i in range(3)]
+    for v in variants:
+        listing_save(listing=listing_factory.build(channel=channel, variant=v))
+        services.stock_adjust(
+            variant=v,
+            location=location,
+            quantity=20,
+            reason="receive",
+            source="t",
+            idempotency_key=f"seed-{v.sku}",
+        )
+    return channel

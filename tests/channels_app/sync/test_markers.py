@@ -1,0 +1,139 @@
+"""What marks which listings dirty, and the debounced, never-hanging enqueue."""
+
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from channels_app import services
+from channels_app.models import BufferRule, ChannelListing, ChannelSyncState, PriceRule, SyncMarker
+from channels_app.sync import enqueue
+from channels_app.tasks import sweep_due_channels
+from inventory import services as inventory
+
+pytestmark = pytest.mark.django_db
+
+
+def clear_markers():
+    SyncMarker.objects.all().delete()
+
+
+def marked(kind=None):
+    qs = SyncMarker.objects.all()
+    if kind:
+        qs = qs.filter(kind=kind)
+    return sorted(qs.values_list("listing__variant__sku", "listing__channel__name", "kind"))
+
+
+def test_first_dirty_at_is_kept_when_changes_coalesce(shop):
+    clear_markers()
+    v = shop.listings.first().variant
+    v.price = Decimal("1.00")
+    inventory.variant_save(variant=v)
+    first = SyncMarker.objects.get().first_dirty_at
+    v.price = Decimal("2.00")
+    inventory.variant_save(variant=v)
+    marker = SyncMarker.objects.get()
+    assert marker.first_dirty_at == first
+    assert marker.last_dirty_at > first
+
+
+def test_buffer_rule_edit_marks_only_the_listings_it_covers(shop, channel_factory, listing_factory):
+    other = channel_factory(name="Other")
+    target = shop.listings.select_related("variant").first().variant
+    listing_factory(channel=other, variant=target)
+    clear_markers()
+    services.buffer_rule_save(rule=BufferRule(channel=shop, variant=target, value=Decimal("2")))
+    assert marked() == [(target.sku, shop.name, "quantity")]
+    clear_markers()
+    rule = BufferRule.objects.get()
+    rule.channel = None  # now every channel
+    services.buffer_rule_save(rule=rule)
+    assert marked() == sorted(
+        [(target.sku, shop.name, "quantity"), (target.sku, "Other", "quantity")]
+    )
+
+
+def test_price_rule_edit_marks_every_listing_of_its_channel(shop):
+    clear_markers()
+    services.price_rule_save(rule=PriceRule(channel=shop, multiplier=Decimal("1.1")))
+    assert [m[2] for m in marked()] == ["price"] * 3
+
+
+def test_channel_locations_change_marks_every_quantity(shop):
+    clear_markers()
+    services.channel_locations_changed(channel=shop)
+    assert [m[2] for m in marked()] == ["quantity"] * 3
+
+
+def test_listing_override_marks_only_price(shop):
+    clear_markers()
+    listing = shop.listings.first()
+    listing.price_override = Decimal("5.00")
+    services.listing_save(listing=listing, changed_fields=["price_override"])
+    assert [m[2] for m in marked()] == ["price"]
+
+
+def test_push_now_and_force_resync_report_what_was_queued(shop):
+    clear_markers()
+    queued = services.listings_force_resync(listings=ChannelListing.objects.filter(channel=shop))
+    assert str(queued) == "Queued 3 SKU(s) on 1 channel(s)."
+    assert SyncMarker.objects.filter(is_forced=True).count() == 6
+
+
+def test_requests_are_debounced_to_one_task(shop, monkeypatch):
+    sent = []
+    monkeypatch.setattr(
+        "channels_app.tasks.channel_push_task.apply_async", lambda **kw: sent.append(kw)
+    )
+    ChannelSyncState.objects.filter(channel=shop).update(push_queued=False)
+    assert enqueue.channel_push_request(shop.pk) is True
+    assert enqueue.channel_push_request(shop.pk) is False
+    assert len(sent) == 1
+
+
+def test_broker_down_never_raises_and_the_sweeper_catches_up(shop, monkeypatch):
+    def broker_down(**kw):
+        raise ConnectionRefusedError("redis is down")
+
+    monkeypatch.setattr("channels_app.tasks.channel_push_task.apply_async", broker_down)
+    ChannelSyncState.objects.update_or_create(channel=shop, defaults={"push_queued": False})
+    assert enqueue.channel_push_request(shop.pk) is False
+    assert ChannelSyncState.objects.get(channel=shop).push_queued is False
+    sent = []
+    monkeypatch.setattr(
+        "channels_app.tasks.channel_push_task.apply_async", lambda **kw: sent.append(kw)
+    )
+    assert sweep_due_channels() == [shop.pk]
+    assert sent == [{"args": [shop.pk], "countdown": None, "retry": False}]
+
+
+def test_sweeper_requeues_a_lost_task(shop, monkeypatch, settings):
+    settings.PIMSYNC_PUSH_STALE_SECONDS = 5
+    sent = []
+    monkeypatch.setattr(
+        "channels_app.tasks.channel_push_task.apply_async", lambda **kw: sent.append(kw)
+    )
+    lost_at = timezone.now() - timezone.timedelta(seconds=60)
+    ChannelSyncState.objects.update_or_create(
+        channel=shop, defaults={"push_queued": True, "push_queued_at": lost_at}
+    )
+    assert sweep_due_channels() == [shop.pk]
+    fresh = timezone.now()
+    ChannelSyncState.objects.filter(channel=shop).update(push_queued=True, push_queued_at=fresh)
+    assert sweep_due_channels() == []  # a recent request is still in flight
+
+
+def test_enqueue_happens_only_after_commit(shop, monkeypatch, django_capture_on_commit_callbacks):
+    sent = []
+    monkeypatch.setattr(
+        "channels_app.tasks.channel_push_task.apply_async", lambda **kw: sent.append(kw)
+    )
+    ChannelSyncState.objects.update_or_create(channel=shop, defaults={"push_queued": False})
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        v = shop.listings.first().variant
+        v.price = Decimal("3.00")
+        inventory.variant_save(variant=v)
+        assert sent == []
+    assert len(callbacks) >= 1
+    assert len(sent) == 1
