@@ -31,6 +31,7 @@ class Attempt:
     retry_count: int = 0
     latency_ms: int | None = None
     http_status: int | None = None
+    resolved: bool = False  # a failure already known to be moot
 
 
 def sync_log_record(attempts: Sequence[Attempt], *, now: datetime | None = None) -> int:
@@ -56,7 +57,7 @@ def sync_log_record(attempts: Sequence[Attempt], *, now: datetime | None = None)
                 retry_count=a.retry_count,
                 latency_ms=a.latency_ms,
                 http_status=a.http_status,
-                resolved_at=now if a.status == SyncStatus.SUCCESS else None,
+                resolved_at=now if a.status == SyncStatus.SUCCESS or a.resolved else None,
             )
             for a in attempts
         ],
@@ -67,13 +68,23 @@ def sync_log_record(attempts: Sequence[Attempt], *, now: datetime | None = None)
         if a.status == SyncStatus.SUCCESS:
             succeeded.setdefault((a.channel_id, a.event_type), set()).add(a.sku)
     for (channel_id, event_type), skus in succeeded.items():
-        SyncLogEntry.objects.filter(
-            channel_id=channel_id,
-            event_type=event_type,
-            sku__in=skus,
-            resolved_at__isnull=True,
-        ).exclude(status=SyncStatus.SUCCESS).update(resolved_at=now)
+        sync_log_resolve(channel_id=channel_id, event_type=event_type, skus=skus, now=now)
     return len(attempts)
+
+
+def sync_log_resolve(
+    *, channel_id: int, event_type: str, skus: Iterable[str], now: datetime | None = None
+) -> int:
+    """Mark a SKU's open failures resolved: a later push succeeded, or the channel
+    turned out to show the right value already. Returns how many were resolved."""
+    return (
+        SyncLogEntry.objects.filter(
+            channel_id=channel_id, event_type=event_type, sku__in=list(skus),
+            resolved_at__isnull=True,
+        )
+        .exclude(status=SyncStatus.SUCCESS)
+        .update(resolved_at=now or timezone.now())
+    )
 
 
 def alert_raise(

@@ -317,6 +317,7 @@ class Faults:
     timeout: float = 0.0
     timeout_seconds: float = 30.0
     auth: float = 0.0
+    throttle: float = 0.0  # share answered as over the rate limit (the platform's 429/THROTTLED)
     item_failure: float = 0.0
     fail_skus: set[str] = field(default_factory=set)  # always fail these items
     outage_until: float = 0.0  # time.monotonic() deadline
@@ -330,6 +331,7 @@ class Faults:
         "timeout",
         "timeout_seconds",
         "auth",
+        "throttle",
         "item_failure",
         "fail_skus",
         "outage_seconds",
@@ -342,7 +344,7 @@ class Faults:
         unknown = set(spec) - set(self.FIELDS)
         if unknown:
             raise ValueError(f"unknown fault keys: {sorted(unknown)}")
-        for key in ("error_5xx", "timeout", "auth", "item_failure"):
+        for key in ("error_5xx", "timeout", "auth", "throttle", "item_failure"):
             if key in spec:
                 share = float(spec[key])
                 if not 0.0 <= share <= 1.0:
@@ -364,7 +366,7 @@ class Faults:
 
     def clear(self) -> None:
         fresh = Faults()
-        for name in ("error_5xx", "error_status", "timeout", "timeout_seconds", "auth"):
+        for name in ("error_5xx", "error_status", "timeout", "timeout_seconds", "auth", "throttle"):
             setattr(self, name, getattr(fresh, name))
         self.item_failure = 0.0
         self.fail_skus = set()
@@ -392,6 +394,7 @@ class Faults:
             "timeout": self.timeout,
             "timeout_seconds": self.timeout_seconds,
             "auth": self.auth,
+            "throttle": self.throttle,
             "item_failure": self.item_failure,
             "fail_skus": sorted(self.fail_skus),
             "outage_remaining": max(0.0, round(self.outage_until - time.monotonic(), 3)),
@@ -809,7 +812,7 @@ class SandboxPlatform:
             message = f"no route {request.method} {request.path}"
             return self.error_response(404, "not_found", message)
         self.counters.record_call(route.name)
-        early = self._injected_fault(route)
+        early = self._injected_fault(route, request)
         if early is not None:
             return early
         try:
@@ -827,7 +830,7 @@ class SandboxPlatform:
             self.changed()
         return response
 
-    def _injected_fault(self, route: Route) -> Response | None:
+    def _injected_fault(self, route: Route, request: Request) -> Response | None:
         faults = self.faults
         if faults.in_outage():
             self.counters.record_fault("outage")
@@ -841,6 +844,10 @@ class SandboxPlatform:
             self.counters.record_fault("5xx")
             status = faults.error_status
             return self.error_response(status, "server_error", "internal error (injected)")
+        if faults.roll(faults.throttle):
+            # Counted as a fault, not in rate_limited: that counter is for real overruns.
+            self.counters.record_fault("throttle")
+            return self.rate_limited_response(1.0, request)
         if faults.roll(faults.timeout):
             self.counters.record_fault("timeout")
             slow = self.error_response(504, "timeout", "gateway timeout (injected)")

@@ -264,8 +264,13 @@ class ShopifySandbox(SandboxPlatform):
             },
         }
 
-    def _throttled(self, cost: int, status: CostStatus) -> Response:
-        self.counters.record_rate_limited()
+    def rate_limited_response(self, wait_seconds: float, request: Request) -> Response:
+        """An injected throttle (fault) answers exactly like a real one."""
+        return self._throttled(MUTATION_COST, self._cost_bucket.status(), real=False)
+
+    def _throttled(self, cost: int, status: CostStatus, *, real: bool = True) -> Response:
+        if real:
+            self.counters.record_rate_limited()
         http_status = self.throttle_http_status
         payload = {
             "errors": [

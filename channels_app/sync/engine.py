@@ -96,10 +96,11 @@ def markers_claim(channel_id: int, *, limit: int, now: datetime) -> list[SyncMar
 
 
 def _release(markers: Sequence[SyncMarker], **changes: Any) -> None:
+    """Give claimed markers back (only those this run still holds)."""
     if markers:
-        SyncMarker.objects.filter(pk__in=[m.pk for m in markers]).update(
-            claimed_until=None, claim_token="", **changes
-        )
+        SyncMarker.objects.filter(
+            pk__in=[m.pk for m in markers], claim_token__in={m.claim_token for m in markers}
+        ).update(claimed_until=None, claim_token="", **changes)
 
 
 def _delete_unless_redirtied(markers: Sequence[SyncMarker], now: datetime) -> None:
@@ -188,14 +189,17 @@ def _chunks(
 
 
 def _extend_lease(connector: Connector, chunk: list[Work], now: datetime) -> None:
-    """Keep the claim for as long as the call may take, so no other worker
-    pushes the same SKUs meanwhile (an Amazon feed can take many minutes)."""
-    seconds = settings.PIMSYNC_PUSH_LEASE_SECONDS
+    """Renew this run's claim before every call, so no other worker takes over
+    SKUs still waiting their turn here; the chunk in flight keeps it for as long
+    as its call may take (an Amazon feed can take many minutes)."""
+    lease = timedelta(seconds=settings.PIMSYNC_PUSH_LEASE_SECONDS)
+    token = chunk[0].marker.claim_token
+    SyncMarker.objects.filter(claim_token=token).update(claimed_until=now + lease)
     if connector.platform == "amazon" and len(chunk) > 1:
-        seconds += float(getattr(connector, "feed_max_wait_seconds", 1200))
-    SyncMarker.objects.filter(pk__in=[w.marker.pk for w in chunk]).update(
-        claimed_until=now + timedelta(seconds=seconds)
-    )
+        feed = timedelta(seconds=float(getattr(connector, "feed_max_wait_seconds", 1200)))
+        SyncMarker.objects.filter(pk__in=[w.marker.pk for w in chunk]).update(
+            claimed_until=now + lease + feed
+        )
 
 
 def _call(connector: Connector, kind: str, chunk: list[Work]) -> list[ItemResult]:
@@ -288,7 +292,8 @@ def _record_retry(
         delay = retry_delay(w.marker.attempts + 1, retry_after=w.result.retry_after)
         due = now + timedelta(seconds=delay)
         earliest = due if earliest is None else min(earliest, due)
-        SyncMarker.objects.filter(pk=w.marker.pk).update(
+        still_ours = SyncMarker.objects.filter(pk=w.marker.pk, claim_token=w.marker.claim_token)
+        kept = still_ours.update(
             claimed_until=None,
             claim_token="",
             due_at=due,
@@ -296,14 +301,16 @@ def _record_retry(
             last_error_code=w.result.code[:64] or "retryable",
             last_error=w.result.message[:2000],
         )
-        attempts.append(_attempt(kind, w, "retrying"))
+        # A lost claim means another run has pushed (or is pushing) this SKU:
+        # this failure is superseded, not something to chase.
+        attempts.append(_attempt(kind, w, "retrying", resolved=not kept))
     return attempts, earliest
 
 
 def _record_dead(kind: str, items: list[Work], now: datetime) -> list[Attempt]:
     attempts = []
     for w in items:
-        SyncMarker.objects.filter(pk=w.marker.pk).update(
+        SyncMarker.objects.filter(pk=w.marker.pk, claim_token=w.marker.claim_token).update(
             claimed_until=None,
             claim_token="",
             status=SyncMarker.Status.DEAD,
@@ -422,6 +429,12 @@ def _process_kind(
             _release([w.marker], due_at=decision.until)
             report.waiting += 1
     _delete_unless_redirtied(drop, now)
+    if drop:
+        # The channel already shows the value: earlier failed attempts are moot.
+        synclog.sync_log_resolve(
+            channel_id=channel.pk, event_type=EVENT_TYPE[kind],
+            skus={m.listing.variant.sku for m in drop}, now=now,
+        )
     report.dropped += len(drop)
     chunks = _chunks(connector, kind, to_push, channel)
     for i, chunk in enumerate(chunks):

@@ -1,0 +1,269 @@
+"""The processes a bench starts, and how it stops them again.
+
+Everything here is loopback-only and owned by the caller: each process runs in
+its own session (process group), so stopping it also stops its children (a
+Celery worker's pool). ``Stack`` is a context manager; whatever it started is
+stopped on exit, also after an error or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_REDIS = ROOT / "scripts" / "pg-redis.sh"
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Started:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    log: IO[bytes]
+
+    def log_tail(self, lines: int = 20) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+
+@dataclass
+class Stack:
+    """Processes started for one bench run; ``stop()`` ends them all (reverse order)."""
+
+    log_dir: Path
+    started: list[Started] = field(default_factory=list)
+
+    def start(self, name: str, command: list[str], env: Mapping[str, str]) -> Started:
+        log_path = self.log_dir / f"{name}.log"
+        log = log_path.open("wb")
+        proc = subprocess.Popen(  # noqa: S603 - our own fixed commands
+            command,
+            cwd=ROOT,
+            env=dict(env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        item = Started(name, proc, log_path, log)
+        self.started.append(item)
+        return item
+
+    def stop(self) -> None:
+        # SIGTERM first: a Celery worker then stops its pool children itself.
+        for item in reversed(self.started):
+            _signal_group(item.proc, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for item in reversed(self.started):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                item.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            # Also children that outlived their leader (same process group).
+            _signal_group(item.proc, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                item.proc.wait(timeout=5)
+            item.log.close()
+        self.started.clear()
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    # The group id is the leader's pid (start_new_session); ours alone.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+# --------------------------------------------------------------------------- services
+
+
+def start_sandbox(stack: Stack, env: Mapping[str, str], timeout: float = 30.0) -> str:
+    """``manage.py run_sandbox`` on a free loopback port (documented limits); its URL."""
+    for _ in range(5):
+        port = free_port()
+        item = stack.start(
+            f"sandbox-{port}",
+            [sys.executable, "manage.py", "run_sandbox", "--port", str(port)],
+            env,
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and item.proc.poll() is None:
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"{url}/_control/health", timeout=1).ok:
+                    return url
+            time.sleep(0.1)
+        if item.proc.poll() is None:
+            raise RuntimeError(f"sandbox did not answer in {timeout} s:\n{item.log_tail()}")
+        # It exited (most likely the port was taken meanwhile): try another port.
+    raise RuntimeError(f"sandbox did not start:\n{stack.started[-1].log_tail()}")
+
+
+def start_workers(
+    stack: Stack, env: Mapping[str, str], *, count: int, concurrency: int, timeout: float = 60.0
+) -> list[Started]:
+    """``count`` Celery worker processes (prefork, ``concurrency`` children each),
+    returned once every one logged that it is ready."""
+    workers = [
+        stack.start(
+            f"worker-{n}",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "pimsync",
+                "worker",
+                "-l",
+                "info",
+                "--concurrency",
+                str(concurrency),
+                "--without-gossip",
+                "--without-mingle",
+                "-n",
+                f"bench{n}@%h",
+            ],
+            env,
+        )
+        for n in range(count)
+    ]
+    deadline = time.monotonic() + timeout
+    for worker in workers:
+        while "ready." not in worker.log_tail(200):
+            if worker.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{worker.name} did not become ready:\n{worker.log_tail()}")
+            time.sleep(0.1)
+    return workers
+
+
+def pg_redis_start(state_dir: Path) -> dict[str, str]:
+    """Throwaway PostgreSQL + Redis (scripts/pg-redis.sh); the variables it exports."""
+    done = subprocess.run(  # noqa: S603 - our own script
+        ["bash", str(PG_REDIS), "start", str(state_dir)],  # noqa: S607
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"scripts/pg-redis.sh start failed:\n{done.stderr[-2000:]}")
+    exported = {}
+    for line in done.stdout.splitlines():
+        name, sep, value = line.removeprefix("export ").partition("=")
+        if line.startswith("export ") and sep:
+            exported[name] = value
+    return exported
+
+
+def pg_redis_stop(state_dir: Path) -> None:
+    subprocess.run(  # noqa: S603 - our own script
+        ["bash", str(PG_REDIS), "stop", str(state_dir)],  # noqa: S607
+        cwd=ROOT,
+        capture_output=True,
+        check=False,
+    )
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def _children_of() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            stat = Path(entry.path, "stat").read_text()
+            # Field 4 (ppid) comes after the parenthesised command name.
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    return children
+
+
+def process_tree(roots: Iterable[int]) -> list[int]:
+    children = _children_of()
+    seen: list[int] = []
+    todo = list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.append(pid)
+        todo.extend(children.get(pid, []))
+    return seen
+
+
+def rss_kib(pid: int) -> int:
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class RssSampler:
+    """Samples the RSS of some processes and all their descendants from /proc."""
+
+    def __init__(self, roots: Iterable[int], interval: float = 0.25) -> None:
+        self.roots = list(roots)
+        self.interval = interval
+        self.peak_total_kib = 0
+        self.peak_process_kib = 0
+        self.max_processes = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval)
+
+    def sample(self) -> None:
+        sizes = [rss_kib(pid) for pid in process_tree(self.roots)]
+        sizes = [s for s in sizes if s]
+        if sizes:
+            self.peak_total_kib = max(self.peak_total_kib, sum(sizes))
+            self.peak_process_kib = max(self.peak_process_kib, max(sizes))
+            self.max_processes = max(self.max_processes, len(sizes))
+            self.samples += 1
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "peak_total_rss_mib": round(self.peak_total_kib / 1024, 1),
+            "peak_process_rss_mib": round(self.peak_process_kib / 1024, 1),
+            "processes": self.max_processes,
+            "samples": self.samples,
+            "interval_s": self.interval,
+        }
