@@ -193,7 +193,8 @@ LOGGING = {
 }
 
 # --- Mail / ops ----------------------------------------------------------------------------
-EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# One URL for the mail server: smtp+tls://user:pass@host:587, or consolemail:// (default).
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="pimsync@localhost")
 
 # --- pimsync --------------------------------------------------------------------------------
