@@ -165,6 +165,8 @@ class ChannelAdmin(admin.ModelAdmin):
                     "poll_interval_seconds",
                     "rate_limit_per_second",
                     "batch_size",
+                    "reservation_minutes",
+                    "cancel_oversold_orders",
                 ),
             },
         ),

@@ -48,6 +48,8 @@ class ChannelAdminForm(forms.ModelForm):
             "poll_interval_seconds",
             "rate_limit_per_second",
             "batch_size",
+            "reservation_minutes",
+            "cancel_oversold_orders",
         )
 
     def clean_new_credentials(self) -> dict | None:

@@ -64,6 +64,13 @@ class Channel(models.Model):
     batch_size = models.PositiveIntegerField(
         null=True, blank=True, help_text="Items per call; empty = the platform's maximum"
     )
+    reservation_minutes = models.PositiveIntegerField(
+        default=60, help_text="How long an unpaid order holds its units before they are released"
+    )
+    cancel_oversold_orders = models.BooleanField(
+        default=False,
+        help_text="Cancel an order on this channel when it lost the last unit to another channel",
+    )
     is_enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -317,9 +324,141 @@ class ChannelSyncState(models.Model):
     auth_error = models.TextField(blank=True)
     last_success_at = models.DateTimeField(null=True, blank=True)
     last_failure_at = models.DateTimeField(null=True, blank=True)
+    # Order polling: where the last poll ended (the channel's cursor format).
+    poll_cursor = models.CharField(max_length=200, blank=True)
+    polled_at = models.DateTimeField(null=True, blank=True)
     # Token bucket of the embedded (database) rate limiter.
     tokens = models.FloatField(default=0)
     tokens_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"sync state of {self.channel_id}"
+
+
+class InboundEvent(models.Model):
+    """A delivery from a channel (webhook) or a poll finding, stored before any
+    processing so nothing received is ever lost and nothing is applied twice."""
+
+    class Source(models.TextChoices):
+        WEBHOOK = "webhook", "Webhook"
+        POLL = "poll", "Poll"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSED = "processed", "Processed"
+        IGNORED = "ignored", "Ignored"
+        FAILED = "failed", "Failed"
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="inbound_events")
+    source = models.CharField(max_length=8, choices=Source.choices)
+    delivery_id = models.CharField(max_length=200)
+    topic = models.CharField(max_length=100, blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+    raw_body = models.TextField(blank=True)
+    body_sha256 = models.CharField(max_length=64, blank=True)
+    external_order_id = models.CharField(max_length=120, blank=True, db_index=True)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "delivery_id"], name="inbound_delivery_unique")
+        ]
+        indexes = [models.Index(fields=["status", "received_at"], name="inbound_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.topic or 'event'} {self.delivery_id}"
+
+
+class Customer(models.Model):
+    """One buyer across channels, matched by normalised e-mail, else phone."""
+
+    email = models.CharField(max_length=254, blank=True, db_index=True)
+    phone = models.CharField(max_length=32, blank=True, db_index=True)
+    name = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["email", "phone"]
+
+    def __str__(self) -> str:
+        return self.email or self.phone or f"customer {self.pk}"
+
+
+class OrderStatus(models.TextChoices):
+    PENDING = "pending", "Placed, unpaid"
+    PAID = "paid", "Paid"
+    FULFILLED = "fulfilled", "Fulfilled"
+    CANCELLED = "cancelled", "Cancelled"
+    REFUNDED = "refunded", "Refunded"
+
+
+class ChannelOrder(models.Model):
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="orders")
+    external_id = models.CharField(max_length=120)
+    name = models.CharField(max_length=120, blank=True)
+    status = models.CharField(max_length=10, choices=OrderStatus.choices)
+    financial_status = models.CharField(max_length=40, blank=True)
+    fulfillment_status = models.CharField(max_length=40, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    total = models.DecimalField(**MONEY, default=Decimal("0"))
+    customer = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="orders"
+    )
+    customer_email = models.CharField(max_length=254, blank=True)
+    customer_phone = models.CharField(max_length=32, blank=True)
+    placed_at = models.DateTimeField()
+    channel_updated_at = models.DateTimeField()
+    raw = models.JSONField(default=dict, blank=True)
+    first_seen_via = models.CharField(max_length=8, choices=InboundEvent.Source.choices)
+    seen_via_webhook = models.BooleanField(default=False)
+    has_unmatched_lines = models.BooleanField(default=False)
+    is_oversold = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-placed_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "external_id"], name="order_unique_per_channel")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.name or self.external_id}"
+
+
+class ChannelOrderLine(models.Model):
+    class State(models.TextChoices):
+        OPEN = "open", "Not applied"
+        RESERVED = "reserved", "Reserved"
+        COMMITTED = "committed", "Committed"
+        SHIPPED = "shipped", "Shipped"
+        RELEASED = "released", "Released"
+        RESTOCKED = "restocked", "Restocked"
+        UNMATCHED = "unmatched", "Unmatched SKU"
+        OVERSOLD = "oversold", "Oversell conflict"
+
+    order = models.ForeignKey(ChannelOrder, on_delete=models.CASCADE, related_name="lines")
+    external_line_id = models.CharField(max_length=120)
+    sku = models.CharField(max_length=100)
+    variant = models.ForeignKey(
+        Variant, null=True, blank=True, on_delete=models.PROTECT, related_name="order_lines"
+    )
+    quantity = models.PositiveIntegerField()
+    unit_price = models.DecimalField(**MONEY, default=Decimal("0"))
+    state = models.CharField(max_length=10, choices=State.choices, default=State.OPEN)
+    # [{"location_id": 1, "quantity": 2, "reservation_id": 7}, ...] in allocation order
+    allocation = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["order", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["order", "external_line_id"], name="order_line_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} × {self.sku}"

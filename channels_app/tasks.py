@@ -52,3 +52,11 @@ def sweep_due_channels() -> list[int]:
 @shared_task(time_limit=30, soft_time_limit=25, ignore_result=True)
 def sync_sweep_task() -> int:
     return len(sweep_due_channels())
+
+
+@shared_task(time_limit=60, soft_time_limit=50, ignore_result=True)
+def order_cancel_oversold_task(order_id: int) -> bool:
+    """Cancel, on its channel, an order that lost the last unit to another channel."""
+    from .orders import order_cancel_on_channel
+
+    return order_cancel_on_channel(order_id, reason="oversold")

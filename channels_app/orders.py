@@ -1,0 +1,483 @@
+"""Orders from channels change stock exactly once (design §4).
+
+An order's lines move through states by transitions; each transition's stock
+effect is a StockMovement whose idempotency key is derived from (channel,
+order, line, transition, location), so a delivery seen three times, out of
+order, or also found by polling, applies once. The channel's updated_at (and
+then the status rank) decides; a transition never moves backwards.
+
+Last unit: an order is applied under its own row lock and the stock rows'
+locks; a line that the channel's locations cannot cover is an oversell
+conflict — the first order wins, the later one is flagged, alerted, every
+channel is pushed the new (zero) quantity at once, and where the channel says
+so the order is cancelled on its channel.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from functools import partial
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q, Sum
+
+from inventory import services as stock
+from inventory.locks import stock_levels_lock
+from inventory.models import Location, MovementReason, Reservation
+from synclog import services as synclog
+
+from .connectors.base import OrderData, OrderLineData
+from .models import (
+    Channel,
+    ChannelListing,
+    ChannelOrder,
+    ChannelOrderLine,
+    Customer,
+    OrderStatus,
+    SyncKind,
+)
+from .sync.markers import listings_mark_dirty
+
+log = logging.getLogger(__name__)
+Line = ChannelOrderLine.State
+RANK = {
+    OrderStatus.PENDING: 0,
+    OrderStatus.PAID: 1,
+    OrderStatus.FULFILLED: 2,
+    OrderStatus.CANCELLED: 3,
+    OrderStatus.REFUNDED: 4,
+}
+# Line states from which nothing more happens.
+FINAL = {Line.RELEASED, Line.RESTOCKED, Line.UNMATCHED, Line.OVERSOLD}
+
+
+@dataclass
+class OrderApplyResult:
+    order: ChannelOrder
+    created: bool
+    stale: bool = False  # an older state than the one already applied: nothing done
+    transitions: list[str] = field(default_factory=list)
+    oversold_skus: list[str] = field(default_factory=list)
+    unmatched_skus: list[str] = field(default_factory=list)
+
+
+# --- customers --------------------------------------------------------------------------
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def normalise_phone(phone: str) -> str:
+    digits = re.sub(r"\D", "", phone or "")
+    return ("+" + digits) if phone.strip().startswith("+") and digits else digits
+
+
+def customer_match(*, email: str, phone: str, name: str = "") -> Customer | None:
+    """The same buyer across channels: by normalised e-mail, else by phone."""
+    email, phone = normalise_email(email or ""), normalise_phone(phone or "")
+    if not email and not phone:
+        return None
+    customer = None
+    if email:
+        customer = Customer.objects.filter(email=email).order_by("pk").first()
+    if customer is None and phone:
+        customer = Customer.objects.filter(phone=phone).order_by("pk").first()
+    if customer is None:
+        return Customer.objects.create(email=email, phone=phone, name=name[:200])
+    changed = []
+    if email and not customer.email:
+        customer.email = email
+        changed.append("email")
+    if phone and not customer.phone:
+        customer.phone = phone
+        changed.append("phone")
+    if changed:
+        customer.save(update_fields=changed)
+    return customer
+
+
+# --- lines ---------------------------------------------------------------------------------
+
+
+def _variant_for(channel: Channel, line: OrderLineData) -> int | None:
+    """By the channel's listing ids first, then by SKU (listing SKU, then master SKU)."""
+    listings = ChannelListing.objects.filter(channel=channel)
+    if line.external_variant_id:
+        found = (
+            listings.filter(external_variant_id=line.external_variant_id)
+            .values_list("variant_id", flat=True)
+            .first()
+        )
+        if found:
+            return found
+    if line.sku:
+        found = (
+            listings.filter(Q(listing_sku=line.sku) | Q(variant__sku=line.sku))
+            .values_list("variant_id", flat=True)
+            .first()
+        )
+        if found:
+            return found
+        from inventory.models import Variant
+
+        return Variant.objects.filter(sku=line.sku).values_list("pk", flat=True).first()
+    return None
+
+
+def _create_lines(order: ChannelOrder, data: OrderData) -> list[str]:
+    unmatched = []
+    for line in data.lines:
+        variant_id = _variant_for(order.channel, line)
+        if variant_id is None:
+            unmatched.append(line.sku or line.external_line_id)
+        ChannelOrderLine.objects.create(
+            order=order,
+            external_line_id=line.external_line_id,
+            sku=line.sku,
+            variant_id=variant_id,
+            quantity=max(0, int(line.quantity)),
+            unit_price=line.unit_price,
+            state=Line.OPEN if variant_id else Line.UNMATCHED,
+        )
+    return unmatched
+
+
+# --- stock effects ---------------------------------------------------------------------------
+
+
+def _key(order: ChannelOrder, line: ChannelOrderLine, transition: str, location_id: int) -> str:
+    line_ref = f"{order.external_id}:{line.external_line_id}"
+    return f"order:{order.channel_id}:{line_ref}:{transition}:{location_id}"
+
+
+def _source(order: ChannelOrder) -> str:
+    return f"channel:{order.channel_id}"
+
+
+def _channel_location_ids(channel: Channel) -> list[int]:
+    return list(
+        channel.channel_locations.order_by("priority", "location_id").values_list(
+            "location_id", flat=True
+        )
+    )
+
+
+def _allocate(order: ChannelOrder, line: ChannelOrderLine) -> list[dict] | None:
+    """Split the line over the channel's locations in priority order, under the
+    stock row locks; None when they cannot cover it (oversell)."""
+    location_ids = _channel_location_ids(order.channel)
+    if not location_ids:
+        return None
+    levels = stock_levels_lock([(line.variant_id, loc) for loc in location_ids])
+    remaining, plan = line.quantity, []
+    for loc in location_ids:
+        take = min(remaining, max(0, levels[(line.variant_id, loc)].available))
+        if take:
+            plan.append({"location_id": loc, "quantity": take})
+            remaining -= take
+        if not remaining:
+            return plan
+    return None
+
+
+def _move(
+    order: ChannelOrder, line: ChannelOrderLine, transition: str, reason: str, deltas_for: callable
+) -> None:  # type: ignore[valid-type]
+    locations = {
+        loc.pk: loc
+        for loc in Location.objects.filter(pk__in=[a["location_id"] for a in line.allocation])
+    }
+    for part in line.allocation:
+        stock.stock_movement_apply(
+            variant=line.variant,
+            location=locations[part["location_id"]],
+            deltas=deltas_for(part["quantity"]),
+            reason=reason,
+            source=_source(order),
+            source_ref=order.external_id,
+            idempotency_key=_key(order, line, transition, part["location_id"]),
+        )
+
+
+def _reserve(order: ChannelOrder, line: ChannelOrderLine) -> bool:
+    plan = _allocate(order, line)
+    if plan is None:
+        return False
+    expires = order.placed_at + timedelta(minutes=order.channel.reservation_minutes)
+    locations = {
+        loc.pk: loc for loc in Location.objects.filter(pk__in=[p["location_id"] for p in plan])
+    }
+    for part in plan:
+        reservation = stock.reservation_create(
+            variant=line.variant,
+            location=locations[part["location_id"]],
+            quantity=part["quantity"],
+            source=_source(order),
+            source_ref=order.external_id,
+            idempotency_key=_key(order, line, "reserve", part["location_id"]),
+            expires_at=max(expires, order.placed_at),
+        )
+        part["reservation_id"] = reservation.pk
+    line.allocation, line.state = plan, Line.RESERVED
+    return True
+
+
+def _commit(order: ChannelOrder, line: ChannelOrderLine) -> bool:
+    if line.state == Line.RESERVED:
+        for part in line.allocation:
+            reservation = Reservation.objects.get(pk=part["reservation_id"])
+            if reservation.status == Reservation.Status.ACTIVE:
+                stock.reservation_commit(reservation_id=reservation.pk)
+            elif reservation.status != Reservation.Status.COMMITTED:
+                # The hold expired before payment: take the units again, if they are there.
+                return _commit_fresh(order, line)
+        line.state = Line.COMMITTED
+        return True
+    return _commit_fresh(order, line)
+
+
+def _commit_fresh(order: ChannelOrder, line: ChannelOrderLine) -> bool:
+    plan = _allocate(order, line)
+    if plan is None:
+        return False
+    line.allocation = plan
+    _move(order, line, "commit", MovementReason.SALE, lambda q: stock.Deltas(committed=q))
+    line.state = Line.COMMITTED
+    return True
+
+
+def _ship(order: ChannelOrder, line: ChannelOrderLine) -> None:
+    _move(
+        order, line, "ship", MovementReason.SHIP, lambda q: stock.Deltas(on_hand=-q, committed=-q)
+    )
+    line.state = Line.SHIPPED
+
+
+def _release(order: ChannelOrder, line: ChannelOrderLine) -> None:
+    if line.state == Line.RESERVED:
+        for part in line.allocation:
+            reservation = Reservation.objects.get(pk=part["reservation_id"])
+            if reservation.status == Reservation.Status.ACTIVE:
+                stock.reservation_release(reservation_id=reservation.pk)
+    elif line.state == Line.COMMITTED:
+        _move(order, line, "release", MovementReason.RELEASE, lambda q: stock.Deltas(committed=-q))
+    line.state = Line.RELEASED
+
+
+def _restock(order: ChannelOrder, line: ChannelOrderLine) -> None:
+    _move(order, line, "restock", MovementReason.RETURN, lambda q: stock.Deltas(on_hand=q))
+    line.state = Line.RESTOCKED
+
+
+def _advance_line(order: ChannelOrder, line: ChannelOrderLine, target: str) -> list[str]:
+    """Move one line towards the order's target status; returns transitions done.
+    Raises _Oversold when the units are not there."""
+    done: list[str] = []
+    if line.state in FINAL:
+        return done
+    if target == OrderStatus.PENDING and line.state == Line.OPEN:
+        if not _reserve(order, line):
+            raise _Oversold(line)
+        done.append("reserve")
+    elif target in (OrderStatus.PAID, OrderStatus.FULFILLED):
+        if line.state in (Line.OPEN, Line.RESERVED):
+            if not _commit(order, line):
+                raise _Oversold(line)
+            done.append("commit")
+        if target == OrderStatus.FULFILLED and line.state == Line.COMMITTED:
+            _ship(order, line)
+            done.append("ship")
+    elif target == OrderStatus.CANCELLED:
+        if line.state in (Line.OPEN, Line.RESERVED, Line.COMMITTED):
+            _release(order, line)
+            done.append("release")
+    elif target == OrderStatus.REFUNDED:
+        if line.state == Line.SHIPPED:
+            _restock(order, line)
+            done.append("restock")
+        elif line.state in (Line.OPEN, Line.RESERVED, Line.COMMITTED):
+            _release(order, line)
+            done.append("release")
+    return done
+
+
+class _Oversold(Exception):
+    def __init__(self, line: ChannelOrderLine) -> None:
+        super().__init__(line.sku)
+        self.line = line
+
+
+# --- the service -------------------------------------------------------------------------------
+
+
+def _is_newer(order: ChannelOrder, data: OrderData) -> bool:
+    if data.updated_at != order.channel_updated_at:
+        return data.updated_at > order.channel_updated_at
+    return RANK.get(data.status, -1) > RANK.get(order.status, -1)
+
+
+def _lock_or_create(channel: Channel, data: OrderData, source: str) -> tuple[ChannelOrder, bool]:
+    existing = (
+        ChannelOrder.objects.select_for_update()
+        .filter(channel=channel, external_id=data.external_id)
+        .first()
+    )
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            order = ChannelOrder.objects.create(
+                channel=channel,
+                external_id=data.external_id,
+                name=data.name[:120],
+                status=OrderStatus.PENDING,
+                financial_status=data.financial_status[:40],
+                fulfillment_status=(data.fulfillment_status or "")[:40],
+                currency=(data.currency or "")[:3],
+                total=data.total,
+                customer_email=normalise_email(data.customer_email or ""),
+                customer_phone=normalise_phone(data.customer_phone or ""),
+                customer=customer_match(email=data.customer_email, phone=data.customer_phone),
+                placed_at=data.created_at,
+                # Before any state: the first delivery always applies.
+                channel_updated_at=data.created_at - timedelta(microseconds=1),
+                raw=dict(data.raw),
+                first_seen_via=source,
+                seen_via_webhook=source == "webhook",
+            )
+    except IntegrityError:
+        # Another worker created it first; wait for its lock and go on from there.
+        return ChannelOrder.objects.select_for_update().get(
+            channel=channel, external_id=data.external_id
+        ), False
+    return order, True
+
+
+def order_apply(*, channel: Channel, data: OrderData, source: str) -> OrderApplyResult:
+    """Import or update one order and apply its stock effects exactly once.
+
+    Safe to call any number of times with the same or older data, in any order,
+    concurrently: the order row lock serialises one order, the stock row locks
+    serialise the last unit. Unknown SKUs become unmatched lines (alerted),
+    never an error.
+    """
+    with transaction.atomic():
+        order, created = _lock_or_create(channel, data, source)
+        result = OrderApplyResult(order=order, created=created)
+        if created:
+            result.unmatched_skus = _create_lines(order, data)
+        if source == "webhook" and not order.seen_via_webhook:
+            order.seen_via_webhook = True
+            order.save(update_fields=["seen_via_webhook"])
+        if not created and not _is_newer(order, data):
+            result.stale = True
+            return result
+        _apply_target(order, data, result)
+    for sku in result.unmatched_skus:
+        synclog.alert_raise(
+            kind="unmatched_sku",
+            channel_id=channel.pk,
+            sku=sku[:100],
+            message=f"Order {order.name or order.external_id} on {channel} has SKU {sku!r}, "
+            "which matches no listing or variant; its stock was not changed.",
+        )
+    return result
+
+
+def _apply_target(order: ChannelOrder, data: OrderData, result: OrderApplyResult) -> None:
+    target = data.status if data.status in RANK else OrderStatus.PENDING
+    lines = list(order.lines.select_related("variant").order_by("pk"))
+    for line in lines:
+        try:
+            with transaction.atomic():
+                result.transitions += _advance_line(order, line, target)
+                line.save(update_fields=["state", "allocation"])
+        except _Oversold:
+            _flag_oversold(order, line, result)
+    order.status = target
+    order.financial_status = data.financial_status[:40]
+    order.fulfillment_status = (data.fulfillment_status or "")[:40]
+    order.channel_updated_at = data.updated_at
+    order.total = data.total
+    order.raw = dict(data.raw)
+    order.has_unmatched_lines = any(line.state == Line.UNMATCHED for line in lines)
+    order.save()
+
+
+def _flag_oversold(order: ChannelOrder, line: ChannelOrderLine, result: OrderApplyResult) -> None:
+    line.state = Line.OVERSOLD
+    line.save(update_fields=["state"])
+    order.is_oversold = True
+    result.oversold_skus.append(line.sku)
+    synclog.alert_raise(
+        kind="oversell",
+        channel_id=order.channel_id,
+        sku=line.sku[:100],
+        severity="critical",
+        message=f"Order {order.name or order.external_id} on {order.channel} wants {line.quantity} "
+        f"of {line.sku}, which another channel already sold; it was not applied.",
+    )
+    # Every channel must show the truth (0) at once: forced, so no threshold or
+    # interval holds it back.
+    listings_mark_dirty(
+        ChannelListing.objects.filter(variant_id=line.variant_id),
+        kinds=[SyncKind.QUANTITY],
+        forced=True,
+    )
+    if order.channel.cancel_oversold_orders:
+        from .tasks import order_cancel_oversold_task
+
+        transaction.on_commit(partial(order_cancel_oversold_task.delay, order.pk))
+
+
+def order_stock_effects(order: ChannelOrder):
+    """The ledger rows this order caused, for the admin's order page."""
+    from inventory.models import StockMovement
+
+    return (
+        StockMovement.objects.filter(source=_source(order), source_ref=order.external_id)
+        .select_related("variant", "location")
+        .order_by("created_at", "pk")
+    )
+
+
+def customer_total_spend(customer: Customer) -> Decimal:
+    return customer.orders.exclude(status=OrderStatus.CANCELLED).aggregate(total=Sum("total"))[
+        "total"
+    ] or Decimal("0")
+
+
+def order_cancel_on_channel(order_id: int, *, reason: str = "oversold") -> bool:
+    """Cancel an order on its channel (an oversell loser); the outcome is logged
+    like any push. Returns True when the channel confirmed."""
+    from .connectors.errors import FailureKind
+    from .sync.connection import channel_connector
+
+    order = ChannelOrder.objects.select_related("channel").get(pk=order_id)
+    try:
+        result = channel_connector(order.channel).cancel_order(order.external_id, reason=reason)
+        ok, code, message = result.kind is FailureKind.OK, result.code, result.message
+    except Exception as exc:
+        ok, code, message = False, "connector_error", str(exc)[:500]
+    synclog.sync_log_record(
+        [
+            synclog.Attempt(
+                channel_id=order.channel_id,
+                sku=", ".join(
+                    order.lines.filter(state=Line.OVERSOLD).values_list("sku", flat=True)
+                )[:100],
+                listing_id=None,
+                event_type="order",
+                value_sent=f"cancel {order.external_id}"[:64],
+                status="success" if ok else "failed",
+                error_code=code[:64],
+                message=message,
+            )
+        ]
+    )
+    return ok

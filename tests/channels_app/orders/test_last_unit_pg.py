@@ -1,0 +1,67 @@
+"""The last unit under real concurrency: 1,000 one-unit orders for 100 units."""
+
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.db.models import Sum
+
+from channels_app.connectors.base import OrderLineData
+from channels_app.models import ChannelOrder, ChannelOrderLine, SyncMarker
+from channels_app.orders import order_apply
+from channels_app.selectors import channel_atp
+from inventory import services
+from inventory.models import StockLevel, StockMovement
+
+from .conftest import order_data
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def test_thousand_orders_for_hundred_units_across_four_channels(
+    channel_factory, channel_location_factory, location, variant_factory, listing_factory
+):
+    variant = variant_factory(sku="LAST")
+    services.stock_adjust(
+        variant=variant,
+        location=location,
+        quantity=100,
+        reason="receive",
+        source="t",
+        idempotency_key="seed",
+    )
+    channels = []
+    for platform in ("shopify", "woocommerce", "ebay", "amazon"):
+        ch = channel_factory(platform=platform)
+        channel_location_factory(channel=ch, location=location)
+        listing_factory(channel=ch, variant=variant)
+        channels.append(ch)
+    line = [OrderLineData("1", "LAST", 1, Decimal("9.99"))]
+
+    def place(n: int) -> bool:
+        try:
+            result = order_apply(
+                channel=channels[n % 4],
+                data=order_data("paid", 1, external_id=f"O{n}", lines=line),
+                source="webhook",
+            )
+            return not result.oversold_skus
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(12) as pool:
+        applied = list(pool.map(place, range(1000)))
+    assert applied.count(True) == 100
+    assert ChannelOrderLine.objects.filter(state="committed").count() == 100
+    assert ChannelOrderLine.objects.filter(state="oversold").count() == 900
+    assert ChannelOrder.objects.filter(is_oversold=True).count() == 900
+    level = StockLevel.objects.get(variant=variant, location=location)
+    assert (level.on_hand, level.committed, level.reserved, level.available) == (100, 100, 0, 0)
+    sums = StockMovement.objects.filter(variant=variant).aggregate(
+        on_hand=Sum("delta_on_hand"), committed=Sum("delta_committed")
+    )
+    assert (sums["on_hand"], sums["committed"]) == (100, 100)
+    assert [channel_atp(channel=ch, variant=variant) for ch in channels] == [0, 0, 0, 0]
+    forced = SyncMarker.objects.filter(listing__variant=variant, kind="quantity", is_forced=True)
+    assert sorted(forced.values_list("channel_id", flat=True)) == sorted(ch.pk for ch in channels)
