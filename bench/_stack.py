@@ -123,17 +123,27 @@ def start_sandbox(stack: Stack, env: Mapping[str, str], timeout: float = 30.0) -
 
 
 def start_workers(
-    stack: Stack, env: Mapping[str, str], *, count: int, concurrency: int, timeout: float = 60.0
+    stack: Stack,
+    env: Mapping[str, str],
+    *,
+    count: int,
+    concurrency: int,
+    atomic_publish: bool = False,
+    timeout: float = 60.0,
 ) -> list[Started]:
     """``count`` Celery worker processes (prefork, ``concurrency`` children each),
-    returned once every one logged that it is ready."""
+    returned once every one logged that it is ready. ``atomic_publish``: run them
+    with :func:`atomic_filesystem_publish` applied (see there)."""
+    launcher = (
+        [sys.executable, str(Path(__file__).resolve()), "celery"]
+        if atomic_publish
+        else [sys.executable, "-m", "celery"]
+    )
     workers = [
         stack.start(
             f"worker-{n}",
             [
-                sys.executable,
-                "-m",
-                "celery",
+                *launcher,
                 "-A",
                 "pimsync",
                 "worker",
@@ -157,6 +167,15 @@ def start_workers(
                 raise RuntimeError(f"{worker.name} did not become ready:\n{worker.log_tail()}")
             time.sleep(0.1)
     return workers
+
+
+def check_alive(items: Iterable[Started]) -> None:
+    """Raise when one of these processes has exited (a crashed worker stops a bench)."""
+    for item in items:
+        if item.proc.poll() is not None:
+            raise RuntimeError(
+                f"{item.name} exited with {item.proc.returncode}:\n{item.log_tail(30)}"
+            )
 
 
 def pg_redis_start(state_dir: Path) -> dict[str, str]:
@@ -267,3 +286,45 @@ class RssSampler:
             "samples": self.samples,
             "interval_s": self.interval,
         }
+
+
+# --------------------------------------------------------------------------- broker
+
+
+def atomic_filesystem_publish() -> None:
+    """Make kombu's filesystem transport publish atomically (kombu issue #1551).
+
+    kombu creates the message file in the queue folder and only then writes it;
+    a consumer polling at that moment moves and reads an empty file, and the
+    worker dies with "Unrecoverable error: JSONDecodeError". Here the message is
+    written under a name the consumer skips and renamed into place when complete.
+    Applied in the bench process and (through ``python bench/_stack.py celery``)
+    in its workers only when the bench is asked to.
+    """
+    import uuid
+
+    from kombu.transport import filesystem
+    from kombu.utils.json import dumps
+
+    def _put(self: Any, queue: str, payload: Any, **kwargs: Any) -> None:
+        name = f"{round(time.monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        # ".partial-…".partition(".")[2] never equals "<queue>.msg": not picked up.
+        partial = os.path.join(self.data_folder_out, f".partial-{uuid.uuid4().hex}")
+        try:
+            with open(partial, "wb") as f:
+                f.write(dumps(payload).encode())
+            os.replace(partial, os.path.join(self.data_folder_out, name))
+        except OSError as exc:
+            raise filesystem.ChannelError(f"Cannot add {name!r} to the queue folder") from exc
+
+    filesystem.Channel._put = _put
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["celery"]:
+    # python bench/_stack.py celery -A pimsync worker ...: celery with the patch.
+    atomic_filesystem_publish()
+    from celery.__main__ import main as celery_main
+
+    sys.argv = ["celery", *sys.argv[2:]]
+    sys.path.insert(0, str(ROOT))
+    raise SystemExit(celery_main())

@@ -59,6 +59,7 @@ import math
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -78,6 +79,9 @@ import requests  # noqa: E402
 from _stack import (  # noqa: E402
     RssSampler,
     Stack,
+    Started,
+    atomic_filesystem_publish,
+    check_alive,
     pg_redis_start,
     pg_redis_stop,
     start_sandbox,
@@ -89,6 +93,7 @@ PLATFORMS = ("shopify", "woocommerce", "ebay", "amazon")
 GOAL_P95_MS = {"embedded": 1000, "pg": 500}
 GOAL_BURST_RATIO = 1.15
 CENT = Decimal("0.01")
+WORKERS: list[Started] = []  # checked while waiting: a dead worker ends the lane
 
 
 def emit(line: dict[str, Any]) -> None:
@@ -385,6 +390,7 @@ def wait_drained(timeout: float) -> tuple[float, int]:
 
     started = time.monotonic()
     while time.monotonic() - started < timeout:
+        check_alive(WORKERS)
         if not SyncMarker.objects.filter(status=SyncMarker.Status.PENDING).exists():
             break
         time.sleep(0.5)
@@ -455,6 +461,7 @@ def single_changes(
             )
             if len({r[0] for r in rows}) >= len(platform_of):
                 break
+            check_alive(WORKERS)
             if time.monotonic() - clock > timeout:
                 timeouts += 1
                 break
@@ -525,6 +532,7 @@ def burst(
         done = {row["channel_id"]: row for row in rows}
         if all(done.get(cid, {}).get("n", 0) >= skus for cid in platform_of):
             break
+        check_alive(WORKERS)
         if time.monotonic() - clock > timeout:
             timed_out = True
             break
@@ -654,13 +662,24 @@ def _run_lane(args: argparse.Namespace, env: dict[str, str], tmp: Path, started:
             woo=args.woocommerce,
             rates=rates,
         )
-        workers = start_workers(stack, env, count=args.workers, concurrency=args.concurrency)
+        patched = env["CELERY_BROKER_URL"].startswith("filesystem") and not args.unpatched_broker
+        if patched:
+            atomic_filesystem_publish()  # this process publishes too (on_commit, sweeper)
+        workers = start_workers(
+            stack,
+            env,
+            count=args.workers,
+            concurrency=args.concurrency,
+            atomic_publish=patched,
+        )
+        WORKERS[:] = workers
         emit(
             lane
             | {
                 "metric": "setup",
                 "database": connection.vendor,
                 "broker": env["CELERY_BROKER_URL"].split(":", 1)[0],
+                "broker_patch": "atomic filesystem publish (kombu #1551)" if patched else None,
                 "rate_limiter": "redis" if env["PIMSYNC_RATE_LIMIT_REDIS_URL"] else "database",
                 "skus": args.skus,
                 "channels": len(PLATFORMS),
@@ -723,13 +742,35 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--initial-scale", type=float, default=10.0)
     parser.add_argument("--timeout", type=float, default=1800.0, help="per phase, seconds")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--unpatched-broker",
+        action="store_true",
+        help="embedded lane: use kombu's filesystem transport as is (see _stack.py)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (logs)")
     parser.add_argument("--no-noise", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
+def run_child(command: list[str]) -> int:
+    """One lane in its own process (Django is set up once per process); a stop
+    request is passed on so the child stops what it started."""
+    child = subprocess.Popen(command)  # noqa: S603 - this script, one lane
+    try:
+        return child.wait()
+    except BaseException:
+        child.send_signal(signal.SIGTERM)
+        child.wait(timeout=120)
+        raise
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through every finally: processes are stopped
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
+    signal.signal(signal.SIGTERM, _terminate)
     started = time.monotonic()
     if not args.no_noise:
         emit(noise_line("before"))
@@ -740,10 +781,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         rest = [a for a in (sys.argv[1:] if argv is None else argv) if a != "both"]
         rest = [a for a in rest if a != "--lane" and not a.startswith("--lane=")]
         for lane in ("embedded", "pg"):
-            done = subprocess.run(  # noqa: S603 - this script, one lane
-                [sys.executable, __file__, "--lane", lane, "--no-noise", *rest], check=False
+            code = (
+                run_child([sys.executable, __file__, "--lane", lane, "--no-noise", *rest]) or code
             )
-            code = code or done.returncode
     if not args.no_noise:
         emit(noise_line("after"))
         emit({"metric": "total_seconds", "value": round(time.monotonic() - started, 1)})

@@ -548,3 +548,6 @@ class VariantAdmin(InventoryVariantAdmin):
 
 def _fmt(value: object) -> str:
     return "—" if value is None else str(value)
+
+
+from . import admin_orders  # noqa: E402,F401

@@ -366,7 +366,9 @@ class InboundEvent(models.Model):
     class Meta:
         ordering = ["-received_at"]
         constraints = [
-            models.UniqueConstraint(fields=["channel", "delivery_id"], name="inbound_delivery_unique")
+            models.UniqueConstraint(
+                fields=["channel", "delivery_id"], name="inbound_delivery_unique"
+            )
         ]
         indexes = [models.Index(fields=["status", "received_at"], name="inbound_status_idx")]
 
@@ -424,7 +426,9 @@ class ChannelOrder(models.Model):
     class Meta:
         ordering = ["-placed_at"]
         constraints = [
-            models.UniqueConstraint(fields=["channel", "external_id"], name="order_unique_per_channel")
+            models.UniqueConstraint(
+                fields=["channel", "external_id"], name="order_unique_per_channel"
+            )
         ]
 
     def __str__(self) -> str:

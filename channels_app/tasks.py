@@ -60,3 +60,47 @@ def order_cancel_oversold_task(order_id: int) -> bool:
     from .orders import order_cancel_on_channel
 
     return order_cancel_on_channel(order_id, reason="oversold")
+
+
+# --- inbound orders (webhooks and polling) -------------------------------------------------
+# Imports inside the tasks: channels_app.inbound imports the order services, which
+# import this module lazily; keeping it lazy here too keeps either side importable first.
+
+
+@shared_task(time_limit=120, soft_time_limit=110, ignore_result=True, acks_late=False)
+def inbound_event_process_task(event_id: int) -> str | None:
+    """Process one stored inbound event. Running it twice is harmless (row lock +
+    pending check); a lost task is caught by inbound_sweep_task."""
+    from .inbound import inbound_event_process
+
+    return inbound_event_process(event_id)
+
+
+@shared_task(time_limit=600, soft_time_limit=570, ignore_result=True, acks_late=False)
+def channel_poll_task(
+    channel_id: int, resume_cursor: str | None = None, resume_hwm: str = ""
+) -> dict:
+    """Poll one channel's orders; a run cut short by its page or time bound
+    enqueues its own continuation."""
+    from .inbound import channel_poll, channel_poll_request
+
+    report = channel_poll(channel_id, resume_cursor=resume_cursor, resume_hwm=resume_hwm)
+    if report.next_cursor:
+        channel_poll_request(channel_id, resume_cursor=report.next_cursor, resume_hwm=report.hwm)
+    return report.as_dict()
+
+
+@shared_task(time_limit=60, soft_time_limit=50, ignore_result=True)
+def inbound_sweep_task() -> int:
+    """Process pending inbound events no task took, and due retries (beat, every few s)."""
+    from .inbound import inbound_sweep
+
+    return inbound_sweep()
+
+
+@shared_task(time_limit=30, soft_time_limit=25, ignore_result=True)
+def channel_poll_due_task() -> list[int]:
+    """Enqueue a poll for each enabled channel whose poll interval has passed (beat)."""
+    from .inbound import channels_poll_due
+
+    return channels_poll_due()

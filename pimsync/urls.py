@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.urls import path
 
+from channels_app import webhooks
+
 from . import views
 
 admin.site.site_header = "pimsync"
@@ -10,4 +12,5 @@ admin.site.index_title = "Catalog, stock and channels"
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("webhooks/<slug:slug>/", webhooks.webhook_receive, name="webhook-receive"),
 ]

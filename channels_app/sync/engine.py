@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import reduce
+from functools import partial, reduce
 from operator import or_
 from typing import Any
 
@@ -44,6 +44,10 @@ from .rules import Action, Decision, Limits, price_decide, quantity_decide
 
 log = logging.getLogger(__name__)
 EVENT_TYPE = {SyncKind.PRICE: "price", SyncKind.QUANTITY: "inventory"}
+CAS_PLATFORMS = frozenset({"shopify"})
+CAS_STALE_CODES = frozenset({"CHANGE_FROM_QUANTITY_STALE", "COMPARE_QUANTITY_STALE"})
+CAS_RETRY_SECONDS = 2.0  # time for the order poll to import what the channel sold
+INBOUND_HOLD_SECONDS = 1.0
 
 
 @dataclass
@@ -210,8 +214,18 @@ def _call(connector: Connector, kind: str, chunk: list[Work]) -> list[ItemResult
                 for w in chunk
             ]
         )
+    # Compare-and-set where the channel offers it (Shopify): never overwrite
+    # units the channel sold that pimsync has not imported yet.
+    cas = connector.platform in CAS_PLATFORMS
     return connector.push_quantities(
-        [QuantityUpdate(listing_ref(w.listing), w.value) for w in chunk]
+        [
+            QuantityUpdate(
+                listing_ref(w.listing),
+                w.value,
+                expected_quantity=w.listing.last_confirmed_quantity if cas else None,
+            )
+            for w in chunk
+        ]
     )
 
 
@@ -330,6 +344,57 @@ def _record_dead(kind: str, items: list[Work], now: datetime) -> list[Attempt]:
     return attempts
 
 
+def _record_cas_mismatch(
+    channel: Channel, connector: Connector, items: list[Work], now: datetime
+) -> list[Attempt]:
+    """The channel's quantity moved since we last confirmed it (a sale we have
+    not imported): poll its orders, re-read its quantity as the new compare
+    base, and retry shortly with a freshly computed ATP."""
+    try:
+        live = {s.sku: s for s in connector.read_listings([listing_ref(w.listing) for w in items])}
+    except Exception:
+        log.exception("re-reading %s quantities after a compare mismatch", channel.platform)
+        live = {}
+    attempts = []
+    for w in items:
+        state = live.get(w.listing.variant.sku) or live.get(w.listing.channel_sku)
+        if state is not None and state.quantity is not None:
+            ChannelListing.objects.filter(pk=w.listing.pk).update(
+                last_confirmed_quantity=state.quantity, last_confirmed_at=now
+            )
+        SyncMarker.objects.filter(pk=w.marker.pk, claim_token=w.marker.claim_token).update(
+            claimed_until=None,
+            claim_token="",
+            due_at=now + timedelta(seconds=CAS_RETRY_SECONDS),
+            attempts=F("attempts") + 1,
+            last_error_code=w.result.code[:64],
+            last_error="The channel's quantity changed since our last push; importing its "
+            "orders before pushing again.",
+        )
+        attempts.append(_attempt(SyncKind.QUANTITY, w, "retrying"))
+    transaction.on_commit(partial(_request_order_poll, channel.pk))
+    return attempts
+
+
+def _request_order_poll(channel_id: int) -> None:
+    from celery import current_app
+
+    try:
+        current_app.send_task(
+            "channels_app.tasks.channel_poll_task", args=[channel_id], retry=False
+        )
+    except Exception as exc:
+        log.warning("order poll for channel %s not enqueued: %s", channel_id, exc)
+
+
+def _inbound_pending(channel: Channel) -> bool:
+    """Orders fetched from the channel but not applied yet: pushing an absolute
+    quantity now could re-inflate stock the channel already sold."""
+    from ..models import InboundEvent
+
+    return InboundEvent.objects.filter(channel=channel, status=InboundEvent.Status.PENDING).exists()
+
+
 def _record_auth_failure(channel_id: int, items: list[Work], now: datetime) -> list[Attempt]:
     message = items[0].result.message if items and items[0].result else "authentication failed"
     ChannelSyncState.objects.filter(channel_id=channel_id).update(
@@ -385,8 +450,12 @@ def _push_chunk(
             retry_attempts, retry_at = _record_retry(kind, by_kind[FailureKind.RETRYABLE], now)
             attempts += retry_attempts
             report.retry_at = min(filter(None, [report.retry_at, retry_at]), default=None)
-        if by_kind[FailureKind.PERMANENT]:
-            attempts += _record_dead(kind, by_kind[FailureKind.PERMANENT], now)
+        stale = [w for w in by_kind[FailureKind.PERMANENT] if w.result.code in CAS_STALE_CODES]
+        if stale:
+            attempts += _record_cas_mismatch(channel, connector, stale, now)
+        dead = [w for w in by_kind[FailureKind.PERMANENT] if w.result.code not in CAS_STALE_CODES]
+        if dead:
+            attempts += _record_dead(kind, dead, now)
         if by_kind[FailureKind.AUTH]:
             attempts += _record_auth_failure(channel.pk, by_kind[FailureKind.AUTH], now)
         synclog.sync_log_record(attempts, now=now)
@@ -415,6 +484,14 @@ def _process_kind(
     deadline: float,
 ) -> bool:
     now = clock()
+    if (
+        kind == SyncKind.QUANTITY
+        and channel.platform not in CAS_PLATFORMS
+        and _inbound_pending(channel)
+    ):
+        _release(markers, due_at=now + timedelta(seconds=INBOUND_HOLD_SECONDS))
+        report.waiting += len(markers)
+        return True
     limits = _limits(channel)
     work = _current_values(channel, kind, markers)
     to_push: list[Work] = []
@@ -432,8 +509,10 @@ def _process_kind(
     if drop:
         # The channel already shows the value: earlier failed attempts are moot.
         synclog.sync_log_resolve(
-            channel_id=channel.pk, event_type=EVENT_TYPE[kind],
-            skus={m.listing.variant.sku for m in drop}, now=now,
+            channel_id=channel.pk,
+            event_type=EVENT_TYPE[kind],
+            skus={m.listing.variant.sku for m in drop},
+            now=now,
         )
     report.dropped += len(drop)
     chunks = _chunks(connector, kind, to_push, channel)

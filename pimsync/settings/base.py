@@ -130,7 +130,10 @@ STORAGES = {
 _BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
-if CELERY_BROKER_URL.startswith("filesystem://"):
+EMBEDDED_BROKER = CELERY_BROKER_URL.startswith(("filesystem://", "pimsyncfs://"))
+if EMBEDDED_BROKER:
+    # pimsync.broker: the filesystem transport with atomic writes and claims.
+    CELERY_BROKER_URL = "pimsyncfs://"
     for sub in ("queue", "processed"):
         (_BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -164,7 +167,7 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=270
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_WORKER_ENABLE_REMOTE_CONTROL = not CELERY_BROKER_URL.startswith("filesystem://")
+CELERY_WORKER_ENABLE_REMOTE_CONTROL = not EMBEDDED_BROKER
 CELERY_BEAT_SCHEDULE = {
     "reservations-expire": {
         "task": "inventory.tasks.reservation_expire_due_task",
@@ -217,4 +220,37 @@ PIMSYNC_RATE_LIMIT_REDIS_URL = env.str("PIMSYNC_RATE_LIMIT_REDIS_URL", default="
 CELERY_BEAT_SCHEDULE["sync-sweep"] = {
     "task": "channels_app.tasks.sync_sweep_task",
     "schedule": PIMSYNC_SWEEP_SECONDS,
+}
+
+# --- inbound orders: webhooks and polling ------------------------------------------------
+# Webhook bodies above this are answered 413 before being read (orders are a few kB).
+PIMSYNC_WEBHOOK_MAX_BYTES = env.int("PIMSYNC_WEBHOOK_MAX_BYTES", default=1024 * 1024)
+# A delivery whose platform timestamp (Shopify X-Shopify-Triggered-At) is older is refused.
+# Shopify retries for up to 4 h with the original timestamp, so 6 h keeps every honest
+# retry plus slack for clock skew; anything refused by mistake is still read by polling.
+PIMSYNC_WEBHOOK_REPLAY_SECONDS = env.int("PIMSYNC_WEBHOOK_REPLAY_SECONDS", default=6 * 3600)
+# Processing of stored events (webhook and poll alike): attempts before an event fails
+# for good, and the retry backoff (retry n is due BASE * (2^n - 1) s after receipt).
+PIMSYNC_WEBHOOK_MAX_ATTEMPTS = env.int("PIMSYNC_WEBHOOK_MAX_ATTEMPTS", default=5)
+PIMSYNC_WEBHOOK_RETRY_BASE_SECONDS = env.float("PIMSYNC_WEBHOOK_RETRY_BASE_SECONDS", default=10.0)
+# The sweeper's beat interval, and how old a never-tried pending event must be before the
+# sweeper (rather than its own task) processes it.
+PIMSYNC_WEBHOOK_SWEEP_SECONDS = env.float("PIMSYNC_WEBHOOK_SWEEP_SECONDS", default=5.0)
+PIMSYNC_WEBHOOK_SWEEP_GRACE_SECONDS = env.float("PIMSYNC_WEBHOOK_SWEEP_GRACE_SECONDS", default=5.0)
+# Order polling: each poll re-reads this many seconds before the stored cursor (late-visible
+# changes, clock skew, whole-second timestamps); duplicates are dropped.
+PIMSYNC_POLL_OVERLAP_SECONDS = env.int("PIMSYNC_POLL_OVERLAP_SECONDS", default=300)
+# Orders per page asked of the channel (capped by each platform's maximum), pages per poll
+# run (a longer poll continues in a follow-up task), and the beat interval that checks
+# which channels are due (each channel's own interval is Channel.poll_interval_seconds).
+PIMSYNC_POLL_PAGE_SIZE = env.int("PIMSYNC_POLL_PAGE_SIZE", default=100)
+PIMSYNC_POLL_MAX_PAGES = env.int("PIMSYNC_POLL_MAX_PAGES", default=20)
+PIMSYNC_POLL_DUE_SECONDS = env.float("PIMSYNC_POLL_DUE_SECONDS", default=30.0)
+CELERY_BEAT_SCHEDULE["inbound-sweep"] = {
+    "task": "channels_app.tasks.inbound_sweep_task",
+    "schedule": PIMSYNC_WEBHOOK_SWEEP_SECONDS,
+}
+CELERY_BEAT_SCHEDULE["channel-poll-due"] = {
+    "task": "channels_app.tasks.channel_poll_due_task",
+    "schedule": PIMSYNC_POLL_DUE_SECONDS,
 }

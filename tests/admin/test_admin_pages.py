@@ -62,6 +62,7 @@ def grow_every_table() -> None:
         synclog.alert_raise(
             kind="dead_letter", channel_id=channel.pk, sku=listing.variant.sku, message="x"
         )
+    some_orders(channel, "G", 3)
 
 
 def changelist_queries(client, model) -> int:
@@ -86,6 +87,44 @@ def test_every_list_page_makes_constant_queries_whatever_the_row_count(
     after = {m: changelist_queries(admin_client, m) for m in our_models()}
     assert after == before
     assert max(before.values()) <= 15, before
+
+
+def some_orders(channel, prefix: str, n: int) -> None:
+    """Orders (with lines and customers) and inbound events, as channels send them."""
+    from datetime import UTC, datetime
+
+    from channels_app.connectors.base import OrderData, OrderLineData
+    from channels_app.models import InboundEvent
+    from channels_app.orders import order_apply
+
+    sku = (
+        ChannelListing.objects.filter(channel=channel)
+        .values_list("variant__sku", flat=True)
+        .first()
+    )
+    when = datetime(2026, 11, 1, tzinfo=UTC)
+    for i in range(n):
+        order_apply(
+            channel=channel,
+            data=OrderData(
+                external_id=f"{prefix}{i}",
+                name=f"#{prefix}{i}",
+                status="cancelled",
+                financial_status="voided",
+                fulfillment_status="",
+                currency="USD",
+                total=Decimal("10"),
+                updated_at=when,
+                created_at=when,
+                lines=[
+                    OrderLineData("1", sku, 1, Decimal("10")),
+                    OrderLineData("2", "NOPE", 1, Decimal("1")),
+                ],
+                customer_email=f"{prefix}{i}@example.com",
+            ),
+            source="poll",
+        )
+        InboundEvent.objects.create(channel=channel, source="poll", delivery_id=f"{prefix}{i}")
 
 
 def runtime_rows() -> None:
@@ -118,6 +157,7 @@ def runtime_rows() -> None:
         sku=listing.variant.sku,
         message="refused",
     )
+    some_orders(listing.channel, "R", 1)
 
 
 def test_every_change_and_add_page_renders_for_the_demo(demo, admin_client):

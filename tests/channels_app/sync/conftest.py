@@ -22,6 +22,8 @@ class FakeConnector:
     fail: dict = field(default_factory=dict)  # (kind, sku) or kind -> ItemResult factory
     raise_exc: Exception | None = None
     on_call: object = None
+    live_quantity: dict = field(default_factory=dict)  # sku -> what read_listings reports
+    sent_expected: list = field(default_factory=list)
 
     def _answer(self, kind, items, key):
         if self.on_call:
@@ -39,7 +41,13 @@ class FakeConnector:
         return self._answer("price", items, "price")
 
     def push_quantities(self, items):
+        self.sent_expected += [(i.listing.sku, i.expected_quantity) for i in items]
         return self._answer("quantity", items, "quantity")
+
+    def read_listings(self, listings):
+        from channels_app.connectors.base import ListingState
+
+        return [ListingState(ref.sku, None, self.live_quantity.get(ref.sku)) for ref in listings]
 
 
 def failing(kind: FailureKind, code: str = "503", retry_after: float | None = None):

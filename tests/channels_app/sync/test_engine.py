@@ -61,6 +61,7 @@ def test_fifty_quick_changes_coalesce_into_one_push_of_the_latest(shop, fake):
 
 def test_rolled_back_change_leaves_no_marker(shop, fake):
     push(shop)
+
     def change_then_fail():
         with transaction.atomic():
             set_price("S-0", "99.00")
@@ -306,3 +307,72 @@ def test_disabled_channel_is_not_pushed(shop, fake):
     shop.save()
     assert push(shop).stopped == "disabled"
     assert fake.calls == []
+
+
+def test_shopify_quantities_are_compare_and_set_and_a_mismatch_polls_orders_first(
+    shop, fake, monkeypatch, django_capture_on_commit_callbacks
+):
+    shop.platform = "shopify"
+    shop.save()
+    fake.platform = "shopify"
+    push(shop)
+    assert set(fake.sent_expected) == {("S-0", None), ("S-1", None), ("S-2", None)}
+    polls = []
+    monkeypatch.setattr(
+        "celery.current_app.send_task", lambda name, args, **kw: polls.append((name, args))
+    )
+    location = shop.channel_locations.get().location
+    services.stock_adjust(
+        variant=Variant.objects.get(sku="S-0"),
+        location=location,
+        quantity=-1,
+        reason="adjust",
+        source="t",
+        idempotency_key="cas-1",
+    )
+    fake.sent_expected.clear()
+    fake.fail[("quantity", "S-0")] = failing(FailureKind.PERMANENT, "CHANGE_FROM_QUANTITY_STALE")
+    fake.live_quantity["S-0"] = 17  # the channel sold 3 units we have not imported yet
+    with django_capture_on_commit_callbacks(execute=True):
+        push(shop)
+    assert fake.sent_expected == [("S-0", 20)]  # the last confirmed quantity
+    assert polls == [("channels_app.tasks.channel_poll_task", [shop.pk])]
+    marker = SyncMarker.objects.get(kind="quantity")
+    assert (marker.status, marker.attempts, marker.last_error_code) == (
+        "pending",
+        1,
+        "CHANGE_FROM_QUANTITY_STALE",
+    )
+    assert ChannelListing.objects.get(variant__sku="S-0").last_confirmed_quantity == 17
+    assert (
+        SyncLogEntry.objects.get(sku="S-0", status="retrying").error_code
+        == "CHANGE_FROM_QUANTITY_STALE"
+    )
+    assert not Alert.objects.filter(kind="dead_letter").exists()
+    del fake.fail[("quantity", "S-0")]
+    fake.sent_expected.clear()
+    push(shop, clock=lambda: timezone.now() + timedelta(seconds=3))
+    assert fake.sent_expected == [("S-0", 17)]
+
+
+def test_quantity_push_waits_while_fetched_orders_are_unapplied(shop, fake):
+    from channels_app.models import InboundEvent
+
+    push(shop)
+    fake.calls.clear()
+    location = shop.channel_locations.get().location
+    services.stock_adjust(
+        variant=Variant.objects.get(sku="S-1"),
+        location=location,
+        quantity=-1,
+        reason="adjust",
+        source="t",
+        idempotency_key="hold-1",
+    )
+    event = InboundEvent.objects.create(channel=shop, source="poll", delivery_id="poll:1")
+    report = push(shop)
+    assert (fake.calls, report.waiting) == ([], 1)
+    event.status = "processed"
+    event.save()
+    push(shop, clock=lambda: timezone.now() + timedelta(seconds=2))
+    assert fake.calls == [("quantity", [("S-1", 19)])]

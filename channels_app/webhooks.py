@@ -1,0 +1,310 @@
+"""``POST /webhooks/<channel-slug>/``: verify, store, answer at once (design §4).
+
+The endpoint does the least that makes a delivery safe to acknowledge: it
+checks the size, verifies the platform's HMAC on the raw body in constant time
+(the connector's ``verify_webhook``), refuses stale deliveries, parses the body
+once to reject garbage, and stores an InboundEvent. Processing happens in a
+task enqueued after commit; with the broker down the event is still stored and
+answered 200, and the sweeper processes it. A delivery id seen before is
+answered 200 and not stored or processed again.
+
+Only Shopify and WooCommerce deliver order webhooks over HTTP with a secret
+pimsync can check; eBay and Amazon orders are polled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from synclog.services import alert_raise
+
+from .connectors.base import Connector, WebhookEvent
+from .connectors.errors import ConnectorError
+from .connectors.http import parse_timestamp
+from .inbound import inbound_event_enqueue_on_commit
+from .models import Channel, InboundEvent, Platform
+from .sync.connection import channel_connector
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_PLATFORMS = frozenset({Platform.SHOPIFY, Platform.WOOCOMMERCE})
+SIGNATURE_HEADERS = {
+    Platform.SHOPIFY: "X-Shopify-Hmac-Sha256",
+    Platform.WOOCOMMERCE: "X-WC-Webhook-Signature",
+}
+# Read for log lines before the body is trusted or parsed.
+DELIVERY_HEADERS = {
+    Platform.SHOPIFY: ("X-Shopify-Webhook-Id", "X-Shopify-Event-Id"),
+    Platform.WOOCOMMERCE: ("X-WC-Webhook-Delivery-ID",),
+}
+# The platform's own "sent at" header; its age is checked against the replay window.
+TIMESTAMP_HEADERS = {Platform.SHOPIFY: "X-Shopify-Triggered-At"}
+# What is kept with an event: what processing re-reads (topic, ids, time) and what
+# helps an operator. An allowlist, so cookies, authorization or any future secret
+# header is never stored; signatures are dropped too (worthless once checked).
+STORED_HEADERS = (
+    "Content-Type",
+    "User-Agent",
+    "X-Shopify-Topic",
+    "X-Shopify-Shop-Domain",
+    "X-Shopify-API-Version",
+    "X-Shopify-Webhook-Id",
+    "X-Shopify-Event-Id",
+    "X-Shopify-Triggered-At",
+    "X-WC-Webhook-Source",
+    "X-WC-Webhook-Topic",
+    "X-WC-Webhook-Resource",
+    "X-WC-Webhook-Event",
+    "X-WC-Webhook-ID",
+    "X-WC-Webhook-Delivery-ID",
+)
+# WooCommerce pings a new webhook with this unsigned form body and reports any
+# answer other than exactly 200 as an error.
+WOO_PING_BODY = re.compile(rb"webhook_id=\d+")
+
+
+class WebhookRefused(Exception):
+    """A delivery pimsync does not accept; carries the HTTP answer."""
+
+    def __init__(self, status: int, error: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.error = error
+        self.detail = detail
+
+    def response(self) -> JsonResponse:
+        return JsonResponse({"error": self.error, "detail": self.detail}, status=self.status)
+
+
+@dataclass(frozen=True)
+class Ingested:
+    event_id: int | None
+    duplicate: bool = False
+    ping: bool = False
+
+
+def header(headers: Mapping[str, str], name: str) -> str:
+    wanted = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == wanted), "")
+
+
+def _delivery_hint(platform: str, headers: Mapping[str, str]) -> str:
+    for name in DELIVERY_HEADERS.get(platform, ()):
+        if value := header(headers, name):
+            return value[:120]
+    return "-"
+
+
+def _refuse_unauthentic(channel: Channel, headers: Mapping[str, str], reason: str) -> None:
+    """Nothing of the delivery is stored; the alert counts repeats."""
+    delivery = _delivery_hint(channel.platform, headers)
+    log.warning("webhook for channel %s refused (%s), delivery %s", channel.slug, reason, delivery)
+    alert_raise(
+        kind="bad_signature",
+        channel_id=channel.pk,
+        message=f"Webhook deliveries to /webhooks/{channel.slug}/ were refused: {reason} "
+        f"(last delivery id {delivery}). Check the webhook secret on the channel and in pimsync.",
+    )
+    raise WebhookRefused(401, "invalid_signature", "Missing, invalid or stale webhook signature.")
+
+
+def _verify(
+    channel: Channel, connector: Connector, headers: Mapping[str, str], raw_body: bytes
+) -> None:
+    if connector.verify_webhook(headers, raw_body):
+        return
+    if not channel.webhook_secret:
+        reason = "no webhook secret is configured"
+    elif not header(headers, SIGNATURE_HEADERS[channel.platform]):
+        reason = f"no {SIGNATURE_HEADERS[channel.platform]} header"
+    else:
+        reason = "the signature does not match the body"
+    _refuse_unauthentic(channel, headers, reason)
+
+
+def _check_fresh(channel: Channel, headers: Mapping[str, str], now: datetime) -> None:
+    """Refuse a delivery whose platform timestamp is older than the replay window.
+
+    The timestamp is not covered by the signature, so this stops stale retries and
+    naive replays, not a forger; a replayed state change is harmless anyway, as
+    order_apply never moves an order backwards.
+    """
+    name = TIMESTAMP_HEADERS.get(channel.platform)
+    stamp = header(headers, name) if name else ""
+    if not stamp:
+        return
+    try:
+        sent_at = parse_timestamp(stamp)
+    except ConnectorError:
+        raise WebhookRefused(400, "bad_timestamp", f"Unreadable {name} header.") from None
+    age = (now - sent_at).total_seconds()
+    if age > settings.PIMSYNC_WEBHOOK_REPLAY_SECONDS:
+        _refuse_unauthentic(channel, headers, f"stale delivery: {name} is {int(age)} s old")
+
+
+def _parse(
+    channel: Channel, connector: Connector, headers: Mapping[str, str], raw_body: bytes
+) -> WebhookEvent:
+    try:
+        raw_body.decode("utf-8")  # stored as text; JSON on the wire is UTF-8
+        return connector.parse_webhook(headers, raw_body)
+    except UnicodeDecodeError:
+        code, message = "malformed_json", "body is not UTF-8"
+    except ConnectorError as exc:
+        code, message = exc.code, exc.message
+    log.warning(
+        "webhook for channel %s, delivery %s: unreadable body (%s): %s",
+        channel.slug,
+        _delivery_hint(channel.platform, headers),
+        code,
+        message[:200],
+    )
+    error = "malformed_json" if code == "malformed_json" else "unreadable_payload"
+    raise WebhookRefused(400, error, "The body could not be read as this topic.")
+
+
+def _external_order_id(parsed: WebhookEvent) -> str:
+    if parsed.order is not None:
+        return parsed.order.external_id[:120]
+    # e.g. WooCommerce order.deleted sends only {"id": N}
+    if parsed.topic.startswith("order") and parsed.payload.get("id") is not None:
+        return str(parsed.payload["id"])[:120]
+    return ""
+
+
+def _store(
+    channel: Channel,
+    parsed: WebhookEvent,
+    headers: Mapping[str, str],
+    raw_body: bytes,
+) -> Ingested:
+    """INSERT … ON CONFLICT DO NOTHING on (channel, delivery id); enqueue on commit."""
+    sha = hashlib.sha256(raw_body).hexdigest()
+    delivery_id = (parsed.delivery_id or f"body:{sha}")[:200]
+    kept = {name: value for name in STORED_HEADERS if (value := header(headers, name))}
+    with transaction.atomic():
+        seen = (
+            InboundEvent.objects.filter(channel=channel, delivery_id=delivery_id)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if seen is not None:
+            return Ingested(event_id=seen, duplicate=True)
+        InboundEvent.objects.bulk_create(
+            [
+                InboundEvent(
+                    channel=channel,
+                    source=InboundEvent.Source.WEBHOOK,
+                    delivery_id=delivery_id,
+                    topic=parsed.topic[:100],
+                    headers=kept,
+                    raw_body=raw_body.decode("utf-8"),
+                    body_sha256=sha,
+                    external_order_id=_external_order_id(parsed),
+                )
+            ],
+            ignore_conflicts=True,  # a concurrent twin delivery is not an error
+        )
+        event_id, status = (
+            InboundEvent.objects.filter(channel=channel, delivery_id=delivery_id)
+            .values_list("pk", "status")
+            .get()
+        )
+        if status == InboundEvent.Status.PENDING:
+            # Enqueued twice by a concurrent twin at worst: processing locks the row.
+            inbound_event_enqueue_on_commit(event_id)
+    return Ingested(event_id=event_id)
+
+
+def webhook_ingest(
+    *,
+    channel: Channel,
+    headers: Mapping[str, str],
+    raw_body: bytes,
+    now: datetime | None = None,
+) -> Ingested:
+    """Accept one delivery for a webhook-capable channel, or raise WebhookRefused.
+
+    Authentic, fresh, readable deliveries are stored once per (channel, delivery
+    id) and their processing enqueued after commit (a broker failure is logged,
+    never raised). Unauthentic ones store nothing and count a ``bad_signature``
+    alert. WooCommerce's unsigned creation ping is accepted without storing.
+    """
+    if channel.platform not in WEBHOOK_PLATFORMS:
+        raise _unsupported(channel)
+    signature_name = SIGNATURE_HEADERS[channel.platform]
+    if (
+        channel.platform == Platform.WOOCOMMERCE
+        and not header(headers, signature_name)
+        and WOO_PING_BODY.fullmatch(raw_body.strip())
+    ):
+        log.info("webhook ping for channel %s: %s", channel.slug, raw_body[:40].decode())
+        return Ingested(event_id=None, ping=True)
+    connector = channel_connector(channel)
+    _verify(channel, connector, headers, raw_body)
+    _check_fresh(channel, headers, now or timezone.now())
+    parsed = _parse(channel, connector, headers, raw_body)
+    return _store(channel, parsed, headers, raw_body)
+
+
+def _unsupported(channel: Channel) -> WebhookRefused:
+    return WebhookRefused(
+        404,
+        "webhooks_unsupported",
+        f"{channel.get_platform_display()} sends no HTTP order webhooks pimsync can verify; "
+        "this channel's orders are read by polling.",
+    )
+
+
+def _read_body(request: HttpRequest, limit: int) -> bytes:
+    """The raw body, refusing anything over ``limit`` bytes before reading it all."""
+    declared = request.META.get("CONTENT_LENGTH") or ""
+    if declared:
+        try:
+            length = int(declared)
+        except ValueError:
+            raise WebhookRefused(400, "bad_content_length", "Unreadable Content-Length.") from None
+        if length > limit:
+            raise WebhookRefused(413, "too_large", f"Bodies over {limit} bytes are refused.")
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        raise WebhookRefused(413, "too_large", f"Bodies over {limit} bytes are refused.")
+    return body
+
+
+@csrf_exempt
+def webhook_receive(request: HttpRequest, slug: str) -> JsonResponse:
+    """The platform authenticates with its HMAC, not a session: no CSRF, no login."""
+    if request.method != "POST":
+        answer = WebhookRefused(405, "method_not_allowed", "Deliver webhooks with POST.").response()
+        answer["Allow"] = "POST"
+        return answer
+    channel = Channel.objects.filter(slug=slug, is_enabled=True).first()
+    if channel is None:
+        return WebhookRefused(404, "unknown_channel", f"No enabled channel {slug!r}.").response()
+    if channel.platform not in WEBHOOK_PLATFORMS:
+        return _unsupported(channel).response()  # before reading a byte of the body
+    try:
+        raw_body = _read_body(request, settings.PIMSYNC_WEBHOOK_MAX_BYTES)
+        ingested = webhook_ingest(channel=channel, headers=request.headers, raw_body=raw_body)
+    except WebhookRefused as refused:
+        return refused.response()
+    return JsonResponse(
+        {
+            "ok": True,
+            "event_id": ingested.event_id,
+            "duplicate": ingested.duplicate,
+            "ping": ingested.ping,
+        }
+    )

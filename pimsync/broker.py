@@ -1,0 +1,58 @@
+"""The embedded default's Celery broker: kombu's filesystem transport, made safe
+for several processes.
+
+kombu's own transport creates a message file and then writes into it, so a
+worker polling the folder can take the file while it is still empty — the
+message is lost and the worker's consumer dies on the empty JSON. Here a
+message is written under a temporary name and renamed into place (atomic on
+POSIX), and a reader claims a file by renaming it into its own folder before
+reading, so two workers never get the same message.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from time import monotonic
+
+from kombu.transport import TRANSPORT_ALIASES, filesystem
+from kombu.utils.encoding import bytes_to_str, str_to_bytes
+from kombu.utils.json import dumps, loads
+
+SCHEME = "pimsyncfs"
+
+
+class Channel(filesystem.Channel):
+    def _put(self, queue: str, payload: dict, **kwargs: object) -> None:
+        name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        final = os.path.join(self.data_folder_out, name)
+        partial = final + ".part"  # not a ".msg" name: readers skip it
+        with open(partial, "wb") as f:
+            f.write(str_to_bytes(dumps(payload)))
+        os.replace(partial, final)
+
+    def _get(self, queue: str) -> dict:
+        wanted = f"{queue}.msg"
+        claimed_dir = os.path.join(self.processed_folder, "claimed")
+        os.makedirs(claimed_dir, exist_ok=True)
+        for name in sorted(os.listdir(self.data_folder_in)):
+            if name.partition(".")[2] != wanted:
+                continue
+            claimed = os.path.join(claimed_dir, f"{uuid.uuid4().hex}-{name}")
+            try:
+                os.rename(os.path.join(self.data_folder_in, name), claimed)
+            except OSError:
+                continue  # another worker took it first
+            with open(claimed, "rb") as f:
+                payload = f.read()
+            os.remove(claimed)
+            return loads(bytes_to_str(payload))
+        raise filesystem.Empty()
+
+
+class Transport(filesystem.Transport):
+    Channel = Channel
+
+
+def register() -> None:
+    TRANSPORT_ALIASES.setdefault(SCHEME, "pimsync.broker:Transport")
