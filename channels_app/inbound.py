@@ -219,6 +219,7 @@ def _record_failure(event: InboundEvent, exc: Exception, now: datetime) -> str:
         alert_raise(
             kind="repeated_failure",
             channel_id=event.channel_id,
+            sku="",
             message=f"Inbound {event.source} event {event.delivery_id} "
             f"(order {event.external_order_id or '?'}) failed after {event.attempts} "
             f"attempt(s): {event.error[:300]}. Fix the cause, then re-process it in the admin.",
@@ -282,7 +283,8 @@ def inbound_events_reprocess(*, events: QuerySet[InboundEvent]) -> Counter[str]:
         )
     )
     for channel_id in channel_ids - still_failing:
-        alert_resolve(kind="repeated_failure", channel_id=channel_id)
+        # sku="": only the inbound alert; order fulfilment failures name their SKUs.
+        alert_resolve(kind="repeated_failure", channel_id=channel_id, sku="")
     return outcomes
 
 
@@ -349,7 +351,11 @@ def poll_start_cursor(channel: Channel, stored: str) -> str:
 
 
 def poll_delivery_id(order: OrderData) -> str:
-    return f"poll:{order.external_id}:{order.updated_at.astimezone(UTC).isoformat()}"[:200]
+    """One id per observed change of an order. The status is part of it because
+    some platforms (WooCommerce, Shopify) stamp whole seconds: a poll between two
+    changes within one second must not make the second look like a repeat."""
+    stamp = order.updated_at.astimezone(UTC).isoformat()
+    return f"poll:{order.external_id}:{stamp}:{order.status}"[:200]
 
 
 def _poll_ingest(channel: Channel, page: OrdersPage, report: PollReport) -> None:
@@ -421,10 +427,10 @@ def channel_poll(
     oldest first. The stored cursor moves only after the last page. A connector
     error stops the run, keeps what was stored and leaves the cursor unchanged.
     """
-    channel = Channel.objects.get(pk=channel_id)
+    channel = Channel.objects.filter(pk=channel_id).first()
     report = PollReport(channel_id=channel_id)
-    if not channel.is_enabled:
-        return report
+    if channel is None or not channel.is_enabled:
+        return report  # deleted or disabled since the poll was asked for
     state = channel_sync_state(channel_id)
     cursor = resume_cursor or poll_start_cursor(channel, state.poll_cursor)
     report.hwm = resume_hwm or state.poll_cursor

@@ -40,6 +40,7 @@ from .models import (
     OrderStatus,
     SyncKind,
 )
+from .sync.enqueue import task_send_safely
 from .sync.markers import listings_mark_dirty
 
 log = logging.getLogger(__name__)
@@ -432,7 +433,7 @@ def _flag_oversold(order: ChannelOrder, line: ChannelOrderLine, result: OrderApp
     if order.channel.cancel_oversold_orders:
         from .tasks import order_cancel_oversold_task
 
-        transaction.on_commit(partial(order_cancel_oversold_task.delay, order.pk))
+        transaction.on_commit(partial(task_send_safely, order_cancel_oversold_task, order.pk))
 
 
 def order_stock_effects(order: ChannelOrder):
@@ -480,4 +481,73 @@ def order_cancel_on_channel(order_id: int, *, reason: str = "oversold") -> bool:
             )
         ]
     )
+    return ok
+
+
+def order_mark_shipped(*, order: ChannelOrder, tracking_number: str = "", carrier: str = "") -> int:
+    """Ship an order from pimsync: the ship movements now, and the channel is told
+    after commit (logged like any push). Returns the number of lines shipped.
+
+    Idempotent: the ship keys are the ones a later 'fulfilled' delivery from
+    the channel would use, so that delivery changes nothing twice."""
+    with transaction.atomic():
+        order = ChannelOrder.objects.select_for_update().select_related("channel").get(pk=order.pk)
+        if order.status in (OrderStatus.CANCELLED, OrderStatus.REFUNDED):
+            raise ValueError(f"Order {order.name or order.external_id} is {order.status}")
+        shipped = 0
+        for line in order.lines.select_related("variant").order_by("pk"):
+            if line.state in (Line.OPEN, Line.RESERVED) and _commit(order, line):
+                line.save(update_fields=["state", "allocation"])
+            if line.state == Line.COMMITTED:
+                _ship(order, line)
+                line.save(update_fields=["state"])
+                shipped += 1
+        order.status = OrderStatus.FULFILLED
+        order.save(update_fields=["status", "updated_at"])
+        from .tasks import order_fulfil_on_channel_task
+
+        transaction.on_commit(
+            partial(
+                task_send_safely, order_fulfil_on_channel_task, order.pk, tracking_number, carrier
+            )
+        )
+    return shipped
+
+
+def order_fulfil_on_channel(order_id: int, *, tracking_number: str = "", carrier: str = "") -> bool:
+    """Tell the channel an order shipped; the outcome goes to the sync log."""
+    from .connectors.errors import FailureKind
+    from .sync.connection import channel_connector
+
+    order = ChannelOrder.objects.select_related("channel").get(pk=order_id)
+    try:
+        result = channel_connector(order.channel).fulfil_order(
+            order.external_id, tracking_number=tracking_number, carrier=carrier
+        )
+        ok, code, message = result.kind is FailureKind.OK, result.code, result.message
+    except Exception as exc:
+        ok, code, message = False, "connector_error", str(exc)[:500]
+    skus = ", ".join(order.lines.values_list("sku", flat=True))[:100]
+    synclog.sync_log_record(
+        [
+            synclog.Attempt(
+                channel_id=order.channel_id,
+                sku=skus,
+                listing_id=None,
+                event_type="order",
+                value_sent=f"fulfil {order.external_id}"[:64],
+                status="success" if ok else "failed",
+                error_code=code[:64],
+                message=message,
+            )
+        ]
+    )
+    if not ok:
+        synclog.alert_raise(
+            kind="repeated_failure",
+            channel_id=order.channel_id,
+            sku=skus,
+            message=f"Telling {order.channel} that order {order.name or order.external_id} "
+            f"shipped failed: {code} {message}"[:1000],
+        )
     return ok

@@ -104,3 +104,13 @@ def channel_poll_due_task() -> list[int]:
     from .inbound import channels_poll_due
 
     return channels_poll_due()
+
+
+@shared_task(time_limit=60, soft_time_limit=50, ignore_result=True)
+def order_fulfil_on_channel_task(
+    order_id: int, tracking_number: str = "", carrier: str = ""
+) -> bool:
+    """Tell the channel that an order pimsync shipped has shipped."""
+    from .orders import order_fulfil_on_channel
+
+    return order_fulfil_on_channel(order_id, tracking_number=tracking_number, carrier=carrier)

@@ -51,3 +51,14 @@ def channel_push_request(channel_id: int, *, countdown: float | None = None) -> 
 def channel_push_request_on_commit(channel_id: int) -> None:
     # partial, not a lambda: a lambda in a caller's loop would see the last id (B023).
     transaction.on_commit(partial(channel_push_request, channel_id))
+
+
+def task_send_safely(task: object, *args: object) -> bool:
+    """Send a task; a broker failure is logged, never raised (callers are
+    request handlers and after-commit hooks)."""
+    try:
+        task.apply_async(args=list(args), retry=False)  # type: ignore[attr-defined]
+    except Exception as exc:
+        log.warning("task %s not enqueued: %s", getattr(task, "name", task), exc)
+        return False
+    return True

@@ -203,6 +203,9 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="pimsync@localhost")
 # --- pimsync --------------------------------------------------------------------------------
 PIMSYNC_RESERVATION_DEFAULT_MINUTES = env.int("PIMSYNC_RESERVATION_DEFAULT_MINUTES", default=60)
 PIMSYNC_DEMO_SANDBOX_URL = env.str("PIMSYNC_DEMO_SANDBOX_URL", default="http://127.0.0.1:8700")
+# `make run` places a sandbox order every few seconds so sales can be watched arriving.
+PIMSYNC_DEMO_ORDERS = env.bool("PIMSYNC_DEMO_ORDERS", default=True)
+PIMSYNC_DEMO_ORDER_SECONDS = env.float("PIMSYNC_DEMO_ORDER_SECONDS", default=20.0)
 
 # --- outbound sync -------------------------------------------------------------------------
 PIMSYNC_RETRY_BASE_SECONDS = env.float("PIMSYNC_RETRY_BASE_SECONDS", default=1.0)

@@ -17,7 +17,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-COLOURS = {"web": "36", "worker": "33", "beat": "35", "sandbox": "32"}
+COLOURS = {"web": "36", "worker": "33", "beat": "35", "sandbox": "32", "orders": "34"}
 
 
 def _commands(host: str, port: int, sandbox_port: int) -> dict[str, list[str]]:
@@ -25,6 +25,7 @@ def _commands(host: str, port: int, sandbox_port: int) -> dict[str, list[str]]:
     var = Path(settings.VAR_DIR)
     return {
         "web": [python, "manage.py", "runserver", f"{host}:{port}", "--noreload"],
+        "orders": [python, "manage.py", "demo_orders", "--web", f"http://{host}:{port}"],
         "worker": [
             python,
             "-m",
@@ -91,6 +92,9 @@ class Command(BaseCommand):
         commands = _commands(str(opts["host"]), int(opts["port"]), int(opts["sandbox_port"]))
         if opts["no_sandbox"]:
             commands.pop("sandbox")
+            commands.pop("orders")
+        if not settings.PIMSYNC_DEMO_ORDERS:
+            commands.pop("orders", None)
         stale_pid = Path(settings.VAR_DIR) / "celerybeat.pid"
         stale_pid.unlink(missing_ok=True)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}

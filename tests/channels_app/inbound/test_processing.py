@@ -24,6 +24,7 @@ from channels_app.models import ChannelOrder, InboundEvent
 from channels_app.orders import order_apply
 from inventory.models import StockLevel
 from synclog.models import Alert
+from synclog.services import alert_raise
 
 from .conftest import T0, shopify_headers, shopify_order
 
@@ -78,8 +79,11 @@ def test_order_data_survives_the_poll_event_body_unchanged():
     assert order_data_from_json(order_data_to_json(ORDER)) == ORDER
 
 
-def test_a_poll_delivery_id_names_the_order_and_its_change_time():
-    assert poll_delivery_id(ORDER) == "poll:9001:2026-11-01T12:05:00+00:00"
+def test_a_poll_delivery_id_names_the_order_its_change_time_and_status():
+    cancelled_in_the_same_second = OrderData(**{**ORDER.__dict__, "status": "cancelled"})
+
+    assert poll_delivery_id(ORDER) == "poll:9001:2026-11-01T12:05:00+00:00:paid"
+    assert poll_delivery_id(cancelled_in_the_same_second) != poll_delivery_id(ORDER)
 
 
 # --- once only ------------------------------------------------------------------------------------
@@ -220,9 +224,13 @@ def test_re_processing_runs_failed_events_again_and_resolves_the_alert(
     shop, location, monkeypatch, settings
 ):
     settings.PIMSYNC_WEBHOOK_MAX_ATTEMPTS = 1
-    monkeypatch.setattr(
-        "channels_app.inbound.order_apply",
-        lambda **kw: (_ for _ in ()).throw(RuntimeError("bug")),
+
+    def broken(**kwargs):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr("channels_app.inbound.order_apply", broken)
+    other = alert_raise(
+        kind="repeated_failure", channel_id=shop.pk, sku="SKU-A", message="fulfilment failed"
     )
     failed = webhook_event(shop)
     done = webhook_event(shop, shopify_order(5002), webhook_id="wh-2")
@@ -235,7 +243,9 @@ def test_re_processing_runs_failed_events_again_and_resolves_the_alert(
     assert outcomes == {"processed": 1}
     failed.refresh_from_db()
     assert (failed.status, failed.attempts, failed.error) == ("processed", 1, "")
-    assert Alert.objects.get(kind="repeated_failure").resolved_at is not None
+    assert Alert.objects.get(kind="repeated_failure", sku="").resolved_at is not None
+    other.refresh_from_db()
+    assert other.resolved_at is None  # another problem's alert stays open
     assert committed(location) == 4
 
 

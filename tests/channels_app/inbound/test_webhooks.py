@@ -14,10 +14,12 @@ from django.test import RequestFactory
 from channels_app.connectors.base import ChannelConfig
 from channels_app.connectors.shopify import ShopifyConnector
 from channels_app.connectors.woocommerce import WooCommerceConnector
-from channels_app.inbound import inbound_sweep
+from channels_app.inbound import inbound_event_process, inbound_sweep
 from channels_app.models import ChannelOrder, InboundEvent
 from channels_app.webhooks import webhook_receive
+from inventory.models import StockLevel
 from synclog.models import Alert
+from tests.channels_app.sandbox_fixtures import control, sandbox, webhook_receiver
 
 from .conftest import (
     SECRET,
@@ -28,6 +30,8 @@ from .conftest import (
     woo_headers,
     woo_order,
 )
+
+__all__ = ["sandbox", "webhook_receiver"]  # fixtures used by name below
 
 # Fixed vector: base64(HMAC-SHA256(key="hush", msg=b'{"id":1}')), also checked with
 # `printf '{"id":1}' | openssl dgst -sha256 -hmac hush -binary | base64`.
@@ -386,3 +390,28 @@ def test_with_the_broker_down_a_delivery_is_stored_answered_and_swept_later(
     assert (event.status, event.attempts) == ("processed", 1)
     order = ChannelOrder.objects.get(channel=shop, external_id="5001")
     assert (order.status, order.first_seen_via, order.seen_via_webhook) == ("paid", "webhook", True)
+
+
+# --- what the sandbox sends, as the platforms send it -------------------------------------------
+
+
+@pytest.mark.parametrize(("platform", "slug"), [("shopify", "shop"), ("woocommerce", "woo")])
+def test_a_delivery_signed_by_the_sandbox_is_accepted_and_applied(
+    sandbox, webhook_receiver, shop, woo, post, enqueued, location, platform, slug
+):
+    seed = {platform: [{"sku": "SKU-A", "price": "20.00", "quantity": 5}]}
+    assert control(sandbox.url, "POST", "/_control/seed", seed)[0] == 200
+    target = {platform: {"url": webhook_receiver.url, "secret": SECRET}}
+    assert control(sandbox.url, "POST", "/_control/webhooks", target)[0] == 200
+    order = {"platform": platform, "lines": [{"sku": "SKU-A", "quantity": 3}]}
+    assert control(sandbox.url, "POST", "/_control/orders", order)[0] == 201
+    [received] = webhook_receiver.received
+    transport = {"host", "content-length", "content-type", "accept-encoding", "connection"}
+    headers = {k: v for k, v in received.headers.items() if k.lower() not in transport}
+
+    response = post(slug, received.body, headers)
+
+    assert response.status_code == 200
+    event = InboundEvent.objects.get()
+    assert inbound_event_process(event.pk) == "processed"
+    assert StockLevel.objects.get(variant__sku="SKU-A", location=location).committed == 3

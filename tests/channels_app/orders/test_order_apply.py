@@ -239,3 +239,69 @@ def test_every_permutation_of_cancel_and_pay_is_consistent(stocked_channel, loca
             )
         assert ChannelOrder.objects.get(external_id=f"P{n}").status == "cancelled"
     assert buckets(location) == (3, 0, 0)
+
+
+def test_marking_shipped_moves_stock_and_tells_the_channel_once(
+    stocked_channel, location, monkeypatch, django_capture_on_commit_callbacks
+):
+    from channels_app import orders
+    from channels_app.connectors.base import ItemResult
+    from channels_app.connectors.errors import FailureKind
+    from synclog.models import SyncLogEntry
+
+    calls = []
+
+    class Channel:
+        def fulfil_order(self, external_id, *, tracking_number="", carrier=""):
+            calls.append((external_id, tracking_number, carrier))
+            return ItemResult(external_id, FailureKind.OK)
+
+    monkeypatch.setattr("channels_app.sync.connection.channel_connector", lambda channel: Channel())
+    monkeypatch.setattr(
+        "channels_app.tasks.order_fulfil_on_channel_task.apply_async",
+        lambda args, **kw: orders.order_fulfil_on_channel(
+            args[0], tracking_number=args[1], carrier=args[2]
+        ),
+    )
+    order_apply(channel=stocked_channel, data=order_data("paid", 1), source="webhook")
+    order = ChannelOrder.objects.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert orders.order_mark_shipped(order=order, tracking_number="1Z999", carrier="UPS") == 1
+    assert buckets(location) == (1, 0, 0)
+    assert calls == [("1001", "1Z999", "UPS")]
+    assert SyncLogEntry.objects.get(event_type="order").status == "success"
+    # the channel's own 'fulfilled' delivery afterwards changes nothing twice
+    order_apply(channel=stocked_channel, data=order_data("fulfilled", 5), source="webhook")
+    assert buckets(location) == (1, 0, 0)
+
+
+def test_oversold_order_is_cancelled_on_its_channel_when_the_channel_says_so(
+    stocked_channel, monkeypatch, django_capture_on_commit_callbacks
+):
+    from channels_app import orders
+    from channels_app.connectors.base import ItemResult
+    from channels_app.connectors.errors import FailureKind
+    from synclog.models import SyncLogEntry
+
+    cancelled = []
+
+    class Channel:
+        def cancel_order(self, external_id, *, reason=""):
+            cancelled.append((external_id, reason))
+            return ItemResult(external_id, FailureKind.OK)
+
+    monkeypatch.setattr("channels_app.sync.connection.channel_connector", lambda channel: Channel())
+    monkeypatch.setattr(
+        "channels_app.tasks.order_cancel_oversold_task.apply_async",
+        lambda args, **kw: orders.order_cancel_on_channel(args[0]),
+    )
+    stocked_channel.cancel_oversold_orders = True
+    stocked_channel.save()
+    too_many = [OrderLineData("L1", "SKU-A", 9, Decimal("20"))]
+    with django_capture_on_commit_callbacks(execute=True):
+        order_apply(
+            channel=stocked_channel, data=order_data("paid", 1, lines=too_many), source="webhook"
+        )
+    assert cancelled == [("1001", "oversold")]
+    entry = SyncLogEntry.objects.get(event_type="order")
+    assert (entry.status, entry.value_sent, entry.sku) == ("success", "cancel 1001", "SKU-A")
