@@ -58,6 +58,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -346,6 +347,45 @@ def burst_floor(
     return floors
 
 
+# --------------------------------------------------------------------------- worker logs
+
+
+TASK_DONE = re.compile(r"succeeded in ([0-9.]+)s: (\{.*\})")
+TASK_ERROR = re.compile(r"raised unexpected: (.*)")
+
+
+class TaskLog:
+    """What the workers' logs say happened since the last look: push tasks run,
+    those that found nothing to do, budget stops and unexpected errors."""
+
+    def __init__(self) -> None:
+        self._offsets: dict[Path, int] = {}
+
+    def since_last(self) -> dict[str, Any]:
+        tasks = idle = budget = 0
+        errors: Counter[str] = Counter()
+        for worker in WORKERS:
+            path = worker.log_path
+            with path.open("rb") as f:
+                f.seek(self._offsets.get(path, 0))
+                chunk = f.read()
+                self._offsets[path] = f.tell()
+            for line in chunk.decode(errors="replace").splitlines():
+                if done := TASK_DONE.search(line):
+                    tasks += 1
+                    idle += "'pushed': 0, 'failed': 0" in done[2]
+                    budget += "'stopped': 'budget'" in done[2]
+                elif error := TASK_ERROR.search(line):
+                    tasks += 1
+                    errors[error[1][:160]] += 1
+        return {
+            "push_tasks": tasks,
+            "tasks_with_nothing_to_do": idle,
+            "tasks_stopped_by_budget": budget,
+            "task_errors": dict(errors),
+        }
+
+
 # --------------------------------------------------------------------------- sweeper
 
 
@@ -495,7 +535,8 @@ def burst(
     skus: int,
     per_product: int,
     woo: str,
-    timeout: float,
+    timeout: float | None,
+    stall: float,
 ) -> dict[str, Any]:
     from django.db.models import Count, Max, Min
     from django.utils import timezone
@@ -506,6 +547,9 @@ def burst(
     from synclog.models import SyncLogEntry
 
     floors = burst_floor(limits, skus=skus, per_product=per_product, woo=woo)
+    floor = max(f["seconds"] for f in floors.values())
+    if timeout is None:
+        timeout = 3 * floor + 120
     platform_of = dict(Channel.objects.values_list("pk", "platform"))
     sandbox.limits_reset()  # full buckets: the floor counts their capacity
     sandbox.control("POST", "counters/reset", {})
@@ -518,7 +562,8 @@ def burst(
     changed = services.variant_set_prices(prices=prices)
     call_seconds = time.monotonic() - clock
     done: dict[int, dict[str, Any]] = {}
-    timed_out = False
+    stopped = ""
+    confirmed, progress_at = -1, time.monotonic()
     while True:
         rows = (
             SyncLogEntry.objects.filter(
@@ -533,8 +578,14 @@ def burst(
         if all(done.get(cid, {}).get("n", 0) >= skus for cid in platform_of):
             break
         check_alive(WORKERS)
+        total = sum(row["n"] for row in done.values())
+        if total != confirmed:
+            confirmed, progress_at = total, time.monotonic()
+        if time.monotonic() - progress_at > stall:
+            stopped = f"no confirmation for {stall:.0f} s"
+            break
         if time.monotonic() - clock > timeout:
-            timed_out = True
+            stopped = f"timeout after {timeout:.0f} s"
             break
         time.sleep(0.5)
     seconds = time.monotonic() - clock
@@ -551,7 +602,7 @@ def burst(
     for cid, platform in sorted(platform_of.items(), key=lambda kv: PLATFORMS.index(kv[1])):
         row = done.get(cid, {})
         took = (row["last"] - before).total_seconds() if row else None
-        floor = floors[platform]["seconds"]
+        channel_floor = floors[platform]["seconds"]
         c = counters.get(platform, {})
         channels[platform] = {
             "confirmed": row.get("n", 0),
@@ -559,10 +610,11 @@ def burst(
             "first_confirmation_s": round((row["first"] - before).total_seconds(), 2)
             if row
             else None,
-            "floor_seconds": round(floor, 2),
+            "floor_seconds": round(channel_floor, 2),
             "floor_calls": floors[platform]["calls"],
             "floor_batch": floors[platform]["batch"],
-            "ratio_to_floor": round(took / floor, 3) if took and floor else None,
+            "ratio_to_floor": round(took / channel_floor, 3) if took and channel_floor else None,
+            "floor_calls_per_s": round(floors[platform]["calls"] / took, 1) if took else None,
             "http_calls": c.get("calls"),
             "by_endpoint": c.get("by_endpoint"),
             "rate_limited": c.get("rate_limited"),
@@ -571,17 +623,16 @@ def burst(
             },
         }
     confirmed_by = max((ch["seconds"] or 0) for ch in channels.values())
-    floor = max(f["seconds"] for f in floors.values())
     return {
         "metric": "burst",
         "skus": skus,
         "variants_changed": changed,
         "set_prices_call_s": round(call_seconds, 2),
-        "timed_out": timed_out,
-        "seconds": round(confirmed_by if not timed_out else seconds, 2),
+        "incomplete": stopped or None,
+        "seconds": round(confirmed_by if not stopped else seconds, 2),
         "floor_seconds": round(floor, 2),
         "slowest_floor_channel": max(floors, key=lambda p: floors[p]["seconds"]),
-        "ratio_to_floor": round(confirmed_by / floor, 3) if floor and not timed_out else None,
+        "ratio_to_floor": round(confirmed_by / floor, 3) if floor and not stopped else None,
         "goal_ratio": GOAL_BURST_RATIO,
         "channels": channels,
         "mismatches": mismatches(sandbox, quantities=False),
@@ -627,6 +678,9 @@ def run_lane(args: argparse.Namespace) -> int:
         env = lane_environment(args.lane, tmp, pg_dir)
         os.environ.update(env)
         return _run_lane(args, env, tmp, started)
+    except Exception as exc:  # one JSON line saying why the lane stopped
+        emit({"lane": args.lane, "metric": "error", "error": f"{type(exc).__name__}: {exc}"})
+        return 1
     finally:
         from django.db import connections
 
@@ -693,10 +747,12 @@ def _run_lane(args: argparse.Namespace, env: dict[str, str], tmp: Path, started:
             }
         )
         sampler = RssSampler([w.proc.pid for w in workers])
+        tasks = TaskLog()
         with sampler, Sweeper(args.sweep_seconds) as sweeper:
-            emit(
-                lane | initial_sync(sandbox, rates, scale=args.initial_scale, timeout=args.timeout)
+            line = initial_sync(
+                sandbox, rates, scale=args.initial_scale, timeout=args.timeout or 1800
             )
+            emit(lane | line | tasks.since_last())
             line = single_changes(
                 changes=args.changes,
                 rng=random.Random(args.seed),
@@ -705,7 +761,8 @@ def _run_lane(args: argparse.Namespace, env: dict[str, str], tmp: Path, started:
             )
             goal = GOAL_P95_MS[args.lane]
             p95 = line["stored_ms"]["p95"]
-            emit(lane | line | {"goal_p95_ms": goal, "met": p95 is not None and p95 <= goal})
+            met = p95 is not None and p95 <= goal
+            emit(lane | line | {"goal_p95_ms": goal, "met": met} | tasks.since_last())
             line = burst(
                 sandbox,
                 limits,
@@ -713,9 +770,11 @@ def _run_lane(args: argparse.Namespace, env: dict[str, str], tmp: Path, started:
                 per_product=args.variants_per_product,
                 woo=args.woocommerce,
                 timeout=args.timeout,
+                stall=args.stall,
             )
             ratio = line["ratio_to_floor"]
-            emit(lane | line | {"met": ratio is not None and ratio <= GOAL_BURST_RATIO})
+            met = ratio is not None and ratio <= GOAL_BURST_RATIO
+            emit(lane | line | {"met": met} | tasks.since_last())
         emit(
             lane
             | {"metric": "worker_memory", **sampler.figures()}
@@ -740,7 +799,15 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--sweep-seconds", type=float, default=1.0)
     parser.add_argument("--initial-scale", type=float, default=10.0)
-    parser.add_argument("--timeout", type=float, default=1800.0, help="per phase, seconds")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds per phase (default: initial sync 1800, burst 3 × floor + 120)",
+    )
+    parser.add_argument(
+        "--stall", type=float, default=300.0, help="burst: give up after so long without progress"
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
         "--unpatched-broker",

@@ -179,17 +179,33 @@ def _chunks(
     if channel.batch_size:
         limit = min(limit, channel.batch_size)
     groups: list[list[Work]] = [work]
-    if connector.platform == "shopify" and kind == SyncKind.PRICE:
-        # productVariantsBulkUpdate takes one product per call.
+    if _one_product_per_call(connector.platform, kind):
+        # Each product is its own HTTP call: group so that one chunk is one call
+        # and the shared limiter's token count is the true call count.
         by_product: dict[str, list[Work]] = defaultdict(list)
         for w in work:
-            by_product[w.listing.external_product_id].append(w)
+            by_product[_call_group(connector.platform, w.listing)].append(w)
         groups = list(by_product.values())
     if connector.platform == "amazon":
         threshold = int(getattr(connector, "feed_threshold", 200))
         if len(work) <= threshold:
             limit = 1  # one patch per SKU: the shared limiter paces each call
     return [g[i : i + limit] for g in groups for i in range(0, len(g), limit)]
+
+
+def _one_product_per_call(platform: str, kind: str) -> bool:
+    # Shopify: productVariantsBulkUpdate takes one product. WooCommerce:
+    # variations are written through products/{parent}/variations/batch.
+    return (platform == "shopify" and kind == SyncKind.PRICE) or platform == "woocommerce"
+
+
+def _call_group(platform: str, listing: ChannelListing) -> str:
+    if platform == "woocommerce":
+        simple = not listing.external_product_id or (
+            listing.external_product_id == listing.external_variant_id
+        )
+        return "" if simple else listing.external_product_id  # "" = products/batch
+    return listing.external_product_id
 
 
 def _extend_lease(connector: Connector, chunk: list[Work], now: datetime) -> None:

@@ -376,3 +376,15 @@ def test_quantity_push_waits_while_fetched_orders_are_unapplied(shop, fake):
     event.save()
     push(shop, clock=lambda: timezone.now() + timedelta(seconds=2))
     assert fake.calls == [("quantity", [("S-1", 19)])]
+
+
+def test_woocommerce_variations_go_one_parent_per_call(shop, fake):
+    fake.platform = "woocommerce"
+    ChannelListing.objects.filter(channel=shop, variant__sku="S-0").update(
+        external_product_id="10", external_variant_id="101"
+    )
+    ChannelListing.objects.filter(channel=shop).exclude(variant__sku="S-0").update(
+        external_product_id="20", external_variant_id="201"
+    )
+    push(shop)
+    assert sorted(len(items) for k, items in fake.calls if k == "quantity") == [1, 2]
