@@ -20,7 +20,12 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 def test_thousand_orders_for_hundred_units_across_four_channels(
-    channel_factory, channel_location_factory, location, variant_factory, listing_factory
+    channel_factory,
+    channel_location_factory,
+    location,
+    variant_factory,
+    listing_factory,
+    monkeypatch,
 ):
     variant = variant_factory(sku="LAST")
     services.stock_adjust(
@@ -65,3 +70,29 @@ def test_thousand_orders_for_hundred_units_across_four_channels(
     assert [channel_atp(channel=ch, variant=variant) for ch in channels] == [0, 0, 0, 0]
     forced = SyncMarker.objects.filter(listing__variant=variant, kind="quantity", is_forced=True)
     assert sorted(forced.values_list("channel_id", flat=True)) == sorted(ch.pk for ch in channels)
+
+    # and the push engine tells every channel 0
+    from channels_app.connectors.base import ItemResult
+    from channels_app.connectors.errors import FailureKind
+    from channels_app.sync import engine
+
+    told: dict[str, int] = {}
+
+    class Recorder:
+        max_price_batch = max_quantity_batch = 100
+
+        def __init__(self, platform: str) -> None:
+            self.platform = platform
+
+        def push_quantities(self, items):
+            for i in items:
+                told[self.platform] = i.quantity
+            return [ItemResult(i.listing.sku, FailureKind.OK) for i in items]
+
+        def push_prices(self, items):
+            return [ItemResult(i.listing.sku, FailureKind.OK) for i in items]
+
+    monkeypatch.setattr(engine, "channel_connector", lambda channel: Recorder(channel.platform))
+    for ch in channels:
+        engine.channel_push(ch.pk, time_budget=30)
+    assert told == {"shopify": 0, "woocommerce": 0, "ebay": 0, "amazon": 0}
