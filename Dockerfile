@@ -43,4 +43,5 @@ EXPOSE 8000
 
 # gunicorn binds 0.0.0.0:$PORT and runs $WEB_CONCURRENCY workers; add flags with
 # GUNICORN_CMD_ARGS. Behind a TLS-terminating proxy that sets X-Forwarded-Proto.
-CMD ["gunicorn", "pimsync.wsgi:application", "--access-logfile", "-", "--timeout", "60"]
+# gthread workers keep connections alive (webhook senders reuse them).
+CMD ["gunicorn", "pimsync.wsgi:application", "--worker-class", "gthread", "--threads", "4", "--access-logfile", "-", "--timeout", "60"]

@@ -793,7 +793,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--lane", choices=("embedded", "pg", "both"), default="both")
     parser.add_argument("--skus", type=int, default=10_000)
     parser.add_argument("--variants-per-product", type=int, default=4)
-    parser.add_argument("--woocommerce", choices=("variations", "simple"), default="variations")
+    parser.add_argument("--woocommerce", choices=("simple", "variations"), default="simple")
     parser.add_argument("--changes", type=int, default=200)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=4)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -193,38 +193,29 @@ def _store(
     sha = hashlib.sha256(raw_body).hexdigest()
     delivery_id = (parsed.delivery_id or f"body:{sha}")[:200]
     kept = {name: value for name in STORED_HEADERS if (value := header(headers, name))}
-    with transaction.atomic():
+    try:
+        # Insert first, ask later: one round trip for the usual (new) delivery.
+        with transaction.atomic():
+            event = InboundEvent.objects.create(
+                channel=channel,
+                source=InboundEvent.Source.WEBHOOK,
+                delivery_id=delivery_id,
+                topic=parsed.topic[:100],
+                headers=kept,
+                raw_body=raw_body.decode("utf-8"),
+                body_sha256=sha,
+                external_order_id=_external_order_id(parsed),
+            )
+    except IntegrityError:
+        # A repeat (or its concurrent twin): stored once, processed once.
         seen = (
             InboundEvent.objects.filter(channel=channel, delivery_id=delivery_id)
             .values_list("pk", flat=True)
             .first()
         )
-        if seen is not None:
-            return Ingested(event_id=seen, duplicate=True)
-        InboundEvent.objects.bulk_create(
-            [
-                InboundEvent(
-                    channel=channel,
-                    source=InboundEvent.Source.WEBHOOK,
-                    delivery_id=delivery_id,
-                    topic=parsed.topic[:100],
-                    headers=kept,
-                    raw_body=raw_body.decode("utf-8"),
-                    body_sha256=sha,
-                    external_order_id=_external_order_id(parsed),
-                )
-            ],
-            ignore_conflicts=True,  # a concurrent twin delivery is not an error
-        )
-        event_id, status = (
-            InboundEvent.objects.filter(channel=channel, delivery_id=delivery_id)
-            .values_list("pk", "status")
-            .get()
-        )
-        if status == InboundEvent.Status.PENDING:
-            # Enqueued twice by a concurrent twin at worst: processing locks the row.
-            inbound_event_enqueue_on_commit(event_id)
-    return Ingested(event_id=event_id)
+        return Ingested(event_id=seen, duplicate=True)
+    inbound_event_enqueue_on_commit(event.pk)
+    return Ingested(event_id=event.pk)
 
 
 def webhook_ingest(
