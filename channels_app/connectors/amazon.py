@@ -146,7 +146,9 @@ class AmazonConnector:
         self.currency = str(options.get("currency", "USD"))
         self.channel_code = str(options.get("fulfillment_channel_code", "DEFAULT"))
         self.feed_threshold = int(options.get("feed_threshold", 200))
-        self.feed_poll_seconds = float(options.get("feed_poll_seconds", 30.0))
+        # getFeed allows 2 calls/s: a 5 s poll costs nothing and keeps a feed's
+        # confirmation within seconds of Amazon finishing it.
+        self.feed_poll_seconds = float(options.get("feed_poll_seconds", 5.0))
         self.feed_max_wait_seconds = float(options.get("feed_max_wait_seconds", 1200.0))
         self._sleep = sleep
         self._clock = clock
