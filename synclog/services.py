@@ -79,7 +79,9 @@ def sync_log_resolve(
     turned out to show the right value already. Returns how many were resolved."""
     return (
         SyncLogEntry.objects.filter(
-            channel_id=channel_id, event_type=event_type, sku__in=list(skus),
+            channel_id=channel_id,
+            event_type=event_type,
+            sku__in=list(skus),
             resolved_at__isnull=True,
         )
         .exclude(status=SyncStatus.SUCCESS)
