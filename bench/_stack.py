@@ -128,22 +128,17 @@ def start_workers(
     *,
     count: int,
     concurrency: int,
-    atomic_publish: bool = False,
     timeout: float = 60.0,
 ) -> list[Started]:
     """``count`` Celery worker processes (prefork, ``concurrency`` children each),
-    returned once every one logged that it is ready. ``atomic_publish``: run them
-    with :func:`atomic_filesystem_publish` applied (see there)."""
-    launcher = (
-        [sys.executable, str(Path(__file__).resolve()), "celery"]
-        if atomic_publish
-        else [sys.executable, "-m", "celery"]
-    )
+    returned once every one logged that it is ready."""
     workers = [
         stack.start(
             f"worker-{n}",
             [
-                *launcher,
+                sys.executable,
+                "-m",
+                "celery",
                 "-A",
                 "pimsync",
                 "worker",
@@ -286,45 +281,3 @@ class RssSampler:
             "samples": self.samples,
             "interval_s": self.interval,
         }
-
-
-# --------------------------------------------------------------------------- broker
-
-
-def atomic_filesystem_publish() -> None:
-    """Make kombu's filesystem transport publish atomically (kombu issue #1551).
-
-    kombu creates the message file in the queue folder and only then writes it;
-    a consumer polling at that moment moves and reads an empty file, and the
-    worker dies with "Unrecoverable error: JSONDecodeError". Here the message is
-    written under a name the consumer skips and renamed into place when complete.
-    Applied in the bench process and (through ``python bench/_stack.py celery``)
-    in its workers only when the bench is asked to.
-    """
-    import uuid
-
-    from kombu.transport import filesystem
-    from kombu.utils.json import dumps
-
-    def _put(self: Any, queue: str, payload: Any, **kwargs: Any) -> None:
-        name = f"{round(time.monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
-        # ".partial-…".partition(".")[2] never equals "<queue>.msg": not picked up.
-        partial = os.path.join(self.data_folder_out, f".partial-{uuid.uuid4().hex}")
-        try:
-            with open(partial, "wb") as f:
-                f.write(dumps(payload).encode())
-            os.replace(partial, os.path.join(self.data_folder_out, name))
-        except OSError as exc:
-            raise filesystem.ChannelError(f"Cannot add {name!r} to the queue folder") from exc
-
-    filesystem.Channel._put = _put
-
-
-if __name__ == "__main__" and sys.argv[1:2] == ["celery"]:
-    # python bench/_stack.py celery -A pimsync worker ...: celery with the patch.
-    atomic_filesystem_publish()
-    from celery.__main__ import main as celery_main
-
-    sys.argv = ["celery", *sys.argv[2:]]
-    sys.path.insert(0, str(ROOT))
-    raise SystemExit(celery_main())

@@ -14,13 +14,15 @@ Each lane builds everything it uses and removes it afterwards:
 
 Then it starts ``manage.py run_sandbox`` on a free loopback port (documented
 limits), ``--workers`` Celery worker processes (``--concurrency`` pool children
-each) and, in place of beat, a thread of this process that calls
+each; default one worker with 4, so the four channels are pushed in parallel)
+and, in place of beat, a thread of this process that calls
 ``channels_app.tasks.sweep_due_channels`` every ``--sweep-seconds`` (1 s).
 
 Catalog: ``--skus`` variants in products of ``--variants-per-product`` (4) on
-four channels. Shopify and WooCommerce list them as products with variants
-(``--woocommerce simple`` lists them as simple WooCommerce products instead),
-eBay and Amazon per SKU. The sandbox is seeded with the same ids at 0.00 / 0.
+four channels: Shopify products of 4 variants (one productVariantsBulkUpdate
+per product), WooCommerce simple products (``--woocommerce variations`` lists
+them as variations of 4-variant parents, one batch call per parent), eBay and
+Amazon per SKU. The sandbox is seeded with the same ids at 0.00 / 0.
 
 Phases and the JSON lines they print (one object per line):
 
@@ -42,7 +44,9 @@ Phases and the JSON lines they print (one object per line):
    refill rate), Amazon above the feed threshold one JSON_LISTINGS_FEED whose
    floor is the sandbox's processing time. The channels are pushed in
    parallel, so the floor is the slowest channel's. ``ratio_to_floor`` =
-   seconds / floor (goal ≤ 1.15).
+   seconds / floor (goal ≤ 1.15). It stops early (``incomplete``) after
+   ``--stall`` seconds without a new confirmation or 3 × floor + 120 s.
+   Each phase line also counts the push tasks the workers ran and their errors.
 4. ``worker_memory`` (figure c): peak RSS of the worker processes and their
    children, sampled from /proc every 0.25 s during phases 1-3.
 
@@ -81,7 +85,6 @@ from _stack import (  # noqa: E402
     RssSampler,
     Stack,
     Started,
-    atomic_filesystem_publish,
     check_alive,
     pg_redis_start,
     pg_redis_stop,
@@ -698,6 +701,7 @@ def _run_lane(args: argparse.Namespace, env: dict[str, str], tmp: Path, started:
     import django
 
     django.setup()
+    from django.conf import settings
     from django.core.management import call_command
     from django.db import connection
 
@@ -716,24 +720,14 @@ def _run_lane(args: argparse.Namespace, env: dict[str, str], tmp: Path, started:
             woo=args.woocommerce,
             rates=rates,
         )
-        patched = env["CELERY_BROKER_URL"].startswith("filesystem") and not args.unpatched_broker
-        if patched:
-            atomic_filesystem_publish()  # this process publishes too (on_commit, sweeper)
-        workers = start_workers(
-            stack,
-            env,
-            count=args.workers,
-            concurrency=args.concurrency,
-            atomic_publish=patched,
-        )
+        workers = start_workers(stack, env, count=args.workers, concurrency=args.concurrency)
         WORKERS[:] = workers
         emit(
             lane
             | {
                 "metric": "setup",
                 "database": connection.vendor,
-                "broker": env["CELERY_BROKER_URL"].split(":", 1)[0],
-                "broker_patch": "atomic filesystem publish (kombu #1551)" if patched else None,
+                "broker": settings.CELERY_BROKER_URL.split(":", 1)[0],
                 "rate_limiter": "redis" if env["PIMSYNC_RATE_LIMIT_REDIS_URL"] else "database",
                 "skus": args.skus,
                 "channels": len(PLATFORMS),
@@ -809,11 +803,6 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "--stall", type=float, default=300.0, help="burst: give up after so long without progress"
     )
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument(
-        "--unpatched-broker",
-        action="store_true",
-        help="embedded lane: use kombu's filesystem transport as is (see _stack.py)",
-    )
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (logs)")
     parser.add_argument("--no-noise", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)

@@ -12,6 +12,7 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.http import HttpRequest
@@ -24,7 +25,7 @@ from pimsync.admin_utils import AdminMedia, badge, confirmed_action
 
 from .inbound import inbound_events_reprocess
 from .models import ChannelOrder, ChannelOrderLine, Customer, InboundEvent, OrderStatus
-from .orders import order_stock_effects
+from .orders import order_mark_shipped, order_stock_effects
 
 ORDER_TONES = {
     OrderStatus.PENDING: "info",
@@ -116,6 +117,17 @@ class OrderLineInline(ReadOnlyAdminMixin, admin.TabularInline):
         return ", ".join(parts) or "—"
 
 
+class ShipForm(forms.Form):
+    tracking_number = forms.CharField(max_length=100, required=False)
+    carrier = forms.CharField(max_length=60, required=False)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if bool(data.get("tracking_number")) != bool(data.get("carrier")):
+            raise forms.ValidationError("Give the tracking number and the carrier together.")
+        return data
+
+
 @admin.register(ChannelOrder)
 class ChannelOrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
@@ -142,6 +154,35 @@ class ChannelOrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ("=external_id", "name", "customer_email", "customer__name", "=lines__sku")
     list_per_page = 100
     inlines = [OrderLineInline]
+    actions = ["mark_shipped_action"]
+
+    @confirmed_action(
+        description="Mark shipped (and tell the channel)",
+        permissions=("ship",),
+        form_class=ShipForm,
+        explanation="Ships every committed line from its allocated locations and sends the "
+        "fulfilment, with the tracking number, to the order's channel.",
+    )
+    def mark_shipped_action(self, request: HttpRequest, queryset: QuerySet, form: ShipForm) -> str:
+        shipped, refused = 0, []
+        for order in queryset.select_related("channel"):
+            try:
+                order_mark_shipped(
+                    order=order,
+                    tracking_number=form.cleaned_data["tracking_number"],
+                    carrier=form.cleaned_data["carrier"],
+                )
+                shipped += 1
+            except ValueError as exc:
+                refused.append(str(exc))
+        message = f"Marked {shipped} order(s) shipped; the channels are being told."
+        if refused:
+            message += " Not shipped: " + "; ".join(refused[:5])
+        return message
+
+    def has_ship_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("channels_app.change_channelorder")
+
     fieldsets = (
         (
             None,

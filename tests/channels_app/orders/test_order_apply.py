@@ -305,3 +305,36 @@ def test_oversold_order_is_cancelled_on_its_channel_when_the_channel_says_so(
     assert cancelled == [("1001", "oversold")]
     entry = SyncLogEntry.objects.get(event_type="order")
     assert (entry.status, entry.value_sent, entry.sku) == ("success", "cancel 1001", "SKU-A")
+
+
+def test_admin_mark_shipped_action_confirms_then_ships(
+    stocked_channel, location, admin_client, monkeypatch
+):
+    from django.urls import reverse
+
+    sent = []
+    monkeypatch.setattr(
+        "channels_app.tasks.order_fulfil_on_channel_task.apply_async",
+        lambda args, **kw: sent.append(args),
+    )
+    order_apply(channel=stocked_channel, data=order_data("paid", 1), source="webhook")
+    order = ChannelOrder.objects.get()
+    url = reverse("admin:channels_app_channelorder_changelist")
+    selection = {"action": "mark_shipped_action", "_selected_action": [order.pk]}
+    page = admin_client.post(url, selection)
+    assert "Mark shipped" in page.content.decode()
+    assert buckets(location) == (3, 2, 0)
+    bad = admin_client.post(
+        url, {**selection, "confirm": "yes", "tracking_number": "1Z9", "carrier": ""}
+    )
+    assert "together" in bad.content.decode()
+    done = admin_client.post(
+        url,
+        {**selection, "confirm": "yes", "tracking_number": "1Z9", "carrier": "UPS"},
+        follow=True,
+    )
+    assert [str(m) for m in done.context["messages"]] == [
+        "Marked 1 order(s) shipped; the channels are being told."
+    ]
+    assert buckets(location) == (1, 0, 0)
+    assert ChannelOrder.objects.get().status == "fulfilled"
