@@ -427,18 +427,24 @@ class Sweeper:
         self._thread.join(timeout=30)
 
 
-def wait_drained(timeout: float) -> tuple[float, int]:
-    """Seconds until no marker is pending (dead ones are counted, not waited for)."""
+def wait_drained(timeout: float, stall: float) -> tuple[float, int]:
+    """Seconds until no marker is pending (dead ones are counted, not waited for);
+    gives up after ``timeout`` or ``stall`` seconds without one marker less."""
     from channels_app.models import SyncMarker
 
     started = time.monotonic()
-    while time.monotonic() - started < timeout:
+    pending, progress_at = -1, started
+    while True:
         check_alive(WORKERS)
-        if not SyncMarker.objects.filter(status=SyncMarker.Status.PENDING).exists():
+        now = time.monotonic()
+        left = SyncMarker.objects.filter(status=SyncMarker.Status.PENDING).count()
+        if not left:
             break
+        if left != pending:
+            pending, progress_at = left, now
+        if now - progress_at > stall or now - started > timeout:
+            raise TimeoutError(f"{left} markers still pending after {now - started:.0f} s")
         time.sleep(0.5)
-    else:
-        raise TimeoutError(f"markers still pending after {timeout:.0f} s")
     dead = SyncMarker.objects.filter(status=SyncMarker.Status.DEAD).count()
     return time.monotonic() - started, dead
 
@@ -447,7 +453,7 @@ def wait_drained(timeout: float) -> tuple[float, int]:
 
 
 def initial_sync(
-    sandbox: Sandbox, rates: dict[str, Decimal], *, scale: float, timeout: float
+    sandbox: Sandbox, rates: dict[str, Decimal], *, scale: float, timeout: float, stall: float
 ) -> dict[str, Any]:
     from channels_app.models import ChannelListing
     from channels_app.sync.markers import listings_mark_dirty
@@ -457,7 +463,7 @@ def initial_sync(
         set_rates(rates, Decimal(str(scale)))
     started = time.monotonic()
     markers = listings_mark_dirty(ChannelListing.objects.all())
-    _, dead = wait_drained(timeout)
+    _, dead = wait_drained(timeout, stall)
     seconds = time.monotonic() - started
     sandbox.limits_reset()
     set_rates(rates)
@@ -697,6 +703,43 @@ def run_lane(args: argparse.Namespace) -> int:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _phases(
+    args: argparse.Namespace,
+    lane: dict[str, str],
+    sandbox: Sandbox,
+    limits: dict[str, Any],
+    rates: dict[str, Decimal],
+    tasks: TaskLog,
+) -> None:
+    line = initial_sync(
+        sandbox,
+        rates,
+        scale=args.initial_scale,
+        timeout=args.timeout or 1800,
+        stall=args.stall,
+    )
+    emit(lane | line | tasks.since_last())
+    line = single_changes(
+        changes=args.changes, rng=random.Random(args.seed), timeout=30.0, poll=0.005
+    )
+    goal = GOAL_P95_MS[args.lane]
+    p95 = line["stored_ms"]["p95"]
+    met = p95 is not None and p95 <= goal
+    emit(lane | line | {"goal_p95_ms": goal, "met": met} | tasks.since_last())
+    line = burst(
+        sandbox,
+        limits,
+        skus=args.skus,
+        per_product=args.variants_per_product,
+        woo=args.woocommerce,
+        timeout=args.timeout,
+        stall=args.stall,
+    )
+    ratio = line["ratio_to_floor"]
+    met = ratio is not None and ratio <= GOAL_BURST_RATIO
+    emit(lane | line | {"met": met} | tasks.since_last())
+
+
 def _run_lane(args: argparse.Namespace, env: dict[str, str], tmp: Path, started: float) -> int:
     import django
 
@@ -743,32 +786,10 @@ def _run_lane(args: argparse.Namespace, env: dict[str, str], tmp: Path, started:
         sampler = RssSampler([w.proc.pid for w in workers])
         tasks = TaskLog()
         with sampler, Sweeper(args.sweep_seconds) as sweeper:
-            line = initial_sync(
-                sandbox, rates, scale=args.initial_scale, timeout=args.timeout or 1800
-            )
-            emit(lane | line | tasks.since_last())
-            line = single_changes(
-                changes=args.changes,
-                rng=random.Random(args.seed),
-                timeout=30.0,
-                poll=0.005,
-            )
-            goal = GOAL_P95_MS[args.lane]
-            p95 = line["stored_ms"]["p95"]
-            met = p95 is not None and p95 <= goal
-            emit(lane | line | {"goal_p95_ms": goal, "met": met} | tasks.since_last())
-            line = burst(
-                sandbox,
-                limits,
-                skus=args.skus,
-                per_product=args.variants_per_product,
-                woo=args.woocommerce,
-                timeout=args.timeout,
-                stall=args.stall,
-            )
-            ratio = line["ratio_to_floor"]
-            met = ratio is not None and ratio <= GOAL_BURST_RATIO
-            emit(lane | line | {"met": met} | tasks.since_last())
+            try:
+                _phases(args, lane, sandbox, limits, rates, tasks)
+            except TimeoutError as exc:  # a phase that cannot finish ends the lane
+                emit(lane | {"metric": "incomplete", "error": str(exc)} | tasks.since_last())
         emit(
             lane
             | {"metric": "worker_memory", **sampler.figures()}
@@ -800,7 +821,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help="seconds per phase (default: initial sync 1800, burst 3 × floor + 120)",
     )
     parser.add_argument(
-        "--stall", type=float, default=300.0, help="burst: give up after so long without progress"
+        "--stall", type=float, default=300.0, help="give up a phase after so long without progress"
     )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (logs)")
