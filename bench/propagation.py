@@ -31,8 +31,10 @@ Phases and the JSON lines they print (one object per line):
    ``--initial-scale`` (default 10) because it is not the figure; every
    channel's values are then compared with pimsync's.
 2. ``single_change_latency`` (figure a): ``--changes`` (200) price changes, one
-   at a time, each ``inventory.services.variant_save`` of a random SKU,
-   waiting until all four channels confirmed it (a success SyncLogEntry for
+   at a time and at least ``--change-interval`` (0.5 s) apart, so no channel's
+   rate limit is reached (Amazon allows 5 calls/s), each
+   ``inventory.services.variant_save`` of a random SKU, waiting until all four
+   channels confirmed it (a success SyncLogEntry for
    that SKU and value). ``stored_ms``: the latency stored on those entries
    (confirmation − first_dirty_at), per change the slowest of the four;
    ``wall_ms``: own clock, from just before save() to the 4th entry's
@@ -478,7 +480,7 @@ def initial_sync(
 
 
 def single_changes(
-    *, changes: int, rng: random.Random, timeout: float, poll: float
+    *, changes: int, rng: random.Random, timeout: float, poll: float, interval: float
 ) -> dict[str, Any]:
     from django.utils import timezone
 
@@ -491,7 +493,12 @@ def single_changes(
     ids = list(Variant.objects.order_by("pk").values_list("pk", flat=True))
     stored, wall, observed, timeouts = [], [], [], 0
     per_channel: dict[str, list[int]] = defaultdict(list)
+    next_at = time.monotonic()
     for variant_id in rng.sample(ids, min(changes, len(ids))):
+        # Low load: changes further apart than any channel's rate limit allows,
+        # so no push waits for a token (Amazon: 5 calls/s).
+        time.sleep(max(0.0, next_at - time.monotonic()))
+        next_at = time.monotonic() + interval
         variant = Variant.objects.get(pk=variant_id)
         variant.price = (variant.price + Decimal(rng.randrange(1, 500)) / 100).quantize(CENT)
         expected = str(variant.price)
@@ -720,7 +727,11 @@ def _phases(
     )
     emit(lane | line | tasks.since_last())
     line = single_changes(
-        changes=args.changes, rng=random.Random(args.seed), timeout=30.0, poll=0.005
+        changes=args.changes,
+        rng=random.Random(args.seed),
+        timeout=30.0,
+        poll=0.005,
+        interval=args.change_interval,
     )
     goal = GOAL_P95_MS[args.lane]
     p95 = line["stored_ms"]["p95"]
@@ -810,6 +821,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--variants-per-product", type=int, default=4)
     parser.add_argument("--woocommerce", choices=("simple", "variations"), default="simple")
     parser.add_argument("--changes", type=int, default=200)
+    parser.add_argument(
+        "--change-interval",
+        type=float,
+        default=0.5,
+        help="figure a: seconds from one change to the next at least",
+    )
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--sweep-seconds", type=float, default=1.0)
