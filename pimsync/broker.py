@@ -6,16 +6,21 @@ worker polling the folder can take the file while it is still empty — the
 message is lost and the worker's consumer dies on the empty JSON. Here a
 message is written under a temporary name and renamed into place (atomic on
 POSIX), and a reader claims a file by renaming it into its own folder before
-reading, so two workers never get the same message.
+reading, so two workers never get the same message. The exchange → queue
+table is written the same way: kombu truncates and rewrites it in place, so a
+process starting beside another could read it empty and route its first
+messages nowhere.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import uuid
 from time import monotonic
 
 from kombu.transport import TRANSPORT_ALIASES, filesystem
+from kombu.transport.virtual.base import BrokerState
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
 
@@ -49,9 +54,30 @@ class Channel(filesystem.Channel):
             return loads(bytes_to_str(payload))
         raise filesystem.Empty()
 
+    def _queue_bind(self, exchange: str, routing_key: str, pattern: str, queue: str) -> None:
+        table_file = self._exchange_file(exchange)
+        self.control_folder.mkdir(parents=True, exist_ok=True)
+        entry = filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")
+        with open(self.control_folder / ".bind.lock", "a") as guard:
+            fcntl.flock(guard, fcntl.LOCK_EX)
+            table = self.get_table(exchange)
+            if entry in table:
+                return
+            table.insert(0, entry)
+            partial = table_file.with_name(f"{table_file.name}.{uuid.uuid4().hex}.part")
+            partial.write_bytes(str_to_bytes(dumps(table)))
+            os.replace(partial, table_file)
+
 
 class Transport(filesystem.Transport):
     Channel = Channel
+
+    def __init__(self, client: object, **kwargs: object) -> None:
+        super().__init__(client, **kwargs)
+        # kombu keeps "already bound" in one state shared by every connection in
+        # the process; the bindings live in the control folder, so a connection
+        # to another folder (or to one recreated) must bind again.
+        self.state = BrokerState()
 
 
 def register() -> None:

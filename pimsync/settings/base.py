@@ -134,12 +134,14 @@ EMBEDDED_BROKER = CELERY_BROKER_URL.startswith(("filesystem://", "pimsyncfs://")
 if EMBEDDED_BROKER:
     # pimsync.broker: the filesystem transport with atomic writes and claims.
     CELERY_BROKER_URL = "pimsyncfs://"
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (_BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_BROKER_DIR / "queue"),
         "data_folder_out": str(_BROKER_DIR / "queue"),
         "processed_folder": str(_BROKER_DIR / "processed"),
+        # kombu's default is ./control, i.e. wherever the process was started.
+        "control_folder": str(_BROKER_DIR / "control"),
         "store_processed": False,
         # The filesystem transport polls; 1 s (its default) would be most of
         # the propagation budget.

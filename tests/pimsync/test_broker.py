@@ -16,6 +16,7 @@ def connection(folder) -> Connection:
             "data_folder_in": str(folder),
             "data_folder_out": str(folder),
             "processed_folder": str(folder.parent / "processed"),
+            "control_folder": str(folder.parent / "control"),
             "polling_interval": 0.01,
         },
     )
