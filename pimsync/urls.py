@@ -13,4 +13,6 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("webhooks/<slug:slug>/", webhooks.webhook_receive, name="webhook-receive"),
+    # ops dashboard
+    # REST API
 ]

@@ -259,3 +259,13 @@ CELERY_BEAT_SCHEDULE["channel-poll-due"] = {
     "task": "channels_app.tasks.channel_poll_due_task",
     "schedule": PIMSYNC_POLL_DUE_SECONDS,
 }
+
+# --- reconciliation and drift ---------------------------------------------------------------
+
+# --- health, alerts, notifications, incidents ------------------------------------------------
+
+# --- ops dashboard and /healthz ----------------------------------------------------------------
+
+# --- REST API ---------------------------------------------------------------------------------
+
+# --- admin CSV import/export -------------------------------------------------------------------
