@@ -119,3 +119,48 @@ class Alert(models.Model):
     @property
     def is_open(self) -> bool:
         return self.resolved_at is None
+
+
+class ChannelState(models.TextChoices):
+    HEALTHY = "healthy", "Healthy"
+    DEGRADED = "degraded", "Degraded"
+    DEAD = "dead", "Dead"
+    CIRCUIT_OPEN = "circuit_open", "Circuit open"
+    AUTH_FAILED = "auth_failed", "Auth failed"
+    DISABLED = "disabled", "Disabled"
+
+
+class ChannelHealthSnapshot(models.Model):
+    """A channel's health as evaluated once a minute by channels_app.
+
+    The counters cover the minute since the previous snapshot, so the dashboard's
+    24 h charts are sums over snapshots and need nothing outside synclog.
+    """
+
+    channel = models.ForeignKey(
+        "channels_app.Channel", on_delete=models.CASCADE, related_name="health_snapshots"
+    )
+    taken_at = models.DateTimeField()
+    state = models.CharField(max_length=12, choices=ChannelState.choices)
+    queue_depth = models.PositiveIntegerField(default=0)
+    oldest_pending_seconds = models.PositiveIntegerField(null=True, blank=True)
+    pushes = models.PositiveIntegerField(
+        default=0, help_text="Successful SKU pushes in the interval"
+    )
+    errors = models.PositiveIntegerField(default=0, help_text="Failed SKU attempts in the interval")
+    latency_p50_ms = models.PositiveIntegerField(null=True, blank=True)
+    latency_p95_ms = models.PositiveIntegerField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    detail = models.CharField(max_length=255, blank=True, help_text="Why this state")
+
+    class Meta:
+        ordering = ["-taken_at", "-id"]
+        get_latest_by = "taken_at"
+        indexes = [
+            models.Index(fields=["channel", "-taken_at"], name="health_channel_taken_idx"),
+            models.Index(fields=["-taken_at"], name="health_taken_idx"),
+        ]
+        permissions = [("view_ops_dashboard", "Can view the ops dashboard")]
+
+    def __str__(self) -> str:
+        return f"{self.channel_id} {self.state} @ {self.taken_at:%Y-%m-%d %H:%M}"
