@@ -76,6 +76,15 @@ def inbound_event_process_task(event_id: int) -> str | None:
     return inbound_event_process(event_id)
 
 
+@shared_task(time_limit=300, soft_time_limit=290, ignore_result=True, acks_late=False)
+def inbound_events_process_task(event_ids: list[int]) -> int:
+    """Process a web process's batch of stored events in arrival order; returns how
+    many this run applied (others were already taken)."""
+    from .inbound import inbound_event_process
+
+    return sum(inbound_event_process(event_id) is not None for event_id in event_ids)
+
+
 @shared_task(time_limit=600, soft_time_limit=570, ignore_result=True, acks_late=False)
 def channel_poll_task(
     channel_id: int, resume_cursor: str | None = None, resume_hwm: str = ""

@@ -17,12 +17,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -31,7 +35,7 @@ from synclog.services import alert_raise
 
 from .connectors.base import Connector, WebhookEvent
 from .connectors.errors import ConnectorError
-from .connectors.http import parse_timestamp
+from .connectors.http import header, parse_timestamp
 from .inbound import inbound_event_enqueue_on_commit
 from .models import Channel, InboundEvent, Platform
 from .sync.connection import channel_connector
@@ -94,9 +98,9 @@ class Ingested:
     ping: bool = False
 
 
-def header(headers: Mapping[str, str], name: str) -> str:
-    wanted = name.lower()
-    return next((v for k, v in headers.items() if k.lower() == wanted), "")
+def lowered_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Header names folded once, so each later look-up is one dict access."""
+    return {k.lower(): v for k, v in headers.items()}
 
 
 def _delivery_hint(platform: str, headers: Mapping[str, str]) -> str:
@@ -183,6 +187,16 @@ def _external_order_id(parsed: WebhookEvent) -> str:
     return ""
 
 
+def _insert_event(**fields: object) -> InboundEvent:
+    """Insert first, ask later: one round trip for the usual (new) delivery."""
+    if transaction.get_autocommit():
+        # Its own transaction: a conflict leaves nothing to roll back, and no
+        # BEGIN/COMMIT round trips are spent on a single statement.
+        return InboundEvent.objects.create(**fields)
+    with transaction.atomic():  # a savepoint keeps the caller's transaction usable
+        return InboundEvent.objects.create(**fields)
+
+
 def _store(
     channel: Channel,
     parsed: WebhookEvent,
@@ -194,18 +208,16 @@ def _store(
     delivery_id = (parsed.delivery_id or f"body:{sha}")[:200]
     kept = {name: value for name in STORED_HEADERS if (value := header(headers, name))}
     try:
-        # Insert first, ask later: one round trip for the usual (new) delivery.
-        with transaction.atomic():
-            event = InboundEvent.objects.create(
-                channel=channel,
-                source=InboundEvent.Source.WEBHOOK,
-                delivery_id=delivery_id,
-                topic=parsed.topic[:100],
-                headers=kept,
-                raw_body=raw_body.decode("utf-8"),
-                body_sha256=sha,
-                external_order_id=_external_order_id(parsed),
-            )
+        event = _insert_event(
+            channel=channel,
+            source=InboundEvent.Source.WEBHOOK,
+            delivery_id=delivery_id,
+            topic=parsed.topic[:100],
+            headers=kept,
+            raw_body=raw_body.decode("utf-8"),
+            body_sha256=sha,
+            external_order_id=_external_order_id(parsed),
+        )
     except IntegrityError:
         # A repeat (or its concurrent twin): stored once, processed once.
         seen = (
@@ -218,12 +230,56 @@ def _store(
     return Ingested(event_id=event.pk)
 
 
+@dataclass(frozen=True)
+class Receiver:
+    """What a web process needs to check deliveries for one channel."""
+
+    channel: Channel
+    connector: Connector | None  # None: the platform sends no webhooks pimsync can verify
+    loaded_at: float
+
+
+_receivers: dict[str, Receiver] = {}
+_receivers_lock = threading.Lock()
+
+
+def channel_webhook_receiver(slug: str) -> Receiver | None:
+    """The enabled channel behind ``slug`` and its connector, reused for a few seconds.
+
+    Reading the channel decrypts its secrets and builds a connector: more work than
+    checking a delivery. Unknown slugs are not remembered, so junk URLs cannot grow
+    the cache; a channel saved or deleted in this process is dropped at once.
+    """
+    ttl = settings.PIMSYNC_WEBHOOK_CHANNEL_CACHE_SECONDS
+    hit = _receivers.get(slug)
+    if hit is not None and time.monotonic() - hit.loaded_at < ttl:
+        return hit
+    channel = Channel.objects.filter(slug=slug, is_enabled=True).first()
+    if channel is None:
+        _receivers.pop(slug, None)
+        return None
+    connector = channel_connector(channel) if channel.platform in WEBHOOK_PLATFORMS else None
+    fresh = Receiver(channel=channel, connector=connector, loaded_at=time.monotonic())
+    if ttl > 0:
+        with _receivers_lock:
+            _receivers[slug] = fresh
+    return fresh
+
+
+@receiver(post_save, sender=Channel, dispatch_uid="webhooks-forget-channel-on-save")
+@receiver(post_delete, sender=Channel, dispatch_uid="webhooks-forget-channel-on-delete")
+def _forget_receivers(**kwargs: object) -> None:
+    with _receivers_lock:
+        _receivers.clear()
+
+
 def webhook_ingest(
     *,
     channel: Channel,
     headers: Mapping[str, str],
     raw_body: bytes,
     now: datetime | None = None,
+    connector: Connector | None = None,
 ) -> Ingested:
     """Accept one delivery for a webhook-capable channel, or raise WebhookRefused.
 
@@ -242,7 +298,7 @@ def webhook_ingest(
     ):
         log.info("webhook ping for channel %s: %s", channel.slug, raw_body[:40].decode())
         return Ingested(event_id=None, ping=True)
-    connector = channel_connector(channel)
+    connector = connector or channel_connector(channel)
     _verify(channel, connector, headers, raw_body)
     _check_fresh(channel, headers, now or timezone.now())
     parsed = _parse(channel, connector, headers, raw_body)
@@ -281,14 +337,19 @@ def webhook_receive(request: HttpRequest, slug: str) -> JsonResponse:
         answer = WebhookRefused(405, "method_not_allowed", "Deliver webhooks with POST.").response()
         answer["Allow"] = "POST"
         return answer
-    channel = Channel.objects.filter(slug=slug, is_enabled=True).first()
-    if channel is None:
+    found = channel_webhook_receiver(slug)
+    if found is None:
         return WebhookRefused(404, "unknown_channel", f"No enabled channel {slug!r}.").response()
-    if channel.platform not in WEBHOOK_PLATFORMS:
-        return _unsupported(channel).response()  # before reading a byte of the body
+    if found.connector is None:
+        return _unsupported(found.channel).response()  # before reading a byte of the body
     try:
         raw_body = _read_body(request, settings.PIMSYNC_WEBHOOK_MAX_BYTES)
-        ingested = webhook_ingest(channel=channel, headers=request.headers, raw_body=raw_body)
+        ingested = webhook_ingest(
+            channel=found.channel,
+            headers=lowered_headers(request.headers),
+            raw_body=raw_body,
+            connector=found.connector,
+        )
     except WebhookRefused as refused:
         return refused.response()
     return JsonResponse(

@@ -536,3 +536,11 @@ def format_timestamp(value: datetime, *, millis: bool = False) -> str:
     if millis:
         return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def header(headers: Mapping[str, str], name: str) -> str:
+    """A header's value by case-insensitive name ("" when absent)."""
+    wanted = name.lower()
+    if isinstance(headers, dict) and wanted in headers:  # names already folded
+        return headers[wanted]
+    return next((v for k, v in headers.items() if k.lower() == wanted), "")

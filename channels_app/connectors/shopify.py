@@ -63,6 +63,7 @@ from .http import (
     decode_page_cursor,
     encode_page_cursor,
     error_results,
+    header,
     item_result,
     ok_result,
     parse_timestamp,
@@ -211,14 +212,6 @@ def product_gid(value: Any) -> str:
         return ""
     text = str(value)
     return text if text.startswith("gid://") else f"gid://shopify/Product/{text}"
-
-
-def header(headers: Mapping[str, str], name: str) -> str:
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value
-    return ""
 
 
 def decimal_or_none(value: Any) -> Decimal | None:

@@ -63,6 +63,7 @@ from .http import (
     decode_page_cursor,
     encode_page_cursor,
     error_for_kind,
+    header,
     item_result,
     ok_result,
     parse_timestamp,
@@ -97,14 +98,6 @@ def wp_specialchars_decode(text: str) -> str:
     ):
         text = text.replace(entity, char)
     return text
-
-
-def header(headers: Mapping[str, str], name: str) -> str:
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value
-    return ""
 
 
 def is_simple(listing: ListingRef) -> bool:

@@ -242,6 +242,14 @@ PIMSYNC_WEBHOOK_RETRY_BASE_SECONDS = env.float("PIMSYNC_WEBHOOK_RETRY_BASE_SECON
 # sweeper (rather than its own task) processes it.
 PIMSYNC_WEBHOOK_SWEEP_SECONDS = env.float("PIMSYNC_WEBHOOK_SWEEP_SECONDS", default=5.0)
 PIMSYNC_WEBHOOK_SWEEP_GRACE_SECONDS = env.float("PIMSYNC_WEBHOOK_SWEEP_GRACE_SECONDS", default=5.0)
+# A web process sends the ids of the events it stored as one task per window instead of
+# one task each (0 = one task per event, at once).
+PIMSYNC_INBOUND_ENQUEUE_WINDOW_MS = env.int("PIMSYNC_INBOUND_ENQUEUE_WINDOW_MS", default=20)
+# How long a web process reuses a channel's settings and webhook secret (a change saved in
+# the same process applies at once; other processes see it within this many seconds).
+PIMSYNC_WEBHOOK_CHANNEL_CACHE_SECONDS = env.float(
+    "PIMSYNC_WEBHOOK_CHANNEL_CACHE_SECONDS", default=5.0
+)
 # Order polling: each poll re-reads this many seconds before the stored cursor (late-visible
 # changes, clock skew, whole-second timestamps); duplicates are dropped.
 PIMSYNC_POLL_OVERLAP_SECONDS = env.int("PIMSYNC_POLL_OVERLAP_SECONDS", default=300)

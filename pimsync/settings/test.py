@@ -18,3 +18,6 @@ if "CELERY_BROKER_URL" not in _os.environ:
     CELERY_BROKER_URL = "memory://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {}
 PIMSYNC_RATE_LIMIT_REDIS_URL = _os.environ.get("PIMSYNC_RATE_LIMIT_REDIS_URL", "")
+# Tests see each delivery's own enqueue and every channel change at once.
+PIMSYNC_INBOUND_ENQUEUE_WINDOW_MS = 0
+PIMSYNC_WEBHOOK_CHANNEL_CACHE_SECONDS = 0.0
