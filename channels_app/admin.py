@@ -167,6 +167,7 @@ class ChannelAdmin(admin.ModelAdmin):
                     "batch_size",
                     "reservation_minutes",
                     "cancel_oversold_orders",
+                    "returns_restock",
                 ),
             },
         ),

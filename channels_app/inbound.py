@@ -203,6 +203,7 @@ def order_data_from_json(text: str) -> OrderData:
                 unit_price=Decimal(str(line["unit_price"])),
                 external_variant_id=str(line.get("external_variant_id") or ""),
                 external_product_id=str(line.get("external_product_id") or ""),
+                restock=line.get("restock"),
             )
             for line in data["lines"]
         ]

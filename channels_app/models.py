@@ -71,6 +71,14 @@ class Channel(models.Model):
         default=False,
         help_text="Cancel an order on this channel when it lost the last unit to another channel",
     )
+    returns_restock = models.CharField(
+        max_length=8,
+        choices=[("damaged", "Hold as damaged"), ("sellable", "Back to sellable stock")],
+        default="damaged",
+        help_text="Where a refunded, shipped unit goes when the channel does not say whether it "
+        "was restocked. Held as damaged, it is back on hand but not for sale until someone books "
+        "it back in (Adjust stock: damaged −n).",
+    )
     is_enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -455,6 +463,9 @@ class ChannelOrderLine(models.Model):
     quantity = models.PositiveIntegerField()
     unit_price = models.DecimalField(**MONEY, default=Decimal("0"))
     state = models.CharField(max_length=10, choices=State.choices, default=State.OPEN)
+    # What the channel said about a refunded unit: restocked (sellable), not restocked
+    # (damaged), or nothing (None: the channel's returns_restock setting decides).
+    restock = models.BooleanField(null=True, blank=True)
     # [{"location_id": 1, "quantity": 2, "reservation_id": 7}, ...] in allocation order
     allocation = models.JSONField(default=list, blank=True)
 

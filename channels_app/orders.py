@@ -271,7 +271,21 @@ def _release(order: ChannelOrder, line: ChannelOrderLine) -> None:
 
 
 def _restock(order: ChannelOrder, line: ChannelOrderLine) -> None:
-    _move(order, line, "restock", MovementReason.RETURN, lambda q: stock.Deltas(on_hand=q))
+    """A refunded, shipped unit comes back on hand; sellable only when the channel said
+    it was restocked (or, unsaid, the channel's setting says so)."""
+    sellable = (
+        line.restock if line.restock is not None else order.channel.returns_restock == ("sellable")
+    )
+    if sellable:
+        _move(order, line, "restock", MovementReason.RETURN, lambda q: stock.Deltas(on_hand=q))
+    else:
+        _move(
+            order,
+            line,
+            "restock",
+            MovementReason.DAMAGE,
+            lambda q: stock.Deltas(on_hand=q, damaged=q),
+        )
     line.state = Line.RESTOCKED
 
 
@@ -393,11 +407,13 @@ def order_apply(*, channel: Channel, data: OrderData, source: str) -> OrderApply
 def _apply_target(order: ChannelOrder, data: OrderData, result: OrderApplyResult) -> None:
     target = data.status if data.status in RANK else OrderStatus.PENDING
     lines = list(order.lines.select_related("variant").order_by("pk"))
+    restock_said = {d.external_line_id: d.restock for d in data.lines if d.restock is not None}
     for line in lines:
+        line.restock = restock_said.get(line.external_line_id, line.restock)
         try:
             with transaction.atomic():
                 result.transitions += _advance_line(order, line, target)
-                line.save(update_fields=["state", "allocation"])
+                line.save(update_fields=["state", "allocation", "restock"])
         except _Oversold:
             _flag_oversold(order, line, result)
     order.status = target

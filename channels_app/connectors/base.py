@@ -99,6 +99,8 @@ class OrderLineData:
     unit_price: Decimal
     external_variant_id: str = ""
     external_product_id: str = ""
+    # For a refunded line: True restocked, False not restocked (e.g. damaged), None unsaid.
+    restock: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -192,6 +192,29 @@ class ThrottleStatus:
         return min(self.maximum, self.available + (now - self.seen_at) * self.restore_rate)
 
 
+# refund_line_items[].restock_type values that put the unit back into sellable stock;
+# "no_restock" (e.g. a damaged return) does not.
+RESTOCK_TYPES = frozenset({"return", "cancel", "legacy_restock"})
+
+
+def refund_restock_by_line(refunds: Any) -> dict[str, bool]:
+    """line item id -> whether its refunded units were restocked, from an order's refunds.
+
+    A line refunded several times counts as restocked if any refund restocked it.
+    """
+    restocked: dict[str, bool] = {}
+    for refund in refunds if isinstance(refunds, list) else []:
+        items = refund.get("refund_line_items") if isinstance(refund, Mapping) else None
+        for item in items if isinstance(items, list) else []:
+            if not isinstance(item, Mapping):
+                continue
+            line_id = str(item.get("line_item_id") or (item.get("line_item") or {}).get("id") or "")
+            kind = str(item.get("restock_type") or "").lower()
+            if line_id and kind:
+                restocked[line_id] = restocked.get(line_id, False) or kind in RESTOCK_TYPES
+    return restocked
+
+
 def order_gid(external_id: str) -> str:
     return external_id if external_id.startswith("gid://") else f"gid://shopify/Order/{external_id}"
 
@@ -782,6 +805,7 @@ class ShopifyConnector:
         """An order webhook body (the REST representation) as OrderData."""
         financial = str(payload.get("financial_status") or "").lower()
         fulfillment = str(payload.get("fulfillment_status") or "unfulfilled").lower()
+        restocked = refund_restock_by_line(payload.get("refunds"))
         lines = [
             OrderLineData(
                 external_line_id=str(line["id"]),
@@ -790,6 +814,7 @@ class ShopifyConnector:
                 unit_price=Decimal(str(line["price"])),
                 external_variant_id=variant_gid(line.get("variant_id")),
                 external_product_id=product_gid(line.get("product_id")),
+                restock=restocked.get(str(line["id"])),
             )
             for line in payload.get("line_items") or []
         ]

@@ -76,10 +76,57 @@ def test_the_same_delivery_three_times_and_by_polling_applies_once(stocked_chann
     assert (order.first_seen_via, order.seen_via_webhook) == ("webhook", True)
 
 
-def test_refund_after_shipping_restocks(stocked_channel, location):
+def damaged(location, sku="SKU-A"):
+    return StockLevel.objects.get(variant__sku=sku, location=location).damaged
+
+
+def refunded_lines(restock):
+    return [OrderLineData("L1", "SKU-A", 2, Decimal("20.00"), restock=restock)]
+
+
+def test_a_refund_the_channel_restocked_goes_back_to_sellable_stock(stocked_channel, location):
+    order_apply(channel=stocked_channel, data=order_data("fulfilled", 1), source="webhook")
+    order_apply(
+        channel=stocked_channel,
+        data=order_data("refunded", 2, lines=refunded_lines(True)),
+        source="webhook",
+    )
+    assert (buckets(location), damaged(location)) == ((3, 0, 0), 0)
+    assert StockMovement.objects.filter(reason="return").count() == 1
+
+
+def test_a_refund_the_channel_did_not_restock_is_held_as_damaged(stocked_channel, location):
+    order_apply(channel=stocked_channel, data=order_data("fulfilled", 1), source="webhook")
+    order_apply(
+        channel=stocked_channel,
+        data=order_data("refunded", 2, lines=refunded_lines(False)),
+        source="webhook",
+    )
+    # Back on hand, not for sale: ATP stays where the sale left it.
+    assert (buckets(location), damaged(location)) == ((3, 0, 0), 2)
+    movement = StockMovement.objects.get(reason="damage")
+    assert (movement.delta_on_hand, movement.delta_damaged) == (2, 2)
+
+
+@pytest.mark.parametrize(("setting", "held"), [("damaged", 2), ("sellable", 0)])
+def test_an_unsaid_restock_follows_the_channel_setting(stocked_channel, location, setting, held):
+    stocked_channel.returns_restock = setting
+    stocked_channel.save()
     order_apply(channel=stocked_channel, data=order_data("fulfilled", 1), source="webhook")
     order_apply(channel=stocked_channel, data=order_data("refunded", 2), source="webhook")
+    assert (buckets(location), damaged(location)) == ((3, 0, 0), held)
+
+
+def test_a_refund_delivered_twice_restocks_once(stocked_channel, location):
+    order_apply(channel=stocked_channel, data=order_data("fulfilled", 1), source="webhook")
+    for _ in range(2):
+        order_apply(
+            channel=stocked_channel,
+            data=order_data("refunded", 2, lines=refunded_lines(True)),
+            source="webhook",
+        )
     assert buckets(location) == (3, 0, 0)
+    assert StockMovement.objects.filter(reason="return").count() == 1
 
 
 def test_unknown_sku_is_an_unmatched_line_not_a_crash(stocked_channel, location):
