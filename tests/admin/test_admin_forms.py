@@ -180,6 +180,7 @@ def test_channel_form_replaces_credentials_only_when_given(admin_client, channel
         "poll_interval_seconds": 300,
         "rate_limit_per_second": "2",
         "reservation_minutes": 60,
+        "returns_restock": "damaged",
         "channel_locations-TOTAL_FORMS": 0,
         "channel_locations-INITIAL_FORMS": 0,
         "listings-TOTAL_FORMS": 0,
