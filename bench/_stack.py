@@ -129,13 +129,17 @@ def start_workers(
     count: int,
     concurrency: int,
     timeout: float = 60.0,
+    nice: int = 0,
 ) -> list[Started]:
     """``count`` Celery worker processes (prefork, ``concurrency`` children each),
-    returned once every one logged that it is ready."""
+    returned once every one logged that it is ready. ``nice`` > 0 runs them at a
+    lower CPU priority than the web server, as on machines of their own."""
+    prefix = ["nice", "-n", str(nice)] if nice > 0 else []
     workers = [
         stack.start(
             f"worker-{n}",
             [
+                *prefix,
                 sys.executable,
                 "-m",
                 "celery",

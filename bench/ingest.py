@@ -579,7 +579,13 @@ def run(args: argparse.Namespace, tmp: Path, pg_dir: Path) -> None:
     with Stack(logs) as stack:
         sandbox = Sandbox(start_sandbox(stack, env))
         skus = seed(sandbox, args.skus)
-        workers = start_workers(stack, env, count=args.celery_workers, concurrency=args.concurrency)
+        workers = start_workers(
+            stack,
+            env,
+            count=args.celery_workers,
+            concurrency=args.concurrency,
+            nice=args.worker_nice,
+        )
         beat = stack.start(
             "beat",
             [sys.executable, "-m", "celery", "-A", "pimsync", "beat", "-l", "warning"],
@@ -611,6 +617,7 @@ def run(args: argparse.Namespace, tmp: Path, pg_dir: Path) -> None:
                 "gunicorn_workers": args.gunicorn_workers,
                 "gunicorn_worker_class": args.worker_class,
                 "celery_workers": args.celery_workers,
+                "celery_worker_nice": args.worker_nice,
                 "celery_concurrency": args.concurrency,
                 "beat": "celery beat (DatabaseScheduler), PIMSYNC_SWEEP_SECONDS=1",
             }
@@ -662,6 +669,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=4, help="gthread only")
     parser.add_argument("--celery-workers", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument(
+        "--worker-nice",
+        type=int,
+        default=0,
+        help="run the Celery workers at this nice level (web and workers share the cores here)",
+    )
     parser.add_argument("--single", type=int, default=100, help="orders in phase 2")
     parser.add_argument("--single-timeout", type=float, default=30.0)
     parser.add_argument("--poll", type=float, default=0.02)
