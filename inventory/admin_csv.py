@@ -328,6 +328,8 @@ def _preview_tables(preview: ImportPreview | None) -> dict[str, Any]:
         if preview.kind == CsvImport.Kind.COUNTS
         else [],
         "rows_not_shown": len(preview.rows) - len(shown),
+        "rows_not_shown_beyond": len(notable) > len(shown),
+        "rows_shown_max": ROWS_SHOWN,
         "errors_shown": preview.errors[:ROWS_SHOWN],
         "errors_not_shown": max(len(preview.errors) - ROWS_SHOWN, 0),
         "column_labels": [c.replace("_", " ") for c in preview.columns],
