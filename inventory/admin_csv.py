@@ -35,7 +35,7 @@ from .csv_imports import (
     csv_import_preview,
     csv_import_review,
 )
-from .csvfile import CsvFileError
+from .csvfile import CsvFileError, spreadsheet_text
 from .models import CsvImport
 
 ROWS_SHOWN = 500  # the preview lists this many rows; the summary counts them all
@@ -69,7 +69,11 @@ class CsvSpec:
 
 
 def _options_label(options: dict | None) -> str:
-    return " / ".join(str(v) for v in (options or {}).values())
+    return spreadsheet_text(" / ".join(str(v) for v in (options or {}).values()))
+
+
+def _texts(*values: str) -> list[str]:
+    return [spreadsheet_text(v) for v in values]
 
 
 def _money(value: Any) -> str:
@@ -81,6 +85,7 @@ def price_export_rows(queryset: QuerySet) -> Iterator[list[Any]]:
     rows = queryset.values_list(*fields, "compare_at_price", "map_price")
     for sku, product, options, barcode, price, compare_at, map_price in rows.iterator(2000):
         label = _options_label(options)
+        sku, product, barcode = _texts(sku, product, barcode)
         yield [sku, product, label, barcode, price, _money(compare_at), _money(map_price)]
 
 
@@ -100,7 +105,7 @@ def count_export_rows(queryset: QuerySet) -> Iterator[list[Any]]:
     ):
         available = on_hand - committed - reserved - damaged
         buckets = (on_hand, committed, reserved, damaged, available)
-        yield [sku, product, _options_label(options), location, *buckets, ""]
+        yield [*_texts(sku, product), _options_label(options), location, *buckets, ""]
 
 
 PRICE_SPEC = CsvSpec(

@@ -25,6 +25,9 @@ BINARY_SIGNATURES = {
     b"\xd0\xcf\x11\xe0": "an old Excel workbook (.xls)",
     b"%PDF": "a PDF",
 }
+# A cell starting with one of these is a formula to a spreadsheet ("CSV injection"):
+# exports prefix such text with an apostrophe, imports take the apostrophe off again.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"^(?P<sign>[-+]?)(?P<int>\d*)(?:[.,](?P<frac>\d*))?$")
 COUNT_LIMIT = 1_000_000_000
 
@@ -59,6 +62,18 @@ class CsvTable:
 def normalise_column(name: str) -> str:
     """`Compare at price`, `compare-at-price` and ` COMPARE_AT_PRICE` are one column."""
     return re.sub(r"[\s\-]+", "_", name.strip().strip("\ufeff").strip().lower())
+
+
+def spreadsheet_text(value: str) -> str:
+    """Text for an exported cell that no spreadsheet will run as a formula."""
+    return f"'{value}" if value.startswith(FORMULA_STARTS) else value
+
+
+def _unescape_cell(value: str) -> str:
+    value = value.strip()
+    if value.startswith("'") and value[1:].startswith(FORMULA_STARTS):
+        return value[1:]
+    return value
 
 
 def _decode(data: bytes) -> tuple[str, str]:
@@ -123,7 +138,7 @@ def csv_table_read(data: bytes, *, max_rows: int) -> CsvTable:
         records.append(
             CsvRecord(
                 row=index,
-                cells={c: v.strip() for c, v in zip(columns, cells, strict=False) if c},
+                cells={c: _unescape_cell(v) for c, v in zip(columns, cells, strict=False) if c},
                 extra_cells=sum(1 for v in cells[len(columns) :] if v.strip()),
             )
         )

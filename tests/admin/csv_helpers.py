@@ -6,6 +6,8 @@ import csv
 import io
 
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from inventory.models import CsvImport
@@ -28,6 +30,16 @@ def preview_of(client, model: str, content: str | bytes, name: str = "file.csv")
     assert response.status_code == 302, _errors(response)
     record = CsvImport.objects.get(pk=response.url.rstrip("/").rsplit("/", 1)[-1])
     return record, client.get(response.url)
+
+
+def import_queries(client, model: str, content: str) -> tuple[int, int]:
+    """Queries of uploading a clean file and of showing its preview."""
+    with CaptureQueriesContext(connection) as upload_ctx:
+        response = upload(client, model, content)
+    assert response.status_code == 302, _errors(response)
+    with CaptureQueriesContext(connection) as preview_ctx:
+        assert client.get(response.url).status_code == 200
+    return len(upload_ctx.captured_queries), len(preview_ctx.captured_queries)
 
 
 def confirm(client, model: str, record: CsvImport):

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Permission
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from channels_app.models import SyncKind, SyncMarker
 from inventory import services
@@ -17,6 +15,7 @@ from inventory.models import CsvImport, MovementReason, Product, StockLevel, Sto
 from .csv_helpers import (
     confirm,
     export_rows,
+    import_queries,
     messages_of,
     preview_of,
     row_errors,
@@ -329,12 +328,8 @@ def test_preview_queries_do_not_grow_with_the_row_count(admin_client, location, 
             f"{prefix}-{i},{loc},{i}\n" for i in range(n) for loc in ("main", "store")
         )
 
-    def queries(content: str) -> tuple[int, int]:
-        with CaptureQueriesContext(connection) as upload_ctx:
-            response = upload(admin_client, "stocklevel", content)
-        assert response.status_code == 302
-        with CaptureQueriesContext(connection) as preview_ctx:
-            assert admin_client.get(response.url).status_code == 200
-        return len(upload_ctx.captured_queries), len(preview_ctx.captured_queries)
+    small, large = count_file("S", 5), count_file("L", 150)
 
-    assert queries(count_file("S", 5)) == queries(count_file("L", 150))
+    assert import_queries(admin_client, "stocklevel", small) == (
+        import_queries(admin_client, "stocklevel", large)
+    )

@@ -3,13 +3,13 @@ errors, all-or-nothing confirm through the price service, once."""
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Permission
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from channels_app.models import SyncKind, SyncMarker
 from inventory import events
@@ -18,6 +18,7 @@ from inventory.models import CsvImport, Product, Variant
 from .csv_helpers import (
     confirm,
     export_rows,
+    import_queries,
     messages_of,
     preview_of,
     row_errors,
@@ -114,11 +115,7 @@ def test_row_errors_are_listed_with_their_row_numbers_and_nothing_is_stored(admi
         (5, "C-3", "price '-1' is negative"),
         (6, "A-1", "SKU appears twice (first in row 2)"),
         (7, "", "SKU is empty"),
-        (
-            8,
-            "B-2",
-            "SKU appears twice (first in row 4)",
-        ),
+        (8, "B-2", "SKU appears twice (first in row 4)"),
         (9, "C-3", "SKU appears twice (first in row 5)"),
     ]
     html = response.content.decode()
@@ -365,15 +362,9 @@ def _price_file(variants: list[Variant], price: str) -> str:
 def test_preview_makes_the_same_number_of_queries_for_10_and_300_rows(admin_client, db):
     small, large = _catalog_of(10, "S"), _catalog_of(300, "L")
 
-    def queries(variants):
-        with CaptureQueriesContext(connection) as upload_ctx:
-            response = upload(admin_client, "variant", _price_file(variants, "11.00"))
-        assert response.status_code == 302
-        with CaptureQueriesContext(connection) as preview_ctx:
-            assert admin_client.get(response.url).status_code == 200
-        return len(upload_ctx.captured_queries), len(preview_ctx.captured_queries)
-
-    assert queries(small) == queries(large)
+    assert import_queries(admin_client, "variant", _price_file(small, "11.00")) == (
+        import_queries(admin_client, "variant", _price_file(large, "11.00"))
+    )
 
 
 def test_ten_thousand_rows_preview_and_apply(admin_client, listing_factory, channel_factory):
@@ -401,3 +392,21 @@ def test_ten_thousand_rows_preview_and_apply(admin_client, listing_factory, chan
         f"\nbench csv prices rows=10000 upload+preview_s={previewed - started:.2f} "
         f"confirm_s={applied - previewed:.2f}"
     )
+
+
+def test_export_defuses_formulas_and_the_import_reads_them_back(
+    admin_client, variant_factory, product_factory
+):
+    evil = product_factory(title='=HYPERLINK("http://x.example","click")')
+    variant_factory(sku="-X1", product=evil, price=Decimal("3.00"))
+
+    rows = export_rows(admin_client.get(url("variant", "csv_export")))
+
+    assert rows[1][:2] == ["'-X1", '\'=HYPERLINK("http://x.example","click")']
+    rows[1][4] = "4.00"
+    out = io.StringIO()
+    csv.writer(out).writerows(rows)
+    _, page = preview_of(admin_client, "variant", out.getvalue())
+    assert [(r.sku, r.new["price"]) for r in page.context["preview"].rows] == [
+        ("-X1", Decimal("4.00"))
+    ]
