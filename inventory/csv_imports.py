@@ -25,7 +25,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from . import services
+from . import events, services
 from .csvfile import CsvFileError, CsvRecord, CsvTable, count_parse, csv_table_read, money_parse
 from .errors import InventoryError
 from .locks import stock_levels_lock
@@ -475,16 +475,19 @@ class CountImport:
         stock_levels_lock([(r.variant.pk, r.location.pk) for r in rows])
         variants = Variant.objects.in_bulk([r.variant.pk for r in rows])
         applied = repeated = moved = total = 0
-        for r in rows:
-            result = _count_row_apply(record, r, variants[r.variant.pk], user)
-            if not result.created:
-                repeated += 1
-                continue
-            m = result.movement
-            applied += 1
-            total += m.delta_on_hand
-            if m.on_hand_after - m.delta_on_hand != r.on_hand_seen:
-                moved += 1
+        # One stock event per location at the end, not one per row: the listings
+        # are marked in bulk and each channel is asked for one push.
+        with events.events_batched():
+            for r in rows:
+                result = _count_row_apply(record, r, variants[r.variant.pk], user)
+                if not result.created:
+                    repeated += 1
+                    continue
+                m = result.movement
+                applied += 1
+                total += m.delta_on_hand
+                if m.on_hand_after - m.delta_on_hand != r.on_hand_seen:
+                    moved += 1
         result = {"rows": len(rows), "applied": applied, "repeated": repeated}
         result |= {"total_delta": total, "moved_since_preview": moved}
         message = (
