@@ -25,7 +25,6 @@ the markers / ledger rows written. Nothing is pushed (no worker runs).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -39,22 +38,9 @@ BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 
 from _stack import pg_redis_start, pg_redis_stop  # noqa: E402
-from connectors import machine_noise  # noqa: E402
+from propagation import emit, noise_line  # noqa: E402
 
 PER_PRODUCT = 4
-
-
-def emit(line: dict[str, Any]) -> None:
-    print(json.dumps(line), flush=True)
-
-
-def noise_line(when: str) -> dict[str, Any]:
-    load1, load5, load15 = os.getloadavg()
-    return machine_noise() | {
-        "when": when,
-        "cores": os.cpu_count(),
-        "loadavg": [round(load1, 2), round(load5, 2), round(load15, 2)],
-    }
 
 
 def seed(rows: int, channels: int) -> list[str]:

@@ -32,6 +32,7 @@ from .csv_imports import (
     PriceRow,
     csv_import_apply,
     csv_import_is_expired,
+    csv_import_max_rows,
     csv_import_preview,
     csv_import_review,
 )
@@ -310,7 +311,7 @@ class CsvImportExportMixin:
             "expired": expired,
             "can_confirm": can_confirm,
             "max_bytes": settings.PIMSYNC_CSV_IMPORT_MAX_BYTES,
-            "max_rows": settings.PIMSYNC_CSV_IMPORT_MAX_ROWS,
+            "max_rows": csv_import_max_rows(self.csv_spec.kind),
             "export_url": self._csv_url("csv_export"),
             "upload_url": self._csv_url("csv_import"),
             "changelist_url": self._csv_url("changelist"),

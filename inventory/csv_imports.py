@@ -253,6 +253,7 @@ def _variants_by_sku(skus: Iterable[str]) -> dict[str, VariantInfo]:
 
 class PriceImport:
     kind = CsvImport.Kind.PRICES
+    max_rows_setting = "PIMSYNC_CSV_IMPORT_MAX_ROWS"
     wanted = {
         "sku": ("variant_sku",),
         "price": ("new_price",),
@@ -371,6 +372,9 @@ def _price_warnings(
 
 class CountImport:
     kind = CsvImport.Kind.COUNTS
+    # Applied row by row through the cycle-count service (a few ms a row), inside
+    # the confirming request: the cap keeps a file well within the web timeout.
+    max_rows_setting = "PIMSYNC_CSV_IMPORT_MAX_COUNT_ROWS"
     wanted = {
         "sku": ("variant_sku",),
         "location": ("location_code",),
@@ -601,6 +605,10 @@ def _sorted(errors: list[RowError]) -> list[RowError]:
 # --- services ---------------------------------------------------------------------------------
 
 
+def csv_import_max_rows(kind: str) -> int:
+    return getattr(settings, IMPORTS[kind].max_rows_setting)
+
+
 def csv_import_preview_expiry() -> timedelta:
     return timedelta(hours=settings.PIMSYNC_CSV_IMPORT_PREVIEW_HOURS)
 
@@ -616,6 +624,12 @@ def csv_import_preview(
     spec = IMPORTS[kind]
     table = csv_table_read(data, max_rows=settings.PIMSYNC_CSV_IMPORT_MAX_ROWS)
     entries, errors, columns, notes = spec.entries_from_table(table)
+    limit = csv_import_max_rows(kind)
+    if len(entries) + len(errors) > limit:
+        raise CsvFileError(
+            f"The file has {len(entries) + len(errors):,} rows to import; at most {limit:,} "
+            f"{spec.kind.label.lower()} are imported at once. Split it into smaller files."
+        )
     preview = spec.check(entries, errors, columns)
     preview.notes = notes
     if not preview.rows and not preview.errors:

@@ -23,7 +23,6 @@ stock_changed = Signal()
 price_changed = Signal()
 
 
-
 class _Batch:
     def __init__(self) -> None:
         self.stock: dict[int, set[int]] = defaultdict(set)  # location -> variants

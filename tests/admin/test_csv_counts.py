@@ -333,3 +333,16 @@ def test_preview_queries_do_not_grow_with_the_row_count(admin_client, location, 
     assert import_queries(admin_client, "stocklevel", small) == (
         import_queries(admin_client, "stocklevel", large)
     )
+
+
+def test_count_files_are_capped_by_rows_that_carry_a_count(admin_client, stock, settings):
+    settings.PIMSYNC_CSV_IMPORT_MAX_COUNT_ROWS = 2
+    sheet = "sku,location,counted\nA-1,main,1\nA-1,store,\nB-2,main,\n"
+    assert upload(admin_client, "stocklevel", sheet).status_code == 302
+
+    too_many = upload(admin_client, "stocklevel", "sku,location,counted\n" + "A-1,main,1\n" * 3)
+
+    assert too_many.context["form"].errors["file"] == [
+        "The file has 3 rows to import; at most 2 stock counts are imported at once. "
+        "Split it into smaller files."
+    ]
