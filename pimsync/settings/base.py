@@ -270,7 +270,7 @@ CELERY_BEAT_SCHEDULE["channel-poll-due"] = {
 
 # --- admin CSV import/export -------------------------------------------------------------------
 # Variant prices and stock counts imported from spreadsheets in the admin (inventory.csv_imports).
-# An upload larger than this is refused before it is read (the web server in front should
+# An upload larger than this is refused before it is parsed (the web server in front should
 # cap request bodies too); at most this many price rows are imported at once.
 PIMSYNC_CSV_IMPORT_MAX_BYTES = env.int("PIMSYNC_CSV_IMPORT_MAX_BYTES", default=5 * 1024 * 1024)
 PIMSYNC_CSV_IMPORT_MAX_ROWS = env.int("PIMSYNC_CSV_IMPORT_MAX_ROWS", default=50_000)
