@@ -267,6 +267,10 @@ def test_a_second_confirm_applies_nothing_twice(admin_client, catalog):
     assert messages_of(again)[0].startswith("This import was already applied on ")
     assert "nothing was applied twice" in messages_of(again)[0]
     assert Variant.objects.get(sku="A-1").price == Decimal("30.00")
+    result_page = admin_client.get(url("variant", "csv_preview", record.pk)).content.decode()
+    assert "Applied on " in result_page
+    assert "Prices changed for 1 variant(s) from file.csv" in result_page
+    assert "Confirm and apply" not in result_page
 
 
 def test_confirm_checks_again_and_applies_nothing_when_a_row_no_longer_passes(
