@@ -254,6 +254,7 @@ def _variants_by_sku(skus: Iterable[str]) -> dict[str, VariantInfo]:
 class PriceImport:
     kind = CsvImport.Kind.PRICES
     max_rows_setting = "PIMSYNC_CSV_IMPORT_MAX_ROWS"
+    nothing_to_import = "The file has no rows to import."
     wanted = {
         "sku": ("variant_sku",),
         "price": ("new_price",),
@@ -375,6 +376,7 @@ class CountImport:
     # Applied row by row through the cycle-count service (a few ms a row), inside
     # the confirming request: the cap keeps a file well within the web timeout.
     max_rows_setting = "PIMSYNC_CSV_IMPORT_MAX_COUNT_ROWS"
+    nothing_to_import = "No row has a counted quantity: fill in the counted column."
     wanted = {
         "sku": ("variant_sku",),
         "location": ("location_code",),
@@ -633,7 +635,7 @@ def csv_import_preview(
     preview = spec.check(entries, errors, columns)
     preview.notes = notes
     if not preview.rows and not preview.errors:
-        raise CsvFileError("The file has no rows to import.")
+        raise CsvFileError(spec.nothing_to_import)
     if preview.has_errors:
         return preview, None
     digest = hashlib.sha256(data).hexdigest()

@@ -346,3 +346,13 @@ def test_count_files_are_capped_by_rows_that_carry_a_count(admin_client, stock, 
         "The file has 3 rows to import; at most 2 stock counts are imported at once. "
         "Split it into smaller files."
     ]
+
+
+def test_a_count_sheet_with_nothing_counted_says_so(admin_client, stock):
+    exported = b"".join(admin_client.get(url("stocklevel", "csv_export")).streaming_content)
+
+    response = upload(admin_client, "stocklevel", exported)
+
+    assert response.context["form"].errors["file"] == [
+        "No row has a counted quantity: fill in the counted column."
+    ]
