@@ -11,8 +11,9 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from inventory.admin import StockLevelAdmin as InventoryStockLevelAdmin
 from inventory.admin import VariantAdmin as InventoryVariantAdmin
-from inventory.models import Variant
+from inventory.models import StockLevel, Variant
 from pimsync.admin_utils import AdminMedia, badge, confirmed_action, stock_tone
 from pimsync.crypto import mask
 
@@ -27,7 +28,7 @@ from .models import (
     PriceRule,
     SyncMarker,
 )
-from .selectors import listing_sync_states, variant_channel_overview
+from .selectors import channels_listing_variants, listing_sync_states, variant_channel_overview
 
 LISTING_SYNC_FIELDS = (
     "last_pushed_price",
@@ -495,6 +496,9 @@ class VariantAdmin(InventoryVariantAdmin):
     )
     actions = [*InventoryVariantAdmin.actions, "push_now_action", "force_resync_action"]
 
+    def csv_push_summary(self, variant_ids: set[int], location_ids: set[int] | None) -> str:
+        return csv_push_sentence(variant_ids, location_ids)
+
     @admin.display(description="Per channel")
     def channel_publication(self, obj: Variant) -> str:
         if obj.pk is None:
@@ -549,6 +553,25 @@ class VariantAdmin(InventoryVariantAdmin):
 
 def _fmt(value: object) -> str:
     return "—" if value is None else str(value)
+
+
+def csv_push_sentence(variant_ids: set[int], location_ids: set[int] | None) -> str:
+    """What a CSV import's success message says about the channels it updates."""
+    names = channels_listing_variants(variant_ids=variant_ids, location_ids=location_ids)
+    if not names:
+        return "No enabled channel lists these variants, so nothing is pushed."
+    return f"{len(names)} channel(s) will be pushed: {', '.join(names)}."
+
+
+admin.site.unregister(StockLevel)
+
+
+@admin.register(StockLevel)
+class StockLevelAdmin(InventoryStockLevelAdmin):
+    """Stock levels; a stock count import also says which channels it updates."""
+
+    def csv_push_summary(self, variant_ids: set[int], location_ids: set[int] | None) -> str:
+        return csv_push_sentence(variant_ids, location_ids)
 
 
 from . import admin_orders  # noqa: E402,F401

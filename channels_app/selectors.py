@@ -208,3 +208,19 @@ def listing_sync_states(listings: Iterable[ChannelListing]) -> dict[int, SyncSta
         else:
             states[lst.pk] = SyncState("in sync", "ok")
     return states
+
+
+def channels_listing_variants(
+    *, variant_ids: Iterable[int], location_ids: Iterable[int] | None = None
+) -> list[str]:
+    """Names of the enabled channels with an enabled listing of one of these
+    variants (and, for a stock change, fed by one of these locations): the
+    channels such a change is pushed to."""
+    channels = Channel.objects.filter(
+        is_enabled=True,
+        listings__is_enabled=True,
+        listings__variant_id__in=list(variant_ids),
+    )
+    if location_ids is not None:
+        channels = channels.filter(channel_locations__location_id__in=list(location_ids))
+    return list(channels.order_by("name").values_list("name", flat=True).distinct())

@@ -17,9 +17,18 @@ from django.utils.safestring import mark_safe
 from pimsync.admin_utils import AdminMedia, badge, confirmed_action, stock_tone
 
 from . import services
+from .admin_csv import COUNT_SPEC, PRICE_SPEC, CsvImportExportMixin
 from .errors import InventoryError
 from .forms import AdjustStockForm, BulkAdjustStockForm
-from .models import Location, Product, Reservation, StockLevel, StockMovement, Variant
+from .models import (
+    CsvImport,
+    Location,
+    Product,
+    Reservation,
+    StockLevel,
+    StockMovement,
+    Variant,
+)
 
 LOW_STOCK = 5
 
@@ -132,7 +141,7 @@ class ProductAdmin(admin.ModelAdmin):
 
 
 @admin.register(Variant)
-class VariantAdmin(admin.ModelAdmin):
+class VariantAdmin(CsvImportExportMixin, admin.ModelAdmin):
     list_display = (
         "sku",
         "product_link",
@@ -165,6 +174,7 @@ class VariantAdmin(admin.ModelAdmin):
         ("Timestamps", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
     Media = AdminMedia
+    csv_spec = PRICE_SPEC
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).with_stock_totals()
@@ -356,7 +366,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(StockLevel)
-class StockLevelAdmin(ReadOnlyAdmin):
+class StockLevelAdmin(CsvImportExportMixin, ReadOnlyAdmin):
     list_display = (
         "variant",
         "location",
@@ -372,6 +382,7 @@ class StockLevelAdmin(ReadOnlyAdmin):
     search_fields = ("=variant__sku", "variant__barcode")
     list_per_page = 100
     Media = AdminMedia
+    csv_spec = COUNT_SPEC
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).with_available()
@@ -459,3 +470,53 @@ class ReservationAdmin(ReadOnlyAdmin):
 
     def has_release_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("inventory.change_reservation")
+
+
+@admin.register(CsvImport)
+class CsvImportAdmin(ReadOnlyAdmin):
+    """Who imported which file when, and what it did (the rows stay with the record)."""
+
+    list_display = (
+        "created_at",
+        "kind",
+        "file_name",
+        "row_count",
+        "status_badge",
+        "created_by",
+        "applied_at",
+        "applied_by",
+    )
+    list_select_related = ("created_by", "applied_by")
+    list_filter = ("kind", "status")
+    search_fields = ("file_name", "file_sha256")
+    fields = (
+        "kind",
+        "status",
+        "file_name",
+        "file_sha256",
+        "encoding",
+        "delimiter",
+        "row_count",
+        "created_by",
+        "created_at",
+        "applied_by",
+        "applied_at",
+        "message",
+        "preview_link",
+    )
+    readonly_fields = fields
+    Media = AdminMedia
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).defer("rows")
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, obj: CsvImport) -> str:
+        tone = "ok" if obj.status == CsvImport.Status.APPLIED else "info"
+        return badge(obj.get_status_display(), tone)
+
+    @admin.display(description="Preview")
+    def preview_link(self, obj: CsvImport) -> str:
+        model = "variant" if obj.kind == CsvImport.Kind.PRICES else "stocklevel"
+        url = reverse(f"admin:inventory_{model}_csv_preview", args=[obj.pk])
+        return format_html('<a href="{}">Open the preview / result</a>', url)

@@ -7,6 +7,7 @@ writes either.
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 from django.conf import settings
@@ -16,6 +17,8 @@ from django.db.models import F, Q, Sum
 from django.db.models.functions import Coalesce
 
 MONEY = {"max_digits": 12, "decimal_places": 2}
+# The first amount a money column cannot hold.
+MONEY_LIMIT = Decimal(10) ** (MONEY["max_digits"] - MONEY["decimal_places"])
 
 
 class Product(models.Model):
@@ -238,3 +241,51 @@ class Reservation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.quantity} × {self.variant_id} ({self.status})"
+
+
+class CsvImport(models.Model):
+    """One uploaded CSV file (variant prices or stock counts) between its preview
+    and its application.
+
+    Only a file without row errors is stored. Confirming applies exactly these
+    rows, re-validated against the database at that moment, at most once: the
+    record is locked and marked applied in the applying transaction, and stock
+    counts carry idempotency keys derived from the import's id.
+    """
+
+    class Kind(models.TextChoices):
+        PRICES = "prices", "Variant prices"
+        COUNTS = "counts", "Stock counts"
+
+    class Status(models.TextChoices):
+        PREVIEWED = "previewed", "Previewed, not applied"
+        APPLIED = "applied", "Applied"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PREVIEWED)
+    file_name = models.CharField(max_length=255)
+    file_sha256 = models.CharField(max_length=64, db_index=True)
+    encoding = models.CharField(max_length=30)
+    delimiter = models.CharField(max_length=10)
+    row_count = models.PositiveIntegerField()
+    # The validated rows, normalised (see inventory.csv_imports for the shape per kind).
+    rows = models.JSONField(default=list)
+    result = models.JSONField(default=dict, blank=True)
+    message = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    applied_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    applied_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "CSV import"
+        indexes = [models.Index(fields=["status", "created_at"], name="csvimport_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} from {self.file_name}"

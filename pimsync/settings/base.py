@@ -277,3 +277,17 @@ CELERY_BEAT_SCHEDULE["channel-poll-due"] = {
 # --- REST API ---------------------------------------------------------------------------------
 
 # --- admin CSV import/export -------------------------------------------------------------------
+# Variant prices and stock counts imported from spreadsheets in the admin (inventory.csv_imports).
+# An upload larger than this is refused before it is parsed (the web server in front should
+# cap request bodies too); at most this many price rows are imported at once — every id
+# list of the import and of the listing markers it triggers then stays below SQLite's
+# 32,766 query parameters.
+PIMSYNC_CSV_IMPORT_MAX_BYTES = env.int("PIMSYNC_CSV_IMPORT_MAX_BYTES", default=5 * 1024 * 1024)
+PIMSYNC_CSV_IMPORT_MAX_ROWS = env.int("PIMSYNC_CSV_IMPORT_MAX_ROWS", default=20_000)
+# Stock count files are applied row by row through the cycle-count service inside the
+# confirming request (measured 75-200 rows/s on a loaded 2-core machine, bench/csv_import.py):
+# this cap keeps one file within the web server's 60 s timeout.
+PIMSYNC_CSV_IMPORT_MAX_COUNT_ROWS = env.int("PIMSYNC_CSV_IMPORT_MAX_COUNT_ROWS", default=3_000)
+# A preview not confirmed within this many hours must be uploaded again; older unconfirmed
+# previews are deleted when the next file is uploaded.
+PIMSYNC_CSV_IMPORT_PREVIEW_HOURS = env.int("PIMSYNC_CSV_IMPORT_PREVIEW_HOURS", default=24)

@@ -63,6 +63,7 @@ def grow_every_table() -> None:
             kind="dead_letter", channel_id=channel.pk, sku=listing.variant.sku, message="x"
         )
     some_orders(channel, "G", 3)
+    some_csv_imports(3)
 
 
 def changelist_queries(client, model) -> int:
@@ -158,6 +159,24 @@ def runtime_rows() -> None:
         message="refused",
     )
     some_orders(listing.channel, "R", 1)
+    some_csv_imports(1)
+
+
+def some_csv_imports(n: int) -> None:
+    """Price imports as merchandisers leave them: applied or only previewed."""
+    from inventory.csv_imports import csv_import_apply, csv_import_preview
+    from inventory.models import Variant
+
+    sku, price = Variant.objects.order_by("pk").values_list("sku", "price").first()
+    for i in range(n):
+        _, record = csv_import_preview(
+            kind="prices",
+            file_name=f"p{i}.csv",
+            data=f"sku,price\n{sku},{price}\n".encode(),
+            user=None,
+        )
+        if i % 2 == 0:
+            csv_import_apply(import_id=record.pk, user=None)
 
 
 def test_every_change_and_add_page_renders_for_the_demo(demo, admin_client):
