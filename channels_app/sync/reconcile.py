@@ -230,25 +230,31 @@ def read_live(
     """The channel's values for each listing (same order), read in bulk.
 
     Listings that failed with a retryable error (429, THROTTLED, 5xx, timeout)
-    are read again after the wait the channel asked for, a few times; what is
-    still failing is returned with its error.
+    are read again after the wait the channel asked for. A rate-limited read
+    that keeps making progress goes on; after PIMSYNC_RECONCILE_READ_ATTEMPTS
+    rounds in a row without a single success, what still fails is returned
+    with its error.
     """
     states: list[ListingState | None] = [None] * len(listings)
     pending = list(range(len(listings)))
-    attempts = max(1, settings.PIMSYNC_RECONCILE_READ_ATTEMPTS)
-    for attempt in range(attempts):
+    fruitless, attempt = 0, 0
+    limit = max(1, settings.PIMSYNC_RECONCILE_READ_ATTEMPTS)
+    while pending:
         got = connector.read_listings([listing_ref(listings[i]) for i in pending])
         by_position = _align(pending, listings, got)
         retry, wait = [], 0.0
         for i in pending:
             state = by_position[i]
-            failed = state.error is not None and state.error.kind is FailureKind.RETRYABLE
-            if failed and attempt + 1 < attempts:
+            if state.error is not None and state.error.kind is FailureKind.RETRYABLE:
                 retry.append(i)
-                wait = max(wait, state.error.retry_after or 2.0**attempt)
+                wait = max(wait, state.error.retry_after or 2.0 ** min(attempt, 5))
             else:
                 states[i] = state
-        if not retry:
+        fruitless = fruitless + 1 if len(retry) == len(pending) else 0
+        attempt += 1
+        if not retry or fruitless >= limit:
+            for i in retry:
+                states[i] = by_position[i]
             break
         sleep(min(wait, settings.PIMSYNC_RECONCILE_MAX_RETRY_WAIT_SECONDS))
         pending = retry

@@ -265,8 +265,9 @@ from celery.schedules import crontab  # noqa: E402 - kept in this section
 
 # Listings read and compared per step; the run's progress (checked / total) is saved after each.
 PIMSYNC_RECONCILE_PAGE_SIZE = env.int("PIMSYNC_RECONCILE_PAGE_SIZE", default=1000)
-# Reads failing with a retryable error (429, THROTTLED, 5xx) are tried this many times in all,
-# waiting what the channel asked for (at most the cap) in between.
+# Reads failing with a retryable error (429, THROTTLED, 5xx) are read again after the wait the
+# channel asked for (at most the cap); the run gives up on them after this many rounds in a row
+# without a single success.
 PIMSYNC_RECONCILE_READ_ATTEMPTS = env.int("PIMSYNC_RECONCILE_READ_ATTEMPTS", default=5)
 PIMSYNC_RECONCILE_MAX_RETRY_WAIT_SECONDS = env.float(
     "PIMSYNC_RECONCILE_MAX_RETRY_WAIT_SECONDS", default=60.0
