@@ -275,7 +275,6 @@ def reconcile_request(
     """Open a run per channel and queue its task after commit (a channel already
     reconciling is reported, not started twice)."""
     from .sync.reconcile import ReconcileBusyError, reconciliation_start
-    from .tasks import channel_reconcile_task
 
     started, busy = [], []
     for channel in channels:
@@ -290,13 +289,26 @@ def reconcile_request(
         except ReconcileBusyError as exc:
             busy.append(str(exc))
             continue
-        transaction.on_commit(
-            partial(
-                task_send_safely, channel_reconcile_task, channel.pk, trigger, run.pk, listing_ids
-            )
-        )
+        transaction.on_commit(partial(_reconcile_enqueue, channel.pk, trigger, run.pk, listing_ids))
         started.append((str(channel), run.pk, run.total))
     return ReconcileRequested(started, busy)
+
+
+def _reconcile_enqueue(
+    channel_id: int, trigger: str, run_id: int, listing_ids: list[int] | None
+) -> None:
+    """Send the run's task; if the broker refuses it, fail the run at once rather
+    than leave it 'running' (which would block the channel's next run)."""
+    from synclog.models import ReconciliationRun
+
+    from .tasks import channel_reconcile_task
+
+    if not task_send_safely(channel_reconcile_task, channel_id, trigger, run_id, listing_ids):
+        ReconciliationRun.objects.filter(pk=run_id, status="running").update(
+            status="failed",
+            finished_at=timezone.now(),
+            error_message="Could not be queued (is the broker down?). Try again later.",
+        )
 
 
 def listings_reconcile_request(

@@ -165,20 +165,23 @@ class AlertAdmin(admin.ModelAdmin):
 RUN_TONES = {"running": "info", "finished": "ok", "failed": "bad"}
 
 
+FINDING_FIELDS = (
+    "sku",
+    "field",
+    "expected",
+    "found",
+    "difference",
+    "beyond_threshold",
+    "resync_requested",
+    "read_back_value",
+    "read_back_at",
+    "resolved_at",
+)
+
+
 class DriftFindingInline(admin.TabularInline):
     model = DriftFinding
-    fields = (
-        "sku",
-        "field",
-        "expected",
-        "found",
-        "difference",
-        "beyond_threshold",
-        "resync_requested",
-        "read_back_value",
-        "read_back_at",
-        "resolved_at",
-    )
+    fields = FINDING_FIELDS
     readonly_fields = fields
     extra = 0
     max_num = 0
@@ -281,22 +284,7 @@ class DriftFindingAdmin(RecordAdmin):
     )
     search_fields = ("=sku",)
     date_hierarchy = "found_at"
-    readonly_fields = (
-        "run",
-        "channel",
-        "listing_id",
-        "sku",
-        "field",
-        "expected",
-        "found",
-        "difference",
-        "beyond_threshold",
-        "resync_requested",
-        "found_at",
-        "read_back_at",
-        "read_back_value",
-        "resolved_at",
-    )
+    readonly_fields = ("run", "channel", "listing_id", "found_at", *FINDING_FIELDS)
     fields = readonly_fields
     list_per_page = 100
     show_full_result_count = False

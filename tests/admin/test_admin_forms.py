@@ -365,3 +365,30 @@ def test_channel_page_edits_the_reconcile_interval_and_drift_thresholds(
     assert refused.status_code == 200
     channel.refresh_from_db()
     assert channel.drift_quantity_threshold == 3
+
+
+def test_reconcile_now_with_the_broker_down_fails_the_run_instead_of_blocking_the_channel(
+    admin_client, channel_factory, listing_factory, monkeypatch, django_capture_on_commit_callbacks
+):
+    from django.contrib.admin import helpers
+
+    from channels_app import tasks
+    from synclog.models import ReconciliationRun
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(tasks.channel_reconcile_task, "apply_async", broker_down)
+    channel = channel_factory()
+    listing_factory(channel=channel)
+    url = reverse("admin:channels_app_channel_changelist")
+    selection = {
+        "action": "reconcile_now_action",
+        helpers.ACTION_CHECKBOX_NAME: [channel.pk],
+        "confirm": "yes",
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        assert admin_client.post(url, selection, follow=True).status_code == 200
+    run = ReconciliationRun.objects.get()
+    assert run.status == "failed"
+    assert "Could not be queued" in run.error_message
