@@ -25,11 +25,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from synclog import services as synclog
@@ -159,7 +158,7 @@ def reconciliation_start(
         )
 
 
-def _listings(channel: Channel, listing_ids: Sequence[int] | None) -> Any:
+def _listings(channel: Channel, listing_ids: Sequence[int] | None) -> QuerySet[ChannelListing]:
     listings = ChannelListing.objects.filter(channel=channel, is_enabled=True)
     if listing_ids is not None:
         listings = listings.filter(pk__in=list(listing_ids))
@@ -445,7 +444,7 @@ def reconciliation_check(
 # --- verifying ---------------------------------------------------------------------------------
 
 
-def _awaiting(run: ReconciliationRun) -> Any:
+def _awaiting(run: ReconciliationRun) -> QuerySet[DriftFinding]:
     return run.findings.filter(resync_requested=True, read_back_at__isnull=True)
 
 

@@ -264,7 +264,7 @@ CELERY_BEAT_SCHEDULE["channel-poll-due"] = {
 from celery.schedules import crontab  # noqa: E402 - kept in this section
 
 # Listings read and compared per step; the run's progress (checked / total) is saved after each.
-PIMSYNC_RECONCILE_PAGE_SIZE = env.int("PIMSYNC_RECONCILE_PAGE_SIZE", default=1000)
+PIMSYNC_RECONCILE_PAGE_SIZE = env.int("PIMSYNC_RECONCILE_PAGE_SIZE", default=500)
 # Reads failing with a retryable error (429, THROTTLED, 5xx) are read again after the wait the
 # channel asked for (at most the cap); the run gives up on them after this many rounds in a row
 # without a single success.
