@@ -420,6 +420,8 @@ def reconciliation_check(
     the run with the reason; findings stored so far are kept.
     """
     run = ReconciliationRun.objects.select_related("channel").get(pk=run_id)
+    if run.status != ReconciliationRun.Status.RUNNING or run.checked:
+        return run  # already done, failed as abandoned, or a redelivered task
     channel = run.channel
     tally = Tally()
     try:

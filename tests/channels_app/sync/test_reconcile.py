@@ -143,6 +143,9 @@ def test_a_channel_in_sync_finishes_with_no_findings(channel, listings, scripted
     assert not DriftFinding.objects.exists()
     assert not SyncMarker.objects.exists()
     assert scripted.reads == [[f"R-{i}" for i in range(6)]]  # one bulk read for the page
+    # a redelivered task for the same run does not check again
+    assert reconciliation_check(run.pk).finished_at == run.finished_at
+    assert len(scripted.reads) == 1
 
 
 def test_drift_beyond_threshold_forces_a_resync_of_only_that_field(channel, listings, scripted):
