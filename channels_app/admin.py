@@ -138,8 +138,21 @@ class ChannelAdmin(admin.ModelAdmin):
     list_filter = ("platform", "is_enabled")
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
-    readonly_fields = ("credentials_display", "webhook_secret_display", "webhook_url")
+    readonly_fields = (
+        "credentials_display",
+        "webhook_secret_display",
+        "webhook_url",
+        "reconcile_schedule",
+        "last_reconciliation",
+    )
     inlines = [ChannelLocationInline, ListingInline, NewListingInline]
+    actions = [
+        "push_now_action",
+        "force_resync_action",
+        "reconcile_now_action",
+        "test_connection_action",
+        "resume_action",
+    ]
     fieldsets = (
         (None, {"fields": ("name", "slug", "platform", "base_url", "currency", "is_enabled")}),
         (
@@ -170,6 +183,21 @@ class ChannelAdmin(admin.ModelAdmin):
                     "cancel_oversold_orders",
                     "returns_restock",
                 ),
+            },
+        ),
+        (
+            "Reconciliation and drift",
+            {
+                "fields": (
+                    "reconcile_interval_minutes",
+                    "reconcile_schedule",
+                    "last_reconciliation",
+                    "drift_quantity_threshold",
+                    "drift_price_amount",
+                    "drift_price_percent",
+                ),
+                "description": "Live values are compared with pimsync on this schedule; "
+                "listings that differ by the thresholds or more are resynced.",
             },
         ),
     )
@@ -241,6 +269,53 @@ class ChannelAdmin(admin.ModelAdmin):
             services.listings_force_resync(
                 listings=ChannelListing.objects.filter(channel__in=queryset)
             )
+        )
+
+    @confirmed_action(
+        description="Reconcile now: compare live values and fix drift",
+        explanation="Reads every enabled listing's live price and quantity from the channel, "
+        "records what differs from pimsync, and resyncs the listings beyond the drift "
+        "thresholds. Progress shows under Reconciliation runs.",
+    )
+    def reconcile_now_action(self, request: HttpRequest, queryset: QuerySet, form: None) -> str:
+        return str(
+            services.reconcile_request(
+                channels=queryset.order_by("name"),
+                trigger="manual",
+                requested_by_id=request.user.pk,
+            )
+        )
+
+    @admin.display(description="Schedule")
+    def reconcile_schedule(self, obj: Channel) -> str:
+        from django_celery_beat.models import PeriodicTask
+
+        task = PeriodicTask.objects.filter(name=services.reconcile_schedule_name(obj.pk)).first()
+        if task is None:
+            return "created when the channel is saved"
+        url = reverse("admin:django_celery_beat_periodictask_change", args=[task.pk])
+        state = "enabled" if task.enabled else "off"
+        last = task.last_run_at.strftime("%Y-%m-%d %H:%M") if task.last_run_at else "never"
+        return format_html('<a href="{}">{}</a> ({}, last run {})', url, task.name, state, last)
+
+    @admin.display(description="Last reconciliation")
+    def last_reconciliation(self, obj: Channel) -> str:
+        from synclog.models import ReconciliationRun
+
+        run = ReconciliationRun.objects.filter(channel_id=obj.pk).order_by("-started_at").first()
+        if run is None:
+            return "none yet"
+        url = reverse("admin:synclog_reconciliationrun_change", args=[run.pk])
+        return format_html(
+            '<a href="{}">#{}</a> {:%Y-%m-%d %H:%M} · {} · {}/{} checked, {} drifted, {} fixed',
+            url,
+            run.pk,
+            run.started_at,
+            run.get_status_display(),
+            run.checked,
+            run.total,
+            run.drifted,
+            run.fixed,
         )
 
     @admin.action(description="Test connection")
@@ -326,6 +401,7 @@ class ChannelListingAdmin(admin.ModelAdmin):
     autocomplete_fields = ("variant",)
     readonly_fields = LISTING_SYNC_FIELDS
     list_per_page = 100
+    actions = ["push_now_action", "force_resync_action", "reconcile_selected_action"]
 
     @admin.display(description="Channel SKU")
     def channel_sku_display(self, obj: ChannelListing) -> str:
@@ -355,6 +431,18 @@ class ChannelListingAdmin(admin.ModelAdmin):
     @confirmed_action(description="Force resync (push even if unchanged)")
     def force_resync_action(self, request: HttpRequest, queryset: QuerySet, form: None) -> str:
         return str(services.listings_force_resync(listings=queryset))
+
+    @confirmed_action(
+        description="Reconcile selected",
+        explanation="Reads these listings' live values from their channels (one run per "
+        "channel) and resyncs the ones that drifted beyond the channel's thresholds.",
+    )
+    def reconcile_selected_action(
+        self, request: HttpRequest, queryset: QuerySet, form: None
+    ) -> str:
+        return str(
+            services.listings_reconcile_request(listings=queryset, requested_by_id=request.user.pk)
+        )
 
 
 @admin.register(BufferRule)

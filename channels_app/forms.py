@@ -50,6 +50,10 @@ class ChannelAdminForm(forms.ModelForm):
             "batch_size",
             "reservation_minutes",
             "cancel_oversold_orders",
+            "reconcile_interval_minutes",
+            "drift_quantity_threshold",
+            "drift_price_amount",
+            "drift_price_percent",
         )
 
     def clean_new_credentials(self) -> dict | None:

@@ -79,6 +79,32 @@ class Channel(models.Model):
         "was restocked. Held as damaged, it is back on hand but not for sale until someone books "
         "it back in (Adjust stock: damaged −n).",
     )
+    # Reconciliation: how often the channel's live values are compared with
+    # pimsync's, and which differences are worth a forced resync.
+    reconcile_interval_minutes = models.PositiveIntegerField(
+        default=240,
+        help_text="Compare the channel's live prices and quantities with pimsync this often "
+        "(minutes; 0 = only on demand)",
+    )
+    drift_quantity_threshold = models.PositiveIntegerField(
+        default=1,
+        validators=[MinValueValidator(1)],
+        help_text="A live quantity this many units off (or more) is resynced",
+    )
+    drift_price_amount = models.DecimalField(
+        max_digits=10,
+        decimal_places=2,
+        default=Decimal("0.01"),
+        validators=[MinValueValidator(Decimal("0.01"))],
+        help_text="A live price this much off (or more) is resynced …",
+    )
+    drift_price_percent = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
+        help_text="… and, when above 0, also at least this percentage of the expected price",
+    )
     is_enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

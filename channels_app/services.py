@@ -3,8 +3,12 @@ channel should show marks the affected listings dirty in the same transaction.""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
 
 from django.db import transaction
 from django.db.models import QuerySet
@@ -13,6 +17,7 @@ from django.utils import timezone
 from .connectors.base import ConnectionCheck
 from .models import BufferRule, Channel, ChannelListing, PriceRule, SyncKind, SyncMarker
 from .sync import engine
+from .sync.enqueue import task_send_safely
 from .sync.markers import buffer_rule_affected_listings, listings_mark_dirty
 
 LISTING_PRICE_FIELDS = {"price_override"}
@@ -121,6 +126,7 @@ def channel_save(*, channel: Channel, changed_fields: Iterable[str] = ()) -> Cha
             engine.channel_resume(channel.pk)
         if "is_enabled" in changed and channel.is_enabled:
             listings_mark_dirty(ChannelListing.objects.filter(channel=channel))
+        channel_reconcile_schedule_sync(channel=channel)
     return channel
 
 
@@ -199,3 +205,153 @@ def channel_test_connection(*, channel: Channel) -> ConnectionCheck:
         return channel_connector(channel).test_connection()
     except Exception as exc:
         return ConnectionCheck(ok=False, message=f"Could not test the connection: {exc}")
+
+
+# --- reconciliation ---------------------------------------------------------------------------
+
+RECONCILE_TASK = "channels_app.tasks.channel_reconcile_task"
+
+
+def reconcile_schedule_name(channel_id: int) -> str:
+    return f"Reconcile channel {channel_id}"
+
+
+def channel_reconcile_schedule_sync(*, channel: Channel) -> Any:
+    """Keep the channel's beat entry (django-celery-beat PeriodicTask) in line
+    with its reconcile interval: created on first save, interval updated,
+    disabled while the channel is disabled or its interval is 0. Idempotent;
+    returns the PeriodicTask."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    minutes = channel.reconcile_interval_minutes
+    interval, _ = IntervalSchedule.objects.get_or_create(
+        every=max(1, minutes), period=IntervalSchedule.MINUTES
+    )
+    task, _ = PeriodicTask.objects.update_or_create(
+        name=reconcile_schedule_name(channel.pk),
+        defaults={
+            "task": RECONCILE_TASK,
+            "interval": interval,
+            "crontab": None,
+            "args": json.dumps([channel.pk]),
+            "kwargs": json.dumps({"trigger": "scheduled"}),
+            "enabled": bool(channel.is_enabled and minutes),
+            "description": f"Compare {channel}'s live prices and quantities with pimsync "
+            "(interval: edit the channel's 'reconcile every' setting).",
+        },
+    )
+    return task
+
+
+def channels_reconcile_schedule_sync() -> int:
+    """Create or update every channel's reconcile schedule; returns how many."""
+    channels = list(Channel.objects.all())
+    for channel in channels:
+        channel_reconcile_schedule_sync(channel=channel)
+    return len(channels)
+
+
+@dataclass(frozen=True)
+class ReconcileRequested:
+    started: list[tuple[str, int, int]]  # (channel, run id, listings)
+    busy: list[str]
+
+    def __str__(self) -> str:
+        parts = [
+            f"Reconciliation #{run_id} of {name} queued ({total} listing(s))."
+            for name, run_id, total in self.started
+        ]
+        parts += [f"Not started: {message}" for message in self.busy]
+        return " ".join(parts) or "Nothing to reconcile (no enabled listings selected)."
+
+
+def reconcile_request(
+    *,
+    channels: Iterable[Channel],
+    trigger: str,
+    listing_ids_by_channel: dict[int, list[int]] | None = None,
+    requested_by_id: int | None = None,
+) -> ReconcileRequested:
+    """Open a run per channel and queue its task after commit (a channel already
+    reconciling is reported, not started twice)."""
+    from .sync.reconcile import ReconcileBusyError, reconciliation_start
+
+    started, busy = [], []
+    for channel in channels:
+        listing_ids = (listing_ids_by_channel or {}).get(channel.pk)
+        try:
+            run = reconciliation_start(
+                channel=channel,
+                trigger=trigger,
+                listing_ids=listing_ids,
+                requested_by_id=requested_by_id,
+            )
+        except ReconcileBusyError as exc:
+            busy.append(str(exc))
+            continue
+        transaction.on_commit(partial(_reconcile_enqueue, channel.pk, trigger, run.pk, listing_ids))
+        started.append((str(channel), run.pk, run.total))
+    return ReconcileRequested(started, busy)
+
+
+def _reconcile_enqueue(
+    channel_id: int, trigger: str, run_id: int, listing_ids: list[int] | None
+) -> None:
+    """Send the run's task; if the broker refuses it, fail the run at once rather
+    than leave it 'running' (which would block the channel's next run)."""
+    from synclog.models import ReconciliationRun
+
+    from .tasks import channel_reconcile_task
+
+    if not task_send_safely(channel_reconcile_task, channel_id, trigger, run_id, listing_ids):
+        ReconciliationRun.objects.filter(pk=run_id, status="running").update(
+            status="failed",
+            finished_at=timezone.now(),
+            error_message="Could not be queued (is the broker down?). Try again later.",
+        )
+
+
+def listings_reconcile_request(
+    *, listings: QuerySet[ChannelListing], requested_by_id: int | None = None
+) -> ReconcileRequested:
+    """Reconcile just these listings, one run per channel they are on."""
+    from .sync.reconcile import listings_by_channel
+
+    grouped = listings_by_channel(listings.values_list("pk", flat=True))
+    return reconcile_request(
+        channels=Channel.objects.filter(pk__in=grouped).order_by("name"),
+        trigger="listings",
+        listing_ids_by_channel=grouped,
+        requested_by_id=requested_by_id,
+    )
+
+
+# --- retention --------------------------------------------------------------------------------
+
+
+def retention_purge(
+    *, now: datetime | None = None, days: int | None = None, batch_size: int | None = None
+) -> dict[str, int]:
+    """Delete what is older than the retention period: sync log entries,
+    processed/ignored/failed inbound events (a pending one is still work), and
+    resolved drift findings. Batches by primary key in short transactions.
+    Returns the number of rows deleted per kind."""
+    from django.conf import settings
+
+    from synclog import services as synclog
+
+    from .models import InboundEvent
+
+    days = settings.PIMSYNC_RETENTION_DAYS if days is None else days
+    batch_size = batch_size or settings.PIMSYNC_RETENTION_BATCH_SIZE
+    if days < 1 or batch_size < 1:
+        raise ValueError("retention needs at least 1 day and a batch of at least 1 row")
+    before = (now or timezone.now()) - timedelta(days=days)
+    events = InboundEvent.objects.filter(received_at__lt=before).exclude(
+        status=InboundEvent.Status.PENDING
+    )
+    return {
+        "sync_log_entries": synclog.sync_log_purge(before=before, batch_size=batch_size),
+        "inbound_events": synclog.rows_delete_in_batches(events, batch_size=batch_size),
+        "drift_findings": synclog.drift_findings_purge(before=before, batch_size=batch_size),
+    }

@@ -123,3 +123,66 @@ def order_fulfil_on_channel_task(
     from .orders import order_fulfil_on_channel
 
     return order_fulfil_on_channel(order_id, tracking_number=tracking_number, carrier=carrier)
+
+
+# --- reconciliation and retention -------------------------------------------------------------
+
+
+# A whole-channel read at the documented rate limits takes minutes (Amazon: 20 SKUs per
+# call at 5 calls/s), and the run pushes its resyncs before handing over to verification.
+@shared_task(time_limit=3600, soft_time_limit=3500, ignore_result=True, acks_late=False)
+def channel_reconcile_task(
+    channel_id: int,
+    trigger: str = "scheduled",
+    run_id: int | None = None,
+    listing_ids: list[int] | None = None,
+) -> dict:
+    """Reconcile a channel (beat: no run yet; admin/API: the run it opened).
+    Resyncs are pushed at once; their read-back follows in reconcile_verify_task."""
+    from .models import Channel
+    from .sync.reconcile import (
+        ReconcileBusyError,
+        reconciliation_check,
+        reconciliation_start,
+        reconciliation_verify,
+    )
+
+    if run_id is None:
+        channel = Channel.objects.filter(pk=channel_id).first()
+        if channel is None or not channel.is_enabled:
+            return {"skipped": "channel missing or disabled"}
+        try:
+            run_id = reconciliation_start(channel=channel, trigger=trigger).pk
+        except ReconcileBusyError as exc:
+            return {"skipped": str(exc)}
+    run = reconciliation_check(run_id, listing_ids=listing_ids)
+    if run.status == "running":
+        engine.channel_push(channel_id)
+        if not reconciliation_verify(run_id):
+            reconcile_verify_task.apply_async(
+                args=[run_id], countdown=settings.PIMSYNC_RECONCILE_VERIFY_SECONDS
+            )
+    return {"run": run_id}
+
+
+@shared_task(time_limit=900, soft_time_limit=870, ignore_result=True, acks_late=False)
+def reconcile_verify_task(run_id: int) -> bool:
+    """Read back a run's resynced SKUs once their pushes are out; until then
+    (and at most PIMSYNC_RECONCILE_VERIFY_TIMEOUT_SECONDS) it checks again later."""
+    from .sync.reconcile import reconciliation_verify
+
+    done = reconciliation_verify(run_id)
+    if not done:
+        reconcile_verify_task.apply_async(
+            args=[run_id], countdown=settings.PIMSYNC_RECONCILE_VERIFY_SECONDS
+        )
+    return done
+
+
+@shared_task(time_limit=3600, soft_time_limit=3500, ignore_result=True)
+def retention_purge_task() -> dict[str, int]:
+    """Daily: delete sync log entries, inbound events and resolved drift findings
+    older than PIMSYNC_RETENTION_DAYS, in small batches."""
+    from .services import retention_purge
+
+    return retention_purge()

@@ -248,6 +248,9 @@ def demo_seed() -> dict[str, object]:
         with transaction.atomic():
             variants, locations = _catalog(random.Random(42))  # noqa: S311 - demo data
             _channels(variants, locations)
+            from channels_app.services import channels_reconcile_schedule_sync
+
+            channels_reconcile_schedule_sync()
         created = True
     seed_path = Path(settings.VAR_DIR) / "sandbox_seed.json"
     if created or not seed_path.exists():

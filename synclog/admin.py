@@ -14,13 +14,23 @@ from django.utils.html import format_html
 from pimsync.admin_utils import AdminMedia, badge, confirmed_action
 
 from . import services
-from .models import Alert, SyncLogEntry, SyncStatus
+from .models import Alert, DriftFinding, ReconciliationRun, SyncLogEntry, SyncStatus
 
 STATUS_TONES = {"success": "ok", "retrying": "warn", "failed": "bad", "dead": "bad"}
 
 
+class RecordAdmin(admin.ModelAdmin):
+    """A record of what happened: viewed and filtered, never added or edited by hand."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(SyncLogEntry)
-class SyncLogEntryAdmin(admin.ModelAdmin):
+class SyncLogEntryAdmin(RecordAdmin):
     list_display = (
         "created_at",
         "channel",
@@ -48,12 +58,6 @@ class SyncLogEntryAdmin(admin.ModelAdmin):
     list_per_page = 100
     show_full_result_count = False
     Media = AdminMedia
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="SKU", ordering="sku")
     def sku_history(self, obj: SyncLogEntry) -> str:
@@ -156,3 +160,145 @@ class AlertAdmin(admin.ModelAdmin):
     def resolve_action(self, request: HttpRequest, queryset: QuerySet, form: None) -> str:
         n = queryset.filter(resolved_at__isnull=True).update(resolved_at=timezone.now())
         return f"Resolved {n} alert(s)."
+
+
+RUN_TONES = {"running": "info", "finished": "ok", "failed": "bad"}
+
+
+FINDING_FIELDS = (
+    "sku",
+    "field",
+    "expected",
+    "found",
+    "difference",
+    "beyond_threshold",
+    "resync_requested",
+    "read_back_value",
+    "read_back_at",
+    "resolved_at",
+)
+
+
+class DriftFindingInline(admin.TabularInline):
+    model = DriftFinding
+    fields = FINDING_FIELDS
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+    ordering = ("sku", "field")
+
+
+@admin.register(ReconciliationRun)
+class ReconciliationRunAdmin(RecordAdmin):
+    list_display = (
+        "id",
+        "channel",
+        "trigger",
+        "status_badge",
+        "progress",
+        "skipped",
+        "drifted",
+        "resynced",
+        "fixed",
+        "errors",
+        "started_at",
+        "duration",
+        "requested_by",
+    )
+    list_display_links = ("id", "channel")
+    list_select_related = ("channel", "requested_by")
+    list_filter = ("status", "trigger", "channel", "started_at")
+    date_hierarchy = "started_at"
+    readonly_fields = (
+        "channel",
+        "trigger",
+        "status_badge",
+        "progress",
+        "started_at",
+        "finished_at",
+        "duration",
+        "total",
+        "checked",
+        "skipped",
+        "drifted",
+        "resynced",
+        "fixed",
+        "errors",
+        "error_message",
+        "requested_by",
+    )
+    fields = readonly_fields
+    inlines = [DriftFindingInline]
+    show_full_result_count = False
+    Media = AdminMedia
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, obj: ReconciliationRun) -> str:
+        return badge(obj.get_status_display(), RUN_TONES.get(obj.status, "info"))
+
+    @admin.display(description="Checked / total")
+    def progress(self, obj: ReconciliationRun) -> str:
+        return format_html(
+            '<progress value="{}" max="{}" title="{} of {} listings checked"></progress> {}/{}',
+            obj.checked,
+            max(1, obj.total),
+            obj.checked,
+            obj.total,
+            obj.checked,
+            obj.total,
+        )
+
+    @admin.display(description="Duration")
+    def duration(self, obj: ReconciliationRun) -> str:
+        end = obj.finished_at or timezone.now()
+        seconds = (end - obj.started_at).total_seconds()
+        text = f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+        return text if obj.finished_at else f"{text} so far"
+
+
+@admin.register(DriftFinding)
+class DriftFindingAdmin(RecordAdmin):
+    list_display = (
+        "sku",
+        "channel",
+        "field",
+        "expected",
+        "found",
+        "difference",
+        "threshold_badge",
+        "resync_requested",
+        "read_back_value",
+        "state_badge",
+        "found_at",
+        "run_link",
+    )
+    list_select_related = ("channel",)
+    list_filter = (
+        "channel",
+        ("resolved_at", admin.EmptyFieldListFilter),
+        "field",
+        "beyond_threshold",
+        "found_at",
+    )
+    search_fields = ("=sku",)
+    date_hierarchy = "found_at"
+    readonly_fields = ("run", "channel", "listing_id", "found_at", *FINDING_FIELDS)
+    fields = readonly_fields
+    list_per_page = 100
+    show_full_result_count = False
+    Media = AdminMedia
+
+    @admin.display(description="Threshold", ordering="beyond_threshold")
+    def threshold_badge(self, obj: DriftFinding) -> str:
+        return badge("beyond", "warn") if obj.beyond_threshold else badge("within", "muted")
+
+    @admin.display(description="State", ordering="resolved_at")
+    def state_badge(self, obj: DriftFinding) -> str:
+        return badge("resolved", "ok") if obj.resolved_at else badge("open", "bad")
+
+    @admin.display(description="Run", ordering="run")
+    def run_link(self, obj: DriftFinding) -> str:
+        url = reverse("admin:synclog_reconciliationrun_change", args=[obj.run_id])
+        return format_html('<a href="{}">#{}</a>', url, obj.run_id)

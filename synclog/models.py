@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 
 class EventType(models.TextChoices):
@@ -164,3 +164,110 @@ class ChannelHealthSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel_id} {self.state} @ {self.taken_at:%Y-%m-%d %H:%M}"
+
+
+class ReconciliationRun(models.Model):
+    """One comparison of a channel's live prices and quantities with pimsync's.
+
+    Counters are per listing: ``drifted`` listings showed a value that differs
+    from what pimsync should publish, ``fixed`` of those were read back matching
+    after the forced resync, ``skipped`` had a push pending or in flight (their
+    value is on its way, so a difference is not drift), ``errors`` could not be
+    read.
+    """
+
+    class Trigger(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        MANUAL = "manual", "Manual (channel)"
+        LISTINGS = "listings", "Manual (selected listings)"
+        API = "api", "API"
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        FINISHED = "finished", "Finished"
+        FAILED = "failed", "Failed"
+
+    channel = models.ForeignKey(
+        "channels_app.Channel", on_delete=models.CASCADE, related_name="reconciliation_runs"
+    )
+    trigger = models.CharField(max_length=10, choices=Trigger.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    total = models.PositiveIntegerField(default=0, help_text="Listings to check")
+    checked = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0, help_text="A push was pending or in flight")
+    drifted = models.PositiveIntegerField(default=0)
+    resynced = models.PositiveIntegerField(default=0, help_text="Beyond the threshold: resynced")
+    fixed = models.PositiveIntegerField(default=0, help_text="Resynced and read back matching")
+    errors = models.PositiveIntegerField(default=0)
+    error_message = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        get_latest_by = "started_at"
+        indexes = [
+            models.Index(fields=["channel", "-started_at"], name="recon_channel_started_idx"),
+            models.Index(fields=["status", "-started_at"], name="recon_status_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(checked__lte=F("total")), name="recon_checked_lte_total"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Reconciliation #{self.pk} of channel {self.channel_id} ({self.status})"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+class DriftFinding(models.Model):
+    """One value a channel showed that differs from what pimsync should publish."""
+
+    class Field(models.TextChoices):
+        PRICE = "price", "Price"
+        QUANTITY = "quantity", "Quantity"
+
+    run = models.ForeignKey(ReconciliationRun, on_delete=models.CASCADE, related_name="findings")
+    channel = models.ForeignKey(
+        "channels_app.Channel", on_delete=models.CASCADE, related_name="drift_findings"
+    )
+    listing_id = models.BigIntegerField()
+    sku = models.CharField(max_length=100)
+    field = models.CharField(max_length=10, choices=Field.choices)
+    expected = models.DecimalField(max_digits=14, decimal_places=2)
+    found = models.DecimalField(max_digits=14, decimal_places=2)
+    difference = models.DecimalField(max_digits=14, decimal_places=2, help_text="found − expected")
+    beyond_threshold = models.BooleanField(default=False)
+    resync_requested = models.BooleanField(default=False)
+    found_at = models.DateTimeField()
+    read_back_at = models.DateTimeField(null=True, blank=True)
+    read_back_value = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "sku", "field"]
+        indexes = [
+            models.Index(fields=["channel", "sku"], name="drift_channel_sku_idx"),
+            models.Index(
+                fields=["channel", "listing_id"],
+                condition=Q(resolved_at__isnull=True),
+                name="drift_open_idx",
+            ),
+            models.Index(fields=["resolved_at"], name="drift_resolved_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_field_display()} of {self.sku}: {self.found} ≠ {self.expected}"

@@ -11,9 +11,10 @@ from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from .models import Alert, SyncLogEntry, SyncStatus
+from .models import Alert, DriftFinding, SyncLogEntry, SyncStatus
 
 
 @dataclass(frozen=True)
@@ -146,4 +147,42 @@ def alert_resolve(
 def alert_acknowledge(*, alert_ids: Iterable[int], user: AbstractBaseUser) -> int:
     return Alert.objects.filter(pk__in=list(alert_ids), acknowledged_at__isnull=True).update(
         acknowledged_by=user, acknowledged_at=timezone.now()
+    )
+
+
+# --- retention --------------------------------------------------------------------------------
+
+
+def rows_delete_in_batches(queryset: QuerySet, *, batch_size: int) -> int:
+    """Delete every row of ``queryset``, ``batch_size`` primary keys per short
+    transaction, so no lock is held on the table for long and concurrent
+    writers interleave. Returns how many rows were deleted."""
+    model = queryset.model
+    deleted = 0
+    last_pk = None
+    while True:
+        batch = queryset.order_by("pk")
+        if last_pk is not None:
+            batch = batch.filter(pk__gt=last_pk)
+        ids = list(batch.values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return deleted
+        with transaction.atomic():
+            count, _ = model._base_manager.filter(pk__in=ids).delete()
+        deleted += count
+        last_pk = ids[-1]
+
+
+def sync_log_purge(*, before: datetime, batch_size: int) -> int:
+    """Delete sync log entries created before ``before``; returns how many."""
+    return rows_delete_in_batches(
+        SyncLogEntry.objects.filter(created_at__lt=before), batch_size=batch_size
+    )
+
+
+def drift_findings_purge(*, before: datetime, batch_size: int) -> int:
+    """Delete drift findings resolved before ``before`` (open ones are kept,
+    whatever their age); returns how many."""
+    return rows_delete_in_batches(
+        DriftFinding.objects.filter(resolved_at__lt=before), batch_size=batch_size
     )

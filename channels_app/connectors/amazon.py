@@ -27,6 +27,10 @@ Decisions:
   ``x-amzn-RateLimit-Limit`` when Amazon sends it;
   ``platform_config["rate_limits"] = {operation: {"rate", "burst"}}`` overrides,
   ``platform_config["pacing"] = False`` turns pacing off (tests).
+* Reading live values (reconciliation, compare-and-set checks): searchListingsItems
+  with 20 SKUs as ``identifiers`` per call (the documented maximum) and
+  ``includedData=summaries,offers,fulfillmentAvailability``; a SKU missing from
+  the answer is not listed on Amazon.
 * Notifications reach sellers through SQS/EventBridge, never as HTTP webhooks:
   ``verify_webhook`` answers False (nothing to verify over HTTP), and
   ``parse_webhook`` reads an SQS ``ORDER_CHANGE`` message body for a consumer
@@ -86,6 +90,7 @@ ORDERS = "/orders/v0/orders"
 FEED_CONTENT_TYPE = "application/json; charset=UTF-8"
 MAX_FEED_MESSAGES = 25_000
 MAX_ORDER_PAGE = 100
+SEARCH_IDENTIFIERS_MAX = 20  # searchListingsItems: identifiers and pageSize are both capped at 20
 
 # Documented default usage plans (rate per second, burst). confirmShipment is
 # from the SP-API models, the rest from the reference's table.
@@ -375,30 +380,47 @@ class AmazonConnector:
     # ------------------------------------------------------------------ read
 
     def read_listings(self, listings: Sequence[ListingRef]) -> list[ListingState]:
+        """searchListingsItems with up to 20 SKUs as ``identifiers`` per call (the
+        API's maximum), price from ``offers`` and quantity from
+        ``fulfillmentAvailability``: 20 listings per call at 5 calls/s instead of
+        one getListingsItem per SKU."""
         states: list[ListingState] = []
         auth_failure: ConnectorError | None = None
-        for listing in listings:
+        for start in range(0, len(listings), SEARCH_IDENTIFIERS_MAX):
+            chunk = listings[start : start + SEARCH_IDENTIFIERS_MAX]
             if auth_failure is not None:
-                states.append(_state_error(listing.sku, auth_failure))
+                states.extend(_state_error(listing.sku, auth_failure) for listing in chunk)
                 continue
             result = self._call(
-                "getListingsItem",
+                "searchListingsItems",
                 "GET",
-                self._listing_path(listing.channel_sku),
+                f"{LISTINGS}/{quote(self.seller_id, safe='')}",
                 params={
                     "marketplaceIds": self.marketplace_id,
-                    "includedData": "offers,fulfillmentAvailability",
+                    "identifiers": ",".join(listing.channel_sku for listing in chunk),
+                    "identifiersType": "SKU",
+                    "pageSize": SEARCH_IDENTIFIERS_MAX,
+                    "includedData": "summaries,offers,fulfillmentAvailability",
                 },
             )
-            if result.status == 404:
-                states.append(ListingState(sku=listing.sku, price=None, quantity=None, found=False))
-                continue
             if result.error is not None:
                 if result.error.kind is FailureKind.AUTH:
                     auth_failure = result.error
-                states.append(_state_error(listing.sku, result.error))
+                states.extend(_state_error(listing.sku, result.error) for listing in chunk)
                 continue
-            states.append(self._listing_state(listing.sku, result.data or {}))
+            found = {
+                str(item.get("sku", "")): item
+                for item in (result.data or {}).get("items") or []
+                if isinstance(item, Mapping)
+            }
+            for listing in chunk:
+                item = found.get(listing.channel_sku)
+                if item is None:
+                    states.append(
+                        ListingState(sku=listing.sku, price=None, quantity=None, found=False)
+                    )
+                else:
+                    states.append(self._listing_state(listing.sku, item))
         return states
 
     def _listing_state(self, sku: str, data: Mapping[str, Any]) -> ListingState:

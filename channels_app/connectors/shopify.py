@@ -15,7 +15,8 @@ platform_config["api_version"] may pin another. Our payloads also fit 2026-04
 * Prices: ``productVariantsBulkUpdate`` per product (ListingRef.product_id),
   <= 250 variants per call, ``allowPartialUpdates: true`` so one bad variant
   does not block its siblings.
-* Read-back: ``nodes(ids:)`` over variant ids, 100 per query (cost 1 + 3/id).
+* Read-back: ``nodes(ids:)`` over variant ids, 250 per query (cost 1 + 3/id),
+  waiting up to ``READ_MAX_PACE_SECONDS`` for the cost bucket between queries.
 * Orders: ``orders(query: "updated_at:>='<hwm>'", sortKey: UPDATED_AT)`` with
   cursor pagination. The filter is inclusive because Shopify's timestamps have
   whole seconds: the orders of the high-water-mark second come again and are
@@ -73,7 +74,11 @@ logger = logging.getLogger(__name__)
 
 API_VERSION = "2026-01"
 MAX_INPUT = 250  # every Shopify input array
-READ_BATCH = 100  # nodes(ids:) per query: requested cost 1 + 3 * 100 stays far below 1000
+# nodes(ids:) per query: the 250-item input cap; requested cost 1 + 3 * 250 = 751 <= 1000.
+READ_BATCH = MAX_INPUT
+# A read of the whole catalogue is cost-bound: waiting for the bucket between its
+# queries is the fastest way through, so reads pace longer than pushes.
+READ_MAX_PACE_SECONDS = 30.0
 MUTATION_COST = 10
 # orders(first: 30) { lineItems(first: 30) } requests 2 + 30 * (3 + 30) = 992 <= 1000 points.
 ORDERS_PAGE_MAX = 30
@@ -306,7 +311,7 @@ class ShopifyConnector:
         cap = self.config.batch_size
         return max(1, min(MAX_INPUT, cap)) if cap else MAX_INPUT
 
-    def _pace(self, cost: float) -> RetryableError | None:
+    def _pace(self, cost: float, max_pace: float | None = None) -> RetryableError | None:
         """Wait until ``cost`` points are free, or say how long the caller must wait."""
         status = self.throttle
         if status is None:
@@ -315,7 +320,7 @@ class ShopifyConnector:
         if available >= cost or status.restore_rate <= 0:
             return None
         wait = (cost - available) / status.restore_rate
-        if wait > self.max_pace_seconds:
+        if wait > (self.max_pace_seconds if max_pace is None else max_pace):
             return RetryableError(
                 f"cost bucket low ({available:.0f} of {status.maximum:.0f} points)",
                 code="THROTTLED",
@@ -360,9 +365,16 @@ class ShopifyConnector:
         """Wait for a 429/5xx without Retry-After, from the body's throttle status."""
         return self._throttle_wait(self._remember_cost(result.data))
 
-    def execute(self, query: str, variables: Mapping[str, Any], *, cost: float = 1.0) -> Any:
+    def execute(
+        self,
+        query: str,
+        variables: Mapping[str, Any],
+        *,
+        cost: float = 1.0,
+        max_pace: float | None = None,
+    ) -> Any:
         """Run one GraphQL operation; returns ``data`` or raises a ConnectorError."""
-        paced = self._pace(cost)
+        paced = self._pace(cost, max_pace)
         if paced is not None:
             raise paced
         result = self.http.post(
@@ -676,7 +688,9 @@ class ShopifyConnector:
     ) -> None:
         ids = [listings[i].variant_id for i in chunk]
         variables = {"ids": ids, "locationId": self.location_id}
-        data = self.execute(READ_QUERY, variables, cost=1 + 3 * len(ids))
+        data = self.execute(
+            READ_QUERY, variables, cost=1 + 3 * len(ids), max_pace=READ_MAX_PACE_SECONDS
+        )
         nodes = data.get("nodes")
         if not isinstance(nodes, list) or len(nodes) != len(ids):
             raise PermanentError(

@@ -7,7 +7,8 @@ Paths (under the ``/amazon`` prefix) and payloads follow the reference
   (patchListingsItem: ``{productType, patches}`` -> ``{sku, status, submissionId,
   issues}``; getListingsItem with ``includedData`` summaries, offers,
   fulfillmentAvailability, issues) and ``GET .../items/{sellerId}``
-  (searchListingsItems, ``pageSize`` <= 20, ``pageToken``).
+  (searchListingsItems, ``pageSize`` <= 20, ``pageToken``, or up to 20 SKUs as
+  ``identifiers`` with ``identifiersType=SKU``; ``includedData`` as on getListingsItem).
 * Feeds 2021-06-30: ``POST /feeds/2021-06-30/documents`` (createFeedDocument ->
   a pre-signed upload URL under ``/amazon/_documents/``), ``PUT`` of the
   document, ``POST /feeds/2021-06-30/feeds`` (createFeed, JSON_LISTINGS_FEED
@@ -67,6 +68,7 @@ FEEDS = "/feeds/2021-06-30"
 ORDERS = "/orders/v0/orders"
 DOCUMENTS = "/_documents"
 MAX_FEED_MESSAGES = 25_000
+SEARCH_IDENTIFIERS_MAX = 20
 PATCH_OPS = frozenset({"add", "replace", "merge", "delete"})
 INVALID_VALUE = "90220"
 ORDER_STATUS = {
@@ -364,25 +366,29 @@ class AmazonSandbox(SandboxPlatform):
             item = self._item(sku)
             if item is None:
                 raise ApiError(_not_found(sku, marketplace))
-            payload: JsonDict = {"sku": sku}
-            if "summaries" in included:
-                payload["summaries"] = [self._summary(item, marketplace)]
-            if "offers" in included:
-                payload["offers"] = [
-                    {
-                        "marketplaceId": marketplace,
-                        "offerType": "B2C",
-                        "price": {"currencyCode": "USD", "amount": f"{item.price:.2f}"},
-                        "audience": {"value": "ALL", "displayName": "Sell on Amazon"},
-                    }
-                ]
-            if "fulfillmentAvailability" in included:
-                payload["fulfillmentAvailability"] = [
-                    {"fulfillmentChannelCode": "DEFAULT", "quantity": item.quantity}
-                ]
-            if "issues" in included:
-                payload["issues"] = []
+            payload = self._item_payload(item, marketplace, included)
         return Response.json(200, payload)
+
+    def _item_payload(self, item: CatalogItem, marketplace: str, included: set[str]) -> JsonDict:
+        payload: JsonDict = {"sku": self._channel_sku(item)}
+        if "summaries" in included:
+            payload["summaries"] = [self._summary(item, marketplace)]
+        if "offers" in included:
+            payload["offers"] = [
+                {
+                    "marketplaceId": marketplace,
+                    "offerType": "B2C",
+                    "price": {"currencyCode": "USD", "amount": f"{item.price:.2f}"},
+                    "audience": {"value": "ALL", "displayName": "Sell on Amazon"},
+                }
+            ]
+        if "fulfillmentAvailability" in included:
+            payload["fulfillmentAvailability"] = [
+                {"fulfillmentChannelCode": "DEFAULT", "quantity": item.quantity}
+            ]
+        if "issues" in included:
+            payload["issues"] = []
+        return payload
 
     def _summary(self, item: CatalogItem, marketplace: str) -> JsonDict:
         return {
@@ -398,6 +404,10 @@ class AmazonSandbox(SandboxPlatform):
     def search_items(self, request: Request) -> Response:
         marketplace = self._marketplace(request)
         size = _bounded(request.arg("pageSize"), default=10, low=1, high=20, name="pageSize")
+        included = set((request.arg("includedData") or "summaries").split(","))
+        identifiers = [i for i in (request.arg("identifiers") or "").split(",") if i]
+        if identifiers:
+            return self._search_by_identifiers(request, identifiers, marketplace, included)
         start = (
             _decode_token(request.arg("pageToken")).get("offset", 0)
             if request.arg("pageToken")
@@ -409,13 +419,36 @@ class AmazonSandbox(SandboxPlatform):
             payload: JsonDict = {
                 "numberOfResults": len(items),
                 "pagination": {},
-                "items": [
-                    {"sku": self._channel_sku(i), "summaries": [self._summary(i, marketplace)]}
-                    for i in window
-                ],
+                "items": [self._item_payload(i, marketplace, included) for i in window],
             }
         if start + size < len(items):
             payload["pagination"] = {"nextToken": _encode_token({"offset": start + size})}
+        return Response.json(200, payload)
+
+    def _search_by_identifiers(
+        self, request: Request, identifiers: list[str], marketplace: str, included: set[str]
+    ) -> Response:
+        """``identifiers`` (at most 20) of ``identifiersType`` SKU: the listed ones
+        that exist, in the order asked; unknown SKUs are simply absent."""
+        if len(identifiers) > SEARCH_IDENTIFIERS_MAX:
+            raise ApiError(
+                _errors(
+                    400,
+                    "InvalidInput",
+                    f"identifiers accepts at most {SEARCH_IDENTIFIERS_MAX} values",
+                )
+            )
+        if (request.arg("identifiersType") or "").upper() != "SKU":
+            raise ApiError(
+                _errors(400, "InvalidInput", "identifiersType is required with identifiers")
+            )
+        with self.lock:
+            found = [item for sku in identifiers if (item := self._item(sku)) is not None]
+            payload: JsonDict = {
+                "numberOfResults": len(found),
+                "pagination": {},
+                "items": [self._item_payload(i, marketplace, included) for i in found],
+            }
         return Response.json(200, payload)
 
     # ------------------------------------------------------------------ feeds

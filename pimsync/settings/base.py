@@ -269,6 +269,34 @@ CELERY_BEAT_SCHEDULE["channel-poll-due"] = {
 }
 
 # --- reconciliation and drift ---------------------------------------------------------------
+from celery.schedules import crontab  # noqa: E402 - kept in this section
+
+# Listings read and compared per step; the run's progress (checked / total) is saved after each.
+PIMSYNC_RECONCILE_PAGE_SIZE = env.int("PIMSYNC_RECONCILE_PAGE_SIZE", default=500)
+# Reads failing with a retryable error (429, THROTTLED, 5xx) are read again after the wait the
+# channel asked for (at most the cap); the run gives up on them after this many rounds in a row
+# without a single success.
+PIMSYNC_RECONCILE_READ_ATTEMPTS = env.int("PIMSYNC_RECONCILE_READ_ATTEMPTS", default=5)
+PIMSYNC_RECONCILE_MAX_RETRY_WAIT_SECONDS = env.float(
+    "PIMSYNC_RECONCILE_MAX_RETRY_WAIT_SECONDS", default=60.0
+)
+# After the forced resync of drifted listings, their read-back waits for the pushes at most this
+# long (seconds from the run's start), re-checking every VERIFY_SECONDS.
+PIMSYNC_RECONCILE_VERIFY_TIMEOUT_SECONDS = env.int(
+    "PIMSYNC_RECONCILE_VERIFY_TIMEOUT_SECONDS", default=1800
+)
+PIMSYNC_RECONCILE_VERIFY_SECONDS = env.float("PIMSYNC_RECONCILE_VERIFY_SECONDS", default=10.0)
+# A running reconciliation older than this is taken as abandoned (worker lost) and failed, so a
+# new one can start.
+PIMSYNC_RECONCILE_STALE_SECONDS = env.int("PIMSYNC_RECONCILE_STALE_SECONDS", default=4 * 3600)
+# Sync log entries, inbound events and resolved drift findings older than this many days are
+# deleted daily, in batches of RETENTION_BATCH_SIZE rows (short transactions, no long locks).
+PIMSYNC_RETENTION_DAYS = env.int("PIMSYNC_RETENTION_DAYS", default=30)
+PIMSYNC_RETENTION_BATCH_SIZE = env.int("PIMSYNC_RETENTION_BATCH_SIZE", default=1000)
+CELERY_BEAT_SCHEDULE["retention-purge"] = {
+    "task": "channels_app.tasks.retention_purge_task",
+    "schedule": crontab(hour=3, minute=17),
+}
 
 # --- health, alerts, notifications, incidents ------------------------------------------------
 

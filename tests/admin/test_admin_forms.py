@@ -181,6 +181,10 @@ def test_channel_form_replaces_credentials_only_when_given(admin_client, channel
         "rate_limit_per_second": "2",
         "reservation_minutes": 60,
         "returns_restock": "damaged",
+        "reconcile_interval_minutes": 240,
+        "drift_quantity_threshold": 1,
+        "drift_price_amount": "0.01",
+        "drift_price_percent": "0",
         "channel_locations-TOTAL_FORMS": 0,
         "channel_locations-INITIAL_FORMS": 0,
         "listings-TOTAL_FORMS": 0,
@@ -239,3 +243,153 @@ def test_product_page_edits_variant_price_inline_through_the_service(admin_clien
     assert response.status_code == 302, response.content.decode()[:2000]
     assert Variant.objects.get(pk=variant.pk).price == Decimal("33.00")
     assert seen == [frozenset({variant.pk})]
+
+
+# --- reconciliation ---------------------------------------------------------------------------
+
+
+def test_reconcile_now_confirms_then_opens_a_run_and_queues_it(
+    admin_client, channel_factory, listing_factory, monkeypatch, django_capture_on_commit_callbacks
+):
+    from django.contrib.admin import helpers
+
+    from channels_app import tasks
+    from synclog.models import ReconciliationRun
+
+    sent = []
+    monkeypatch.setattr(
+        tasks.channel_reconcile_task, "apply_async", lambda args, **kw: sent.append(args)
+    )
+    channel = channel_factory(name="Woo shop")
+    listing_factory.create_batch(3, channel=channel)
+    url = reverse("admin:channels_app_channel_changelist")
+    selection = {"action": "reconcile_now_action", helpers.ACTION_CHECKBOX_NAME: [channel.pk]}
+    # when: the action is chosen, it asks first
+    page = admin_client.post(url, selection)
+    assert page.status_code == 200
+    assert "Reads every enabled listing" in page.content.decode()
+    assert not ReconciliationRun.objects.exists()
+    # and on confirmation a run is opened and its task queued after commit
+    with django_capture_on_commit_callbacks(execute=True):
+        done = admin_client.post(url, {**selection, "confirm": "yes"}, follow=True)
+    run = ReconciliationRun.objects.get()
+    assert (run.channel_id, run.trigger, run.status, run.total) == (
+        channel.pk,
+        "manual",
+        "running",
+        3,
+    )
+    assert run.requested_by.is_superuser
+    assert sent == [[channel.pk, "manual", run.pk, None]]
+    assert f"Reconciliation #{run.pk} of Woo shop queued (3 listing(s))." in done.content.decode()
+    # a second request while it runs says so instead of starting another
+    done = admin_client.post(url, {**selection, "confirm": "yes"}, follow=True)
+    assert "is still running" in done.content.decode()
+    assert ReconciliationRun.objects.count() == 1
+
+
+def test_reconcile_selected_listings_opens_one_run_per_channel(
+    admin_client, channel_factory, listing_factory, monkeypatch, django_capture_on_commit_callbacks
+):
+    from django.contrib.admin import helpers
+
+    from channels_app import tasks
+    from synclog.models import ReconciliationRun
+
+    sent = []
+    monkeypatch.setattr(
+        tasks.channel_reconcile_task, "apply_async", lambda args, **kw: sent.append(args)
+    )
+    a, b = channel_factory(name="A"), channel_factory(name="B")
+    picked = [*listing_factory.create_batch(2, channel=a), listing_factory(channel=b)]
+    listing_factory(channel=a)  # not selected
+    url = reverse("admin:channels_app_channellisting_changelist")
+    selection = {
+        "action": "reconcile_selected_action",
+        helpers.ACTION_CHECKBOX_NAME: [lst.pk for lst in picked],
+        "confirm": "yes",
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(url, selection, follow=True)
+    runs = {r.channel_id: r for r in ReconciliationRun.objects.all()}
+    assert (runs[a.pk].total, runs[b.pk].total) == (2, 1)
+    assert {tuple(args[3]) for args in sent} == {
+        (picked[0].pk, picked[1].pk),
+        (picked[2].pk,),
+    }
+    assert {args[1] for args in sent} == {"listings"}
+
+
+def test_channel_page_edits_the_reconcile_interval_and_drift_thresholds(
+    admin_client, channel_factory
+):
+    from django_celery_beat.models import PeriodicTask
+
+    channel = channel_factory()
+    url = reverse("admin:channels_app_channel_change", args=[channel.pk])
+    assert "Reconciliation and drift" in admin_client.get(url).content.decode()
+    data = {
+        "name": channel.name,
+        "slug": channel.slug,
+        "platform": channel.platform,
+        "base_url": channel.base_url,
+        "currency": "USD",
+        "is_enabled": "on",
+        "platform_config": "{}",
+        "inventory_threshold": 1,
+        "low_stock_level": 5,
+        "min_push_interval_seconds": 0,
+        "max_push_interval_seconds": 300,
+        "poll_interval_seconds": 300,
+        "rate_limit_per_second": "2",
+        "reservation_minutes": 60,
+        "reconcile_interval_minutes": 60,
+        "drift_quantity_threshold": 3,
+        "drift_price_amount": "0.50",
+        "drift_price_percent": "2",
+        "channel_locations-TOTAL_FORMS": 0,
+        "channel_locations-INITIAL_FORMS": 0,
+        "listings-TOTAL_FORMS": 0,
+        "listings-INITIAL_FORMS": 0,
+        "listings-2-TOTAL_FORMS": 0,
+        "listings-2-INITIAL_FORMS": 0,
+    }
+    response = admin_client.post(url, data)
+    assert response.status_code == 302
+    channel.refresh_from_db()
+    assert (channel.drift_quantity_threshold, str(channel.drift_price_amount)) == (3, "0.50")
+    task = PeriodicTask.objects.get(name=f"Reconcile channel {channel.pk}")
+    assert task.interval.every == 60
+    assert "Reconcile channel" in admin_client.get(url).content.decode()
+    # a threshold of 0 units would resync nothing: refused, nothing changed
+    refused = admin_client.post(url, {**data, "drift_quantity_threshold": 0})
+    assert refused.status_code == 200
+    channel.refresh_from_db()
+    assert channel.drift_quantity_threshold == 3
+
+
+def test_reconcile_now_with_the_broker_down_fails_the_run_instead_of_blocking_the_channel(
+    admin_client, channel_factory, listing_factory, monkeypatch, django_capture_on_commit_callbacks
+):
+    from django.contrib.admin import helpers
+
+    from channels_app import tasks
+    from synclog.models import ReconciliationRun
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(tasks.channel_reconcile_task, "apply_async", broker_down)
+    channel = channel_factory()
+    listing_factory(channel=channel)
+    url = reverse("admin:channels_app_channel_changelist")
+    selection = {
+        "action": "reconcile_now_action",
+        helpers.ACTION_CHECKBOX_NAME: [channel.pk],
+        "confirm": "yes",
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        assert admin_client.post(url, selection, follow=True).status_code == 200
+    run = ReconciliationRun.objects.get()
+    assert run.status == "failed"
+    assert "Could not be queued" in run.error_message

@@ -64,6 +64,7 @@ def grow_every_table() -> None:
         )
     some_orders(channel, "G", 3)
     some_csv_imports(3)
+    reconciliation_rows(channel, n=3)
 
 
 def changelist_queries(client, model) -> int:
@@ -160,6 +161,7 @@ def runtime_rows() -> None:
     )
     some_orders(listing.channel, "R", 1)
     some_csv_imports(1)
+    reconciliation_rows(listing.channel, n=1)
 
 
 def some_csv_imports(n: int) -> None:
@@ -177,6 +179,47 @@ def some_csv_imports(n: int) -> None:
         )
         if i % 2 == 0:
             csv_import_apply(import_id=record.pk, user=None)
+
+
+def reconciliation_rows(channel, n: int) -> None:
+    """Reconciliation runs (by a person and by beat) with findings, as a worker leaves them."""
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from synclog.models import DriftFinding, ReconciliationRun
+
+    user = get_user_model().objects.filter(is_superuser=True).first()
+    listings = list(ChannelListing.objects.filter(channel=channel).select_related("variant")[:2])
+    for i in range(n):
+        now = timezone.now()
+        run = ReconciliationRun.objects.create(
+            channel=channel,
+            trigger="manual" if i % 2 else "scheduled",
+            status="finished",
+            started_at=now,
+            finished_at=now,
+            total=2,
+            checked=2,
+            drifted=2,
+            resynced=1,
+            fixed=1,
+            requested_by=user if i % 2 else None,
+        )
+        for j, listing in enumerate(listings):
+            DriftFinding.objects.create(
+                run=run,
+                channel=channel,
+                listing_id=listing.pk,
+                sku=listing.variant.sku,
+                field="quantity" if j else "price",
+                expected=5,
+                found=7,
+                difference=2,
+                beyond_threshold=not j,
+                resync_requested=not j,
+                found_at=now,
+                resolved_at=now if not j else None,
+            )
 
 
 def test_every_change_and_add_page_renders_for_the_demo(demo, admin_client):

@@ -356,38 +356,56 @@ def test_create_feed_quota_exceeded_fails_the_whole_feed_retryably() -> None:
     assert {r.code for r in results} == {"QuotaExceeded"}
 
 
+def search_query(skus: list[str]) -> dict[str, str]:
+    return {
+        "marketplaceIds": MARKET,
+        "identifiers": ",".join(skus),
+        "identifiersType": "SKU",
+        "pageSize": "20",
+        "includedData": "summaries,offers,fulfillmentAvailability",
+    }
+
+
 @responses.activate
-def test_read_listings_parses_offer_price_and_merchant_quantity() -> None:
-    responses.get(
-        f"{ITEMS}/SKU-0",
-        match=[
-            matchers.query_param_matcher(
-                {"marketplaceIds": MARKET, "includedData": "offers,fulfillmentAvailability"}
-            )
-        ],
+def test_read_listings_searches_20_skus_per_call_and_parses_offer_price_and_quantity() -> None:
+    skus = [f"SKU-{i}" for i in range(23)]
+    first = responses.get(
+        ITEMS,
+        match=[matchers.query_param_matcher(search_query(skus[:20]))],
         json={
-            "sku": "SKU-0",
-            "offers": [
-                {"marketplaceId": MARKET, "offerType": "B2B", "price": {"amount": "1.00"}},
+            "numberOfResults": 1,
+            "items": [
                 {
-                    "marketplaceId": MARKET,
-                    "offerType": "B2C",
-                    "price": {"currencyCode": "USD", "amount": "24.50"},
-                },
-            ],
-            "fulfillmentAvailability": [
-                {"fulfillmentChannelCode": "AMAZON_NA", "quantity": 99},
-                {"fulfillmentChannelCode": "DEFAULT", "quantity": 3},
+                    "sku": "SKU-0",
+                    "offers": [
+                        {"marketplaceId": MARKET, "offerType": "B2B", "price": {"amount": "1.00"}},
+                        {
+                            "marketplaceId": MARKET,
+                            "offerType": "B2C",
+                            "price": {"currencyCode": "USD", "amount": "24.50"},
+                        },
+                    ],
+                    "fulfillmentAvailability": [
+                        {"fulfillmentChannelCode": "AMAZON_NA", "quantity": 99},
+                        {"fulfillmentChannelCode": "DEFAULT", "quantity": 3},
+                    ],
+                }
             ],
         },
     )
-    responses.get(f"{ITEMS}/SKU-1", json={"errors": [{"code": "NotFound"}]}, status=404)
-    responses.get(f"{ITEMS}/SKU-2", json={"errors": [{"code": "QuotaExceeded"}]}, status=429)
-    states = make_connector().read_listings([ListingRef(sku=f"SKU-{i}") for i in range(3)])
+    second = responses.get(
+        ITEMS,
+        match=[matchers.query_param_matcher(search_query(skus[20:]))],
+        json={"errors": [{"code": "QuotaExceeded"}]},
+        status=429,
+    )
+    states = make_connector().read_listings([ListingRef(sku=sku) for sku in skus])
+    assert first.call_count == 1
+    assert second.call_count == 1
     assert (states[0].price, states[0].quantity, states[0].found) == (Decimal("24.50"), 3, True)
-    assert states[1].found is False
-    assert states[2].error is not None
-    assert states[2].error.kind is FailureKind.RETRYABLE
+    assert [s.found for s in states[1:20]] == [False] * 19
+    assert [s.sku for s in states] == skus
+    assert all(s.error is not None and s.error.kind is FailureKind.RETRYABLE for s in states[20:])
 
 
 def amazon_order(order_id: str, status: str, updated: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('channels_app', '0003_inbound_orders'),
+        ('channels_app', '0005_reconcile_schedules_for_existing_channels'),
     ]
 
     operations = [
