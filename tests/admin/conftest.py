@@ -14,6 +14,10 @@ def _wipe_demo() -> None:
         for model in reversed(list(apps.get_app_config(label).get_models())):
             model._base_manager.all().delete()
     get_user_model().objects.filter(username="admin").delete()
+    # The demo's beat schedules (one reconcile task per channel) go with its channels.
+    from django_celery_beat.models import PeriodicTask
+
+    PeriodicTask.objects.filter(task__startswith="channels_app.").delete()
 
 
 @pytest.fixture(scope="module")

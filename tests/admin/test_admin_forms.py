@@ -343,6 +343,7 @@ def test_channel_page_edits_the_reconcile_interval_and_drift_thresholds(
         "poll_interval_seconds": 300,
         "rate_limit_per_second": "2",
         "reservation_minutes": 60,
+        "returns_restock": "sellable",
         "reconcile_interval_minutes": 60,
         "drift_quantity_threshold": 3,
         "drift_price_amount": "0.50",
