@@ -21,6 +21,7 @@ from .forms import ChannelAdminForm, credentials_masked
 from .models import (
     BufferRule,
     Channel,
+    ChannelAlertSettings,
     ChannelListing,
     ChannelLocation,
     ChannelSyncState,
@@ -122,6 +123,40 @@ def sync_state_badge(state: Any) -> str:
     return badge(state.label, state.tone)
 
 
+class AlertSettingsInline(admin.StackedInline):
+    """The channel's alert thresholds; without a row the defaults from the settings apply."""
+
+    model = ChannelAlertSettings
+    extra = 0
+    max_num = 1
+    verbose_name_plural = "Alert thresholds (add a row to override the defaults)"
+    fieldsets = (
+        (
+            "Dead and degraded",
+            {
+                "fields": (
+                    "dead_after",
+                    "degraded_error_percent",
+                    "degraded_window",
+                    "degraded_min_attempts",
+                )
+            },
+        ),
+        ("Queue and repeated failures", {"fields": ("queue_depth_limit", "repeated_failures")}),
+        (
+            "Top sellers' safety stock",
+            {
+                "fields": (
+                    "top_sellers",
+                    "top_seller_days",
+                    "top_seller_safety_stock",
+                )
+            },
+        ),
+        ("Webhook signatures", {"fields": ("bad_signature_threshold", "bad_signature_window")}),
+    )
+
+
 @admin.register(Channel)
 class ChannelAdmin(admin.ModelAdmin):
     form = ChannelAdminForm
@@ -138,7 +173,7 @@ class ChannelAdmin(admin.ModelAdmin):
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
     readonly_fields = ("credentials_display", "webhook_secret_display", "webhook_url")
-    inlines = [ChannelLocationInline, ListingInline, NewListingInline]
+    inlines = [ChannelLocationInline, AlertSettingsInline, ListingInline, NewListingInline]
     fieldsets = (
         (None, {"fields": ("name", "slug", "platform", "base_url", "currency", "is_enabled")}),
         (

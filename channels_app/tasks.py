@@ -114,3 +114,15 @@ def order_fulfil_on_channel_task(
     from .orders import order_fulfil_on_channel
 
     return order_fulfil_on_channel(order_id, tracking_number=tracking_number, carrier=carrier)
+
+
+# --- health -------------------------------------------------------------------------------------
+
+
+@shared_task(time_limit=120, soft_time_limit=100, ignore_result=True, acks_late=False)
+def channel_health_evaluate_task() -> dict:
+    """Evaluate every channel's health, record snapshots, raise/resolve alerts (beat, 60 s)."""
+    from .health import health_evaluate
+
+    report = health_evaluate()
+    return {"states": report.states, "opened": report.opened, "resolved": report.resolved}
