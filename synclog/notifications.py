@@ -243,7 +243,11 @@ def _send_email(n: Notification) -> str:
             body=_email_body(n),
             from_email=settings.DEFAULT_FROM_EMAIL,
             to=recipients,
-            headers={"X-Pimsync-Notification": str(n.pk)},
+            headers={
+                "X-Pimsync-Notification": str(n.pk),
+                "X-Pimsync-Event": n.event,
+                "X-Pimsync-Alert-Kind": str(n.payload.get("alert", {}).get("kind", "")),
+            },
         ).send(fail_silently=False)
     except Exception as exc:  # SMTP errors of every kind: try again later
         raise DeliveryError(f"{type(exc).__name__}: {exc}", retryable=True) from exc
