@@ -378,16 +378,22 @@ def channel_state(f: ChannelFacts, now: datetime) -> tuple[str, str]:
         return ChannelState.DISABLED, "The channel is disabled"
     if state is not None and state.auth_failed_at is not None:
         return ChannelState.AUTH_FAILED, f"Credentials refused: {state.auth_error[:200]}"
-    if state is not None and state.breaker != ChannelSyncState.Breaker.CLOSED:
-        return ChannelState.CIRCUIT_OPEN, (
-            f"Circuit {state.get_breaker_display().lower()} after "
-            f"{state.consecutive_failures} failed calls"
-        )
+    # Dead outranks an open circuit: the breaker is how pimsync copes, "nothing got
+    # through for N minutes" is what ops must hear.
     if is_dead(f, now):
         return ChannelState.DEAD, _dead_message(f, now)
+    if state is not None and state.breaker != ChannelSyncState.Breaker.CLOSED:
+        return ChannelState.CIRCUIT_OPEN, _circuit_message(state)
     if is_degraded(f):
         return ChannelState.DEGRADED, _degraded_message(f)
     return ChannelState.HEALTHY, ""
+
+
+def _circuit_message(state: ChannelSyncState) -> str:
+    return (
+        f"Circuit {state.get_breaker_display().lower()} after "
+        f"{state.consecutive_failures} failed calls"
+    )
 
 
 def _dead_message(f: ChannelFacts, now: datetime) -> str:
@@ -414,6 +420,8 @@ Subjects = dict[tuple[int | None, str], Observed]
 
 
 def dead_channels(facts: dict[int, ChannelFacts], now: datetime) -> Subjects:
+    # Whether or not its circuit is open; not when credentials are refused (that
+    # alert names the cause) or the channel is disabled.
     return {
         (cid, ""): Observed(f.detail, Severity.CRITICAL)
         for cid, f in facts.items()
@@ -457,7 +465,8 @@ def auth_failures(facts: dict[int, ChannelFacts], now: datetime) -> Subjects:
 def open_circuits(facts: dict[int, ChannelFacts], now: datetime) -> Subjects:
     return {
         (cid, ""): Observed(
-            f"{f.detail}; pushes paused until a probe call succeeds.", Severity.CRITICAL
+            f"{_circuit_message(f.sync_state)}; pushes paused until a probe call succeeds.",
+            Severity.CRITICAL,
         )
         for cid, f in facts.items()
         if f.sync_state is not None and f.sync_state.breaker != ChannelSyncState.Breaker.CLOSED
