@@ -234,41 +234,38 @@ def _per_channel(facts: Iterable[ChannelFacts], start: Callable[[ChannelFacts], 
     return reduce(or_, (Q(channel_id=f.channel.pk, created_at__gt=start(f)) for f in facts))
 
 
+def _log_counts(
+    facts: dict[int, ChannelFacts], start: Callable[[ChannelFacts], datetime], now: datetime
+) -> dict[int, dict]:
+    """Per channel, over (start(channel), now]: SKU attempts, successes, failures,
+    timed successes, and the last success. One aggregate query."""
+    ok = Q(status=SyncStatus.SUCCESS)
+    rows = (
+        SyncLogEntry.objects.exclude(event_type="order")
+        .filter(_per_channel(facts.values(), start), created_at__lte=now)
+        .values("channel_id")
+        .annotate(
+            total=Count("pk"),
+            ok=Count("pk", filter=ok),
+            errors=Count("pk", filter=~ok),
+            timed=Count("latency_ms", filter=ok),
+            last_ok=Max("created_at", filter=ok),
+        )
+        .order_by()
+    )
+    return {row["channel_id"]: row for row in rows}
+
+
 def _log_facts(facts: dict[int, ChannelFacts], now: datetime) -> None:
     """The degraded window's attempts and errors, and the minute's pushes, errors
     and last success. Two aggregate queries, plus two percentile reads per
     channel that pushed in the minute."""
-    failed = ~Q(status=SyncStatus.SUCCESS)
-    pushes = SyncLogEntry.objects.exclude(event_type="order")
-    window = (
-        pushes.filter(_per_channel(facts.values(), lambda f: now - f.limits.degraded_window))
-        .filter(created_at__lte=now)
-        .values("channel_id")
-        .annotate(
-            total=Count("pk"),
-            errors=Count("pk", filter=failed),
-            last_ok=Max("created_at", filter=Q(status=SyncStatus.SUCCESS)),
-        )
-        .order_by()
-    )
-    for row in window:
-        f = facts[row["channel_id"]]
+    for cid, row in _log_counts(facts, lambda f: now - f.limits.degraded_window, now).items():
+        f = facts[cid]
         f.window_attempts, f.window_errors = row["total"], row["errors"]
         f.last_success_at = _latest(f.last_success_at, row["last_ok"])
-    minute = (
-        pushes.filter(_per_channel(facts.values(), lambda f: f.since))
-        .filter(created_at__lte=now)
-        .values("channel_id")
-        .annotate(
-            ok=Count("pk", filter=Q(status=SyncStatus.SUCCESS)),
-            errors=Count("pk", filter=failed),
-            last_ok=Max("created_at", filter=Q(status=SyncStatus.SUCCESS)),
-            timed=Count("latency_ms", filter=Q(status=SyncStatus.SUCCESS)),
-        )
-        .order_by()
-    )
-    for row in minute:
-        f = facts[row["channel_id"]]
+    for cid, row in _log_counts(facts, lambda f: f.since, now).items():
+        f = facts[cid]
         f.pushes, f.errors = row["ok"], row["errors"]
         f.last_success_at = _latest(f.last_success_at, row["last_ok"])
         if row["timed"]:

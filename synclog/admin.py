@@ -135,16 +135,23 @@ def _duration(seconds: float | None) -> str:
     return f"{secs} s"
 
 
-class NotificationInline(admin.TabularInline):
-    model = Notification
+class ReadOnlyInline(admin.TabularInline):
+    """A record shown on its parent's page: nothing to add, change or delete."""
+
     extra = 0
     can_delete = False
-    fields = ("created_at", "event", "transport", "status", "attempts", "sent_at", "last_error")
-    readonly_fields = fields
-    ordering = ("-created_at", "-id")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class NotificationInline(ReadOnlyInline):
+    model = Notification
+    fields = ("created_at", "event", "transport", "status", "attempts", "sent_at", "last_error")
+    ordering = ("-created_at", "-id")
 
 
 @admin.register(Alert)
@@ -242,16 +249,10 @@ class AlertAdmin(admin.ModelAdmin):
         return f"Resolved {n} alert(s)."
 
 
-class IncidentAlertInline(admin.TabularInline):
+class IncidentAlertInline(ReadOnlyInline):
     model = Alert
-    extra = 0
-    can_delete = False
     fields = ("kind", "channel", "sku", "severity", "first_seen", "resolved_at", "count")
-    readonly_fields = fields
     ordering = ("first_seen", "id")
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).select_related("channel")

@@ -232,7 +232,12 @@ def alerts_resolve(
     notifications for each. Returns how many were resolved."""
     now = now or timezone.now()
     with transaction.atomic():
-        resolved = list(alerts.filter(resolved_at__isnull=True).select_for_update())
+        # Lock by primary key: the caller's queryset may carry outer joins, which
+        # PostgreSQL refuses to lock.
+        ids = list(alerts.filter(resolved_at__isnull=True).values_list("pk", flat=True))
+        resolved = list(
+            Alert.objects.select_for_update().filter(pk__in=ids, resolved_at__isnull=True)
+        )
         if not resolved:
             return 0
         Alert.objects.filter(pk__in=[a.pk for a in resolved]).update(

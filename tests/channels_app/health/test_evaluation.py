@@ -155,3 +155,6 @@ def test_the_beat_runs_the_evaluation_every_minute(shop, hook):
 
     assert result["states"] == {shop.pk: "healthy"}
     assert ChannelHealthSnapshot.objects.filter(channel=shop).count() == 1
+    # A second beat message right behind the first (a backlog) does not run again.
+    assert "skipped" in channel_health_evaluate_task.apply().get()
+    assert ChannelHealthSnapshot.objects.count() == 1
