@@ -22,8 +22,18 @@ from .models import Alert, Incident, Notification, SyncLogEntry, SyncStatus
 STATUS_TONES = {"success": "ok", "retrying": "warn", "failed": "bad", "dead": "bad"}
 
 
+class RecordAdmin(admin.ModelAdmin):
+    """What happened is only read: written by services, never by hand."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(SyncLogEntry)
-class SyncLogEntryAdmin(admin.ModelAdmin):
+class SyncLogEntryAdmin(RecordAdmin):
     list_display = (
         "created_at",
         "channel",
@@ -51,12 +61,6 @@ class SyncLogEntryAdmin(admin.ModelAdmin):
     list_per_page = 100
     show_full_result_count = False
     Media = AdminMedia
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="SKU", ordering="sku")
     def sku_history(self, obj: SyncLogEntry) -> str:
@@ -387,7 +391,7 @@ class IncidentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(RecordAdmin):
     list_display = (
         "created_at",
         "transport",
@@ -405,12 +409,6 @@ class NotificationAdmin(admin.ModelAdmin):
     actions = ["retry_action"]
     list_per_page = 100
     Media = AdminMedia
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="Event", ordering="event")
     def event_badge(self, obj: Notification) -> str:
