@@ -107,10 +107,6 @@ def _threshold_fields() -> list:
     ]
 
 
-def channel_thresholds(channel: Channel) -> Thresholds:
-    return Thresholds.of(channel)
-
-
 def webhook_refusal_record(*, channel: Channel, reason: str, delivery: str) -> bool:
     """Count a webhook delivery refused as unauthentic (one row per channel and
     minute), and alert once the channel's threshold within its window is reached.
