@@ -201,7 +201,8 @@ def measure(args: argparse.Namespace, lane: dict[str, str], now: datetime) -> No
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     tmp = Path(tempfile.mkdtemp(prefix="pimsync-bench-health-"))
-    pg_dir = tmp / "pg"
+    # Its own top-level folder: scripts/pg-redis.sh hands it to the postgres user.
+    pg_dir = Path(tempfile.mkdtemp(prefix="pimsync-bench-health-pg-"))
     (tmp / "var").mkdir()
     env = {
         "DJANGO_SETTINGS_MODULE": "pimsync.settings.base",
@@ -233,11 +234,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         emit(lane | noise_line("after"))
         return 0
     finally:
-        from django.db import connections
+        from django.conf import settings
 
-        connections.close_all()
+        if settings.configured:
+            from django.db import connections
+
+            connections.close_all()
         if args.lane == "pg":
             pg_redis_stop(pg_dir)
+        shutil.rmtree(pg_dir, ignore_errors=True)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
