@@ -678,6 +678,13 @@ def _apply_rule(
         report.resolved[rule.kind] = resolved
 
 
+def _prune(now: datetime) -> None:
+    """Each run deletes what aged out since the previous one: a few rows, by index."""
+    WebhookRefusalCount.objects.filter(minute__lt=now - REFUSAL_KEEP).delete()
+    keep = timedelta(days=settings.PIMSYNC_HEALTH_SNAPSHOT_DAYS)
+    ChannelHealthSnapshot.objects.filter(taken_at__lt=now - keep).delete()
+
+
 def health_evaluate(*, now: datetime | None = None) -> HealthReport:
     """Evaluate every channel once: one snapshot each, alerts raised, counted and
     resolved to match. Idempotent within a minute apart from the counters; safe
@@ -692,7 +699,7 @@ def health_evaluate(*, now: datetime | None = None) -> HealthReport:
     resolved = synclog.alerts_resolve(stale_dead_letters(facts, now), now=now)
     if resolved:
         report.resolved[Kind.DEAD_LETTER] = resolved
-    WebhookRefusalCount.objects.filter(minute__lt=now - REFUSAL_KEEP).delete()
+    _prune(now)
     if report.opened or report.resolved:
         log.info("health: opened %s, resolved %s", report.opened, report.resolved)
     return report

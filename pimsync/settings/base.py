@@ -291,8 +291,10 @@ PIMSYNC_HEALTH_BAD_SIGNATURE_THRESHOLD = env.int(
 PIMSYNC_HEALTH_BAD_SIGNATURE_WINDOW_SECONDS = env.int(
     "PIMSYNC_HEALTH_BAD_SIGNATURE_WINDOW_SECONDS", default=900
 )
-# How often every channel is evaluated and a ChannelHealthSnapshot recorded (beat).
+# How often every channel is evaluated and a ChannelHealthSnapshot recorded (beat), and
+# how many days of snapshots are kept (older ones are deleted by the evaluation).
 PIMSYNC_HEALTH_EVALUATE_SECONDS = env.float("PIMSYNC_HEALTH_EVALUATE_SECONDS", default=60.0)
+PIMSYNC_HEALTH_SNAPSHOT_DAYS = env.int("PIMSYNC_HEALTH_SNAPSHOT_DAYS", default=30)
 # Notifications: e-mail to the ops group (and staff with the ops dashboard permission)
 # through the Django mail settings above, plus these extra addresses.
 PIMSYNC_ALERT_EMAIL_ENABLED = env.bool("PIMSYNC_ALERT_EMAIL_ENABLED", default=True)

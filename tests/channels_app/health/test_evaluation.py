@@ -10,7 +10,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from channels_app.health import Thresholds, health_evaluate
-from channels_app.models import ChannelAlertSettings, ChannelListing, ChannelSyncState
+from channels_app.models import (
+    ChannelAlertSettings,
+    ChannelListing,
+    ChannelSyncState,
+    WebhookRefusalCount,
+)
 from channels_app.tasks import channel_health_evaluate_task
 from synclog import services as synclog
 from synclog.models import Alert, ChannelHealthSnapshot
@@ -158,3 +163,16 @@ def test_the_beat_runs_the_evaluation_every_minute(shop, hook):
     # A second beat message right behind the first (a backlog) does not run again.
     assert "skipped" in channel_health_evaluate_task.apply().get()
     assert ChannelHealthSnapshot.objects.count() == 1
+
+
+def test_snapshots_and_refusal_counts_age_out(shop, hook, settings):
+    settings.PIMSYNC_HEALTH_SNAPSHOT_DAYS = 30
+    now = datetime.now(UTC)
+    health_evaluate(now=now - timedelta(days=31))
+    health_evaluate(now=now - timedelta(days=29))
+    WebhookRefusalCount.objects.create(channel=shop, minute=now - timedelta(days=2), count=4)
+
+    health_evaluate(now=now)
+
+    assert ChannelHealthSnapshot.objects.count() == 2
+    assert not WebhookRefusalCount.objects.exists()
