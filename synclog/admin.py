@@ -269,6 +269,18 @@ class IncidentForm(forms.ModelForm):
         widgets = {"root_cause": forms.Textarea(attrs={"rows": 5, "cols": 90})}
 
 
+# What the evaluation recorded; only the root cause is ops' to write.
+INCIDENT_FACTS = (
+    "title",
+    "channel_list",
+    "detected_at",
+    "recovered_at",
+    "ttr",
+    "sku_count",
+    "sku_list",
+)
+
+
 @admin.register(Incident)
 class IncidentAdmin(admin.ModelAdmin):
     form = IncidentForm
@@ -288,33 +300,10 @@ class IncidentAdmin(admin.ModelAdmin):
     search_fields = ("title", "root_cause", "skus")
     date_hierarchy = "detected_at"
     fieldsets = (
-        (
-            None,
-            {
-                "fields": (
-                    "title",
-                    "channel_list",
-                    "detected_at",
-                    "recovered_at",
-                    "ttr",
-                    "sku_count",
-                    "sku_list",
-                )
-            },
-        ),
+        (None, {"fields": INCIDENT_FACTS}),
         ("Root cause", {"fields": ("root_cause", "root_cause_by", "root_cause_at")}),
     )
-    readonly_fields = (
-        "title",
-        "channel_list",
-        "detected_at",
-        "recovered_at",
-        "ttr",
-        "sku_count",
-        "sku_list",
-        "root_cause_by",
-        "root_cause_at",
-    )
+    readonly_fields = (*INCIDENT_FACTS, "root_cause_by", "root_cause_at")
     inlines = [IncidentAlertInline]
     Media = AdminMedia
 
