@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -41,7 +40,9 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Sum,
+    Window,
 )
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from synclog import services as synclog
@@ -488,23 +489,28 @@ def repeated_sku_failures(facts: dict[int, ChannelFacts], now: datetime) -> Subj
     if not watched:
         return {}
     lowest = min(f.limits.repeated_failures for f in watched.values())
+    # The worst 50 of each channel, ranked in the database: one busy channel must
+    # not crowd the others out of a shared LIMIT.
     rows = (
         SyncMarker.objects.filter(
             channel_id__in=list(watched),
             status=SyncMarker.Status.PENDING,
             attempts__gte=lowest,
         )
+        .annotate(
+            rank=Window(
+                RowNumber(),
+                partition_by=[F("channel_id")],
+                order_by=[F("attempts").desc(), F("pk").asc()],
+            )
+        )
+        .filter(rank__lte=MAX_SKU_ALERTS_PER_CHANNEL)
         .values_list("channel_id", "listing__variant__sku", "kind", "attempts", "last_error_code")
-        .order_by("channel_id", "-attempts", "pk")[: MAX_SKU_ALERTS_PER_CHANNEL * len(watched)]
     )
     found: Subjects = {}
-    per_channel: dict[int, int] = defaultdict(int)
     for cid, sku, kind, attempts, code in rows:
         if attempts < watched[cid].limits.repeated_failures or (cid, sku) in found:
             continue
-        if per_channel[cid] >= MAX_SKU_ALERTS_PER_CHANNEL:
-            continue
-        per_channel[cid] += 1
         found[(cid, sku)] = Observed(
             f"The {kind} push of {sku} to {watched[cid].channel.name} failed {attempts} times in "
             f"a row (last error: {code or 'unknown'}); it is retried with backoff.",

@@ -176,3 +176,21 @@ def test_snapshots_and_refusal_counts_age_out(shop, hook, settings):
 
     assert ChannelHealthSnapshot.objects.count() == 2
     assert not WebhookRefusalCount.objects.exists()
+
+
+def test_sku_alerts_are_capped_per_channel_without_crowding_out_another(
+    shop, hook, channel_factory, variant_factory, listing_factory
+):
+    now = datetime.now(UTC)
+    quiet = channel_factory(name="Quiet")
+    for _ in range(60):
+        stuck_marker(
+            listing_factory(channel=shop, variant=variant_factory()), now=now, minutes=1, attempts=3
+        )
+    lonely = listing_factory(channel=quiet, variant=variant_factory(sku="ONLY-ONE"))
+    stuck_marker(lonely, now=now, minutes=1, attempts=2)
+
+    health_evaluate(now=now)
+
+    assert Alert.objects.filter(kind="repeated_failure", channel=shop).count() == 50
+    assert Alert.objects.filter(kind="repeated_failure", channel=quiet, sku="ONLY-ONE").exists()
