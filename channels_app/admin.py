@@ -22,6 +22,7 @@ from .forms import ChannelAdminForm, credentials_masked
 from .models import (
     BufferRule,
     Channel,
+    ChannelAlertSettings,
     ChannelListing,
     ChannelLocation,
     ChannelSyncState,
@@ -123,6 +124,40 @@ def sync_state_badge(state: Any) -> str:
     return badge(state.label, state.tone)
 
 
+class AlertSettingsInline(admin.StackedInline):
+    """The channel's alert thresholds; without a row the defaults from the settings apply."""
+
+    model = ChannelAlertSettings
+    extra = 0
+    max_num = 1
+    verbose_name_plural = "Alert thresholds (add a row to override the defaults)"
+    fieldsets = (
+        (
+            "Dead and degraded",
+            {
+                "fields": (
+                    "dead_after",
+                    "degraded_error_percent",
+                    "degraded_window",
+                    "degraded_min_attempts",
+                )
+            },
+        ),
+        ("Queue and repeated failures", {"fields": ("queue_depth_limit", "repeated_failures")}),
+        (
+            "Top sellers' safety stock",
+            {
+                "fields": (
+                    "top_sellers",
+                    "top_seller_days",
+                    "top_seller_safety_stock",
+                )
+            },
+        ),
+        ("Webhook signatures", {"fields": ("bad_signature_threshold", "bad_signature_window")}),
+    )
+
+
 @admin.register(Channel)
 class ChannelAdmin(admin.ModelAdmin):
     form = ChannelAdminForm
@@ -145,7 +180,7 @@ class ChannelAdmin(admin.ModelAdmin):
         "reconcile_schedule",
         "last_reconciliation",
     )
-    inlines = [ChannelLocationInline, ListingInline, NewListingInline]
+    inlines = [ChannelLocationInline, AlertSettingsInline, ListingInline, NewListingInline]
     actions = [
         "push_now_action",
         "force_resync_action",

@@ -25,7 +25,7 @@ from pimsync.admin_utils import AdminMedia, badge, confirmed_action
 
 from .inbound import inbound_events_reprocess
 from .models import ChannelOrder, ChannelOrderLine, Customer, InboundEvent, OrderStatus
-from .orders import order_mark_shipped, order_stock_effects
+from .orders import order_mark_shipped, order_stock_effects, orders_oversell_settle
 
 ORDER_TONES = {
     OrderStatus.PENDING: "info",
@@ -154,7 +154,7 @@ class ChannelOrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ("=external_id", "name", "customer_email", "customer__name", "=lines__sku")
     list_per_page = 100
     inlines = [OrderLineInline]
-    actions = ["mark_shipped_action"]
+    actions = ["mark_shipped_action", "settle_oversell_action"]
 
     @confirmed_action(
         description="Mark shipped (and tell the channel)",
@@ -179,6 +179,16 @@ class ChannelOrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         if refused:
             message += " Not shipped: " + "; ".join(refused[:5])
         return message
+
+    @confirmed_action(
+        description="Settle oversell conflict (ops handled it)",
+        explanation="Records that the oversold lines of these orders were dealt with "
+        "(restocked, substituted or the customer told); their oversell alerts close at the "
+        "next health evaluation.",
+    )
+    def settle_oversell_action(self, request: HttpRequest, queryset: QuerySet, form: None) -> str:
+        n = orders_oversell_settle(orders=queryset)
+        return f"Settled the oversell conflict of {n} order(s)."
 
     def has_ship_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("channels_app.change_channelorder")

@@ -3,8 +3,10 @@ turn pimsync's stock and prices into what each channel is told."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -369,6 +371,137 @@ class ChannelSyncState(models.Model):
         return f"sync state of {self.channel_id}"
 
 
+def _seconds_setting(name: str) -> timedelta:
+    return timedelta(seconds=getattr(settings, name))
+
+
+def default_dead_after() -> timedelta:
+    return _seconds_setting("PIMSYNC_HEALTH_DEAD_AFTER_SECONDS")
+
+
+def default_degraded_window() -> timedelta:
+    return _seconds_setting("PIMSYNC_HEALTH_DEGRADED_WINDOW_SECONDS")
+
+
+def default_bad_signature_window() -> timedelta:
+    return _seconds_setting("PIMSYNC_HEALTH_BAD_SIGNATURE_WINDOW_SECONDS")
+
+
+def default_degraded_error_percent() -> int:
+    return settings.PIMSYNC_HEALTH_DEGRADED_ERROR_PERCENT
+
+
+def default_degraded_min_attempts() -> int:
+    return settings.PIMSYNC_HEALTH_DEGRADED_MIN_ATTEMPTS
+
+
+def default_repeated_failures() -> int:
+    return settings.PIMSYNC_HEALTH_REPEATED_FAILURES
+
+
+def default_queue_depth_limit() -> int:
+    return settings.PIMSYNC_HEALTH_QUEUE_DEPTH_LIMIT
+
+
+def default_top_sellers() -> int:
+    return settings.PIMSYNC_HEALTH_TOP_SELLERS
+
+
+def default_top_seller_days() -> int:
+    return settings.PIMSYNC_HEALTH_TOP_SELLER_DAYS
+
+
+def default_top_seller_safety_stock() -> int:
+    return settings.PIMSYNC_HEALTH_TOP_SELLER_SAFETY_STOCK
+
+
+def default_bad_signature_threshold() -> int:
+    return settings.PIMSYNC_HEALTH_BAD_SIGNATURE_THRESHOLD
+
+
+class ChannelAlertSettings(models.Model):
+    """A channel's alert thresholds. A channel without a row uses the defaults
+    from the settings (PIMSYNC_HEALTH_*), which are also these fields' defaults."""
+
+    channel = models.OneToOneField(Channel, on_delete=models.CASCADE, related_name="alert_settings")
+    dead_after = models.DurationField(
+        default=default_dead_after,
+        validators=[MinValueValidator(timedelta(seconds=1))],
+        help_text="Dead channel: no successful push for this long while work is stuck (HH:MM:SS)",
+    )
+    degraded_error_percent = models.PositiveSmallIntegerField(
+        default=default_degraded_error_percent,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="Degraded: at least this % of SKU attempts in the window failed",
+    )
+    degraded_window = models.DurationField(
+        default=default_degraded_window,
+        validators=[MinValueValidator(timedelta(seconds=1))],
+        help_text="Degraded: the window the error rate is measured over (HH:MM:SS)",
+    )
+    degraded_min_attempts = models.PositiveIntegerField(
+        default=default_degraded_min_attempts,
+        validators=[MinValueValidator(1)],
+        help_text="Degraded: fewer attempts than this in the window never count as degraded",
+    )
+    repeated_failures = models.PositiveSmallIntegerField(
+        default=default_repeated_failures,
+        validators=[MinValueValidator(1)],
+        help_text="Consecutive failed attempts of one SKU's push that alert that SKU",
+    )
+    queue_depth_limit = models.PositiveIntegerField(
+        default=default_queue_depth_limit, help_text="Pending pushes above this alert"
+    )
+    top_sellers = models.PositiveSmallIntegerField(
+        default=default_top_sellers,
+        help_text="Top sellers watched for low ATP: the K variants with most units sold on "
+        "this channel (0 = none)",
+    )
+    top_seller_days = models.PositiveSmallIntegerField(
+        default=default_top_seller_days,
+        validators=[MinValueValidator(1)],
+        help_text="… over the last D days",
+    )
+    top_seller_safety_stock = models.PositiveIntegerField(
+        default=default_top_seller_safety_stock,
+        help_text="A top seller whose ATP on this channel is below this is alerted",
+    )
+    bad_signature_threshold = models.PositiveIntegerField(
+        default=default_bad_signature_threshold,
+        validators=[MinValueValidator(1)],
+        help_text="Webhook deliveries refused for their signature within the window that alert",
+    )
+    bad_signature_window = models.DurationField(
+        default=default_bad_signature_window,
+        validators=[MinValueValidator(timedelta(seconds=1))],
+        help_text="(HH:MM:SS)",
+    )
+
+    class Meta:
+        verbose_name = "alert thresholds"
+        verbose_name_plural = "alert thresholds"
+
+    def __str__(self) -> str:
+        return f"alert thresholds of {self.channel_id}"
+
+
+class WebhookRefusalCount(models.Model):
+    """Webhook deliveries refused as unauthentic, counted per channel and minute:
+    a flood of forged requests adds to one row instead of one row each."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="+")
+    minute = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "minute"], name="refusal_one_per_minute")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.count} refused on {self.channel_id} at {self.minute:%H:%M}"
+
+
 class InboundEvent(models.Model):
     """A delivery from a channel (webhook) or a poll finding, stored before any
     processing so nothing received is ever lost and nothing is applied twice."""
@@ -454,6 +587,12 @@ class ChannelOrder(models.Model):
     seen_via_webhook = models.BooleanField(default=False)
     has_unmatched_lines = models.BooleanField(default=False)
     is_oversold = models.BooleanField(default=False)
+    oversell_resolved_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When ops settled the oversell conflict (the order being cancelled or "
+        "refunded settles it too)",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

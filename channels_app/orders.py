@@ -23,7 +23,7 @@ from decimal import Decimal
 from functools import partial
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q, Sum
+from django.db.models import Q, QuerySet, Sum
 
 from inventory import services as stock
 from inventory.locks import stock_levels_lock
@@ -567,3 +567,15 @@ def order_fulfil_on_channel(order_id: int, *, tracking_number: str = "", carrier
             f"shipped failed: {code} {message}"[:1000],
         )
     return ok
+
+
+def orders_oversell_settle(*, orders: QuerySet[ChannelOrder]) -> int:
+    """Ops settled these orders' oversell conflicts (restocked, substituted, told
+    the customer): the oversell alerts close at the next health evaluation once
+    no unsettled conflict is left for that SKU on that channel. Returns how many
+    orders were settled now."""
+    from django.utils import timezone
+
+    return orders.filter(is_oversold=True, oversell_resolved_at__isnull=True).update(
+        oversell_resolved_at=timezone.now()
+    )

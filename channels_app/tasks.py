@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
@@ -186,3 +187,22 @@ def retention_purge_task() -> dict[str, int]:
     from .services import retention_purge
 
     return retention_purge()
+
+
+# --- health -------------------------------------------------------------------------------------
+
+
+@shared_task(time_limit=120, soft_time_limit=100, ignore_result=True, acks_late=False)
+def channel_health_evaluate_task() -> dict:
+    """Evaluate every channel's health, record snapshots, raise/resolve alerts (beat, 60 s)."""
+    from synclog.models import ChannelHealthSnapshot
+
+    from .health import health_evaluate
+
+    # A backlog of beat messages (worker down for a while) must not evaluate
+    # several times at once: each run's counters start at the previous snapshot.
+    recent = timezone.now() - timedelta(seconds=settings.PIMSYNC_HEALTH_EVALUATE_SECONDS / 2)
+    if ChannelHealthSnapshot.objects.filter(taken_at__gt=recent).exists():
+        return {"skipped": "evaluated less than half an interval ago"}
+    report = health_evaluate()
+    return {"states": report.states, "opened": report.opened, "resolved": report.resolved}

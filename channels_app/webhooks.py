@@ -31,11 +31,10 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from synclog.services import alert_raise
-
 from .connectors.base import Connector, WebhookEvent
 from .connectors.errors import ConnectorError
 from .connectors.http import header, parse_timestamp
+from .health import webhook_refusal_record
 from .inbound import inbound_event_enqueue_on_commit
 from .models import Channel, InboundEvent, Platform
 from .sync.connection import channel_connector
@@ -111,15 +110,11 @@ def _delivery_hint(platform: str, headers: Mapping[str, str]) -> str:
 
 
 def _refuse_unauthentic(channel: Channel, headers: Mapping[str, str], reason: str) -> None:
-    """Nothing of the delivery is stored; the alert counts repeats."""
+    """Nothing of the delivery is stored; a per-minute counter is bumped and the
+    bad-signature alert opens (or counts) once the channel's threshold is reached."""
     delivery = _delivery_hint(channel.platform, headers)
     log.warning("webhook for channel %s refused (%s), delivery %s", channel.slug, reason, delivery)
-    alert_raise(
-        kind="bad_signature",
-        channel_id=channel.pk,
-        message=f"Webhook deliveries to /webhooks/{channel.slug}/ were refused: {reason} "
-        f"(last delivery id {delivery}). Check the webhook secret on the channel and in pimsync.",
-    )
+    webhook_refusal_record(channel=channel, reason=reason, delivery=delivery)
     raise WebhookRefused(401, "invalid_signature", "Missing, invalid or stale webhook signature.")
 
 

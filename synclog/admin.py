@@ -1,11 +1,14 @@
-"""Ops' view of what happened: the sync log per SKU and channel, and alerts."""
+"""Ops' view of what happened: the sync log per SKU and channel, alerts, incidents
+(with the recovery-time report) and the notifications sent."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django import forms
+from django.conf import settings
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
@@ -13,14 +16,22 @@ from django.utils.html import format_html
 
 from pimsync.admin_utils import AdminMedia, badge, confirmed_action
 
-from . import services
-from .models import Alert, DriftFinding, ReconciliationRun, SyncLogEntry, SyncStatus
+from . import incidents, notifications, services
+from .models import (
+    Alert,
+    DriftFinding,
+    Incident,
+    Notification,
+    ReconciliationRun,
+    SyncLogEntry,
+    SyncStatus,
+)
 
 STATUS_TONES = {"success": "ok", "retrying": "warn", "failed": "bad", "dead": "bad"}
 
 
 class RecordAdmin(admin.ModelAdmin):
-    """A record of what happened: viewed and filtered, never added or edited by hand."""
+    """What happened is only read: written by services, never by hand."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -99,31 +110,107 @@ class SyncLogEntryAdmin(RecordAdmin):
         return str(sync_log_redrive(entries=queryset))
 
 
+KIND_TONES = {
+    Alert.Kind.DEAD_CHANNEL: "bad",
+    Alert.Kind.AUTH_FAILED: "bad",
+    Alert.Kind.CIRCUIT_OPEN: "bad",
+    Alert.Kind.OVERSELL: "bad",
+    Alert.Kind.BAD_SIGNATURE: "bad",
+    Alert.Kind.DEGRADED: "warn",
+    Alert.Kind.DRIFT: "warn",
+    Alert.Kind.REPEATED_FAILURE: "warn",
+    Alert.Kind.QUEUE_DEPTH: "warn",
+    Alert.Kind.LOW_ATP: "warn",
+    Alert.Kind.DEAD_LETTER: "warn",
+    Alert.Kind.UNMATCHED_SKU: "info",
+}
+SEVERITY_TONES = {"info": "info", "warning": "warn", "critical": "bad"}
+NOTIFICATION_TONES = {
+    "pending": "info",
+    "sending": "info",
+    "sent": "ok",
+    "failed": "bad",
+    "skipped": "muted",
+}
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """A record shown on its parent's page: nothing to add, change or delete."""
+
+    extra = 0
+    can_delete = False
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class NotificationInline(ReadOnlyInline):
+    model = Notification
+    fields = ("created_at", "event", "transport", "status", "attempts", "sent_at", "last_error")
+    ordering = ("-created_at", "-id")
+
+
 @admin.register(Alert)
 class AlertAdmin(admin.ModelAdmin):
     list_display = (
         "last_seen",
         "severity_badge",
-        "kind",
+        "kind_badge",
         "channel",
         "sku",
         "count",
         "message_short",
         "state_badge",
         "acknowledged_by",
+        "incident_link",
     )
-    list_select_related = ("channel", "acknowledged_by")
-    list_filter = (("resolved_at", admin.EmptyFieldListFilter), "kind", "severity", "channel")
+    list_select_related = ("channel", "acknowledged_by", "incident")
+    list_filter = (
+        ("resolved_at", admin.EmptyFieldListFilter),
+        ("acknowledged_at", admin.EmptyFieldListFilter),
+        "kind",
+        "severity",
+        "channel",
+        "source",
+    )
     search_fields = ("=sku", "message")
     actions = ["acknowledge_action", "resolve_action"]
     readonly_fields = (
+        "kind",
+        "channel",
+        "sku",
+        "severity",
+        "message",
+        "source",
         "first_seen",
         "last_seen",
         "count",
+        "reopened_count",
         "acknowledged_by",
         "acknowledged_at",
         "resolved_at",
+        "resolved_by",
+        "incident",
     )
+    exclude = ("state_version",)
+    inlines = [NotificationInline]
+    list_per_page = 100
     Media = AdminMedia
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -131,10 +218,11 @@ class AlertAdmin(admin.ModelAdmin):
 
     @admin.display(description="Severity", ordering="severity")
     def severity_badge(self, obj: Alert) -> str:
-        return badge(
-            obj.get_severity_display(),
-            {"info": "info", "warning": "warn", "critical": "bad"}[obj.severity],
-        )
+        return badge(obj.get_severity_display(), SEVERITY_TONES[obj.severity])
+
+    @admin.display(description="Kind", ordering="kind")
+    def kind_badge(self, obj: Alert) -> str:
+        return badge(obj.get_kind_display(), KIND_TONES.get(obj.kind, "info"))
 
     @admin.display(description="State")
     def state_badge(self, obj: Alert) -> str:
@@ -146,7 +234,17 @@ class AlertAdmin(admin.ModelAdmin):
     def message_short(self, obj: Alert) -> str:
         return obj.message[:140]
 
-    @confirmed_action(description="Acknowledge selected alerts")
+    @admin.display(description="Incident", ordering="incident")
+    def incident_link(self, obj: Alert) -> str:
+        if obj.incident_id is None:
+            return "—"
+        url = reverse("admin:synclog_incident_change", args=[obj.incident_id])
+        return format_html('<a href="{}">#{}</a>', url, obj.incident_id)
+
+    @confirmed_action(
+        description="Acknowledge selected alerts",
+        explanation="Records that you have seen them; they stay open until their condition clears.",
+    )
     def acknowledge_action(self, request: HttpRequest, queryset: QuerySet, form: None) -> str:
         n = services.alert_acknowledge(
             alert_ids=queryset.values_list("pk", flat=True), user=request.user
@@ -155,10 +253,11 @@ class AlertAdmin(admin.ModelAdmin):
 
     @confirmed_action(
         description="Resolve selected alerts",
-        explanation="An alert whose condition persists will open again.",
+        explanation="Ops are notified of each. An alert whose condition persists opens "
+        "again at the next evaluation.",
     )
     def resolve_action(self, request: HttpRequest, queryset: QuerySet, form: None) -> str:
-        n = queryset.filter(resolved_at__isnull=True).update(resolved_at=timezone.now())
+        n = services.alerts_resolve(queryset, user=request.user)
         return f"Resolved {n} alert(s)."
 
 
@@ -302,3 +401,178 @@ class DriftFindingAdmin(RecordAdmin):
     def run_link(self, obj: DriftFinding) -> str:
         url = reverse("admin:synclog_reconciliationrun_change", args=[obj.run_id])
         return format_html('<a href="{}">#{}</a>', url, obj.run_id)
+
+
+class IncidentAlertInline(ReadOnlyInline):
+    model = Alert
+    fields = ("kind", "channel", "sku", "severity", "first_seen", "resolved_at", "count")
+    ordering = ("first_seen", "id")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).select_related("channel")
+
+
+class IncidentForm(forms.ModelForm):
+    class Meta:
+        model = Incident
+        fields = ("root_cause",)
+        widgets = {"root_cause": forms.Textarea(attrs={"rows": 5, "cols": 90})}
+
+
+# What the evaluation recorded; only the root cause is ops' to write.
+INCIDENT_FACTS = (
+    "title",
+    "channel_list",
+    "detected_at",
+    "recovered_at",
+    "ttr",
+    "sku_count",
+    "sku_list",
+)
+
+
+@admin.register(Incident)
+class IncidentAdmin(admin.ModelAdmin):
+    form = IncidentForm
+    change_list_template = "admin/synclog/incident/change_list.html"
+    list_display = (
+        "incident_label",
+        "state_badge",
+        "channel_list",
+        "detected_at",
+        "recovered_at",
+        "ttr",
+        "sku_count",
+        "alert_count",
+        "root_cause_short",
+    )
+    list_filter = (("recovered_at", admin.EmptyFieldListFilter), "channels", "detected_at")
+    search_fields = ("title", "root_cause", "skus")
+    date_hierarchy = "detected_at"
+    fieldsets = (
+        (None, {"fields": INCIDENT_FACTS}),
+        ("Root cause", {"fields": ("root_cause", "root_cause_by", "root_cause_at")}),
+    )
+    readonly_fields = (*INCIDENT_FACTS, "root_cause_by", "root_cause_at")
+    inlines = [IncidentAlertInline]
+    Media = AdminMedia
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(n_alerts=Count("alerts", distinct=True))
+            .prefetch_related("channels")
+            .select_related("root_cause_by")
+        )
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
+        days = settings.PIMSYNC_INCIDENT_REPORT_DAYS
+        overall, per_channel = incidents.incident_recovery_report(days=days)
+        rows = [
+            {
+                "label": s.label,
+                "incidents": s.incidents,
+                "recovered": s.recovered,
+                "still_open": s.still_open,
+                "mean": _duration(s.mean_seconds),
+                "p50": _duration(s.p50_seconds),
+                "max": _duration(s.max_seconds),
+            }
+            for s in [*per_channel, overall]
+        ]
+        context = {**(extra_context or {}), "recovery_rows": rows, "recovery_days": days}
+        return super().changelist_view(request, extra_context=context)
+
+    def save_model(self, request: HttpRequest, obj: Incident, form: Any, change: bool) -> None:
+        if "root_cause" in form.changed_data:
+            incidents.incident_root_cause_set(
+                incident=obj, text=form.cleaned_data["root_cause"], user=request.user
+            )
+
+    @admin.display(description="Incident", ordering="pk")
+    def incident_label(self, obj: Incident) -> str:
+        return f"#{obj.pk} {obj.title}"
+
+    @admin.display(description="State", ordering="recovered_at")
+    def state_badge(self, obj: Incident) -> str:
+        return badge("recovered", "ok") if obj.recovered_at else badge("ongoing", "bad")
+
+    @admin.display(description="Channels")
+    def channel_list(self, obj: Incident) -> str:
+        return ", ".join(c.name for c in obj.channels.all()) or "—"
+
+    @admin.display(description="Time to recovery", ordering="ttr_seconds")
+    def ttr(self, obj: Incident) -> str:
+        if obj.recovered_at is None:
+            return format_html(
+                "{} (ongoing)", _duration((timezone.now() - obj.detected_at).total_seconds())
+            )
+        return _duration(obj.ttr_seconds)
+
+    @admin.display(description="Alerts", ordering="n_alerts")
+    def alert_count(self, obj: Incident) -> str:
+        url = reverse("admin:synclog_alert_changelist") + f"?incident__id__exact={obj.pk}"
+        return format_html('<a href="{}">{}</a>', url, getattr(obj, "n_alerts", "…"))
+
+    @admin.display(description="SKUs affected")
+    def sku_list(self, obj: Incident) -> str:
+        shown = ", ".join(obj.skus) or "—"
+        more = obj.sku_count - len(obj.skus)
+        return f"{shown} … and {more} more" if more > 0 else shown
+
+    @admin.display(description="Root cause")
+    def root_cause_short(self, obj: Incident) -> str:
+        return obj.root_cause[:100] or "—"
+
+
+@admin.register(Notification)
+class NotificationAdmin(RecordAdmin):
+    list_display = (
+        "created_at",
+        "transport",
+        "event_badge",
+        "status_badge",
+        "alert_link",
+        "subject",
+        "attempts",
+        "sent_at",
+        "error_short",
+    )
+    list_select_related = ("alert",)
+    list_filter = ("status", "transport", "event", "created_at")
+    search_fields = ("subject", "=alert__sku")
+    actions = ["retry_action"]
+    list_per_page = 100
+    Media = AdminMedia
+
+    @admin.display(description="Event", ordering="event")
+    def event_badge(self, obj: Notification) -> str:
+        return badge(obj.get_event_display(), "ok" if obj.event == "resolved" else "bad")
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, obj: Notification) -> str:
+        return badge(obj.get_status_display(), NOTIFICATION_TONES[obj.status])
+
+    @admin.display(description="Alert", ordering="alert")
+    def alert_link(self, obj: Notification) -> str:
+        url = reverse("admin:synclog_alert_change", args=[obj.alert_id])
+        return format_html('<a href="{}">#{}</a>', url, obj.alert_id)
+
+    @admin.display(description="Last error")
+    def error_short(self, obj: Notification) -> str:
+        return obj.last_error[:120]
+
+    @confirmed_action(
+        description="Send selected failed notifications again",
+        permissions=("view",),
+        explanation="Failed and skipped notifications are queued again with fresh attempts.",
+    )
+    def retry_action(self, request: HttpRequest, queryset: QuerySet, form: None) -> str:
+        n = notifications.notifications_retry(
+            notification_ids=queryset.values_list("pk", flat=True)
+        )
+        return f"Queued {n} notification(s) again."

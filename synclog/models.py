@@ -1,4 +1,5 @@
-"""The record of what happened, and its presentation: sync log and alerts.
+"""The record of what happened, and its presentation: sync log, alerts, their
+notifications, incidents and channel health.
 
 synclog never imports channels_app; it points at a channel lazily by name.
 """
@@ -102,6 +103,27 @@ class Alert(models.Model):
     )
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Empty when the condition cleared by itself",
+    )
+    source = models.CharField(
+        max_length=20,
+        blank=True,
+        help_text="Who raised it (health, engine, inbound, orders, webhook, recon, …); the "
+        "health evaluator only clears conditions it can see or alerts it raised itself",
+    )
+    # Bumped on every open / reopen / resolve: a notification is recorded once per
+    # (alert, state_version, transport), which a unique constraint enforces.
+    state_version = models.PositiveIntegerField(default=1)
+    reopened_count = models.PositiveIntegerField(default=0)
+    incident = models.ForeignKey(
+        "Incident", null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
+    )
 
     class Meta:
         ordering = ["-last_seen"]
@@ -271,3 +293,93 @@ class DriftFinding(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_field_display()} of {self.sku}: {self.found} ≠ {self.expected}"
+
+
+class Incident(models.Model):
+    """The alerts of one outage, grouped: what broke, for how long, and why.
+
+    Opened by a channel-level alert (dead, degraded, circuit open, auth failed);
+    further alerts on its channels join while it is open. Recovered when every
+    alert in it has resolved; time to recovery = recovered_at - detected_at.
+    """
+
+    title = models.CharField(max_length=200)
+    channels = models.ManyToManyField("channels_app.Channel", related_name="incidents", blank=True)
+    skus = models.JSONField(
+        default=list, blank=True, help_text="SKUs affected (alerted or failed during it)"
+    )
+    sku_count = models.PositiveIntegerField(default=0)
+    detected_at = models.DateTimeField(db_index=True)
+    recovered_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    ttr_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Time to recovery in seconds"
+    )
+    root_cause = models.TextField(blank=True, help_text="What ops found; free text")
+    root_cause_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    root_cause_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-detected_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.title}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.recovered_at is None
+
+
+class Notification(models.Model):
+    """Outbox: one row per alert state change and transport, written in the
+    state change's transaction, delivered by a task (never by the caller)."""
+
+    class Event(models.TextChoices):
+        OPENED = "opened", "Opened"
+        REOPENED = "reopened", "Reopened"
+        RESOLVED = "resolved", "Resolved"
+
+    class Transport(models.TextChoices):
+        EMAIL = "email", "E-mail"
+        WEBHOOK = "webhook", "Webhook"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="notifications")
+    state_version = models.PositiveIntegerField()
+    event = models.CharField(max_length=10, choices=Event.choices)
+    transport = models.CharField(max_length=10, choices=Transport.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    # What was true at the state change (the alert row moves on).
+    subject = models.CharField(max_length=255)
+    payload = models.JSONField(default=dict)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    recipients = models.TextField(blank=True, help_text="Who it went to")
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["alert", "state_version", "transport"],
+                name="notification_once_per_state_change",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="notification_due_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_transport_display()} {self.event}: {self.subject[:60]}"

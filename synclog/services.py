@@ -1,20 +1,30 @@
-"""Writes to the record: log attempts, raise and clear alerts.
+"""Writes to the record: log attempts, raise and clear alerts (which notifies
+and groups them into incidents), record channel health snapshots.
 
 channels_app (the producer) calls these; they never call back into it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from .models import Alert, DriftFinding, SyncLogEntry, SyncStatus
+from . import incidents, notifications
+from .models import (
+    Alert,
+    ChannelHealthSnapshot,
+    DriftFinding,
+    Notification,
+    SyncLogEntry,
+    SyncStatus,
+)
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,79 @@ def sync_log_resolve(
     )
 
 
+def _channel_names(channel_ids: Iterable[int | None]) -> dict[int, str]:
+    ids = {cid for cid in channel_ids if cid}
+    if not ids:
+        return {}
+    channel_model = Alert._meta.get_field("channel").related_model  # lazy: no channels_app import
+    return dict(channel_model.objects.filter(pk__in=ids).values_list("pk", "name"))
+
+
+def _state_changed(changes: Sequence[tuple[Alert, str]], now: datetime) -> None:
+    """Everything an open / reopen / resolve entails, in its transaction:
+    incident grouping, then one outbox row per transport."""
+    if not changes:
+        return
+    names = _channel_names(a.channel_id for a, _ in changes)
+    for alert, event in changes:
+        if event == Notification.Event.RESOLVED:
+            incidents.incident_on_alert_resolved(alert, now=now)
+        else:
+            incidents.incident_on_alert_opened(
+                alert,
+                now=now,
+                reopened=event == Notification.Event.REOPENED,
+                channel_name=names.get(alert.channel_id or 0, ""),
+            )
+    notifications.notifications_record(changes, now=now, channel_names=names)
+
+
+def _recently_resolved(kind: str, channel_id: int | None, sku: str, now: datetime) -> Alert | None:
+    window = timedelta(seconds=settings.PIMSYNC_ALERT_REOPEN_SECONDS)
+    if not window:
+        return None
+    return (
+        Alert.objects.select_for_update()
+        .filter(
+            kind=kind,
+            channel_id=channel_id,
+            sku=sku,
+            resolved_at__isnull=False,
+            resolved_at__gte=now - window,
+        )
+        .order_by("-resolved_at", "-pk")
+        .first()
+    )
+
+
+def _reopen(alert: Alert, *, message: str, severity: str, now: datetime) -> Alert:
+    alert.resolved_at = None
+    alert.resolved_by = None
+    alert.acknowledged_by = None  # the earlier occurrence was acknowledged, not this one
+    alert.acknowledged_at = None
+    alert.count += 1
+    alert.last_seen = now
+    alert.message = message
+    alert.severity = severity
+    alert.state_version += 1
+    alert.reopened_count += 1
+    alert.save(
+        update_fields=[
+            "resolved_at",
+            "resolved_by",
+            "acknowledged_by",
+            "acknowledged_at",
+            "count",
+            "last_seen",
+            "message",
+            "severity",
+            "state_version",
+            "reopened_count",
+        ]
+    )
+    return alert
+
+
 def alert_raise(
     *,
     kind: str,
@@ -98,8 +181,17 @@ def alert_raise(
     sku: str = "",
     severity: str = Alert.Severity.WARNING,
     now: datetime | None = None,
+    source: str = "",
+    count_repeat: bool = True,
 ) -> Alert:
-    """Open the alert, or count a repeat of the open one (one per kind/channel/sku)."""
+    """Open the alert, or count a repeat of the open one (one per kind/channel/sku).
+
+    A subject whose alert resolved less than PIMSYNC_ALERT_REOPEN_SECONDS ago
+    reopens that alert (a flap is one story, not two). Opening and reopening
+    notify (outbox, same transaction) and join or open an incident; a counted
+    repeat does neither. ``count_repeat=False`` only makes sure it is open (for
+    a condition re-checked every minute whose events are counted elsewhere).
+    """
     now = now or timezone.now()
     for _ in range(2):
         with transaction.atomic():
@@ -109,25 +201,59 @@ def alert_raise(
                 .first()
             )
             if existing is not None:
-                existing.count += 1
+                if count_repeat:
+                    existing.count += 1
                 existing.last_seen = now
                 existing.message = message
                 existing.severity = severity
                 existing.save(update_fields=["count", "last_seen", "message", "severity"])
                 return existing
+            earlier = _recently_resolved(kind, channel_id, sku, now)
             try:
                 with transaction.atomic():
-                    return Alert.objects.create(
-                        kind=kind,
-                        channel_id=channel_id,
-                        sku=sku,
-                        message=message,
-                        severity=severity,
-                        last_seen=now,
-                    )
+                    if earlier is not None:
+                        alert = _reopen(earlier, message=message, severity=severity, now=now)
+                        event = Notification.Event.REOPENED
+                    else:
+                        alert = Alert.objects.create(
+                            kind=kind,
+                            channel_id=channel_id,
+                            sku=sku,
+                            message=message,
+                            severity=severity,
+                            last_seen=now,
+                            source=source,
+                        )
+                        event = Notification.Event.OPENED
+                    _state_changed([(alert, event)], now)
+                    return alert
             except IntegrityError:
                 continue  # opened concurrently: count it on the next pass
     raise RuntimeError("alert_raise could not open or count the alert")
+
+
+def alerts_resolve(
+    alerts: QuerySet[Alert], *, now: datetime | None = None, user: AbstractBaseUser | None = None
+) -> int:
+    """Resolve the open alerts of a queryset: one UPDATE, then incidents and
+    notifications for each. Returns how many were resolved."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        # Lock by primary key: the caller's queryset may carry outer joins, which
+        # PostgreSQL refuses to lock.
+        ids = list(alerts.filter(resolved_at__isnull=True).values_list("pk", flat=True))
+        resolved = list(
+            Alert.objects.select_for_update().filter(pk__in=ids, resolved_at__isnull=True)
+        )
+        if not resolved:
+            return 0
+        Alert.objects.filter(pk__in=[a.pk for a in resolved]).update(
+            resolved_at=now, resolved_by=user, state_version=F("state_version") + 1
+        )
+        for a in resolved:
+            a.resolved_at, a.resolved_by, a.state_version = now, user, a.state_version + 1
+        _state_changed([(a, Notification.Event.RESOLVED) for a in resolved], now)
+    return len(resolved)
 
 
 def alert_resolve(
@@ -141,13 +267,80 @@ def alert_resolve(
     qs = Alert.objects.filter(kind=kind, channel_id=channel_id, resolved_at__isnull=True)
     if sku is not None:
         qs = qs.filter(sku=sku)
-    return qs.update(resolved_at=now or timezone.now())
+    return alerts_resolve(qs, now=now)
 
 
 def alert_acknowledge(*, alert_ids: Iterable[int], user: AbstractBaseUser) -> int:
-    return Alert.objects.filter(pk__in=list(alert_ids), acknowledged_at__isnull=True).update(
-        acknowledged_by=user, acknowledged_at=timezone.now()
-    )
+    """A person has seen these open alerts; who and when is kept. Acknowledged
+    alerts stay open until their condition clears. Returns how many changed."""
+    return Alert.objects.filter(
+        pk__in=list(alert_ids), acknowledged_at__isnull=True, resolved_at__isnull=True
+    ).update(acknowledged_by=user, acknowledged_at=timezone.now())
+
+
+@dataclass(frozen=True)
+class Observed:
+    """A condition the health evaluator sees now, for one (channel, sku)."""
+
+    message: str
+    severity: str = Alert.Severity.WARNING
+
+
+def alerts_reconcile(
+    *,
+    kind: str,
+    observed: Mapping[tuple[int | None, str], Observed],
+    scope: QuerySet[Alert] | None = None,
+    count_repeat: bool = True,
+    now: datetime | None = None,
+    source: str = "health",
+) -> tuple[int, int]:
+    """Make the open alerts of ``kind`` match what is observed now.
+
+    New subjects open (or reopen) through ``alert_raise``; open ones seen again
+    are counted (``count_repeat``) in one bulk UPDATE; open alerts of ``scope``
+    (default: every open alert of the kind) that are no longer observed are
+    resolved. Returns (opened, resolved). Queries: one read of the open alerts,
+    one bulk update, one per newly opened alert, one resolve.
+    """
+    now = now or timezone.now()
+    scope = scope if scope is not None else Alert.objects.filter(kind=kind)
+    open_alerts = {
+        (a.channel_id, a.sku): a
+        for a in Alert.objects.filter(kind=kind, resolved_at__isnull=True).only(
+            "pk", "channel_id", "sku", "count", "message", "severity"
+        )
+    }
+    seen_again = []
+    opened = 0
+    for subject, obs in observed.items():
+        alert = open_alerts.get(subject)
+        if alert is None:
+            alert_raise(
+                kind=kind,
+                channel_id=subject[0],
+                sku=subject[1],
+                message=obs.message,
+                severity=obs.severity,
+                now=now,
+                source=source,
+            )
+            opened += 1
+            continue
+        alert.count += 1 if count_repeat else 0
+        alert.last_seen, alert.message, alert.severity = now, obs.message, obs.severity
+        seen_again.append(alert)
+    if seen_again:
+        Alert.objects.bulk_update(seen_again, ["count", "last_seen", "message", "severity"])
+    gone = [a.pk for s, a in open_alerts.items() if s not in observed]
+    resolved = alerts_resolve(scope.filter(pk__in=gone), now=now) if gone else 0
+    return opened, resolved
+
+
+def health_snapshots_record(snapshots: Sequence[ChannelHealthSnapshot]) -> int:
+    """Store one evaluation's snapshots (one per channel) in one INSERT."""
+    ChannelHealthSnapshot.objects.bulk_create(snapshots)
+    return len(snapshots)
 
 
 # --- retention --------------------------------------------------------------------------------

@@ -299,6 +299,83 @@ CELERY_BEAT_SCHEDULE["retention-purge"] = {
 }
 
 # --- health, alerts, notifications, incidents ------------------------------------------------
+# Defaults of each channel's alert thresholds (a channel overrides them on its admin page).
+# Dead: no successful push for this long while work is stuck (failed, or due and untaken).
+PIMSYNC_HEALTH_DEAD_AFTER_SECONDS = env.int("PIMSYNC_HEALTH_DEAD_AFTER_SECONDS", default=300)
+# Degraded: at least this share of SKU attempts failed in the window, counted only once
+# the window holds the minimum number of attempts (1 failure of 1 is not 100 %).
+PIMSYNC_HEALTH_DEGRADED_ERROR_PERCENT = env.int("PIMSYNC_HEALTH_DEGRADED_ERROR_PERCENT", default=20)
+PIMSYNC_HEALTH_DEGRADED_WINDOW_SECONDS = env.int(
+    "PIMSYNC_HEALTH_DEGRADED_WINDOW_SECONDS", default=900
+)
+PIMSYNC_HEALTH_DEGRADED_MIN_ATTEMPTS = env.int("PIMSYNC_HEALTH_DEGRADED_MIN_ATTEMPTS", default=20)
+# Consecutive failed attempts of one SKU's push before it is alerted on its own.
+PIMSYNC_HEALTH_REPEATED_FAILURES = env.int("PIMSYNC_HEALTH_REPEATED_FAILURES", default=2)
+# Pending pushes of one channel above which ops are told.
+PIMSYNC_HEALTH_QUEUE_DEPTH_LIMIT = env.int("PIMSYNC_HEALTH_QUEUE_DEPTH_LIMIT", default=5000)
+# Top sellers: the K variants with the most units sold on the channel in the last D days;
+# their ATP on the channel below the safety stock is alerted.
+PIMSYNC_HEALTH_TOP_SELLERS = env.int("PIMSYNC_HEALTH_TOP_SELLERS", default=20)
+PIMSYNC_HEALTH_TOP_SELLER_DAYS = env.int("PIMSYNC_HEALTH_TOP_SELLER_DAYS", default=30)
+PIMSYNC_HEALTH_TOP_SELLER_SAFETY_STOCK = env.int(
+    "PIMSYNC_HEALTH_TOP_SELLER_SAFETY_STOCK", default=5
+)
+# Webhook deliveries refused for their signature: this many within the window alert.
+PIMSYNC_HEALTH_BAD_SIGNATURE_THRESHOLD = env.int(
+    "PIMSYNC_HEALTH_BAD_SIGNATURE_THRESHOLD", default=3
+)
+PIMSYNC_HEALTH_BAD_SIGNATURE_WINDOW_SECONDS = env.int(
+    "PIMSYNC_HEALTH_BAD_SIGNATURE_WINDOW_SECONDS", default=900
+)
+# How often every channel is evaluated and a ChannelHealthSnapshot recorded (beat), and
+# how many days of snapshots are kept (older ones are deleted by the evaluation).
+PIMSYNC_HEALTH_EVALUATE_SECONDS = env.float("PIMSYNC_HEALTH_EVALUATE_SECONDS", default=60.0)
+PIMSYNC_HEALTH_SNAPSHOT_DAYS = env.int("PIMSYNC_HEALTH_SNAPSHOT_DAYS", default=30)
+# Notifications: e-mail to the ops group (and staff with the ops dashboard permission)
+# through the Django mail settings above, plus these extra addresses.
+PIMSYNC_ALERT_EMAIL_ENABLED = env.bool("PIMSYNC_ALERT_EMAIL_ENABLED", default=True)
+PIMSYNC_ALERT_OPS_GROUP = env.str("PIMSYNC_ALERT_OPS_GROUP", default="ops")
+PIMSYNC_ALERT_EMAIL_EXTRA = env.list("PIMSYNC_ALERT_EMAIL_EXTRA", default=[])
+# JSON POST per alert change (Slack-compatible "text" field); empty = no webhook.
+PIMSYNC_ALERT_WEBHOOK_URL = env.str("PIMSYNC_ALERT_WEBHOOK_URL", default="")
+PIMSYNC_ALERT_WEBHOOK_CONNECT_TIMEOUT = env.float(
+    "PIMSYNC_ALERT_WEBHOOK_CONNECT_TIMEOUT", default=3.0
+)
+PIMSYNC_ALERT_WEBHOOK_READ_TIMEOUT = env.float("PIMSYNC_ALERT_WEBHOOK_READ_TIMEOUT", default=10.0)
+# Alerts below this severity (info, warning, critical) notify nobody.
+PIMSYNC_ALERT_NOTIFY_MIN_SEVERITY = env.str("PIMSYNC_ALERT_NOTIFY_MIN_SEVERITY", default="warning")
+# Delivery retries: attempts, exponential backoff base and cap, the claim lease of a
+# send in progress, and the beat sweep that sends retries and anything not enqueued.
+PIMSYNC_ALERT_NOTIFY_MAX_ATTEMPTS = env.int("PIMSYNC_ALERT_NOTIFY_MAX_ATTEMPTS", default=8)
+PIMSYNC_ALERT_NOTIFY_RETRY_BASE_SECONDS = env.float(
+    "PIMSYNC_ALERT_NOTIFY_RETRY_BASE_SECONDS", default=30.0
+)
+PIMSYNC_ALERT_NOTIFY_RETRY_CAP_SECONDS = env.float(
+    "PIMSYNC_ALERT_NOTIFY_RETRY_CAP_SECONDS", default=3600.0
+)
+PIMSYNC_ALERT_NOTIFY_LEASE_SECONDS = env.int("PIMSYNC_ALERT_NOTIFY_LEASE_SECONDS", default=300)
+PIMSYNC_ALERT_NOTIFY_SWEEP_SECONDS = env.float("PIMSYNC_ALERT_NOTIFY_SWEEP_SECONDS", default=30.0)
+# Prefix of the admin links in notifications, e.g. https://pimsync.example.com (empty: paths).
+PIMSYNC_ALERT_LINK_BASE_URL = env.str("PIMSYNC_ALERT_LINK_BASE_URL", default="")
+# An alert whose condition returns within this many seconds of resolving reopens (one
+# story, one row) instead of opening a new alert.
+PIMSYNC_ALERT_REOPEN_SECONDS = env.int("PIMSYNC_ALERT_REOPEN_SECONDS", default=1800)
+# Incidents: a channel outage within this many seconds of an open incident joins it
+# (one cause, several channels); failed SKUs this long before detection count as affected.
+PIMSYNC_INCIDENT_CORRELATION_SECONDS = env.int("PIMSYNC_INCIDENT_CORRELATION_SECONDS", default=300)
+PIMSYNC_INCIDENT_SKU_LOOKBACK_SECONDS = env.int(
+    "PIMSYNC_INCIDENT_SKU_LOOKBACK_SECONDS", default=600
+)
+# The incident list's recovery-time report covers incidents detected in this many days.
+PIMSYNC_INCIDENT_REPORT_DAYS = env.int("PIMSYNC_INCIDENT_REPORT_DAYS", default=30)
+CELERY_BEAT_SCHEDULE["health-evaluate"] = {
+    "task": "channels_app.tasks.channel_health_evaluate_task",
+    "schedule": PIMSYNC_HEALTH_EVALUATE_SECONDS,
+}
+CELERY_BEAT_SCHEDULE["notifications-deliver"] = {
+    "task": "synclog.tasks.notifications_deliver_task",
+    "schedule": PIMSYNC_ALERT_NOTIFY_SWEEP_SECONDS,
+}
 
 # --- ops dashboard and /healthz ----------------------------------------------------------------
 

@@ -187,6 +187,8 @@ def test_channel_form_replaces_credentials_only_when_given(admin_client, channel
         "drift_price_percent": "0",
         "channel_locations-TOTAL_FORMS": 0,
         "channel_locations-INITIAL_FORMS": 0,
+        "alert_settings-TOTAL_FORMS": 0,
+        "alert_settings-INITIAL_FORMS": 0,
         "listings-TOTAL_FORMS": 0,
         "listings-INITIAL_FORMS": 0,
         "listings-2-TOTAL_FORMS": 0,

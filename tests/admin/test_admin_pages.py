@@ -51,6 +51,11 @@ def grow_every_table() -> None:
     from synclog import services as synclog
 
     listings_mark_dirty(ChannelListing.objects.filter(channel=channel))
+    # The earlier outage recovers; a new one opens an incident the dead letters below join.
+    from synclog.models import Alert
+
+    synclog.alerts_resolve(Alert.objects.filter(kind="dead_channel"))
+    synclog.alert_raise(kind="circuit_open", channel_id=channel.pk, message="5 failed calls")
     for listing in ChannelListing.objects.filter(channel=channel).select_related("variant"):
         synclog.sync_log_record(
             [
@@ -159,6 +164,8 @@ def runtime_rows() -> None:
         sku=listing.variant.sku,
         message="refused",
     )
+    # A channel outage: opens an incident (and, like every alert, notifications).
+    synclog.alert_raise(kind="dead_channel", channel_id=listing.channel_id, message="dead")
     some_orders(listing.channel, "R", 1)
     some_csv_imports(1)
     reconciliation_rows(listing.channel, n=1)

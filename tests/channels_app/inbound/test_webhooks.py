@@ -161,6 +161,12 @@ def test_woocommerce_creation_ping_gets_200_and_nothing_is_stored(woo, post, enq
 # --- refused: signatures --------------------------------------------------------------------------
 
 
+@pytest.fixture
+def alert_on_first_refusal(settings):
+    """The default threshold waits for 3 refusals in 15 min; these tests look at one."""
+    settings.PIMSYNC_HEALTH_BAD_SIGNATURE_THRESHOLD = 1
+
+
 def _bad_signature_cases():
     body = shopify_order(5001)
     changed = body.replace(b'"quantity": 2', b'"quantity": 3')
@@ -193,7 +199,7 @@ def _bad_signature_cases():
 
 @pytest.mark.parametrize(("slug", "body", "headers"), _bad_signature_cases())
 def test_a_bad_signature_is_refused_401_nothing_stored_and_counted(
-    shop, woo, post, enqueued, slug, body, headers
+    shop, woo, post, enqueued, slug, body, headers, alert_on_first_refusal
 ):
     first = post(slug, body, headers)
     second = post(slug, body, headers)
@@ -206,7 +212,9 @@ def test_a_bad_signature_is_refused_401_nothing_stored_and_counted(
     assert (alert.channel.slug, alert.count) == (slug, 2)
 
 
-def test_a_channel_without_a_secret_refuses_everything(shop, post, enqueued):
+def test_a_channel_without_a_secret_refuses_everything(
+    shop, post, enqueued, alert_on_first_refusal
+):
     shop.webhook_secret = ""
     shop.save()
     body = shopify_order()
@@ -221,7 +229,9 @@ def test_a_channel_without_a_secret_refuses_everything(shop, post, enqueued):
 # --- refused: replay window -----------------------------------------------------------------------
 
 
-def test_a_replayed_delivery_with_an_old_timestamp_is_refused(shop, post, enqueued, settings):
+def test_a_replayed_delivery_with_an_old_timestamp_is_refused(
+    shop, post, enqueued, settings, alert_on_first_refusal
+):
     settings.PIMSYNC_WEBHOOK_REPLAY_SECONDS = 6 * 3600
     body = shopify_order()
     old = datetime.now(UTC) - timedelta(hours=7)

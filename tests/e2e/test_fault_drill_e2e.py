@@ -1,0 +1,134 @@
+"""Fault drill (issue #6): a channel goes down for "2 minutes" against the sandbox.
+
+Real worker process, real sandbox over HTTP (its ``outage_seconds`` fault answers
+503 to everything), the real health evaluation and alert logic. Time is
+compressed: the outage lasts PIMSYNC_DRILL_OUTAGE_SECONDS (default 24 s, i.e. a
+2-minute outage at 1:5) and the dead-channel threshold is scaled the same way
+(1 minute → 12 s); the evaluation, run by beat every 60 s in production, runs
+every second here so the scaled thresholds are observed at their resolution.
+``PIMSYNC_DRILL_OUTAGE_SECONDS=120`` runs the drill at full scale.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from channels_app.health import health_evaluate
+from channels_app.models import Channel, ChannelAlertSettings, ChannelListing, SyncMarker
+from channels_app.sync.markers import listings_mark_dirty
+from channels_app.tasks import sweep_due_channels
+from inventory import services
+from inventory.models import Variant
+from synclog.models import Alert, ChannelHealthSnapshot, Incident
+
+from .conftest import build_catalog, control, wait_until_drained
+from .test_outbound_e2e import assert_every_channel_matches
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+OUTAGE_SECONDS = float(os.environ.get("PIMSYNC_DRILL_OUTAGE_SECONDS", "24"))
+SCALE = OUTAGE_SECONDS / 120  # the issue's 2-minute outage
+DEAD_AFTER = timedelta(seconds=60 * SCALE)
+
+
+def reprice(variants: list[Variant], cents: int) -> None:
+    for v in variants:
+        v.price = Decimal(cents) / 100
+        services.variant_save(variant=v)
+
+
+def pending(channels: list[Channel]) -> int:
+    return SyncMarker.objects.filter(channel__in=channels, status="pending").count()
+
+
+def tick() -> dict[int, str]:
+    """What beat does: re-enqueue due pushes, evaluate health."""
+    sweep_due_channels()
+    return health_evaluate().states
+
+
+def open_alert(kind: str, channel: Channel) -> Alert | None:
+    return Alert.objects.filter(kind=kind, channel=channel, resolved_at__isnull=True).first()
+
+
+def test_two_minute_outage_of_one_channel_opens_dead_channel_and_an_incident_that_recovers(
+    sandbox_server, start_worker
+):
+    channels = build_catalog(sandbox_server, n_variants=80)
+    for channel in channels:
+        ChannelAlertSettings.objects.create(channel=channel, dead_after=DEAD_AFTER)
+    down = next(c for c in channels if c.platform == "woocommerce")
+    others = [c for c in channels if c != down]
+    start_worker()
+    listings_mark_dirty(ChannelListing.objects.all())
+    wait_until_drained(sweep_due_channels, timeout=120)
+    assert set(tick().values()) == {"healthy"}
+    assert not Alert.objects.exists()
+    variants = list(Variant.objects.order_by("pk"))
+
+    # --- the outage -------------------------------------------------------------------------
+    control(sandbox_server, "POST", "faults", {"woocommerce": {"outage_seconds": OUTAGE_SECONDS}})
+    started = time.monotonic()
+    reprice(variants[:20], 1234)
+    dead_after_s = others_drained_s = None
+    second_batch = False
+    while (elapsed := time.monotonic() - started) < OUTAGE_SECONDS - 1:
+        states = tick()
+        assert all(states[c.pk] == "healthy" for c in others), states
+        if dead_after_s is None and open_alert("dead_channel", down):
+            dead_after_s = elapsed
+        if not second_batch and elapsed > OUTAGE_SECONDS / 2:
+            reprice(variants[20:40], 2345)  # changes keep coming mid-outage
+            second_batch, batch_at = True, elapsed
+        if second_batch and others_drained_s is None and pending(others) == 0:
+            others_drained_s = elapsed - batch_at
+        time.sleep(1)
+
+    assert dead_after_s is not None, "no dead-channel alert during the outage"
+    assert dead_after_s >= DEAD_AFTER.total_seconds()
+    assert others_drained_s is not None, "the healthy channels stopped syncing"
+    assert pending([down]) > 0, "the channel that was down has its backlog waiting"
+    incident = Incident.objects.get(recovered_at__isnull=True)
+    assert list(incident.channels.all()) == [down]
+    dead = open_alert("dead_channel", down)
+    assert dead.incident_id == incident.pk
+    assert dead.count >= 2  # counted at every evaluation while it lasted
+    assert not Alert.objects.filter(kind="dead_channel").exclude(channel=down).exists()
+    assert ChannelHealthSnapshot.objects.filter(channel=down, state="dead").exists()
+
+    # --- recovery ----------------------------------------------------------------------------
+    while time.monotonic() - started < OUTAGE_SECONDS + 1:
+        time.sleep(0.2)
+    wait_until_drained(sweep_due_channels, timeout=120)
+    drained_s = time.monotonic() - started
+    deadline = time.monotonic() + 30
+    while Alert.objects.filter(incident=incident, resolved_at__isnull=True).exists():
+        assert time.monotonic() < deadline, list(
+            Alert.objects.filter(resolved_at__isnull=True).values_list("kind", "sku")
+        )
+        tick()
+        time.sleep(0.5)
+
+    dead.refresh_from_db()
+    incident.refresh_from_db()
+    assert dead.resolved_at is not None
+    assert incident.recovered_at is not None
+    assert incident.ttr_seconds == int(
+        (incident.recovered_at - incident.detected_at).total_seconds()
+    )
+    # Detected within the outage, recovered once its backlog drained after it.
+    assert OUTAGE_SECONDS - dead_after_s - 2 <= incident.ttr_seconds <= drained_s + 30
+    assert set(incident.alerts.values_list("kind", flat=True)) >= {"dead_channel"}
+    assert tick()[down.pk] == "healthy"
+    assert assert_every_channel_matches(sandbox_server) == 4 * 80
+    print(
+        f"\noutage {OUTAGE_SECONDS:.0f} s: dead-channel after {dead_after_s:.1f} s, other "
+        f"channels drained a mid-outage batch in {others_drained_s:.1f} s, backlog drained "
+        f"{drained_s:.1f} s after the start, incident TTR {incident.ttr_seconds} s "
+        f"({incident.alerts.count()} alerts)"
+    )
