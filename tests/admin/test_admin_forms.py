@@ -160,15 +160,12 @@ def test_bulk_adjust_action_confirms_then_applies(admin_client, variant_factory,
     assert StockMovement.objects.count() == 3
 
 
-def test_channel_form_replaces_credentials_only_when_given(admin_client, channel_factory):
-    channel = channel_factory(
-        credentials={"access_token": "old-token-123456"}, webhook_secret="old-secret"
-    )
-    url = reverse("admin:channels_app_channel_change", args=[channel.pk])
-    base = {
+def channel_form_data(channel, **changes) -> dict:
+    """What the channel change page posts when saved unchanged, plus ``changes``."""
+    data = {
         "name": channel.name,
         "slug": channel.slug,
-        "platform": "shopify",
+        "platform": channel.platform,
         "base_url": channel.base_url,
         "currency": "USD",
         "is_enabled": "on",
@@ -185,15 +182,19 @@ def test_channel_form_replaces_credentials_only_when_given(admin_client, channel
         "drift_quantity_threshold": 1,
         "drift_price_amount": "0.01",
         "drift_price_percent": "0",
-        "channel_locations-TOTAL_FORMS": 0,
-        "channel_locations-INITIAL_FORMS": 0,
-        "alert_settings-TOTAL_FORMS": 0,
-        "alert_settings-INITIAL_FORMS": 0,
-        "listings-TOTAL_FORMS": 0,
-        "listings-INITIAL_FORMS": 0,
-        "listings-2-TOTAL_FORMS": 0,
-        "listings-2-INITIAL_FORMS": 0,
     }
+    for inline in ("channel_locations", "alert_settings", "listings", "listings-2"):
+        data[f"{inline}-TOTAL_FORMS"] = 0
+        data[f"{inline}-INITIAL_FORMS"] = 0
+    return data | changes
+
+
+def test_channel_form_replaces_credentials_only_when_given(admin_client, channel_factory):
+    channel = channel_factory(
+        credentials={"access_token": "old-token-123456"}, webhook_secret="old-secret"
+    )
+    url = reverse("admin:channels_app_channel_change", args=[channel.pk])
+    base = channel_form_data(channel)
     assert admin_client.post(url, base).status_code == 302
     channel = Channel.objects.get(pk=channel.pk)
     assert channel.credentials == {"access_token": "old-token-123456"}
@@ -330,33 +331,14 @@ def test_channel_page_edits_the_reconcile_interval_and_drift_thresholds(
     channel = channel_factory()
     url = reverse("admin:channels_app_channel_change", args=[channel.pk])
     assert "Reconciliation and drift" in admin_client.get(url).content.decode()
-    data = {
-        "name": channel.name,
-        "slug": channel.slug,
-        "platform": channel.platform,
-        "base_url": channel.base_url,
-        "currency": "USD",
-        "is_enabled": "on",
-        "platform_config": "{}",
-        "inventory_threshold": 1,
-        "low_stock_level": 5,
-        "min_push_interval_seconds": 0,
-        "max_push_interval_seconds": 300,
-        "poll_interval_seconds": 300,
-        "rate_limit_per_second": "2",
-        "reservation_minutes": 60,
-        "returns_restock": "sellable",
-        "reconcile_interval_minutes": 60,
-        "drift_quantity_threshold": 3,
-        "drift_price_amount": "0.50",
-        "drift_price_percent": "2",
-        "channel_locations-TOTAL_FORMS": 0,
-        "channel_locations-INITIAL_FORMS": 0,
-        "listings-TOTAL_FORMS": 0,
-        "listings-INITIAL_FORMS": 0,
-        "listings-2-TOTAL_FORMS": 0,
-        "listings-2-INITIAL_FORMS": 0,
-    }
+    data = channel_form_data(
+        channel,
+        returns_restock="sellable",
+        reconcile_interval_minutes=60,
+        drift_quantity_threshold=3,
+        drift_price_amount="0.50",
+        drift_price_percent="2",
+    )
     response = admin_client.post(url, data)
     assert response.status_code == 302
     channel.refresh_from_db()
