@@ -14,7 +14,8 @@ from django.utils.html import format_html
 from pimsync.admin_utils import AdminMedia, badge, confirmed_action
 
 from . import services
-from .models import Alert, SyncLogEntry, SyncStatus
+from .dashboard import OpsDashboardAdmin
+from .models import Alert, OpsDashboard, SyncLogEntry, SyncStatus
 
 STATUS_TONES = {"success": "ok", "retrying": "warn", "failed": "bad", "dead": "bad"}
 
@@ -156,3 +157,6 @@ class AlertAdmin(admin.ModelAdmin):
     def resolve_action(self, request: HttpRequest, queryset: QuerySet, form: None) -> str:
         n = queryset.filter(resolved_at__isnull=True).update(resolved_at=timezone.now())
         return f"Resolved {n} alert(s)."
+
+
+admin.site.register(OpsDashboard, OpsDashboardAdmin)

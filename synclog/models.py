@@ -164,3 +164,18 @@ class ChannelHealthSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel_id} {self.state} @ {self.taken_at:%Y-%m-%d %H:%M}"
+
+
+class OpsDashboard(ChannelHealthSnapshot):
+    """The ops dashboard's entry in the admin (index, sidebar, URL names).
+
+    A proxy with no permissions of its own: access is ChannelHealthSnapshot's
+    `view_ops_dashboard`, checked by the dashboard's ModelAdmin.
+    """
+
+    class Meta:
+        proxy = True
+        verbose_name = "ops dashboard"
+        verbose_name_plural = "ops dashboard"
+        default_permissions = ()
+        permissions = []

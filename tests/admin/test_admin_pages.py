@@ -63,6 +63,7 @@ def grow_every_table() -> None:
             kind="dead_letter", channel_id=channel.pk, sku=listing.variant.sku, message="x"
         )
     some_orders(channel, "G", 3)
+    health_snapshot_record(channel.pk)
 
 
 def changelist_queries(client, model) -> int:
@@ -158,6 +159,17 @@ def runtime_rows() -> None:
         message="refused",
     )
     some_orders(listing.channel, "R", 1)
+    health_snapshot_record(listing.channel_id)
+
+
+def health_snapshot_record(channel_id: int) -> None:
+    from django.utils import timezone
+
+    from synclog.models import ChannelHealthSnapshot
+
+    ChannelHealthSnapshot.objects.create(
+        channel_id=channel_id, taken_at=timezone.now(), state="healthy", pushes=3
+    )
 
 
 def test_every_change_and_add_page_renders_for_the_demo(demo, admin_client):
