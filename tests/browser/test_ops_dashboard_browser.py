@@ -16,7 +16,7 @@ from django.utils import timezone
 from channels_app.models import Channel
 from pimsync.demo import demo_seed
 from synclog.models import Alert
-from tests.browser.conftest import SCREENSHOTS
+from tests.browser.conftest import SCREENSHOTS, own_db_connections_closed
 from tests.synclog.ops_data import alert_open, attempts_seed, snapshots_seed
 
 # Also `e2e`: `make test` runs it in its end-to-end pass, whose file database lets the
@@ -81,10 +81,14 @@ def ops_user_create():
 
 def test_ops_dashboard_in_a_real_browser(live_server, browser_page, settings):
     settings.PIMSYNC_DASHBOARD_REFRESH_SECONDS = 1
+    with own_db_connections_closed():
+        ops_dashboard_walk(live_server, browser_page)
+
+
+def ops_dashboard_walk(live_server, page) -> None:
     demo_seed()
     channels = ops_history_seed()
     ops_user_create()
-    page = browser_page
     outside_requests: list[str] = []
     page.on(
         "request",

@@ -85,7 +85,9 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-def test_up_anonymous_200_with_database_and_broker(client):
+def test_up_anonymous_200_with_database_and_broker(client, settings):
+    settings.CELERY_BROKER_URL = "memory://"
+
     response = client.get("/healthz")
 
     body = response.json()
