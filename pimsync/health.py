@@ -98,7 +98,7 @@ def _kombu_broker_check(url: str, timeout: float, started: float) -> dict[str, A
     from kombu import Connection
 
     with Connection(url, connect_timeout=timeout) as conn:
-        conn.ensure_connection(max_retries=1, timeout=timeout)
+        conn.ensure_connection(max_retries=1, interval_start=0, interval_max=0, timeout=timeout)
     return {"ok": True, "kind": urlsplit(url).scheme, "latency_ms": _elapsed_ms(started)}
 
 
@@ -151,6 +151,15 @@ def channel_states(*, now: datetime) -> list[dict[str, Any]]:
     )
     channels = (
         Channel.objects.select_related("sync_state")
+        # Never the (encrypted) credentials: a load balancer polls this every few seconds.
+        .only(
+            "slug",
+            "platform",
+            "is_enabled",
+            "sync_state__breaker",
+            "sync_state__auth_failed_at",
+            "sync_state__last_success_at",
+        )
         .annotate(
             snapshot_state=Subquery(newest.values("state")[:1]),
             snapshot_at=Subquery(newest.values("taken_at")[:1]),

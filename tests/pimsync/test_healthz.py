@@ -248,6 +248,34 @@ def test_hung_redis_broker_is_503_within_the_timeout(client, settings, hung_redi
     assert elapsed < 1.5
 
 
+def test_other_broker_unreachable_is_503_within_the_timeout(client, settings):
+    settings.CELERY_BROKER_URL = f"amqp://guest:guest@127.0.0.1:{closed_port()}//"
+    settings.PIMSYNC_HEALTHZ_TIMEOUT_SECONDS = 0.3
+
+    started = time.monotonic()
+    response = client.get("/healthz")
+
+    assert time.monotonic() - started < 2
+    assert response.status_code == 503
+    assert response.json()["broker"]["ok"] is False
+    assert response.json()["broker"]["kind"] == "amqp"
+
+
+def test_channel_states_are_one_query(client, channel_factory, django_assert_num_queries):
+    for _ in range(3):
+        channel = channel_factory()
+        ChannelSyncState.objects.create(channel=channel)
+        ChannelHealthSnapshot.objects.create(
+            channel=channel, taken_at=timezone.now(), state="healthy"
+        )
+    channel_factory()
+
+    with django_assert_num_queries(2):  # SELECT 1, channels with state and newest snapshot
+        body = client.get("/healthz").json()
+
+    assert sorted(c["state"] for c in body["channels"]) == ["healthy"] * 3 + ["unknown"]
+
+
 def filesystem_broker(settings, root) -> None:
     settings.CELERY_BROKER_URL = "pimsyncfs://"
     settings.CELERY_BROKER_TRANSPORT_OPTIONS = {
