@@ -15,7 +15,9 @@ from typing import Any
 
 from django.apps import apps
 from django.conf import settings
+from django.db import connection
 from django.db.models import (
+    Aggregate,
     Case,
     Count,
     ExpressionWrapper,
@@ -25,6 +27,7 @@ from django.db.models import (
     Model,
     OuterRef,
     Q,
+    QuerySet,
     Subquery,
     Sum,
     Value,
@@ -189,14 +192,45 @@ def _nearest_rank(percent: int) -> ExpressionWrapper:
     return ExpressionWrapper((F("n") * percent + 99) / 100, output_field=IntegerField())
 
 
+class PercentileDisc(Aggregate):
+    """PostgreSQL's ordered-set aggregate: the first value whose cumulative share
+    reaches `fraction`, which is the nearest-rank percentile."""
+
+    function = "PERCENTILE_DISC"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = IntegerField()
+
+    def __init__(self, expression: Any, *, fraction: float) -> None:
+        super().__init__(expression, fraction=float(fraction))
+
+
 def push_latency_percentiles(*, since: datetime) -> dict[int, tuple[int, int]]:
     """Exact nearest-rank p50 and p95 of successful push latency per channel since
-    `since`: one windowed query that returns two rows per channel."""
-    ranked = (
-        SyncLogEntry.objects.filter(
-            created_at__gte=since, status=SyncStatus.SUCCESS, latency_ms__isnull=False
-        )
+    `since`, in one query: PostgreSQL's PERCENTILE_DISC, elsewhere a windowed query
+    returning the two ranked rows per channel (the same answer, slower)."""
+    successes = SyncLogEntry.objects.filter(
+        created_at__gte=since, status=SyncStatus.SUCCESS, latency_ms__isnull=False
+    )
+    if connection.vendor == "postgresql":
+        return _percentiles_ordered_set(successes)
+    return _percentiles_windowed(successes)
+
+
+def _percentiles_ordered_set(successes: QuerySet) -> dict[int, tuple[int, int]]:
+    rows = (
+        successes.values("channel_id")
         .annotate(
+            p50=PercentileDisc("latency_ms", fraction=0.5),
+            p95=PercentileDisc("latency_ms", fraction=0.95),
+        )
+        .order_by()
+    )
+    return {r["channel_id"]: (r["p50"], r["p95"]) for r in rows}
+
+
+def _percentiles_windowed(successes: QuerySet) -> dict[int, tuple[int, int]]:
+    ranked = (
+        successes.annotate(
             rn=Window(
                 RowNumber(),
                 partition_by=[F("channel_id")],

@@ -287,3 +287,26 @@ def test_card_shows_the_newest_reconciliation_run_and_its_drift(
     body = admin_client.get(reverse("admin:synclog_opsdashboard_body")).content.decode()
     assert "3 drifted" in body
     assert "running" in body
+
+
+def test_latency_percentiles_match_nearest_rank_on_random_data(channel_factory):
+    import math
+    import random
+
+    from synclog.models import SyncLogEntry as Entry
+
+    rng = random.Random(11)
+    expected = {}
+    for n in (1, 2, 7, 20, 333):
+        channel = channel_factory()
+        latencies = [rng.randrange(1, 60_000) for _ in range(n)]
+        attempts_seed(channel.pk, latencies=latencies)
+        ordered = sorted(latencies)
+        expected[channel.pk] = tuple(ordered[math.ceil(p / 100 * n) - 1] for p in (50, 95))
+    since = timezone.now() - timedelta(hours=1)
+    successes = Entry.objects.filter(created_at__gte=since, status="success")
+
+    assert selectors.push_latency_percentiles(since=since) == expected
+    assert selectors._percentiles_windowed(successes) == expected
+    if connection.vendor == "postgresql":
+        assert selectors._percentiles_ordered_set(successes) == expected
