@@ -33,6 +33,7 @@ E2E_DIR := $(CURDIR)/var/e2e
 # whose worker processes share a file database and the filesystem broker.
 # The PostgreSQL-only concurrency tests run in `make test-pg`.
 test: install
+	bash scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest -m "not postgres and not e2e" $(PYTEST_ARGS)
 	rm -rf $(E2E_DIR) && mkdir -p $(E2E_DIR)
 	PIMSYNC_VAR_DIR=$(E2E_DIR) CELERY_BROKER_URL=filesystem:// \

@@ -14,7 +14,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from pimsync.admin_utils import AdminMedia, badge, confirmed_action, stock_tone
+from pimsync.admin_utils import AdminMedia, ReadOnlyAdmin, badge, confirmed_action, stock_tone
 
 from . import services
 from .admin_csv import COUNT_SPEC, PRICE_SPEC, CsvImportExportMixin
@@ -352,17 +352,6 @@ class LocationAdmin(admin.ModelAdmin):
     @admin.display(description="Units on hand", ordering="units")
     def units_on_hand(self, obj: Location) -> int:
         return obj.units
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(StockLevel)

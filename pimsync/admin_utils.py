@@ -19,6 +19,19 @@ class AdminMedia:
     css = {"all": ["pimsync/admin.css"]}
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Pages to look at, never to add, change or delete through."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 def badge(text: str, tone: str = "info") -> str:
     if tone not in TONES:
         tone = "info"

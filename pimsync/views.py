@@ -1,15 +1,23 @@
-from django.db import connection
+import logging
+
 from django.http import HttpRequest, JsonResponse
-from django.views.decorators.http import require_GET
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
+
+from .health import health_report
+
+logger = logging.getLogger(__name__)
 
 
-@require_GET
+@never_cache
+@require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Liveness for load balancers: the database answers."""
+    """Health for load balancers and monitoring (anonymous): database, broker and
+    per-channel state; 200 when this node can serve, 503 otherwise, never a 500."""
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        db_ok = True
-    except Exception:  # any database failure means unhealthy, whatever its class
-        db_ok = False
-    return JsonResponse({"database": "ok" if db_ok else "down"}, status=200 if db_ok else 503)
+        body, status = health_report()
+    except Exception:  # the report must answer whatever broke underneath
+        logger.exception("healthz: report failed")
+        body, status = {"status": "down", "checked_at": timezone.now().isoformat()}, 503
+    return JsonResponse(body, status=status)

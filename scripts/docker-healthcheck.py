@@ -2,7 +2,7 @@
 
 Sent the way the TLS-terminating proxy sends it (an allowed Host, X-Forwarded-Proto:
 https), so host validation and the HTTPS redirect see a normal request. Exit 0 when
-the view answers 200 (the database is reachable), 1 otherwise. Stdlib only.
+the view answers 200 (database and broker reachable), 1 otherwise. Stdlib only.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ if [[ ! -x $PYTHON ]]; then
     exit 2
 fi
 
+# The browser tests (marker `browser`) drive Debian's chromium: install it if missing.
+bash scripts/ensure-chromium.sh || exit 1
+
 state_dir=$(mktemp -d "${TMPDIR:-/tmp}/pimsync-test-pg.XXXXXX") || exit 2
 
 # shellcheck disable=SC2317 # called by the EXIT trap

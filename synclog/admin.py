@@ -17,11 +17,13 @@ from django.utils.html import format_html
 from pimsync.admin_utils import AdminMedia, badge, confirmed_action
 
 from . import incidents, notifications, services
+from .dashboard import OpsDashboardAdmin
 from .models import (
     Alert,
     DriftFinding,
     Incident,
     Notification,
+    OpsDashboard,
     ReconciliationRun,
     SyncLogEntry,
     SyncStatus,
@@ -576,3 +578,6 @@ class NotificationAdmin(RecordAdmin):
             notification_ids=queryset.values_list("pk", flat=True)
         )
         return f"Queued {n} notification(s) again."
+
+
+admin.site.register(OpsDashboard, OpsDashboardAdmin)

@@ -383,3 +383,18 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_transport_display()} {self.event}: {self.subject[:60]}"
+
+
+class OpsDashboard(ChannelHealthSnapshot):
+    """The ops dashboard's entry in the admin (index, sidebar, URL names).
+
+    A proxy with no permissions of its own: access is ChannelHealthSnapshot's
+    `view_ops_dashboard`, checked by the dashboard's ModelAdmin.
+    """
+
+    class Meta:
+        proxy = True
+        verbose_name = "ops dashboard"
+        verbose_name_plural = "ops dashboard"
+        default_permissions = ()
+        permissions = []

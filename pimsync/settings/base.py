@@ -378,6 +378,21 @@ CELERY_BEAT_SCHEDULE["notifications-deliver"] = {
 }
 
 # --- ops dashboard and /healthz ----------------------------------------------------------------
+# Seconds between the dashboard's self-refreshes; a channel whose newest health snapshot
+# is older than STALE seconds is flagged stale (the per-minute evaluation is not running).
+PIMSYNC_DASHBOARD_REFRESH_SECONDS = env.int("PIMSYNC_DASHBOARD_REFRESH_SECONDS", default=15)
+PIMSYNC_DASHBOARD_STALE_SECONDS = env.int("PIMSYNC_DASHBOARD_STALE_SECONDS", default=300)
+# Rows shown in the dashboard's open-alert and recent-failure tables.
+PIMSYNC_DASHBOARD_ALERT_LIMIT = env.int("PIMSYNC_DASHBOARD_ALERT_LIMIT", default=50)
+PIMSYNC_DASHBOARD_FAILURE_LIMIT = env.int("PIMSYNC_DASHBOARD_FAILURE_LIMIT", default=15)
+# /healthz answers load balancers within about this: it bounds the broker check (Redis
+# PING, other brokers' connect) and, on PostgreSQL, the time to open a connection.
+PIMSYNC_HEALTHZ_TIMEOUT_SECONDS = env.float("PIMSYNC_HEALTHZ_TIMEOUT_SECONDS", default=1.0)
+if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    # An unreachable database host must fail fast (libpq's default is to wait forever).
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5)
+    )
 
 # --- REST API ---------------------------------------------------------------------------------
 

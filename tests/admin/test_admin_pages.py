@@ -70,6 +70,7 @@ def grow_every_table() -> None:
     some_orders(channel, "G", 3)
     some_csv_imports(3)
     reconciliation_rows(channel, n=3)
+    health_snapshot_record(channel.pk)
 
 
 def changelist_queries(client, model) -> int:
@@ -169,6 +170,7 @@ def runtime_rows() -> None:
     some_orders(listing.channel, "R", 1)
     some_csv_imports(1)
     reconciliation_rows(listing.channel, n=1)
+    health_snapshot_record(listing.channel_id)
 
 
 def some_csv_imports(n: int) -> None:
@@ -227,6 +229,16 @@ def reconciliation_rows(channel, n: int) -> None:
                 found_at=now,
                 resolved_at=now if not j else None,
             )
+
+
+def health_snapshot_record(channel_id: int) -> None:
+    from django.utils import timezone
+
+    from synclog.models import ChannelHealthSnapshot
+
+    ChannelHealthSnapshot.objects.create(
+        channel_id=channel_id, taken_at=timezone.now(), state="healthy", pushes=3
+    )
 
 
 def test_every_change_and_add_page_renders_for_the_demo(demo, admin_client):
