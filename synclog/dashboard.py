@@ -212,8 +212,8 @@ def _resolve(request: HttpRequest, alert: Alert) -> None:
     if alert.resolved_at is not None:
         messages.warning(request, f"Alert {_describe(alert)} was already resolved.")
         return
-    # One open alert per (kind, channel, sku): resolving the subject resolves this alert.
-    resolved = services.alert_resolve(kind=alert.kind, channel_id=alert.channel_id, sku=alert.sku)
+    # Who resolved it is kept (and notified); the evaluator reopens it if the condition persists.
+    resolved = services.alerts_resolve(Alert.objects.filter(pk=alert.pk), user=request.user)
     if resolved:
         messages.success(
             request,

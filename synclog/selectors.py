@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.apps import apps
 from django.conf import settings
 from django.db import connection
 from django.db.models import (
@@ -37,7 +36,14 @@ from django.db.models import (
 from django.db.models.functions import Lower, RowNumber
 from django.utils import timezone
 
-from .models import Alert, ChannelHealthSnapshot, ChannelState, SyncLogEntry, SyncStatus
+from .models import (
+    Alert,
+    ChannelHealthSnapshot,
+    ChannelState,
+    ReconciliationRun,
+    SyncLogEntry,
+    SyncStatus,
+)
 
 # The state shown before the first health snapshot of an enabled channel.
 UNKNOWN_STATE = "unknown"
@@ -60,14 +66,6 @@ CHANNEL_FIELDS = ("id", "name", "platform", "is_enabled")
 def channel_model() -> type[Model]:
     """The channel model, resolved through synclog's own lazy foreign key."""
     return SyncLogEntry._meta.get_field("channel").related_model
-
-
-def reconciliation_run_model() -> type[Model] | None:
-    """synclog.ReconciliationRun once reconciliation is installed, else None."""
-    try:
-        return apps.get_model("synclog", "ReconciliationRun")
-    except LookupError:
-        return None
 
 
 @dataclass(frozen=True)
@@ -140,33 +138,30 @@ def _channels_with_latest_ids() -> list[Any]:
         ._default_manager.only(*CHANNEL_FIELDS)
         .annotate(latest_snapshot_id=Subquery(latest_snapshot))
     )
-    run_model = reconciliation_run_model()
-    if run_model is not None:
-        latest_run = (
-            run_model._default_manager.filter(channel=OuterRef("pk"))
-            .order_by("-started_at", "-pk")
-            .values("pk")[:1]
-        )
-        qs = qs.annotate(latest_run_id=Subquery(latest_run))
+    latest_run = (
+        ReconciliationRun.objects.filter(channel=OuterRef("pk"))
+        .order_by("-started_at", "-pk")
+        .values("pk")[:1]
+    )
+    qs = qs.annotate(latest_run_id=Subquery(latest_run))
     return list(qs.order_by(Lower("name"), "pk"))
 
 
 def _reconciliation_summaries(run_ids: list[int]) -> dict[int, ReconciliationSummary]:
-    run_model = reconciliation_run_model()
-    if run_model is None or not run_ids:
+    if not run_ids:
         return {}
-    summaries = {}
-    for run in run_model._default_manager.filter(pk__in=run_ids):
-        summaries[run.channel_id] = ReconciliationSummary(
-            started_at=getattr(run, "started_at", None),
-            finished_at=getattr(run, "finished_at", None),
-            status=str(getattr(run, "status", "") or ""),
-            checked=getattr(run, "checked", 0) or 0,
-            drifted=getattr(run, "drifted", 0) or 0,
-            fixed=getattr(run, "fixed", 0) or 0,
-            errors=getattr(run, "errors", 0) or 0,
+    return {
+        run.channel_id: ReconciliationSummary(
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            status=run.status,
+            checked=run.checked,
+            drifted=run.drifted,
+            fixed=run.fixed,
+            errors=run.errors,
         )
-    return summaries
+        for run in ReconciliationRun.objects.filter(pk__in=run_ids)
+    }
 
 
 def sync_log_hour_counts(*, since: datetime) -> dict[int, tuple[int, int]]:
