@@ -15,6 +15,7 @@ messages nowhere.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import uuid
 from time import monotonic
@@ -25,6 +26,7 @@ from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
 
 SCHEME = "pimsyncfs"
+log = logging.getLogger(__name__)
 
 
 class Channel(filesystem.Channel):
@@ -50,8 +52,24 @@ class Channel(filesystem.Channel):
                 continue  # another worker took it first
             with open(claimed, "rb") as f:
                 payload = f.read()
+            try:
+                message = loads(bytes_to_str(payload))
+            except ValueError:
+                # An unreadable message must not kill the worker's consumer: keep it for
+                # a look and go on. Nothing depends on one message — the database state
+                # (markers, events) is swept and processed anyway.
+                kept = os.path.join(self.processed_folder, "unreadable")
+                os.makedirs(kept, exist_ok=True)
+                os.replace(claimed, os.path.join(kept, os.path.basename(claimed)))
+                log.error(
+                    "broker message %s is unreadable (%d bytes); kept in %s",
+                    name,
+                    len(payload),
+                    kept,
+                )
+                continue
             os.remove(claimed)
-            return loads(bytes_to_str(payload))
+            return message
         raise filesystem.Empty()
 
     def _queue_bind(self, exchange: str, routing_key: str, pattern: str, queue: str) -> None:

@@ -72,3 +72,17 @@ def test_a_message_being_written_is_not_visible(tmp_path):
             raise AssertionError("the partial file was delivered")
         except q.Empty:
             pass
+
+
+def test_an_unreadable_message_is_set_aside_and_the_next_one_delivered(tmp_path, caplog):
+    folder = tmp_path / "queue"
+    folder.mkdir()
+    (tmp_path / "processed").mkdir()
+    (folder / "0_empty.q.msg").write_bytes(b"")  # e.g. a writer that died mid-way
+    with connection(folder) as conn, conn.SimpleQueue("q") as q:
+        q.put({"n": 2})
+        assert q.get(timeout=1.0).payload == {"n": 2}
+    kept = [p.name for p in (tmp_path / "processed" / "unreadable").iterdir()]
+    assert len(kept) == 1
+    assert kept[0].endswith("0_empty.q.msg")
+    assert "is unreadable (0 bytes)" in caplog.text
