@@ -666,7 +666,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--skus", type=int, default=50)
     parser.add_argument("--gunicorn-workers", type=int, default=2)
     parser.add_argument("--worker-class", choices=("sync", "gthread"), default="gthread")
-    parser.add_argument("--threads", type=int, default=4, help="gthread only")
+    parser.add_argument("--threads", type=int, default=8, help="gthread only")
     parser.add_argument("--celery-workers", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument(

@@ -104,7 +104,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
-    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    # A health check is one more round trip (SELECT 1) per request: at webhook rates it
+    # doubled the database waits of every request. Without it, a connection broken by a
+    # database restart fails one request and is then replaced (Django closes it after the
+    # error). Turn it on where connections are often cut (some proxies, failovers).
+    DATABASES["default"].setdefault(
+        "CONN_HEALTH_CHECKS", env.bool("DB_CONN_HEALTH_CHECKS", default=False)
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
