@@ -147,3 +147,11 @@ def alert_acknowledge(*, alert_ids: Iterable[int], user: AbstractBaseUser) -> in
     return Alert.objects.filter(pk__in=list(alert_ids), acknowledged_at__isnull=True).update(
         acknowledged_by=user, acknowledged_at=timezone.now()
     )
+
+
+def alerts_resolve(*, alert_ids: Iterable[int], now: datetime | None = None) -> int:
+    """Resolve these alerts by hand (a person decided the condition is over); an alert
+    whose condition persists opens again on the next evaluation. Returns how many."""
+    return Alert.objects.filter(pk__in=list(alert_ids), resolved_at__isnull=True).update(
+        resolved_at=now or timezone.now()
+    )

@@ -1,0 +1,15 @@
+"""Cursor pagination everywhere: stable under inserts, constant cost per page."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework.pagination import CursorPagination
+
+
+class ApiCursorPagination(CursorPagination):
+    page_size_query_param = "page_size"
+    ordering = "-id"
+
+    @property
+    def max_page_size(self) -> int:  # type: ignore[override]
+        return settings.PIMSYNC_API_MAX_PAGE_SIZE
