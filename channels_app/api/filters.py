@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django_filters import rest_framework as filters
 
+from pimsync.api.filters import IntFilter
+
 from ..models import ChannelListing, ChannelOrder, Customer, OrderStatus, Platform
 
 
@@ -14,10 +16,10 @@ class ChannelFilter(filters.FilterSet):
 
 
 class ListingFilter(filters.FilterSet):
-    channel = filters.NumberFilter(field_name="channel_id")
+    channel = IntFilter(field_name="channel_id")
     channel_slug = filters.CharFilter(field_name="channel__slug")
     sku = filters.CharFilter(field_name="variant__sku")
-    variant = filters.NumberFilter(field_name="variant_id")
+    variant = IntFilter(field_name="variant_id")
     is_enabled = filters.BooleanFilter()
 
     class Meta:
@@ -26,15 +28,15 @@ class ListingFilter(filters.FilterSet):
 
 
 class RuleFilter(filters.FilterSet):
-    channel = filters.NumberFilter(field_name="channel_id")
+    channel = IntFilter(field_name="channel_id")
 
 
 class OrderFilter(filters.FilterSet):
-    channel = filters.NumberFilter(field_name="channel_id")
+    channel = IntFilter(field_name="channel_id")
     channel_slug = filters.CharFilter(field_name="channel__slug")
     status = filters.ChoiceFilter(choices=OrderStatus.choices)
     external_id = filters.CharFilter()
-    customer = filters.NumberFilter(field_name="customer_id")
+    customer = IntFilter(field_name="customer_id")
     is_oversold = filters.BooleanFilter()
     has_unmatched_lines = filters.BooleanFilter()
     placed_after = filters.IsoDateTimeFilter(field_name="placed_at", lookup_expr="gte")

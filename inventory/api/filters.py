@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django_filters import rest_framework as filters
 
+from pimsync.api.filters import IntFilter
+
 from ..models import MovementReason, Product, Reservation, StockLevel, StockMovement, Variant
 
 
@@ -22,7 +24,7 @@ class ProductFilter(filters.FilterSet):
 class VariantFilter(filters.FilterSet):
     sku = filters.CharFilter(help_text="Exact SKU")
     barcode = filters.CharFilter()
-    product = filters.NumberFilter(field_name="product_id")
+    product = IntFilter(field_name="product_id")
     is_active = filters.BooleanFilter()
     updated_since = filters.IsoDateTimeFilter(
         field_name="updated_at", lookup_expr="gte", help_text="ISO 8601, e.g. 2026-11-23T10:00:00Z"
@@ -40,7 +42,7 @@ class StockLevelFilter(filters.FilterSet):
         method="filter_low_stock",
         help_text="true: available at or below PIMSYNC_API_LOW_STOCK_LEVEL (default 5)",
     )
-    available_lte = filters.NumberFilter(field_name="available_qty", lookup_expr="lte")
+    available_lte = IntFilter(field_name="available_qty", lookup_expr="lte")
 
     class Meta:
         model = StockLevel

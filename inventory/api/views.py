@@ -16,6 +16,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -501,14 +502,14 @@ def _bulk_rows(serializer_class: type, request: Request, rows_field: str) -> lis
     # valid rows, depending on the version); a list of strings is about the list itself.
     if isinstance(rows, list) and rows and isinstance(rows[0], dict):
         rows = dict(enumerate(rows))
-    if isinstance(rows, dict):
+    if isinstance(rows, dict) and all(str(i).isdigit() for i in rows):
         failing = {int(i): row for i, row in rows.items() if row}
         raise ApiError(
             f"{len(failing)} row(s) invalid, nothing applied.",
             code="invalid_rows",
             details={"rows": row_errors(failing)},
         )
-    raise ApiError("The request body is invalid.", code="invalid", details={"fields": errors})
+    raise ValidationError(errors)
 
 
 def _resolve(

@@ -277,7 +277,7 @@ REST_FRAMEWORK.update(
             "rest_framework.renderers.JSONRenderer",
             "rest_framework.renderers.BrowsableAPIRenderer",
         ],
-        "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+        "DEFAULT_PARSER_CLASSES": ["pimsync.api.parsers.StrictJSONParser"],
         "EXCEPTION_HANDLER": "pimsync.api.errors.api_exception_handler",
         "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
         "COERCE_DECIMAL_TO_STRING": True,

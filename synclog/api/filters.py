@@ -3,11 +3,13 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django_filters import rest_framework as filters
 
+from pimsync.api.filters import IntFilter
+
 from ..models import Alert, EventType, SyncLogEntry, SyncStatus
 
 
 class SyncLogFilter(filters.FilterSet):
-    channel = filters.NumberFilter(field_name="channel_id")
+    channel = IntFilter(field_name="channel_id")
     channel_slug = filters.CharFilter(field_name="channel__slug")
     sku = filters.CharFilter()
     status = filters.ChoiceFilter(choices=SyncStatus.choices)
@@ -33,7 +35,7 @@ class SyncLogFilter(filters.FilterSet):
 class AlertFilter(filters.FilterSet):
     kind = filters.ChoiceFilter(choices=Alert.Kind.choices)
     severity = filters.ChoiceFilter(choices=Alert.Severity.choices)
-    channel = filters.NumberFilter(field_name="channel_id")
+    channel = IntFilter(field_name="channel_id")
     sku = filters.CharFilter()
     is_open = filters.BooleanFilter(method="filter_open")
     acknowledged = filters.BooleanFilter(
