@@ -36,7 +36,7 @@ from ..models import (
     SyncMarker,
 )
 from ..selectors import listing_sync_states, variants_channel_overview
-from . import filters
+from . import examples, filters
 from .serializers import (
     BufferRuleSerializer,
     ChannelSerializer,
@@ -209,8 +209,14 @@ QUEUED_EXAMPLE = OpenApiExample(
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List channels", description="Filters: slug, platform, is_enabled."),
-    retrieve=extend_schema(summary="Read a channel (credentials are never returned)"),
+    list=extend_schema(
+        summary="List channels",
+        description="Filters: slug, platform, is_enabled.",
+        examples=[examples.CHANNEL],
+    ),
+    retrieve=extend_schema(
+        summary="Read a channel (credentials are never returned)", examples=[examples.CHANNEL]
+    ),
     create=extend_schema(summary="Create a channel (staff)", examples=[CHANNEL_EXAMPLE]),
     update=extend_schema(summary="Replace a channel (staff)", examples=[CHANNEL_EXAMPLE]),
     partial_update=extend_schema(
@@ -311,8 +317,11 @@ LISTING_EXAMPLE = OpenApiExample(
     list=extend_schema(
         summary="List channel listings with their sync state",
         description="Filters: channel, channel_slug, sku, variant, is_enabled.",
+        examples=[examples.LISTING],
     ),
-    retrieve=extend_schema(summary="Read a listing with its sync state"),
+    retrieve=extend_schema(
+        summary="Read a listing with its sync state", examples=[examples.LISTING]
+    ),
     create=extend_schema(summary="List a variant on a channel", examples=[LISTING_EXAMPLE]),
     update=extend_schema(summary="Replace a listing", examples=[LISTING_EXAMPLE]),
     partial_update=extend_schema(
@@ -332,15 +341,21 @@ class ListingViewSet(ServiceModelViewSet):
     http_method_names = ["get", "post", "put", "patch", "head", "options"]
     queryset = ChannelListing.objects.select_related("channel", "variant").order_by("id")
 
+    def initial(self, request: Request, *args: object, **kwargs: object) -> None:
+        super().initial(request, *args, **kwargs)
+        # Filled once the listings to show are known (a page, one object, a saved one);
+        # the serializer reads it through its context.
+        self._states: dict = {}
+
     def paginate_queryset(self, queryset):  # type: ignore[no-untyped-def]
         page = super().paginate_queryset(queryset)
         if page is not None:
-            self._states = listing_sync_states(page)
+            self._states.update(listing_sync_states(page))
         return page
 
     def get_object(self) -> ChannelListing:
         listing = super().get_object()
-        self._states = listing_sync_states([listing])
+        self._states.update(listing_sync_states([listing]))
         return listing
 
     def get_serializer_context(self) -> dict:
@@ -348,19 +363,21 @@ class ListingViewSet(ServiceModelViewSet):
 
     def perform_create(self, serializer: ListingSerializer) -> None:
         super().perform_create(serializer)
-        self._states = listing_sync_states([serializer.instance])
+        self._states.update(listing_sync_states([serializer.instance]))
 
     def perform_update(self, serializer: ListingSerializer) -> None:
         super().perform_update(serializer)
-        self._states = listing_sync_states([serializer.instance])
+        self._states.update(listing_sync_states([serializer.instance]))
 
     def save_through_service(self, instance: ChannelListing, changed: set[str]) -> ChannelListing:
         return services.listing_save(listing=instance, changed_fields=changed)
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List buffer rules", description="Filter: channel."),
-    retrieve=extend_schema(summary="Read a buffer rule"),
+    list=extend_schema(
+        summary="List buffer rules", description="Filter: channel.", examples=[examples.BUFFER_RULE]
+    ),
+    retrieve=extend_schema(summary="Read a buffer rule", examples=[examples.BUFFER_RULE]),
     create=extend_schema(
         summary="Create a buffer rule",
         description="Safety stock held back from a channel (or all): units or percent, for a "
@@ -373,7 +390,7 @@ class ListingViewSet(ServiceModelViewSet):
             )
         ],
     ),
-    update=extend_schema(summary="Replace a buffer rule"),
+    update=extend_schema(summary="Replace a buffer rule", examples=[examples.BUFFER_RULE]),
     partial_update=extend_schema(
         summary="Change a buffer rule",
         examples=[
@@ -398,8 +415,10 @@ class BufferRuleViewSet(ServiceModelViewSet):
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List price rules", description="Filter: channel."),
-    retrieve=extend_schema(summary="Read a price rule"),
+    list=extend_schema(
+        summary="List price rules", description="Filter: channel.", examples=[examples.PRICE_RULE]
+    ),
+    retrieve=extend_schema(summary="Read a price rule", examples=[examples.PRICE_RULE]),
     create=extend_schema(
         summary="Create a channel's price rule",
         description="Channel price = variant price × multiplier + adjustment, rounded up to "
@@ -417,7 +436,7 @@ class BufferRuleViewSet(ServiceModelViewSet):
             )
         ],
     ),
-    update=extend_schema(summary="Replace a price rule"),
+    update=extend_schema(summary="Replace a price rule", examples=[examples.PRICE_RULE]),
     partial_update=extend_schema(
         summary="Change a price rule",
         examples=[OpenApiExample("+20 %", value={"multiplier": "1.2"}, request_only=True)],
@@ -444,8 +463,9 @@ class PriceRuleViewSet(ServiceModelViewSet):
         summary="List orders from every channel",
         description="Newest first, cursor pagination. Filters: channel, channel_slug, status, "
         "external_id, customer, is_oversold, has_unmatched_lines, placed_after, placed_before.",
+        examples=[examples.ORDER],
     ),
-    retrieve=extend_schema(summary="Read an order with its lines"),
+    retrieve=extend_schema(summary="Read an order with its lines", examples=[examples.ORDER]),
 )
 class OrderViewSet(
     ApiViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
@@ -488,9 +508,13 @@ class OrderViewSet(
 
 @extend_schema_view(
     list=extend_schema(
-        summary="List customers (matched across channels)", description="Filters: email, phone."
+        summary="List customers (matched across channels)",
+        description="Filters: email, phone.",
+        examples=[examples.CUSTOMER],
     ),
-    retrieve=extend_schema(summary="Read a customer with order count and total spend"),
+    retrieve=extend_schema(
+        summary="Read a customer with order count and total spend", examples=[examples.CUSTOMER]
+    ),
 )
 class CustomerViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
     api_area = "orders"

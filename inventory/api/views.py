@@ -29,7 +29,7 @@ from pimsync.api.views import ApiViewSetMixin, ServiceModelViewSet
 from .. import services
 from ..models import Location, Product, Reservation, StockLevel, StockMovement, Variant
 from ..services import Deltas, MovementSpec
-from . import filters
+from . import examples, filters
 from .serializers import (
     BulkMovementsInputSerializer,
     BulkMovementsOutputSerializer,
@@ -130,9 +130,11 @@ MOVEMENT_RESPONSE_EXAMPLE = OpenApiExample(
 
 @extend_schema_view(
     list=extend_schema(
-        summary="List products", description="Filter by handle, status, updated_since."
+        summary="List products",
+        description="Filter by handle, status, updated_since.",
+        examples=[examples.PRODUCT],
     ),
-    retrieve=extend_schema(summary="Read a product"),
+    retrieve=extend_schema(summary="Read a product", examples=[examples.PRODUCT]),
     create=extend_schema(summary="Create a product", examples=[PRODUCT_EXAMPLE]),
     update=extend_schema(summary="Replace a product", examples=[PRODUCT_EXAMPLE]),
     partial_update=extend_schema(
@@ -166,6 +168,7 @@ class ProductViewSet(ServiceModelViewSet):
         summary="List variants",
         description="Filter by sku, barcode, product, is_active, updated_since. Cursor "
         "pagination ordered by SKU; ?page_size= up to PIMSYNC_API_MAX_PAGE_SIZE.",
+        examples=[examples.VARIANT],
     ),
     create=extend_schema(summary="Create a variant", examples=[VARIANT_EXAMPLE]),
     update=extend_schema(summary="Replace a variant", examples=[VARIANT_EXAMPLE]),
@@ -197,8 +200,8 @@ class VariantViewSet(ServiceModelViewSet):
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List locations"),
-    retrieve=extend_schema(summary="Read a location"),
+    list=extend_schema(summary="List locations", examples=[examples.LOCATION]),
+    retrieve=extend_schema(summary="Read a location", examples=[examples.LOCATION]),
     create=extend_schema(
         summary="Create a location (staff)",
         examples=[
@@ -209,7 +212,17 @@ class VariantViewSet(ServiceModelViewSet):
             )
         ],
     ),
-    update=extend_schema(summary="Replace a location (staff)"),
+    update=extend_schema(
+        summary="Replace a location (staff)",
+        examples=[
+            OpenApiExample(
+                "Rename",
+                value={"code": "main", "name": "Main warehouse", "address": "1 Dock Rd"},
+                request_only=True,
+            ),
+            examples.LOCATION,
+        ],
+    ),
     partial_update=extend_schema(
         summary="Change a location (staff)",
         examples=[OpenApiExample("Close", value={"is_active": False}, request_only=True)],
@@ -232,8 +245,9 @@ class LocationViewSet(ServiceModelViewSet):
         summary="List stock levels",
         description="Buckets per SKU and location. Filters: sku, location (code), "
         "low_stock=true|false, available_lte.",
+        examples=[examples.STOCK_LEVEL],
     ),
-    retrieve=extend_schema(summary="Read a stock level"),
+    retrieve=extend_schema(summary="Read a stock level", examples=[examples.STOCK_LEVEL]),
 )
 class StockLevelViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
     api_area = "stock"
@@ -249,8 +263,9 @@ class StockLevelViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
         summary="List stock movements (the ledger)",
         description="Newest first, cursor pagination. Filters: sku, location, reason, source, "
         "created_after, created_before.",
+        examples=[MOVEMENT_RESPONSE_EXAMPLE],
     ),
-    retrieve=extend_schema(summary="Read a stock movement"),
+    retrieve=extend_schema(summary="Read a stock movement", examples=[MOVEMENT_RESPONSE_EXAMPLE]),
 )
 class StockMovementViewSet(
     ApiViewSetMixin,
@@ -415,8 +430,12 @@ class CycleCountApi(ApiViewSetMixin, APIView):
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List reservations", description="Filters: sku, location, status."),
-    retrieve=extend_schema(summary="Read a reservation"),
+    list=extend_schema(
+        summary="List reservations",
+        description="Filters: sku, location, status.",
+        examples=[examples.RESERVATION],
+    ),
+    retrieve=extend_schema(summary="Read a reservation", examples=[examples.RESERVATION]),
 )
 class ReservationViewSet(
     ApiViewSetMixin,
@@ -472,6 +491,7 @@ class ReservationViewSet(
         "or expired reservation answers 409.",
         request=None,
         responses={200: ReservationSerializer},
+        examples=[examples.RESERVATION],
     )
     @action(detail=True, methods=["post"])
     def commit(self, request: Request, pk: str | None = None) -> Response:
@@ -484,6 +504,7 @@ class ReservationViewSet(
         "committed reservation answers 409.",
         request=None,
         responses={200: ReservationSerializer},
+        examples=[examples.RESERVATION],
     )
     @action(detail=True, methods=["post"])
     def release(self, request: Request, pk: str | None = None) -> Response:
