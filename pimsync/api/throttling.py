@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.core.cache import caches
 from rest_framework.throttling import UserRateThrottle
+
+log = logging.getLogger(__name__)
 
 
 class ApiUserThrottle(UserRateThrottle):
@@ -23,7 +27,8 @@ class ApiUserThrottle(UserRateThrottle):
     def allow_request(self, request, view) -> bool:  # type: ignore[no-untyped-def]
         try:
             return super().allow_request(request, view)
-        except Exception:  # a throttle store that is down must not take the API down
+        except Exception as exc:  # a throttle store that is down must not take the API down
+            log.warning("API throttle store unavailable, request let through: %s", exc)
             return True
 
 

@@ -166,3 +166,16 @@ def test_hostile_queries_are_answered_without_5xx(catalog, staff_api, query):
     assert response.status_code < 500, response.content
     if response.status_code >= 400:
         assert set(response.json()["error"]) == {"code", "message", "details"}
+
+
+def test_a_throttle_store_that_is_down_lets_requests_through(catalog, staff_api):
+    from unittest import mock
+
+    class DownCache:
+        def get(self, *args, **kwargs):
+            raise ConnectionError("redis is down")
+
+        set = get
+
+    with mock.patch("pimsync.api.throttling.caches", {"api-throttle": DownCache()}):
+        assert staff_api.get("/api/v1/locations/").status_code == 200
