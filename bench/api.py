@@ -8,8 +8,8 @@ Run from the repository root::
 
 It starts throwaway PostgreSQL + Redis (scripts/pg-redis.sh), migrates, seeds
 ``--skus`` SKUs (products of 4 variants, one location) on four sandbox channels
-with the same ids as bench/propagation.py, syncs them once (sandbox limits ×10,
-not measured), starts gunicorn (``--gunicorn-workers`` × gthread) and makes a
+with the same ids as bench/propagation.py (``--initial-sync`` pushes them all once
+first, not measured), starts gunicorn (``--gunicorn-workers`` × gthread) and makes a
 staff user with an API token. Everything it started is stopped on exit.
 
 JSON lines (one object per line):
@@ -213,7 +213,7 @@ def bulk_prices_phase(
     from synclog.models import SyncLogEntry
 
     limits = sandbox.control("GET", "rate_limits")
-    floors = burst_floor(limits, skus=args.skus, per_product=PER_PRODUCT, woo="variations")
+    floors = burst_floor(limits, skus=args.skus, per_product=PER_PRODUCT, woo=args.woo)
     floor = max(f["seconds"] for f in floors.values())
     platform_of = dict(Channel.objects.values_list("pk", "platform"))
     rows = [
@@ -317,7 +317,11 @@ def run(args: argparse.Namespace, tmp: Path, pg_dir: Path) -> None:
             [sys.executable, "-m", "celery", "-A", "pimsync", "beat", "-l", "warning"],
             env,
         )
-        sync = initial_sync(sandbox, rates, scale=10, timeout=args.timeout, stall=args.stall)
+        sync = (
+            initial_sync(sandbox, rates, scale=10, timeout=args.timeout, stall=args.stall)
+            if args.initial_sync
+            else {"seconds": None, "mismatches": None}
+        )
         _gunicorn, port = start_gunicorn(
             stack, env, workers=args.gunicorn_workers, worker_class="gthread", threads=4
         )
@@ -351,6 +355,18 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=1200.0, help="per wait, seconds")
     parser.add_argument("--stall", type=float, default=120.0)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--woo",
+        choices=("simple", "variations"),
+        default="simple",
+        help="WooCommerce products: simple (100 per batch call) or 4-variation parents",
+    )
+    parser.add_argument(
+        "--initial-sync",
+        action="store_true",
+        help="push every listing once before measuring (sandbox limits x10; slow at 10k "
+        "SKUs, and no phase depends on it: the bulk phase counts price confirmations)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (logs)")
     return parser.parse_args(argv)
 

@@ -13,3 +13,8 @@ class ApiCursorPagination(CursorPagination):
     @property
     def max_page_size(self) -> int:  # type: ignore[override]
         return settings.PIMSYNC_API_MAX_PAGE_SIZE
+
+    def get_ordering(self, request, queryset, view):  # type: ignore[no-untyped-def]
+        """The view's own ``ordering`` (a unique field, e.g. "sku" or "-id")."""
+        ordering = getattr(view, "ordering", None) or self.ordering
+        return (ordering,) if isinstance(ordering, str) else tuple(ordering)

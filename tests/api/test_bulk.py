@@ -267,3 +267,26 @@ def test_bulk_queries_do_not_grow_with_the_rows(catalog, client_for):
     small = _queries_for(integ, MOVEMENTS, moves(variants[:10]), HTTP_IDEMPOTENCY_KEY="s")
     large = _queries_for(integ, MOVEMENTS, moves(variants[10:120]), HTTP_IDEMPOTENCY_KEY="l")
     assert small <= large <= small + 3
+
+
+def test_ten_thousand_prices_on_four_channels_in_one_request(catalog, client_for):
+    """The documented maximum on the embedded database (SQLite's parameter limits)."""
+    from channels_app.models import ChannelListing
+
+    variants = Variant.objects.bulk_create(
+        Variant(product=catalog["product"], sku=f"BULK{i:05d}", price=Decimal("1.00"))
+        for i in range(10_000)
+    )
+    channels = [catalog["channel"], *(factories.ChannelFactory() for _ in range(3))]
+    ChannelListing.objects.bulk_create(
+        (ChannelListing(channel=c, variant=v) for c in channels for v in variants),
+        batch_size=2000,
+    )
+    rows = [{"sku": v.sku, "price": f"{2 + i % 90}.50"} for i, v in enumerate(variants)]
+    response = client_for("merchandiser").post(PRICES, {"prices": rows}, format="json")
+
+    assert response.status_code == 200, response.content[:500]
+    assert response.json() == {"rows": 10_000, "changed": 10_000}
+    assert Variant.objects.get(sku="BULK00091").price == Decimal("3.50")
+    marked = SyncMarker.objects.filter(kind="price", listing__variant__sku__startswith="BULK")
+    assert marked.count() == 40_000

@@ -365,3 +365,11 @@ def test_every_operation_is_documented_with_a_summary_and_examples():
             if not op.get("summary") or (method != "delete" and not has_example):
                 undocumented.append(f"{method.upper()} {path}")
     assert undocumented == []
+
+
+def test_variants_are_listed_by_sku_and_movements_newest_first(catalog, staff_api):
+    factories.VariantFactory(product=catalog["product"], sku="AAA-1")
+    skus = [v["sku"] for v in staff_api.get("/api/v1/variants/").json()["results"]]
+    assert skus == ["AAA-1", "TEE-L", "TEE-M", "TEE-S"]
+    ids = [m["id"] for m in staff_api.get("/api/v1/stock-movements/").json()["results"]]
+    assert ids == sorted(ids, reverse=True)
