@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.db.models import Count
+from django.db.models import Count, F, IntegerField, OuterRef, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -163,6 +164,12 @@ class ProductViewSet(ServiceModelViewSet):
         services.product_delete(product=instance)
 
 
+def _stock_sum(expression: Any) -> Coalesce:
+    levels = StockLevel.objects.filter(variant=OuterRef("pk")).order_by().values("variant")
+    total = levels.annotate(total=Sum(expression)).values("total")
+    return Coalesce(Subquery(total, output_field=IntegerField()), Value(0))
+
+
 @extend_schema_view(
     list=extend_schema(
         summary="List variants",
@@ -190,7 +197,15 @@ class VariantViewSet(ServiceModelViewSet):
     ordering = "sku"
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
-        return Variant.objects.with_stock_totals().order_by("sku")
+        # Totals as correlated subqueries rather than a GROUP BY over the join: a page
+        # ordered by SKU then reads its rows from the SKU index and sums only their
+        # stock levels, instead of aggregating the whole catalog first.
+        return Variant.objects.annotate(
+            total_on_hand=_stock_sum(F("on_hand")),
+            total_available=_stock_sum(
+                F("on_hand") - F("committed") - F("reserved") - F("damaged")
+            ),
+        ).order_by("sku")
 
     def save_through_service(self, instance: Variant, changed: set[str]) -> Variant:
         return services.variant_save(variant=instance, changed_fields=changed)
