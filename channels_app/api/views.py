@@ -17,6 +17,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from inventory.api.examples import VARIANT as VARIANT_EXAMPLE
 from inventory.api.views import VariantViewSet
 from inventory.models import Variant
 from pimsync.api.errors import ApiError
@@ -96,20 +97,7 @@ def variant_channels(variants: list[Variant]) -> dict[int, list[dict]]:
                 "Variant with channels",
                 response_only=True,
                 value={
-                    "id": 2,
-                    "product": 1,
-                    "sku": "DEMO-001-M",
-                    "title": "M",
-                    "options": {"size": "M", "colour": "Black"},
-                    "price": "29.00",
-                    "compare_at_price": None,
-                    "map_price": None,
-                    "barcode": "400000001123",
-                    "is_active": True,
-                    "on_hand": 30,
-                    "available": 28,
-                    "created_at": "2026-11-23T09:00:00Z",
-                    "updated_at": "2026-11-23T10:00:00Z",
+                    **VARIANT_EXAMPLE.value,
                     "channels": [
                         {
                             "channel": {
