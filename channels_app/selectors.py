@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -103,11 +103,7 @@ def channel_price_bulk(*, channel: Channel, variant_ids: Iterable[int]) -> dict[
             "variant_id", "price_override"
         )
     )
-    rule_kwargs = (
-        {"multiplier": rule.multiplier, "adjustment": rule.adjustment, "rounding": rule.rounding}
-        if rule
-        else {}
-    )
+    rule_kwargs = _price_rule_kwargs(rule)
     return {
         vid: channel_price_compute(
             variant_price=price, map_price=map_price, override=overrides.get(vid), **rule_kwargs
@@ -134,47 +130,59 @@ class ChannelView:
 
 def variant_channel_overview(*, variant: Variant) -> list[ChannelView]:
     """Per channel: what pimsync would publish for this variant now, and the listing."""
+    return variants_channel_overview(variants=[variant])[variant.pk]
+
+
+def _price_rule_kwargs(rule: PriceRule | None) -> dict:
+    if rule is None:
+        return {}
+    return {"multiplier": rule.multiplier, "adjustment": rule.adjustment, "rounding": rule.rounding}
+
+
+def variants_channel_overview(*, variants: Sequence[Variant]) -> dict[int, list[ChannelView]]:
+    """variant_channel_overview for many variants: six queries whatever their number."""
+    ids = [v.pk for v in variants]
+    if not ids:
+        return {}
     channels = list(Channel.objects.order_by("name").prefetch_related("channel_locations"))
-    listings = {lst.channel_id: lst for lst in ChannelListing.objects.filter(variant=variant)}
+    listings = {
+        (lst.variant_id, lst.channel_id): lst
+        for lst in ChannelListing.objects.filter(variant_id__in=ids)
+    }
     rules = {r.channel_id: r for r in PriceRule.objects.filter(is_active=True)}
     buffers = list(
         BufferRule.objects.filter(is_active=True).filter(
-            Q(variant=variant)
-            | Q(product_id=variant.product_id)
+            Q(variant_id__in=ids)
+            | Q(product_id__in={v.product_id for v in variants})
             | Q(variant__isnull=True, product__isnull=True)
         )
     )
-    per_location = {
-        row["location_id"]: row["available"]
-        for row in StockLevel.objects.filter(variant=variant)
-        .values("location_id")
+    available = {
+        (row["variant_id"], row["location_id"]): row["available"]
+        for row in StockLevel.objects.filter(variant_id__in=ids)
+        .values("variant_id", "location_id")
         .annotate(available=F("on_hand") - F("committed") - F("reserved") - F("damaged"))
     }
-    views = []
-    for ch in channels:
-        total = sum(per_location.get(cl.location_id, 0) for cl in ch.channel_locations.all())
-        rule = buffer_rule_pick(
-            buffers, channel_id=ch.pk, variant_id=variant.pk, product_id=variant.product_id
-        )
-        held = buffer_units(total, mode=rule.mode, value=rule.value) if rule else 0
-        listing = listings.get(ch.pk)
-        price_rule = rules.get(ch.pk)
-        price = channel_price_compute(
-            variant_price=variant.price,
-            map_price=variant.map_price,
-            override=listing.price_override if listing else None,
-            **(
-                {
-                    "multiplier": price_rule.multiplier,
-                    "adjustment": price_rule.adjustment,
-                    "rounding": price_rule.rounding,
-                }
-                if price_rule
-                else {}
-            ),
-        )
-        views.append(ChannelView(ch, listing, price, channel_atp_compute(total, held)))
-    return views
+    result: dict[int, list[ChannelView]] = {}
+    for variant in variants:
+        views = result.setdefault(variant.pk, [])
+        for ch in channels:
+            total = sum(
+                available.get((variant.pk, cl.location_id), 0) for cl in ch.channel_locations.all()
+            )
+            rule = buffer_rule_pick(
+                buffers, channel_id=ch.pk, variant_id=variant.pk, product_id=variant.product_id
+            )
+            held = buffer_units(total, mode=rule.mode, value=rule.value) if rule else 0
+            listing = listings.get((variant.pk, ch.pk))
+            price = channel_price_compute(
+                variant_price=variant.price,
+                map_price=variant.map_price,
+                override=listing.price_override if listing else None,
+                **_price_rule_kwargs(rules.get(ch.pk)),
+            )
+            views.append(ChannelView(ch, listing, price, channel_atp_compute(total, held)))
+    return result
 
 
 @dataclass(frozen=True)

@@ -41,3 +41,17 @@ class IdempotencyConflict(InventoryError):
 
 class InvalidTransition(InventoryError):
     code = "invalid_transition"
+
+
+class BulkMovementRejected(InventoryError):
+    """A bulk request with failing rows: nothing was applied; every failing row is named."""
+
+    code = "invalid_rows"
+
+    def __init__(self, row_errors: dict[int, list[str]]) -> None:
+        first = min(row_errors)
+        super().__init__(
+            f"{len(row_errors)} row(s) rejected, nothing applied; row {first}: "
+            f"{row_errors[first][0]}"
+        )
+        self.row_errors = row_errors

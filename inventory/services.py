@@ -14,7 +14,7 @@ Stock rules (callers may rely on them):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from . import events
 from .errors import (
+    BulkMovementRejected,
     IdempotencyConflict,
     InsufficientStock,
     InvalidMovement,
@@ -39,6 +40,7 @@ from .errors import (
 from .locks import reservation_lock, stock_levels_lock
 from .models import (
     MONEY_LIMIT,
+    ApiIdempotencyKey,
     Location,
     MovementReason,
     Product,
@@ -721,3 +723,240 @@ def stock_operation_apply(
         note=note,
         user=user,
     )
+
+
+def product_delete(*, product: Product) -> None:
+    """Delete a product and its variants; refused (ProtectedError) once any of its
+    variants has stock history or orders."""
+    with transaction.atomic():
+        product.delete()
+
+
+def variant_delete(*, variant: Variant) -> None:
+    """Delete a variant; refused (ProtectedError) once it has stock history or
+    orders — deactivate it instead."""
+    with transaction.atomic():
+        variant.delete()
+
+
+def location_save(*, location: Location) -> Location:
+    location.full_clean()
+    location.save()
+    return location
+
+
+# --- many movements at once -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MovementSpec:
+    """One movement of a bulk request, already resolved to ids."""
+
+    variant_id: int
+    location_id: int
+    deltas: Deltas
+    reason: str
+    idempotency_key: str
+    note: str = ""
+    source_ref: str = ""
+
+
+def _bulk_precheck(specs: Sequence[MovementSpec], source: str) -> dict[int, list[str]]:
+    errors: dict[int, list[str]] = {}
+    first_row_of: dict[str, int] = {}
+    for row, spec in enumerate(specs):
+        try:
+            _validate_common(spec.reason, spec.idempotency_key, source)
+        except InvalidMovement as exc:
+            errors.setdefault(row, []).append(exc.message)
+        if spec.deltas.is_zero:
+            errors.setdefault(row, []).append("A movement of 0 changes nothing")
+        twin = first_row_of.setdefault(spec.idempotency_key, row)
+        if twin != row:
+            errors.setdefault(row, []).append(
+                f"Idempotency key {spec.idempotency_key!r} is also used by row {twin}"
+            )
+    return errors
+
+
+def _movements_by_key(keys: list[str]) -> dict[str, StockMovement]:
+    found: dict[str, StockMovement] = {}
+    for start in range(0, len(keys), 2000):
+        chunk = keys[start : start + 2000]
+        found.update(
+            (m.idempotency_key, m) for m in StockMovement.objects.filter(idempotency_key__in=chunk)
+        )
+    return found
+
+
+def _bulk_levels_update(levels: dict[tuple[int, int], StockLevel], moved: dict) -> None:
+    """One CASE-per-column UPDATE per 500 levels, each bucket moved by F() + delta."""
+    now = timezone.now()
+    rows = []
+    for pair, d in moved.items():
+        row = StockLevel(pk=levels[pair].pk, updated_at=now)
+        for b in BUCKETS:
+            setattr(row, b, F(b) + d[b])
+        rows.append(row)
+    StockLevel.objects.bulk_update(rows, [*BUCKETS, "updated_at"], batch_size=500)
+
+
+def stock_movements_apply_bulk(
+    *,
+    specs: Sequence[MovementSpec],
+    source: str,
+    user: AbstractBaseUser | None = None,
+) -> list[MovementResult]:
+    """Apply many movements in one transaction: all of them or none.
+
+    Each movement follows stock_movement_apply's rules (ledger row with its own
+    idempotency key and balances-after, buckets never negative, promising
+    reasons limited to what is available — in the order given, so two rows on
+    one SKU see each other), but with bulk queries: rows locked in pk order,
+    ledger rows inserted together, levels moved with F() in a few UPDATEs, one
+    domain event. A key applied before with the same payload is returned with
+    ``created=False``. Raises BulkMovementRejected naming every failing row;
+    then nothing is written.
+    """
+    errors = _bulk_precheck(specs, source)
+    if errors:
+        raise BulkMovementRejected(errors)
+    if not specs:
+        return []
+    with transaction.atomic():
+        levels = stock_levels_lock({(s.variant_id, s.location_id) for s in specs})
+        locations = Location.objects.in_bulk({s.location_id for s in specs})
+        skus = dict(
+            Variant.objects.filter(pk__in={s.variant_id for s in specs}).values_list("pk", "sku")
+        )
+        for (_, location_id), level in levels.items():
+            level.location = locations[location_id]
+        prior = _movements_by_key([s.idempotency_key for s in specs])
+        results: list[MovementResult | None] = [None] * len(specs)
+        new: list[tuple[int, StockMovement]] = []
+        moved: dict[tuple[int, int], dict[str, int]] = {}
+        for row, spec in enumerate(specs):
+            pair = (spec.variant_id, spec.location_id)
+            existing = prior.get(spec.idempotency_key)
+            if existing is not None:
+                if _same_payload(existing, *pair, spec.deltas, spec.reason):
+                    results[row] = MovementResult(existing, created=False)
+                else:
+                    errors[row] = [
+                        f"Idempotency key {spec.idempotency_key!r} was already used for a "
+                        "different stock change"
+                    ]
+                continue
+            level = levels[pair]
+            if not level.location.is_active:
+                errors[row] = [f"Location {level.location} is inactive"]
+                continue
+            try:
+                _check_result(level, spec.deltas, spec.reason, skus[spec.variant_id])
+            except (InsufficientStock, InvalidMovement) as exc:
+                errors[row] = [exc.message]
+                continue
+            total = moved.setdefault(pair, dict.fromkeys(BUCKETS, 0))
+            for b in BUCKETS:
+                step = getattr(spec.deltas, b)
+                setattr(level, b, getattr(level, b) + step)
+                total[b] += step
+            new.append((row, _ledger_row(level, spec, source=source, user=user)))
+        if errors:
+            raise BulkMovementRejected(errors)
+        StockMovement.objects.bulk_create([m for _, m in new], batch_size=1000)
+        for row, movement in new:
+            results[row] = MovementResult(movement, created=True)
+        if moved:
+            _bulk_levels_update(levels, moved)
+            events.publish_stock_changed(
+                variant_ids={v for v, _ in moved}, location_ids={loc for _, loc in moved}
+            )
+    return [r for r in results if r is not None]
+
+
+def _ledger_row(
+    level: StockLevel, spec: MovementSpec, *, source: str, user: AbstractBaseUser | None
+) -> StockMovement:
+    """The ledger row of a movement already applied to ``level`` in memory."""
+    d = spec.deltas
+    return StockMovement(
+        variant_id=spec.variant_id,
+        location_id=spec.location_id,
+        delta_on_hand=d.on_hand,
+        delta_committed=d.committed,
+        delta_reserved=d.reserved,
+        delta_damaged=d.damaged,
+        reason=spec.reason,
+        source=source,
+        source_ref=spec.source_ref,
+        idempotency_key=spec.idempotency_key,
+        note=spec.note,
+        on_hand_after=level.on_hand,
+        available_after=level.available,
+        created_by=user if user is not None and user.is_authenticated else None,
+    )
+
+
+# --- API idempotency keys ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status: int
+    body: Any
+
+
+def api_idempotency_begin(
+    *, user: AbstractBaseUser, key: str, request_hash: str
+) -> tuple[ApiIdempotencyKey, StoredResponse | None]:
+    """Take an Idempotency-Key for a request, inside the transaction that does its work.
+
+    Returns (record, None) when this request now owns the key (call
+    api_idempotency_finish before the transaction commits), or (record, stored)
+    when the same request was answered before: replay ``stored``. A concurrent
+    request with the key waits on the unique index until the first one commits
+    (then it gets the replay) or rolls back (then it owns the key). Raises
+    IdempotencyConflict when the key was used for a different request.
+    """
+    for _ in range(3):
+        try:
+            with transaction.atomic():
+                record = ApiIdempotencyKey.objects.create(
+                    user=user, key=key, request_hash=request_hash
+                )
+            return record, None
+        except IntegrityError:
+            existing = ApiIdempotencyKey.objects.filter(user=user, key=key).first()
+        if existing is None:
+            continue  # purged between our insert and our read: try again
+        if existing.request_hash != request_hash:
+            raise IdempotencyConflict(
+                f"Idempotency-Key {key!r} was already used for a different request"
+            )
+        if existing.response_status is None:
+            raise IdempotencyConflict(f"A request with Idempotency-Key {key!r} is in progress")
+        return existing, StoredResponse(existing.response_status, existing.response_body)
+    raise IdempotencyConflict(f"Idempotency-Key {key!r} is contended; retry the request")
+
+
+def api_idempotency_finish(*, record: ApiIdempotencyKey, status: int, body: Any) -> None:
+    record.response_status = status
+    record.response_body = body
+    record.save(update_fields=["response_status", "response_body"])
+
+
+def api_idempotency_purge(*, older_than_days: int, now: datetime | None = None) -> int:
+    """Forget stored responses older than the retention; the ledger's own keys
+    still keep a late repeat from applying twice. Returns how many were purged."""
+    cutoff = (now or timezone.now()) - timedelta(days=older_than_days)
+    purged = 0
+    while True:
+        ids = list(
+            ApiIdempotencyKey.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[
+                :1000
+            ]
+        )
+        if not ids:
+            return purged
+        purged += ApiIdempotencyKey.objects.filter(pk__in=ids).delete()[0]

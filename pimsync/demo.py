@@ -240,9 +240,27 @@ def sandbox_seed_write(path: Path) -> int:
     return sum(len(v) for v in payload.values())
 
 
+def _demo_api_users() -> list[str]:
+    """One token-only user per API role (no password), so each role can be tried."""
+    from inventory.roles import ROLES, roles_sync, user_roles_set
+
+    roles_sync()
+    user_model = get_user_model()
+    names = []
+    for role in ROLES:
+        user, created = user_model.objects.get_or_create(username=f"demo-{role}")
+        if created:
+            user.set_unusable_password()
+            user.save()
+        user_roles_set(user=user, roles=[role])
+        names.append(user.username)
+    return names
+
+
 def demo_seed() -> dict[str, object]:
     """Seed once; later runs keep the data. Returns what a person needs to log in."""
     username, password = _demo_admin()
+    api_users = _demo_api_users()
     created = False
     if not Product.objects.exists():
         with transaction.atomic():
@@ -263,4 +281,5 @@ def demo_seed() -> dict[str, object]:
         "variants": Variant.objects.count(),
         "channels": Channel.objects.count(),
         "sandbox_seed": str(seed_path),
+        "api_users": api_users,
     }

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from channels_app import webhooks
 
@@ -15,4 +15,5 @@ urlpatterns = [
     path("webhooks/<slug:slug>/", webhooks.webhook_receive, name="webhook-receive"),
     # ops dashboard
     # REST API
+    path("api/", include("pimsync.api.urls")),
 ]

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
+from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -20,10 +21,12 @@ from .enqueue import channel_push_request_on_commit
 BOTH_KINDS = (SyncKind.PRICE, SyncKind.QUANTITY)
 
 
+def _enabled(listings: QuerySet[ChannelListing]) -> QuerySet[ChannelListing]:
+    return listings.filter(is_enabled=True, channel__is_enabled=True)
+
+
 def _listing_rows(listings: QuerySet[ChannelListing]) -> list[tuple[int, int]]:
-    return list(
-        listings.filter(is_enabled=True, channel__is_enabled=True).values_list("pk", "channel_id")
-    )
+    return list(_enabled(listings).values_list("pk", "channel_id"))
 
 
 def listings_mark_dirty(
@@ -43,37 +46,69 @@ def listings_mark_dirty(
     now = now or timezone.now()
     token = uuid.uuid4().hex
     kinds = list(kinds)
-    markers = [
-        SyncMarker(
-            listing_id=listing_id,
-            channel_id=channel_id,
-            kind=kind,
-            first_dirty_at=now,
-            last_dirty_at=now,
-            due_at=now,
-            change_token=token,
-            is_forced=forced,
-        )
+    # A dead-lettered marker revived by a new change starts afresh.
+    # (A subquery, not the ids: 10,000 SKUs on four channels are more ids than SQLite
+    # takes as parameters of one statement.)
+    SyncMarker.objects.filter(
+        listing_id__in=_enabled(listings).values("pk"),
+        kind__in=kinds,
+        status=SyncMarker.Status.DEAD,
+    ).update(status=SyncMarker.Status.PENDING, due_at=now, first_dirty_at=now, attempts=0)
+    _markers_upsert(rows, kinds, now=now, token=token, forced=forced)
+    for channel_id in {channel_id for _, channel_id in rows}:
+        channel_push_request_on_commit(channel_id)
+    return len(rows) * len(kinds)
+
+
+_MARKER_COLUMNS = (
+    "listing_id",
+    "channel_id",
+    "kind",
+    "status",
+    "first_dirty_at",
+    "last_dirty_at",
+    "due_at",
+    "change_token",
+    "is_forced",
+    "attempts",
+    "claim_token",
+    "last_error_code",
+    "last_error",
+)
+
+
+def _markers_upsert(
+    rows: list[tuple[int, int]], kinds: list[str], *, now: datetime, token: str, forced: bool
+) -> None:
+    """INSERT … ON CONFLICT (listing, kind) DO UPDATE, 1,000 markers per statement.
+
+    The same upsert bulk_create(update_conflicts=True) writes, without preparing every
+    field of every row in Python (which dominated a 10,000-SKU price change): an
+    existing marker keeps first_dirty_at and due_at and gets the new change token
+    (and the forced flag when forced). PostgreSQL and SQLite ≥ 3.24.
+    """
+    ops = connection.ops
+    table = ops.quote_name(SyncMarker._meta.db_table)
+    columns = ", ".join(ops.quote_name(c) for c in _MARKER_COLUMNS)
+    stamp = ops.adapt_datetimefield_value(now)
+    updated = ["last_dirty_at", "change_token", *(["is_forced"] if forced else [])]
+    on_conflict = ", ".join(f"{ops.quote_name(c)} = excluded.{ops.quote_name(c)}" for c in updated)
+    pending = SyncMarker.Status.PENDING
+    values = [
+        (listing_id, channel_id, kind, pending, stamp, stamp, stamp, token, forced, 0, "", "", "")
         for listing_id, channel_id in rows
         for kind in kinds
     ]
-    # A dead-lettered marker revived by a new change starts afresh.
-    SyncMarker.objects.filter(
-        listing_id__in=[r[0] for r in rows], kind__in=kinds, status=SyncMarker.Status.DEAD
-    ).update(status=SyncMarker.Status.PENDING, due_at=now, first_dirty_at=now, attempts=0)
-    update_fields = ["last_dirty_at", "change_token"]
-    if forced:
-        update_fields.append("is_forced")
-    SyncMarker.objects.bulk_create(
-        markers,
-        batch_size=500,
-        update_conflicts=True,
-        unique_fields=["listing", "kind"],
-        update_fields=update_fields,
-    )
-    for channel_id in {channel_id for _, channel_id in rows}:
-        channel_push_request_on_commit(channel_id)
-    return len(markers)
+    row_sql = "(" + ", ".join(["%s"] * len(_MARKER_COLUMNS)) + ")"
+    with connection.cursor() as cursor:
+        for start in range(0, len(values), 1000):
+            chunk = values[start : start + 1000]
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) VALUES "  # noqa: S608 - placeholders only
+                + ", ".join([row_sql] * len(chunk))
+                + f" ON CONFLICT (listing_id, kind) DO UPDATE SET {on_conflict}",
+                [p for row in chunk for p in row],
+            )
 
 
 def variants_mark_dirty(

@@ -401,6 +401,78 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
     )
 
 # --- REST API ---------------------------------------------------------------------------------
+INSTALLED_APPS += ["drf_spectacular", "drf_spectacular_sidecar"]
+REST_FRAMEWORK.update(
+    {
+        "DEFAULT_SCHEMA_CLASS": "pimsync.api.schema.ApiAutoSchema",
+        "DEFAULT_PAGINATION_CLASS": "pimsync.api.pagination.ApiCursorPagination",
+        "DEFAULT_THROTTLE_CLASSES": ["pimsync.api.throttling.ApiUserThrottle"],
+        "DEFAULT_RENDERER_CLASSES": [
+            "rest_framework.renderers.JSONRenderer",
+            "rest_framework.renderers.BrowsableAPIRenderer",
+        ],
+        "DEFAULT_PARSER_CLASSES": ["pimsync.api.parsers.StrictJSONParser"],
+        "EXCEPTION_HANDLER": "pimsync.api.errors.api_exception_handler",
+        "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+        "COERCE_DECIMAL_TO_STRING": True,
+        "PAGE_SIZE": 50,
+    }
+)
+# Requests per user (token or session): every API call counts against PIMSYNC_API_RATE;
+# the bulk endpoints (up to PIMSYNC_API_BULK_MAX_ROWS rows each) also against
+# PIMSYNC_API_BULK_RATE. DRF rate syntax: "<n>/<second|minute|hour|day>".
+PIMSYNC_API_RATE = env.str("PIMSYNC_API_RATE", default="6000/minute")
+PIMSYNC_API_BULK_RATE = env.str("PIMSYNC_API_BULK_RATE", default="60/minute")
+PIMSYNC_API_BULK_MAX_ROWS = env.int("PIMSYNC_API_BULK_MAX_ROWS", default=10_000)
+# Where throttle counters live: empty = this process's memory (one web process, the
+# embedded default); a redis:// URL shares them across gunicorn workers and hosts.
+PIMSYNC_API_THROTTLE_REDIS_URL = env.str("PIMSYNC_API_THROTTLE_REDIS_URL", default="")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "api-throttle": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": PIMSYNC_API_THROTTLE_REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+        if PIMSYNC_API_THROTTLE_REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "api"}
+    ),
+}
+# Largest page a client may ask for with ?page_size= (default page: 50).
+PIMSYNC_API_MAX_PAGE_SIZE = env.int("PIMSYNC_API_MAX_PAGE_SIZE", default=1000)
+# Stock levels at or below this many available units match ?low_stock=true.
+PIMSYNC_API_LOW_STOCK_LEVEL = env.int("PIMSYNC_API_LOW_STOCK_LEVEL", default=5)
+# Stored Idempotency-Key responses are kept this many days, then purged daily.
+PIMSYNC_API_IDEMPOTENCY_DAYS = env.int("PIMSYNC_API_IDEMPOTENCY_DAYS", default=7)
+CELERY_BEAT_SCHEDULE["api-idempotency-purge"] = {
+    "task": "inventory.tasks.api_idempotency_purge_task",
+    "schedule": 24 * 3600.0,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "pimsync API",
+    "DESCRIPTION": (
+        "Catalog, stock, channels, orders and sync state of pimsync. Authenticate with "
+        "`Authorization: Token <key>` (`manage.py api_token <user>`). Roles: merchandiser, "
+        "integrator, ops; staff may do everything. Errors always have the shape "
+        '`{"error": {"code", "message", "details"}}`.'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "MovementReasonEnum": "inventory.models.MovementReason",
+        "ApiMovementReasonEnum": "inventory.api.serializers.API_MOVEMENT_REASONS",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "pimsync.api.schema.add_error_responses",
+    ],
+}
 
 # --- admin CSV import/export -------------------------------------------------------------------
 # Variant prices and stock counts imported from spreadsheets in the admin (inventory.csv_imports).

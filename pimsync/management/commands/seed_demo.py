@@ -19,3 +19,7 @@ class Command(BaseCommand):
             f"Admin: http://127.0.0.1:8000/admin/  user: {info['username']}  "
             f"password: {info['password']}"
         )
+        self.stdout.write(
+            f"API: http://127.0.0.1:8000/api/docs/  token: manage.py api_token "
+            f"{info['username']}  (role users: {', '.join(info['api_users'])})"
+        )

@@ -1,0 +1,15 @@
+from rest_framework.routers import BaseRouter
+
+from . import views
+
+
+def register(router: BaseRouter) -> None:
+    # Variants are served with what each channel is told, like the admin's variant page.
+    router.registry[:] = [entry for entry in router.registry if entry[0] != "variants"]
+    router.register("variants", views.VariantWithChannelsViewSet, basename="variant")
+    router.register("channels", views.ChannelViewSet, basename="channel")
+    router.register("listings", views.ListingViewSet, basename="listing")
+    router.register("buffer-rules", views.BufferRuleViewSet, basename="buffer-rule")
+    router.register("price-rules", views.PriceRuleViewSet, basename="price-rule")
+    router.register("orders", views.OrderViewSet, basename="order")
+    router.register("customers", views.CustomerViewSet, basename="customer")
