@@ -379,11 +379,3 @@ def drift_findings_purge(*, before: datetime, batch_size: int) -> int:
     return rows_delete_in_batches(
         DriftFinding.objects.filter(resolved_at__lt=before), batch_size=batch_size
     )
-
-
-def alerts_resolve(*, alert_ids: Iterable[int], now: datetime | None = None) -> int:
-    """Resolve these alerts by hand (a person decided the condition is over); an alert
-    whose condition persists opens again on the next evaluation. Returns how many."""
-    return Alert.objects.filter(pk__in=list(alert_ids), resolved_at__isnull=True).update(
-        resolved_at=now or timezone.now()
-    )

@@ -1,6 +1,6 @@
 from rest_framework.routers import BaseRouter
 
-from . import views
+from . import reconciliation, views
 
 
 def register(router: BaseRouter) -> None:
@@ -13,3 +13,8 @@ def register(router: BaseRouter) -> None:
     router.register("price-rules", views.PriceRuleViewSet, basename="price-rule")
     router.register("orders", views.OrderViewSet, basename="order")
     router.register("customers", views.CustomerViewSet, basename="customer")
+    router.register(
+        "reconciliation-runs",
+        reconciliation.ReconciliationRunViewSet,
+        basename="reconciliation-run",
+    )

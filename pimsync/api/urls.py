@@ -26,7 +26,6 @@ v1 = [
     path("me/", me.MeApi.as_view(), name="me"),
     path("me/token/", me.MyTokenApi.as_view(), name="me-token"),
     *inventory.api.urls.urlpatterns,
-    # reconciliation runs: added with the reconciliation models
     path("", include(router.urls)),
 ]
 

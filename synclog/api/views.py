@@ -120,5 +120,5 @@ class AlertViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"])
     def resolve(self, request: Request, pk: str | None = None) -> Response:
         alert = self.get_object()
-        services.alerts_resolve(alert_ids=[alert.pk])
+        services.alerts_resolve(Alert.objects.filter(pk=alert.pk), user=request.user)
         return Response(AlertSerializer(self.get_queryset().get(pk=alert.pk)).data)

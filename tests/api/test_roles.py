@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from channels_app.models import BufferRule, ChannelOrder, PriceRule
 from inventory import services
-from synclog.models import Alert, SyncLogEntry
+from synclog.models import Alert, ReconciliationRun, SyncLogEntry
 from tests import factories
 from tests.api.conftest import ROLE_NAMES
 
@@ -191,6 +191,16 @@ CALLS = [
     Call("alert read", "get", "/api/v1/alerts/{alert}/", (OPS,)),
     Call("alert acknowledge", "post", "/api/v1/alerts/{alert}/acknowledge/", (OPS,)),
     Call("alert resolve", "post", "/api/v1/alerts/{alert}/resolve/", (OPS,)),
+    Call("reconciliation runs", "get", "/api/v1/reconciliation-runs/?status=finished", (OPS,)),
+    Call("reconciliation run", "get", "/api/v1/reconciliation-runs/{run}/", (OPS,)),
+    Call("run findings", "get", "/api/v1/reconciliation-runs/{run}/findings/", (OPS,)),
+    Call(
+        "reconcile start",
+        "post",
+        "/api/v1/reconciliation-runs/",
+        (OPS,),
+        {"channel": "{channel}", "skus": ["TEE-S"]},
+    ),
     Call("me", "get", "/api/v1/me/", ALL),
     Call("my token", "post", "/api/v1/me/token/", ALL),
     Call("schema", "get", "/api/schema/", (*ALL, "none")),
@@ -228,7 +238,15 @@ def world(catalog):
         message="refused",
         last_seen=timezone.now(),
     )
+    run = ReconciliationRun.objects.create(
+        channel=channel,
+        trigger="manual",
+        status="finished",
+        started_at=timezone.now() - timedelta(minutes=5),
+        finished_at=timezone.now(),
+    )
     return {
+        "run": run.pk,
         "product": catalog["product"].pk,
         "empty_product": factories.ProductFactory().pk,
         "variant": tee_s.pk,
