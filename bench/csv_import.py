@@ -15,7 +15,7 @@ times the two calls the admin's upload and confirm make (``inventory.csv_imports
   checks, store the import), ``apply_s`` = ``csv_import_apply`` (lock, check
   again, one bulk price write, one price event marking every listing);
 * ``counts``: a count file of ``--count-rows`` (sku, location) rows; apply runs
-  the cycle-count service once per row (delta under the row lock, ledger row).
+  the bulk cycle count (deltas under the row locks, a ledger row each).
 
 Prints JSON lines: ``machine_noise`` before and after (a fixed CPU loop, load
 average), ``setup``, one line per import kind with seconds, rows per second and

@@ -7,8 +7,8 @@ becomes a CsvImport. ``csv_import_apply`` locks that record, checks its rows
 again against the database as it is *now*, and applies them all through
 inventory.services in one transaction, or nothing: prices with one bulk price
 change (one price event, so every channel listing is marked for a push), counts
-with one cycle count per row whose delta is computed under the row lock and
-whose idempotency key is derived from the import.
+with one bulk cycle count (each delta computed under the row lock, each ledger
+row's idempotency key derived from the import, one stock event).
 """
 
 from __future__ import annotations
@@ -25,10 +25,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from . import events, services
+from . import services
 from .csvfile import CsvFileError, CsvRecord, CsvTable, count_parse, csv_table_read, money_parse
-from .errors import InventoryError
-from .locks import stock_levels_lock
+from .errors import BulkMovementRejected, InventoryError
 from .models import CsvImport, Location, StockLevel, Variant
 
 # Keeps every IN (...) list below SQLite's and PostgreSQL's parameter limits
@@ -373,8 +372,8 @@ def _price_warnings(
 
 class CountImport:
     kind = CsvImport.Kind.COUNTS
-    # Applied row by row through the cycle-count service (a few ms a row), inside
-    # the confirming request: the cap keeps a file well within the web timeout.
+    # Applied in one transaction (bulk cycle counts) inside the confirming request:
+    # the cap keeps a file well within the web timeout.
     max_rows_setting = "PIMSYNC_CSV_IMPORT_MAX_COUNT_ROWS"
     nothing_to_import = "No row has a counted quantity: fill in the counted column."
     wanted = {
@@ -477,23 +476,17 @@ class CountImport:
         describe_push: PushDescriber | None,
     ) -> tuple[dict[str, Any], str]:
         rows = sorted(preview.rows, key=lambda r: (r.variant.pk, r.location.pk))
-        # Every level locked up front in pk order: two imports never deadlock.
-        stock_levels_lock([(r.variant.pk, r.location.pk) for r in rows])
-        variants = Variant.objects.in_bulk([r.variant.pk for r in rows])
+        results = _counts_apply(record, rows, user)
         applied = repeated = moved = total = 0
-        # One stock event per location at the end, not one per row: the listings
-        # are marked in bulk and each channel is asked for one push.
-        with events.events_batched():
-            for r in rows:
-                result = _count_row_apply(record, r, variants[r.variant.pk], user)
-                if not result.created:
-                    repeated += 1
-                    continue
-                m = result.movement
-                applied += 1
-                total += m.delta_on_hand
-                if m.on_hand_after - m.delta_on_hand != r.on_hand_seen:
-                    moved += 1
+        for r, result in zip(rows, results, strict=True):
+            if not result.created:
+                repeated += 1
+                continue
+            m = result.movement
+            applied += 1
+            total += m.delta_on_hand
+            if m.on_hand_after - m.delta_on_hand != r.on_hand_seen:
+                moved += 1
         result = {"rows": len(rows), "applied": applied, "repeated": repeated}
         result |= {"total_delta": total, "moved_since_preview": moved}
         message = (
@@ -565,23 +558,32 @@ def count_idempotency_key(record: CsvImport, variant_id: int, location_id: int) 
     return f"csv-import:{record.pk}:{variant_id}:{location_id}"
 
 
-def _count_row_apply(
-    record: CsvImport, row: CountRow, variant: Variant, user: AbstractBaseUser | None
-) -> services.MovementResult:
-    try:
-        return services.stock_count(
-            variant=variant,
-            location=row.location,
-            counted_on_hand=row.counted,
-            source="admin",
+def _counts_apply(
+    record: CsvImport, rows: list[CountRow], user: AbstractBaseUser | None
+) -> list[services.MovementResult]:
+    """Every row in one transaction (bulk queries, one stock event): all or nothing."""
+    counts = [
+        services.CountSpec(
+            variant_id=r.variant.pk,
+            location_id=r.location.pk,
+            counted_on_hand=r.counted,
+            idempotency_key=count_idempotency_key(record, r.variant.pk, r.location.pk),
+            note=f"Cycle count from {record.file_name}, row {r.row}",
             source_ref=f"csv-import:{record.pk}",
-            idempotency_key=count_idempotency_key(record, row.variant.pk, row.location.pk),
-            note=f"Cycle count from {record.file_name}, row {row.row}",
-            user=user,
         )
-    except InventoryError as exc:
-        where = f"Row {row.row} ({row.sku} at {row.location.code})"
-        raise ImportRefused(f"{where}: {exc.message}; nothing was applied.") from exc
+        for r in rows
+    ]
+    try:
+        return services.stock_counts_apply_bulk(counts=counts, source="admin", user=user)
+    except BulkMovementRejected as exc:
+        first = min(exc.row_errors)
+        r = rows[first]
+        more = len(exc.row_errors) - 1
+        raise ImportRefused(
+            f"Row {r.row} ({r.sku} at {r.location.code}): {exc.row_errors[first][0]}"
+            + (f" (and {more} more row(s))" if more else "")
+            + "; nothing was applied."
+        ) from exc
 
 
 IMPORTS: dict[str, PriceImport | CountImport] = {

@@ -769,7 +769,8 @@ def _bulk_precheck(specs: Sequence[MovementSpec], source: str) -> dict[int, list
             _validate_common(spec.reason, spec.idempotency_key, source)
         except InvalidMovement as exc:
             errors.setdefault(row, []).append(exc.message)
-        if spec.deltas.is_zero:
+        # A count that matches is still recorded (audit evidence), as in stock_count.
+        if spec.deltas.is_zero and spec.reason != MovementReason.COUNT:
             errors.setdefault(row, []).append("A movement of 0 changes nothing")
         twin = first_row_of.setdefault(spec.idempotency_key, row)
         if twin != row:
@@ -790,15 +791,37 @@ def _movements_by_key(keys: list[str]) -> dict[str, StockMovement]:
 
 
 def _bulk_levels_update(levels: dict[tuple[int, int], StockLevel], moved: dict) -> None:
-    """One CASE-per-column UPDATE per 500 levels, each bucket moved by F() + delta."""
-    now = timezone.now()
-    rows = []
-    for pair, d in moved.items():
-        row = StockLevel(pk=levels[pair].pk, updated_at=now)
-        for b in BUCKETS:
-            setattr(row, b, F(b) + d[b])
-        rows.append(row)
-    StockLevel.objects.bulk_update(rows, [*BUCKETS, "updated_at"], batch_size=500)
+    """Every bucket moved by its delta (``bucket = bucket + delta``), 1,000 levels a
+    statement: ``WITH moved(id, …) AS (VALUES …) UPDATE … FROM moved``.
+
+    Django's bulk_update writes one CASE WHEN per row and column, which the database
+    evaluates row by row: 20,000 levels took half a minute on PostgreSQL. A join on
+    the VALUES list is linear. PostgreSQL and SQLite (3.33+) both speak it.
+    """
+    ops = connection.ops
+    table = ops.quote_name(StockLevel._meta.db_table)
+    stamp = ops.adapt_datetimefield_value(timezone.now())
+    deltas = [f"d_{b}" for b in BUCKETS]
+    assignments = ", ".join(
+        [
+            f"{ops.quote_name(b)} = {table}.{ops.quote_name(b)} + moved.{d}"
+            for b, d in zip(BUCKETS, deltas, strict=True)
+        ]
+        + [f"{ops.quote_name('updated_at')} = %s"]
+    )
+    # Typed placeholders: PostgreSQL would otherwise read the VALUES columns as text.
+    row_sql = "(CAST(%s AS BIGINT)" + ", CAST(%s AS INTEGER)" * len(BUCKETS) + ")"
+    rows = [(levels[pair].pk, *(d[b] for b in BUCKETS)) for pair, d in moved.items()]
+    head = f"WITH moved (id, {', '.join(deltas)}) AS (VALUES "
+    # Only quoted model names and placeholders are formatted in.
+    tail = f") UPDATE {table} SET {assignments} FROM moved WHERE {table}.id = moved.id"  # noqa: S608
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), 1000):
+            chunk = rows[start : start + 1000]
+            cursor.execute(
+                head + ", ".join([row_sql] * len(chunk)) + tail,
+                [p for row in chunk for p in row] + [stamp],
+            )
 
 
 def stock_movements_apply_bulk(
@@ -873,6 +896,81 @@ def stock_movements_apply_bulk(
                 variant_ids={v for v, _ in moved}, location_ids={loc for _, loc in moved}
             )
     return [r for r in results if r is not None]
+
+
+@dataclass(frozen=True)
+class CountSpec:
+    """One cycle count of a bulk request, already resolved to ids."""
+
+    variant_id: int
+    location_id: int
+    counted_on_hand: int
+    idempotency_key: str
+    note: str = ""
+    source_ref: str = ""
+
+
+def stock_counts_apply_bulk(
+    *,
+    counts: Sequence[CountSpec],
+    source: str,
+    user: AbstractBaseUser | None = None,
+) -> list[MovementResult]:
+    """Record many cycle counts in one transaction: all of them or none.
+
+    stock_count's rules in bulk: each delta to the counted quantity is computed
+    under the row lock (so stock that moved since the sheet was printed is
+    counted, not double-counted), a matching count is still a zero movement, and
+    a key applied before returns its first movement with ``created=False``.
+    Raises BulkMovementRejected naming every failing row (indices into
+    ``counts``); then nothing is written.
+    """
+    errors = {
+        row: ["A counted quantity must be a whole number of 0 or more"]
+        for row, c in enumerate(counts)
+        if not isinstance(c.counted_on_hand, int) or c.counted_on_hand < 0
+    }
+    if errors:
+        raise BulkMovementRejected(errors)
+    with transaction.atomic():
+        levels = stock_levels_lock({(c.variant_id, c.location_id) for c in counts})
+        prior = _movements_by_key([c.idempotency_key for c in counts])
+        results: dict[int, MovementResult] = {}
+        specs: list[MovementSpec] = []
+        spec_rows: list[int] = []
+        for row, c in enumerate(counts):
+            existing = prior.get(c.idempotency_key)
+            if existing is None:
+                specs.append(_count_movement_spec(c, levels[(c.variant_id, c.location_id)]))
+                spec_rows.append(row)
+            elif (existing.variant_id, existing.location_id) == (c.variant_id, c.location_id):
+                results[row] = MovementResult(existing, created=False)
+            else:
+                errors[row] = [
+                    f"Idempotency key {c.idempotency_key!r} was already used for another count"
+                ]
+        if errors:
+            raise BulkMovementRejected(errors)
+        try:
+            applied = stock_movements_apply_bulk(specs=specs, source=source, user=user)
+        except BulkMovementRejected as exc:
+            raise BulkMovementRejected(
+                {spec_rows[row]: messages for row, messages in exc.row_errors.items()}
+            ) from None
+    results.update(zip(spec_rows, applied, strict=True))
+    return [results[row] for row in range(len(counts))]
+
+
+def _count_movement_spec(count: CountSpec, level: StockLevel) -> MovementSpec:
+    return MovementSpec(
+        variant_id=count.variant_id,
+        location_id=count.location_id,
+        deltas=Deltas(on_hand=count.counted_on_hand - level.on_hand),
+        reason=MovementReason.COUNT,
+        idempotency_key=count.idempotency_key,
+        note=count.note,
+        source_ref=count.source_ref,
+    )
 
 
 def _ledger_row(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django_filters import rest_framework as filters
 
-from pimsync.api.filters import IntFilter
+from pimsync.api.filters import DateTimeFilter, IntFilter
 
 from ..models import ChannelListing, ChannelOrder, Customer, OrderStatus, Platform
 
@@ -39,8 +39,8 @@ class OrderFilter(filters.FilterSet):
     customer = IntFilter(field_name="customer_id")
     is_oversold = filters.BooleanFilter()
     has_unmatched_lines = filters.BooleanFilter()
-    placed_after = filters.IsoDateTimeFilter(field_name="placed_at", lookup_expr="gte")
-    placed_before = filters.IsoDateTimeFilter(field_name="placed_at", lookup_expr="lt")
+    placed_after = DateTimeFilter(field_name="placed_at", lookup_expr="gte")
+    placed_before = DateTimeFilter(field_name="placed_at", lookup_expr="lt")
 
     class Meta:
         model = ChannelOrder

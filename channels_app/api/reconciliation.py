@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from pimsync.api.errors import ApiError
-from pimsync.api.filters import IntFilter
+from pimsync.api.filters import DateTimeFilter, IntFilter
 from pimsync.api.views import ApiViewSetMixin
 from synclog.models import DriftFinding, ReconciliationRun
 
@@ -89,7 +89,7 @@ class ReconciliationRunFilter(filters.FilterSet):
     channel = IntFilter(field_name="channel_id")
     status = filters.ChoiceFilter(choices=ReconciliationRun.Status.choices)
     trigger = filters.ChoiceFilter(choices=ReconciliationRun.Trigger.choices)
-    started_after = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
+    started_after = DateTimeFilter(field_name="started_at", lookup_expr="gte")
 
     class Meta:
         model = ReconciliationRun

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django_filters import rest_framework as filters
 
-from pimsync.api.filters import IntFilter
+from pimsync.api.filters import DateTimeFilter, IntFilter
 
 from ..models import MovementReason, Product, Reservation, StockLevel, StockMovement, Variant
 
@@ -14,7 +14,7 @@ from ..models import MovementReason, Product, Reservation, StockLevel, StockMove
 class ProductFilter(filters.FilterSet):
     handle = filters.CharFilter()
     status = filters.ChoiceFilter(choices=Product.Status.choices)
-    updated_since = filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_since = DateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
     class Meta:
         model = Product
@@ -26,7 +26,7 @@ class VariantFilter(filters.FilterSet):
     barcode = filters.CharFilter()
     product = IntFilter(field_name="product_id")
     is_active = filters.BooleanFilter()
-    updated_since = filters.IsoDateTimeFilter(
+    updated_since = DateTimeFilter(
         field_name="updated_at", lookup_expr="gte", help_text="ISO 8601, e.g. 2026-11-23T10:00:00Z"
     )
 
@@ -60,8 +60,8 @@ class StockMovementFilter(filters.FilterSet):
     location = filters.CharFilter(field_name="location__code")
     reason = filters.ChoiceFilter(choices=MovementReason.choices)
     source = filters.CharFilter()
-    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = DateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = DateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = StockMovement

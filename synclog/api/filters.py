@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django_filters import rest_framework as filters
 
-from pimsync.api.filters import IntFilter
+from pimsync.api.filters import DateTimeFilter, IntFilter
 
 from ..models import Alert, EventType, SyncLogEntry, SyncStatus
 
@@ -14,8 +14,8 @@ class SyncLogFilter(filters.FilterSet):
     sku = filters.CharFilter()
     status = filters.ChoiceFilter(choices=SyncStatus.choices)
     event_type = filters.ChoiceFilter(choices=EventType.choices)
-    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = DateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = DateTimeFilter(field_name="created_at", lookup_expr="lt")
     resolved = filters.BooleanFilter(field_name="resolved_at", lookup_expr="isnull", exclude=True)
 
     class Meta:

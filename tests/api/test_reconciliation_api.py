@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from unittest import mock
 
@@ -138,3 +138,20 @@ def test_merchandisers_and_integrators_cannot_start_a_run(catalog, client_for) -
         response = client_for(role).post(RUNS, {"channel": catalog["channel"].pk}, format="json")
         assert response.status_code == 403, role
     assert not ReconciliationRun.objects.exists()
+
+
+def test_started_after_takes_any_offset_as_the_same_instant(catalog, client_for) -> None:
+    run = ReconciliationRun.objects.create(
+        channel=catalog["channel"],
+        trigger="manual",
+        status="finished",
+        started_at=datetime(2026, 11, 23, 10, 0, tzinfo=UTC),
+    )
+    api = client_for("ops")
+
+    def found(after: str) -> list[int]:
+        return [r["id"] for r in api.get(RUNS, {"started_after": after}).json()["results"]]
+
+    assert found("2026-11-23T14:30:00+05:00") == [run.pk]  # 09:30 UTC
+    assert found("2026-11-23T06:30:00-04:00") == []  # 10:30 UTC
+    assert found("2026-11-23T10:00:01Z") == []

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.test import RequestFactory
+from django.utils import timezone
 
 from channels_app.connectors.base import ChannelConfig
 from channels_app.connectors.shopify import ShopifyConnector
@@ -87,6 +88,10 @@ def test_shopify_fixed_vector_is_accepted_and_stored(shop, post, enqueued):
     assert (event.channel, event.source, event.status) == (shop, "webhook", "pending")
     assert (event.delivery_id, event.topic, event.raw_body) == ("wh-1", "shop/update", '{"id":1}')
     assert event.body_sha256 == hashlib.sha256(VECTOR_BODY).hexdigest()
+    # The endpoint's own INSERT fills the columns as the ORM would.
+    assert (event.attempts, event.processed_at, event.error) == (0, None, "")
+    assert abs((timezone.now() - event.received_at).total_seconds()) < 60
+    assert event.headers["X-Shopify-Topic"] == "shop/update"
     assert enqueued == [event.pk]
 
 
