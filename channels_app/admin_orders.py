@@ -87,6 +87,7 @@ class OrderLineInline(ReadOnlyAdminMixin, admin.TabularInline):
         "sku",
         "variant",
         "quantity",
+        "refunded_quantity",
         "unit_price",
         "state_badge",
         "allocation_display",

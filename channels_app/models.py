@@ -631,6 +631,11 @@ class ChannelOrderLine(models.Model):
     # What the channel said about a refunded unit: restocked (sellable), not restocked
     # (damaged), or nothing (None: the channel's returns_restock setting decides).
     restock = models.BooleanField(null=True, blank=True)
+    refunded_quantity = models.PositiveIntegerField(
+        default=0,
+        help_text="Units refunded on the channel that pimsync has taken back "
+        "(returned if shipped, released if not)",
+    )
     # [{"location_id": 1, "quantity": 2, "reservation_id": 7}, ...] in allocation order
     allocation = models.JSONField(default=list, blank=True)
 

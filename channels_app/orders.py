@@ -186,23 +186,52 @@ def _allocate(order: ChannelOrder, line: ChannelOrderLine) -> list[dict] | None:
     return None
 
 
+def _taken_back(allocation: list[dict], units: int) -> list[int]:
+    """Per allocation part, how many of the line's first ``units`` refunded units it
+    gave back. Refunds take from the parts in allocation order, so the split of any
+    cumulative count is fixed and a later refund only moves the difference."""
+    split = []
+    for part in allocation:
+        take = min(units, part["quantity"])
+        split.append(take)
+        units -= take
+    return split
+
+
 def _move(
-    order: ChannelOrder, line: ChannelOrderLine, transition: str, reason: str, deltas_for: callable
-) -> None:  # type: ignore[valid-type]
+    order: ChannelOrder,
+    line: ChannelOrderLine,
+    transition: str,
+    reason: str,
+    deltas_for: callable,  # type: ignore[valid-type]
+    quantities: list[int] | None = None,
+) -> None:
+    """One movement per allocation part (``quantities``: per part, default the part's
+    whole quantity); a part with nothing to move writes nothing."""
     locations = {
         loc.pk: loc
         for loc in Location.objects.filter(pk__in=[a["location_id"] for a in line.allocation])
     }
-    for part in line.allocation:
+    if quantities is None:
+        quantities = [part["quantity"] for part in line.allocation]
+    for part, quantity in zip(line.allocation, quantities, strict=True):
+        if not quantity:
+            continue
         stock.stock_movement_apply(
             variant=line.variant,
             location=locations[part["location_id"]],
-            deltas=deltas_for(part["quantity"]),
+            deltas=deltas_for(quantity),
             reason=reason,
             source=_source(order),
             source_ref=order.external_id,
             idempotency_key=_key(order, line, transition, part["location_id"]),
         )
+
+
+def _remaining(line: ChannelOrderLine) -> list[int]:
+    """Per allocation part, the units not yet refunded."""
+    back = _taken_back(line.allocation, line.refunded_quantity)
+    return [part["quantity"] - b for part, b in zip(line.allocation, back, strict=True)]
 
 
 def _reserve(order: ChannelOrder, line: ChannelOrderLine) -> bool:
@@ -253,8 +282,14 @@ def _commit_fresh(order: ChannelOrder, line: ChannelOrderLine) -> bool:
 
 
 def _ship(order: ChannelOrder, line: ChannelOrderLine) -> None:
+    """Ships the units still committed (a unit refunded before shipping was released)."""
     _move(
-        order, line, "ship", MovementReason.SHIP, lambda q: stock.Deltas(on_hand=-q, committed=-q)
+        order,
+        line,
+        "ship",
+        MovementReason.SHIP,
+        lambda q: stock.Deltas(on_hand=-q, committed=-q),
+        _remaining(line),
     )
     line.state = Line.SHIPPED
 
@@ -266,27 +301,64 @@ def _release(order: ChannelOrder, line: ChannelOrderLine) -> None:
             if reservation.status == Reservation.Status.ACTIVE:
                 stock.reservation_release(reservation_id=reservation.pk)
     elif line.state == Line.COMMITTED:
-        _move(order, line, "release", MovementReason.RELEASE, lambda q: stock.Deltas(committed=-q))
-    line.state = Line.RELEASED
-
-
-def _restock(order: ChannelOrder, line: ChannelOrderLine) -> None:
-    """A refunded, shipped unit comes back on hand; sellable only when the channel said
-    it was restocked (or, unsaid, the channel's setting says so)."""
-    sellable = (
-        line.restock if line.restock is not None else order.channel.returns_restock == ("sellable")
-    )
-    if sellable:
-        _move(order, line, "restock", MovementReason.RETURN, lambda q: stock.Deltas(on_hand=q))
-    else:
         _move(
             order,
             line,
-            "restock",
-            MovementReason.DAMAGE,
-            lambda q: stock.Deltas(on_hand=q, damaged=q),
+            "release",
+            MovementReason.RELEASE,
+            lambda q: stock.Deltas(committed=-q),
+            _remaining(line),
         )
+    line.state = Line.RELEASED
+
+
+def _returned_deltas(order: ChannelOrder, line: ChannelOrderLine) -> tuple[str, callable]:  # type: ignore[valid-type]
+    """Sellable only when the channel said the unit was restocked (or, unsaid, the
+    channel's setting says so); otherwise back on hand as damaged."""
+    sellable = (
+        line.restock if line.restock is not None else order.channel.returns_restock == "sellable"
+    )
+    if sellable:
+        return MovementReason.RETURN, lambda q: stock.Deltas(on_hand=q)
+    return MovementReason.DAMAGE, lambda q: stock.Deltas(on_hand=q, damaged=q)
+
+
+def _restock(order: ChannelOrder, line: ChannelOrderLine) -> None:
+    """The whole order was refunded: the shipped units not returned yet come back."""
+    reason, deltas_for = _returned_deltas(order, line)
+    _move(order, line, "restock", reason, deltas_for, _remaining(line))
     line.state = Line.RESTOCKED
+
+
+def _take_back_refunded(order: ChannelOrder, line: ChannelOrderLine, refunded: int) -> list[str]:
+    """Units refunded on the channel while the rest of the order stands (a partial
+    refund): a shipped unit is a return, restocked per reason; a unit not shipped yet
+    is released. The channel's count is cumulative, so each newly refunded batch is
+    one movement per location keyed by the new total, and a repeat moves nothing."""
+    refunded = min(refunded, line.quantity)
+    if refunded <= line.refunded_quantity or line.state not in (Line.COMMITTED, Line.SHIPPED):
+        return []
+    before = _taken_back(line.allocation, line.refunded_quantity)
+    after = _taken_back(line.allocation, refunded)
+    newly = [a - b for a, b in zip(after, before, strict=True)]
+    if line.state == Line.SHIPPED:
+        transition = f"return-{refunded}"
+        reason, deltas_for = _returned_deltas(order, line)
+        _move(order, line, transition, reason, deltas_for, newly)
+        line.state = Line.RESTOCKED if refunded == line.quantity else line.state
+    else:
+        transition = f"release-{refunded}"
+        _move(
+            order,
+            line,
+            transition,
+            MovementReason.RELEASE,
+            lambda q: stock.Deltas(committed=-q),
+            newly,
+        )
+        line.state = Line.RELEASED if refunded == line.quantity else line.state
+    line.refunded_quantity = refunded
+    return [transition]
 
 
 def _advance_line(order: ChannelOrder, line: ChannelOrderLine, target: str) -> list[str]:
@@ -408,12 +480,16 @@ def _apply_target(order: ChannelOrder, data: OrderData, result: OrderApplyResult
     target = data.status if data.status in RANK else OrderStatus.PENDING
     lines = list(order.lines.select_related("variant").order_by("pk"))
     restock_said = {d.external_line_id: d.restock for d in data.lines if d.restock is not None}
+    refunded = {d.external_line_id: d.refunded_quantity for d in data.lines}
     for line in lines:
         line.restock = restock_said.get(line.external_line_id, line.restock)
         try:
             with transaction.atomic():
                 result.transitions += _advance_line(order, line, target)
-                line.save(update_fields=["state", "allocation", "restock"])
+                result.transitions += _take_back_refunded(
+                    order, line, refunded.get(line.external_line_id, 0)
+                )
+                line.save(update_fields=["state", "allocation", "restock", "refunded_quantity"])
         except _Oversold:
             _flag_oversold(order, line, result)
     order.status = target

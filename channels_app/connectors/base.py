@@ -101,6 +101,9 @@ class OrderLineData:
     external_product_id: str = ""
     # For a refunded line: True restocked, False not restocked (e.g. damaged), None unsaid.
     restock: bool | None = None
+    # Units of this line refunded so far (cumulative); a partial refund of an order that
+    # stands returns (shipped) or releases (not shipped) just these units.
+    refunded_quantity: int = 0
 
 
 @dataclass(frozen=True)

@@ -220,6 +220,24 @@ def refund_restock_by_line(refunds: Any) -> dict[str, bool]:
     return restocked
 
 
+def refund_quantity_by_line(refunds: Any) -> dict[str, int]:
+    """line item id -> units refunded so far, summed over an order's refunds."""
+    refunded: dict[str, int] = {}
+    for refund in refunds if isinstance(refunds, list) else []:
+        items = refund.get("refund_line_items") if isinstance(refund, Mapping) else None
+        for item in items if isinstance(items, list) else []:
+            if not isinstance(item, Mapping):
+                continue
+            line_id = str(item.get("line_item_id") or (item.get("line_item") or {}).get("id") or "")
+            try:
+                quantity = int(item.get("quantity") or 0)
+            except (TypeError, ValueError):
+                continue
+            if line_id and quantity > 0:
+                refunded[line_id] = refunded.get(line_id, 0) + quantity
+    return refunded
+
+
 def order_gid(external_id: str) -> str:
     return external_id if external_id.startswith("gid://") else f"gid://shopify/Order/{external_id}"
 
@@ -820,6 +838,7 @@ class ShopifyConnector:
         financial = str(payload.get("financial_status") or "").lower()
         fulfillment = str(payload.get("fulfillment_status") or "unfulfilled").lower()
         restocked = refund_restock_by_line(payload.get("refunds"))
+        refunded = refund_quantity_by_line(payload.get("refunds"))
         lines = [
             OrderLineData(
                 external_line_id=str(line["id"]),
@@ -829,6 +848,7 @@ class ShopifyConnector:
                 external_variant_id=variant_gid(line.get("variant_id")),
                 external_product_id=product_gid(line.get("product_id")),
                 restock=restocked.get(str(line["id"])),
+                refunded_quantity=refunded.get(str(line["id"]), 0),
             )
             for line in payload.get("line_items") or []
         ]

@@ -33,10 +33,10 @@ def test_restock_types_map_to_sellable_damaged_or_unsaid():
         }
     ]
     order = ShopifyConnector.order_from_rest(payload(refunds))
-    assert [(line.sku, line.restock) for line in order.lines] == [
-        ("A", True),
-        ("B", False),
-        ("C", None),
+    assert [(line.sku, line.restock, line.refunded_quantity) for line in order.lines] == [
+        ("A", True, 1),
+        ("B", False, 1),
+        ("C", None, 0),
     ]
 
 
