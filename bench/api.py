@@ -307,9 +307,7 @@ def run(args: argparse.Namespace, tmp: Path, pg_dir: Path) -> None:
     with Stack(logs) as stack:
         sandbox = Sandbox(start_sandbox(stack, env))
         rates = default_rates(sandbox.control("GET", "rate_limits"))
-        build_catalog(
-            sandbox, skus=args.skus, per_product=PER_PRODUCT, woo="variations", rates=rates
-        )
+        build_catalog(sandbox, skus=args.skus, per_product=PER_PRODUCT, woo=args.woo, rates=rates)
         workers = start_workers(stack, env, count=1, concurrency=args.concurrency)
         propagation.WORKERS[:] = workers
         stack.start(
@@ -358,7 +356,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--woo",
         choices=("simple", "variations"),
-        default="simple",
+        default="variations",
         help="WooCommerce products: simple (100 per batch call) or 4-variation parents",
     )
     parser.add_argument(
