@@ -17,6 +17,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
 from channels_app.health import health_evaluate
 from channels_app.models import Channel, ChannelAlertSettings, ChannelListing, SyncMarker
@@ -124,7 +125,16 @@ def test_two_minute_outage_of_one_channel_opens_dead_channel_and_an_incident_tha
     # Detected within the outage, recovered once its backlog drained after it.
     assert OUTAGE_SECONDS - dead_after_s - 2 <= incident.ttr_seconds <= drained_s + 30
     assert set(incident.alerts.values_list("kind", flat=True)) >= {"dead_channel"}
-    assert tick()[down.pk] == "healthy"
+    # Not dead any more. The degraded rule looks back over the channel's error window
+    # (15 minutes by default), which right after a long outage still holds its failed
+    # attempts: degraded until the window has moved past the outage, then healthy.
+    states = tick()
+    assert states[down.pk] in ("healthy", "degraded"), states
+    assert all(states[c.pk] == "healthy" for c in others), states
+    window = ChannelAlertSettings.objects.get(channel=down).degraded_window
+    later = health_evaluate(now=timezone.now() + window + timedelta(minutes=1))
+    assert later.states[down.pk] == "healthy"
+    assert open_alert("degraded", down) is None
     assert assert_every_channel_matches(sandbox_server) == 4 * 80
     print(
         f"\noutage {OUTAGE_SECONDS:.0f} s: dead-channel after {dead_after_s:.1f} s, other "
