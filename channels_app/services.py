@@ -333,9 +333,11 @@ def retention_purge(
     *, now: datetime | None = None, days: int | None = None, batch_size: int | None = None
 ) -> dict[str, int]:
     """Delete what is older than the retention period: sync log entries,
-    processed/ignored/failed inbound events (a pending one is still work), and
-    resolved drift findings. Batches by primary key in short transactions.
-    Returns the number of rows deleted per kind."""
+    processed/ignored/failed inbound events (a pending one is still work),
+    resolved drift findings, delivered notifications and channel health
+    snapshots (alerts and incidents are kept: they are the history ops report
+    on). Batches by primary key in short transactions. Returns the number of
+    rows deleted per kind."""
     from django.conf import settings
 
     from synclog import services as synclog
@@ -354,4 +356,6 @@ def retention_purge(
         "sync_log_entries": synclog.sync_log_purge(before=before, batch_size=batch_size),
         "inbound_events": synclog.rows_delete_in_batches(events, batch_size=batch_size),
         "drift_findings": synclog.drift_findings_purge(before=before, batch_size=batch_size),
+        "notifications": synclog.notifications_purge(before=before, batch_size=batch_size),
+        "health_snapshots": synclog.health_snapshots_purge(before=before, batch_size=batch_size),
     }

@@ -379,3 +379,21 @@ def drift_findings_purge(*, before: datetime, batch_size: int) -> int:
     return rows_delete_in_batches(
         DriftFinding.objects.filter(resolved_at__lt=before), batch_size=batch_size
     )
+
+
+def notifications_purge(*, before: datetime, batch_size: int) -> int:
+    """Delete notifications created before ``before`` whose delivery is over (sent,
+    failed for good or skipped); pending ones are still work. Returns how many."""
+    done = (Notification.Status.SENT, Notification.Status.FAILED, Notification.Status.SKIPPED)
+    return rows_delete_in_batches(
+        Notification.objects.filter(created_at__lt=before, status__in=done),
+        batch_size=batch_size,
+    )
+
+
+def health_snapshots_purge(*, before: datetime, batch_size: int) -> int:
+    """Delete per-minute channel health snapshots taken before ``before`` (the
+    dashboard charts 24 hours; incidents keep their own times). Returns how many."""
+    return rows_delete_in_batches(
+        ChannelHealthSnapshot.objects.filter(taken_at__lt=before), batch_size=batch_size
+    )

@@ -295,8 +295,9 @@ PIMSYNC_RECONCILE_VERIFY_SECONDS = env.float("PIMSYNC_RECONCILE_VERIFY_SECONDS",
 # A running reconciliation older than this is taken as abandoned (worker lost) and failed, so a
 # new one can start.
 PIMSYNC_RECONCILE_STALE_SECONDS = env.int("PIMSYNC_RECONCILE_STALE_SECONDS", default=4 * 3600)
-# Sync log entries, inbound events and resolved drift findings older than this many days are
-# deleted daily, in batches of RETENTION_BATCH_SIZE rows (short transactions, no long locks).
+# Sync log entries, inbound events, resolved drift findings, delivered notifications and
+# channel health snapshots older than this many days are deleted daily, in batches of
+# RETENTION_BATCH_SIZE rows (short transactions, no long locks).
 PIMSYNC_RETENTION_DAYS = env.int("PIMSYNC_RETENTION_DAYS", default=30)
 PIMSYNC_RETENTION_BATCH_SIZE = env.int("PIMSYNC_RETENTION_BATCH_SIZE", default=1000)
 CELERY_BEAT_SCHEDULE["retention-purge"] = {

@@ -14,7 +14,14 @@ from django_celery_beat.models import PeriodicTask
 from channels_app import services
 from channels_app.models import InboundEvent
 from channels_app.tasks import retention_purge_task
-from synclog.models import DriftFinding, ReconciliationRun, SyncLogEntry
+from synclog.models import (
+    Alert,
+    ChannelHealthSnapshot,
+    DriftFinding,
+    Notification,
+    ReconciliationRun,
+    SyncLogEntry,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -57,27 +64,62 @@ def make_rows(channel, now):
                 resolved_at=resolved,
             ).pk
         )
-    return entries, events, findings
+    alert = Alert.objects.create(kind="dead_channel", channel=channel, last_seen=old)
+    notes = [
+        Notification.objects.create(
+            alert=alert,
+            state_version=i,
+            event="opened",
+            transport="email",
+            status=status,
+            subject="s",
+            next_attempt_at=when,
+            created_at=when,
+        ).pk
+        for i, (status, when) in enumerate(
+            [("sent", old), ("failed", old), ("skipped", old), ("pending", old), ("sent", recent)]
+        )
+    ]
+    snapshots = [
+        ChannelHealthSnapshot.objects.create(channel=channel, taken_at=when, state="healthy").pk
+        for when in (old, old, recent)
+    ]
+    return entries, events, findings, notes, snapshots
+
+
+NOTHING = {
+    "sync_log_entries": 0,
+    "inbound_events": 0,
+    "drift_findings": 0,
+    "notifications": 0,
+    "health_snapshots": 0,
+}
 
 
 def test_purge_deletes_only_what_is_older_than_the_retention(channel_factory, settings):
     # given: rows either side of 30 days; a pending event and an open finding, however old
     now = timezone.now()
     channel = channel_factory()
-    entries, events, findings = make_rows(channel, now)
+    entries, events, findings, notes, snapshots = make_rows(channel, now)
     # when: batches of 2 rows
     counts = services.retention_purge(now=now, days=30, batch_size=2)
     # then
-    assert counts == {"sync_log_entries": 5, "inbound_events": 3, "drift_findings": 2}
+    assert counts == {
+        "sync_log_entries": 5,
+        "inbound_events": 3,
+        "drift_findings": 2,
+        "notifications": 3,
+        "health_snapshots": 2,
+    }
     assert set(SyncLogEntry.objects.values_list("pk", flat=True)) == set(entries[5:])
     assert set(InboundEvent.objects.values_list("pk", flat=True)) == {events[3], events[4]}
     assert set(DriftFinding.objects.values_list("pk", flat=True)) == set(findings[2:])
+    # a notification still to be delivered is kept however old; the alert itself too
+    assert set(Notification.objects.values_list("pk", flat=True)) == set(notes[3:])
+    assert set(ChannelHealthSnapshot.objects.values_list("pk", flat=True)) == {snapshots[2]}
+    assert Alert.objects.count() == 1
     # and a second run has nothing left to do
-    assert services.retention_purge(now=now, days=30, batch_size=2) == {
-        "sync_log_entries": 0,
-        "inbound_events": 0,
-        "drift_findings": 0,
-    }
+    assert services.retention_purge(now=now, days=30, batch_size=2) == NOTHING
 
 
 def test_purge_deletes_in_small_batches(channel_factory):
@@ -87,19 +129,16 @@ def test_purge_deletes_in_small_batches(channel_factory):
     with CaptureQueriesContext(connection) as ctx:
         services.retention_purge(now=now, days=30, batch_size=2)
     deletes = [q["sql"] for q in ctx.captured_queries if q["sql"].startswith("DELETE")]
-    # 5 entries -> 3 batches, 3 events -> 2, 2 findings -> 1: never one statement for all
-    assert len(deletes) == 6
+    # 5 entries -> 3 batches, 3 events -> 2, 2 findings -> 1, 3 notifications -> 2,
+    # 2 snapshots -> 1: never one statement for all
+    assert len(deletes) == 9
 
 
 def test_purge_task_uses_the_retention_setting(channel_factory, settings):
     settings.PIMSYNC_RETENTION_DAYS = 60
     channel = channel_factory()
     make_rows(channel, timezone.now())
-    assert retention_purge_task() == {
-        "sync_log_entries": 0,
-        "inbound_events": 0,
-        "drift_findings": 0,
-    }
+    assert retention_purge_task() == NOTHING
 
 
 def test_purge_refuses_a_meaningless_period():
