@@ -123,7 +123,7 @@ query ReadVariants($ids: [ID!]!, $locationId: ID!) {
 
 LINE_FIELDS = """
         nodes {
-          id sku quantity
+          id sku quantity currentQuantity
           originalUnitPriceSet { shopMoney { amount currencyCode } }
           variant { id product { id } }
         }
@@ -236,6 +236,15 @@ def refund_quantity_by_line(refunds: Any) -> dict[str, int]:
             if line_id and quantity > 0:
                 refunded[line_id] = refunded.get(line_id, 0) + quantity
     return refunded
+
+
+def refunded_units(quantity: int, current_quantity: Any, summed_refunds: int) -> int:
+    """Units of a line taken off the order so far. Shopify's ``current_quantity`` /
+    ``currentQuantity`` (quantity after refunds and edits, API 2024-01+) is the
+    reliable figure; summing refund line items is the fallback without it."""
+    if isinstance(current_quantity, int) and not isinstance(current_quantity, bool):
+        return max(0, quantity - current_quantity)
+    return summed_refunds
 
 
 def order_gid(external_id: str) -> str:
@@ -830,6 +839,8 @@ class ShopifyConnector:
             unit_price=Decimal(str(line["originalUnitPriceSet"]["shopMoney"]["amount"])),
             external_variant_id=str(variant.get("id") or ""),
             external_product_id=str((variant.get("product") or {}).get("id") or ""),
+            # Polling reads no refund line items (query cost); restock stays unsaid.
+            refunded_quantity=refunded_units(int(line["quantity"]), line.get("currentQuantity"), 0),
         )
 
     @staticmethod
@@ -848,7 +859,11 @@ class ShopifyConnector:
                 external_variant_id=variant_gid(line.get("variant_id")),
                 external_product_id=product_gid(line.get("product_id")),
                 restock=restocked.get(str(line["id"])),
-                refunded_quantity=refunded.get(str(line["id"]), 0),
+                refunded_quantity=refunded_units(
+                    int(line["quantity"]),
+                    line.get("current_quantity"),
+                    refunded.get(str(line["id"]), 0),
+                ),
             )
             for line in payload.get("line_items") or []
         ]

@@ -635,6 +635,7 @@ class ShopifySandbox(SandboxPlatform):
             "id": gid("LineItem", line.line_id),
             "sku": line.sku,
             "quantity": line.quantity,
+            "currentQuantity": line.quantity,  # the sandbox removes no units
             "originalUnitPriceSet": {
                 "shopMoney": {"amount": money(line.price), "currencyCode": order.currency}
             },
@@ -766,6 +767,7 @@ class ShopifySandbox(SandboxPlatform):
                     "product_id": _int_or_none(gid_number(line.ids.get("product_id", ""))),
                     "sku": line.sku,
                     "quantity": line.quantity,
+                    "current_quantity": line.quantity,
                     "price": money(line.price),
                 }
                 for line in order.lines

@@ -49,3 +49,33 @@ def test_a_line_restocked_by_any_of_its_refunds_counts_as_restocked():
     assert refund_restock_by_line(refunds) == {"11": True}
     assert refund_restock_by_line(None) == {}
     assert refund_restock_by_line([]) == {}
+
+
+def test_current_quantity_says_how_many_units_left_the_order():
+    body = payload(
+        [{"refund_line_items": [{"line_item_id": 11, "quantity": 1, "restock_type": "return"}]}]
+    )
+    body["line_items"][0].update(quantity=3, current_quantity=1)  # 2 removed (refund + edit)
+    body["line_items"][1].update(current_quantity=1)
+    order = ShopifyConnector.order_from_rest(body)
+    # current_quantity wins over summed refund lines; without it the refunds are summed
+    assert [line.refunded_quantity for line in order.lines] == [2, 0, 0]
+    del body["line_items"][0]["current_quantity"]
+    assert ShopifyConnector.order_from_rest(body).lines[0].refunded_quantity == 1
+
+
+def test_polled_lines_read_current_quantity():
+    line = {
+        "id": "gid://shopify/LineItem/11",
+        "sku": "A",
+        "quantity": 4,
+        "currentQuantity": 1,
+        "originalUnitPriceSet": {"shopMoney": {"amount": "10.00", "currencyCode": "USD"}},
+        "variant": {"id": "gid://shopify/ProductVariant/5", "product": {"id": "gid://p/1"}},
+    }
+    parsed = ShopifyConnector._line_from_graphql(line)
+    assert (parsed.external_line_id, parsed.refunded_quantity, parsed.restock) == ("11", 3, None)
+    assert (
+        ShopifyConnector._line_from_graphql({**line, "currentQuantity": None}).refunded_quantity
+        == 0
+    )
