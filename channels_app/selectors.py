@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import F, Q, Sum
+from django.db.models import F, Q, QuerySet, Sum
 
 from inventory.models import StockLevel, Variant
 
@@ -54,6 +54,16 @@ def _available_over_locations(variant_ids: set[int], location_ids: list[int]) ->
         .annotate(avail=Sum(F("on_hand") - F("committed") - F("reserved") - F("damaged")))
     )
     return {row["variant_id"]: int(row["avail"] or 0) for row in rows}
+
+
+def channel_listings_for_skus(
+    *, channel: Channel, skus: Iterable[str]
+) -> tuple[QuerySet[ChannelListing], list[str]]:
+    """The channel's listings of these SKUs, and the SKUs it does not list (sorted)."""
+    wanted = set(skus)
+    listings = ChannelListing.objects.filter(channel=channel, variant__sku__in=wanted)
+    listed = set(listings.values_list("variant__sku", flat=True))
+    return listings, sorted(wanted - listed)
 
 
 def channel_location_ids(channel: Channel) -> list[int]:

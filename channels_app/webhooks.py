@@ -14,6 +14,7 @@ pimsync can check; eBay and Amazon orders are polled.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -183,53 +184,44 @@ def _external_order_id(parsed: WebhookEvent) -> str:
     return ""
 
 
-class _EventInsert:
-    """``INSERT … ON CONFLICT (channel, delivery id) DO NOTHING RETURNING id``.
+@functools.cache
+def _event_insert_statement() -> tuple[str, list[Field]]:
+    """``INSERT … ON CONFLICT (channel, delivery id) DO NOTHING RETURNING id`` and the
+    fields it fills, built once from the model.
 
-    The hot statement of the endpoint, built once from the model's own fields and
-    their database preparation: the ORM's per-row save machinery cost more than the
+    The endpoint's hot statement: the ORM's per-row save machinery cost more than the
     rest of a delivery's handling, and a conflict answers with no row instead of an
     IntegrityError (no savepoint, no exception, one round trip for a repeat too).
-    PostgreSQL and SQLite (3.35+) both speak this statement.
+    PostgreSQL and SQLite (3.35+) both speak it.
     """
+    meta = InboundEvent._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)
+    marks = ", ".join(["%s"] * len(fields))
+    # The columns of the inbound_delivery_unique constraint.
+    conflict = ", ".join(quote(meta.get_field(name).column) for name in ("channel", "delivery_id"))
+    # Only the model's own quoted names are formatted in; values are parameters.
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({marks}) "  # noqa: S608
+        f"ON CONFLICT ({conflict}) DO NOTHING RETURNING {quote(meta.pk.column)}"
+    )
+    return sql, fields
 
-    def __init__(self) -> None:
-        self._sql: str | None = None
-        self._fields: list[Field] = []
 
-    def _build(self) -> str:
-        meta = InboundEvent._meta
-        self._fields = [f for f in meta.concrete_fields if not f.primary_key]
-        quote = connection.ops.quote_name
-        columns = ", ".join(quote(f.column) for f in self._fields)
-        marks = ", ".join(["%s"] * len(self._fields))
-        conflict = ", ".join(
-            quote(meta.get_field(name).column)
-            for name in ("channel", "delivery_id")  # inbound_delivery_unique
+def _event_insert(values: dict[str, object]) -> int | None:
+    """The new event's id, or None when (channel, delivery id) is already stored."""
+    sql, fields = _event_insert_statement()
+    params = [
+        f.get_db_prep_save(
+            values[f.attname] if f.attname in values else f.get_default(), connection
         )
-        # Only the model's own quoted names are formatted in; values are parameters.
-        return (
-            f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({marks}) "  # noqa: S608
-            f"ON CONFLICT ({conflict}) DO NOTHING RETURNING {quote(meta.pk.column)}"
-        )
-
-    def __call__(self, values: dict[str, object]) -> int | None:
-        """The new row's id, or None when (channel, delivery id) is already stored."""
-        if self._sql is None:
-            self._sql = self._build()
-        params = [
-            f.get_db_prep_save(
-                values[f.attname] if f.attname in values else f.get_default(), connection
-            )
-            for f in self._fields
-        ]
-        with connection.cursor() as cursor:
-            cursor.execute(self._sql, params)
-            row = cursor.fetchone()
-        return None if row is None else row[0]
-
-
-_event_insert = _EventInsert()
+        for f in fields
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return None if row is None else row[0]
 
 
 def _store(

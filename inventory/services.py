@@ -809,11 +809,11 @@ def _bulk_levels_update(levels: dict[tuple[int, int], StockLevel], moved: dict) 
         ]
         + [f"{ops.quote_name('updated_at')} = %s"]
     )
-    # Typed placeholders: PostgreSQL would otherwise read the VALUES columns as text.
+    # Typed parameters: PostgreSQL would otherwise read the VALUES columns as text.
     row_sql = "(CAST(%s AS BIGINT)" + ", CAST(%s AS INTEGER)" * len(BUCKETS) + ")"
     rows = [(levels[pair].pk, *(d[b] for b in BUCKETS)) for pair, d in moved.items()]
     head = f"WITH moved (id, {', '.join(deltas)}) AS (VALUES "
-    # Only quoted model names and placeholders are formatted in.
+    # Only quoted model names and parameter markers are formatted in.
     tail = f") UPDATE {table} SET {assignments} FROM moved WHERE {table}.id = moved.id"  # noqa: S608
     with connection.cursor() as cursor:
         for start in range(0, len(rows), 1000):
@@ -848,53 +848,67 @@ def stock_movements_apply_bulk(
         return []
     with transaction.atomic():
         levels = stock_levels_lock({(s.variant_id, s.location_id) for s in specs})
-        locations = Location.objects.in_bulk({s.location_id for s in specs})
-        skus = dict(
-            Variant.objects.filter(pk__in={s.variant_id for s in specs}).values_list("pk", "sku")
-        )
-        for (_, location_id), level in levels.items():
-            level.location = locations[location_id]
         prior = _movements_by_key([s.idempotency_key for s in specs])
-        results: list[MovementResult | None] = [None] * len(specs)
-        new: list[tuple[int, StockMovement]] = []
-        moved: dict[tuple[int, int], dict[str, int]] = {}
-        for row, spec in enumerate(specs):
-            pair = (spec.variant_id, spec.location_id)
-            existing = prior.get(spec.idempotency_key)
-            if existing is not None:
-                if _same_payload(existing, *pair, spec.deltas, spec.reason):
-                    results[row] = MovementResult(existing, created=False)
-                else:
-                    errors[row] = [
-                        f"Idempotency key {spec.idempotency_key!r} was already used for a "
-                        "different stock change"
-                    ]
-                continue
-            level = levels[pair]
-            if not level.location.is_active:
-                errors[row] = [f"Location {level.location} is inactive"]
-                continue
-            try:
-                _check_result(level, spec.deltas, spec.reason, skus[spec.variant_id])
-            except (InsufficientStock, InvalidMovement) as exc:
-                errors[row] = [exc.message]
-                continue
-            total = moved.setdefault(pair, dict.fromkeys(BUCKETS, 0))
-            for b in BUCKETS:
-                step = getattr(spec.deltas, b)
-                setattr(level, b, getattr(level, b) + step)
-                total[b] += step
-            new.append((row, _ledger_row(level, spec, source=source, user=user)))
-        if errors:
-            raise BulkMovementRejected(errors)
-        StockMovement.objects.bulk_create([m for _, m in new], batch_size=1000)
-        for row, movement in new:
-            results[row] = MovementResult(movement, created=True)
-        if moved:
-            _bulk_levels_update(levels, moved)
-            events.publish_stock_changed(
-                variant_ids={v for v, _ in moved}, location_ids={loc for _, loc in moved}
-            )
+        return _bulk_apply_locked(specs, levels, prior, source=source, user=user)
+
+
+def _bulk_apply_locked(
+    specs: Sequence[MovementSpec],
+    levels: dict[tuple[int, int], StockLevel],
+    prior: dict[str, StockMovement],
+    *,
+    source: str,
+    user: AbstractBaseUser | None,
+) -> list[MovementResult]:
+    """stock_movements_apply_bulk once its levels are locked and the movements already
+    stored under its keys (``prior``) are known; raises BulkMovementRejected."""
+    locations = Location.objects.in_bulk({s.location_id for s in specs})
+    skus = dict(
+        Variant.objects.filter(pk__in={s.variant_id for s in specs}).values_list("pk", "sku")
+    )
+    for spec in specs:
+        levels[(spec.variant_id, spec.location_id)].location = locations[spec.location_id]
+    errors: dict[int, list[str]] = {}
+    results: list[MovementResult | None] = [None] * len(specs)
+    new: list[tuple[int, StockMovement]] = []
+    moved: dict[tuple[int, int], dict[str, int]] = {}
+    for row, spec in enumerate(specs):
+        pair = (spec.variant_id, spec.location_id)
+        existing = prior.get(spec.idempotency_key)
+        if existing is not None:
+            if _same_payload(existing, *pair, spec.deltas, spec.reason):
+                results[row] = MovementResult(existing, created=False)
+            else:
+                errors[row] = [
+                    f"Idempotency key {spec.idempotency_key!r} was already used for a "
+                    "different stock change"
+                ]
+            continue
+        level = levels[pair]
+        if not level.location.is_active:
+            errors[row] = [f"Location {level.location} is inactive"]
+            continue
+        try:
+            _check_result(level, spec.deltas, spec.reason, skus[spec.variant_id])
+        except (InsufficientStock, InvalidMovement) as exc:
+            errors[row] = [exc.message]
+            continue
+        total = moved.setdefault(pair, dict.fromkeys(BUCKETS, 0))
+        for b in BUCKETS:
+            step = getattr(spec.deltas, b)
+            setattr(level, b, getattr(level, b) + step)
+            total[b] += step
+        new.append((row, _ledger_row(level, spec, source=source, user=user)))
+    if errors:
+        raise BulkMovementRejected(errors)
+    StockMovement.objects.bulk_create([m for _, m in new], batch_size=1000)
+    for row, movement in new:
+        results[row] = MovementResult(movement, created=True)
+    if moved:
+        _bulk_levels_update(levels, moved)
+        events.publish_stock_changed(
+            variant_ids={v for v, _ in moved}, location_ids={loc for _, loc in moved}
+        )
     return [r for r in results if r is not None]
 
 
@@ -949,10 +963,12 @@ def stock_counts_apply_bulk(
                 errors[row] = [
                     f"Idempotency key {c.idempotency_key!r} was already used for another count"
                 ]
+        errors |= {spec_rows[row]: m for row, m in _bulk_precheck(specs, source).items()}
         if errors:
             raise BulkMovementRejected(errors)
         try:
-            applied = stock_movements_apply_bulk(specs=specs, source=source, user=user)
+            # Every stored key is in `results` already: none of these has a prior movement.
+            applied = _bulk_apply_locked(specs, levels, {}, source=source, user=user)
         except BulkMovementRejected as exc:
             raise BulkMovementRejected(
                 {spec_rows[row]: messages for row, messages in exc.row_errors.items()}

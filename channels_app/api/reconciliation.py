@@ -16,7 +16,8 @@ from pimsync.api.views import ApiViewSetMixin
 from synclog.models import DriftFinding, ReconciliationRun
 
 from .. import services
-from ..models import Channel, ChannelListing
+from ..models import Channel
+from .views import listings_listed_or_refuse
 
 
 class ReconciliationRunSerializer(serializers.ModelSerializer):
@@ -188,7 +189,12 @@ class ReconciliationRunViewSet(
         start = ReconcileStartSerializer(data=request.data)
         start.is_valid(raise_exception=True)
         channel: Channel = start.validated_data["channel"]
-        listing_ids = self._listing_ids(channel, start.validated_data.get("skus"))
+        skus = start.validated_data.get("skus")
+        listing_ids = (
+            sorted(listings_listed_or_refuse(channel, skus).values_list("pk", flat=True))
+            if skus
+            else None
+        )
         with transaction.atomic():
             requested = services.reconcile_request(
                 channels=[channel],
@@ -204,24 +210,6 @@ class ReconciliationRunViewSet(
             )
         run = self.get_queryset().get(pk=requested.started[0][1])
         return Response(ReconciliationRunSerializer(run).data, status=202)
-
-    @staticmethod
-    def _listing_ids(channel: Channel, skus: list[str] | None) -> list[int] | None:
-        if not skus:
-            return None
-        found = dict(
-            ChannelListing.objects.filter(channel=channel, variant__sku__in=set(skus)).values_list(
-                "variant__sku", "pk"
-            )
-        )
-        missing = sorted(set(skus) - set(found))
-        if missing:
-            raise ApiError(
-                f"{len(missing)} SKU(s) are not listed on this channel.",
-                code="not_listed",
-                details={"skus": missing[:1000]},
-            )
-        return sorted(found.values())
 
     @extend_schema(
         summary="List a run's drift findings",

@@ -3,7 +3,19 @@ channel is told. Views validate input and call channels_app services/selectors."
 
 from __future__ import annotations
 
-from django.db.models import Count, DecimalField, OuterRef, Prefetch, Q, Subquery, Sum, Value
+from collections.abc import Iterable
+
+from django.db.models import (
+    Count,
+    DecimalField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
 from django.db.models.functions import Coalesce
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -36,7 +48,11 @@ from ..models import (
     PriceRule,
     SyncMarker,
 )
-from ..selectors import listing_sync_states, variants_channel_overview
+from ..selectors import (
+    channel_listings_for_skus,
+    listing_sync_states,
+    variants_channel_overview,
+)
 from . import examples, filters
 from .serializers import (
     BufferRuleSerializer,
@@ -196,6 +212,19 @@ QUEUED_EXAMPLE = OpenApiExample(
 )
 
 
+def listings_listed_or_refuse(channel: Channel, skus: Iterable[str]) -> QuerySet[ChannelListing]:
+    """The channel's listings of these SKUs; a 400 ``not_listed`` naming the SKUs it does
+    not list, so a request about SKUs acts on all of them or on none."""
+    listings, missing = channel_listings_for_skus(channel=channel, skus=skus)
+    if missing:
+        raise ApiError(
+            f"{len(missing)} SKU(s) are not listed on {channel.slug}; nothing was done.",
+            code="not_listed",
+            details={"skus": missing[:1000]},
+        )
+    return listings
+
+
 @extend_schema_view(
     list=extend_schema(
         summary="List channels",
@@ -250,16 +279,7 @@ class ChannelViewSet(ServiceModelViewSet):
         channel = self.get_object()
         serializer = SkuListSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        skus = set(serializer.validated_data["skus"])
-        listings = ChannelListing.objects.filter(channel=channel, variant__sku__in=skus)
-        listed = set(listings.values_list("variant__sku", flat=True))
-        missing = sorted(skus - listed)
-        if missing:
-            raise ApiError(
-                f"{len(missing)} SKU(s) are not listed on {channel.slug}; nothing queued.",
-                code="not_listed",
-                details={"skus": missing[:1000]},
-            )
+        listings = listings_listed_or_refuse(channel, serializer.validated_data["skus"])
         push = services.listings_force_resync if forced else services.listings_push_now
         queued = push(listings=listings)
         return Response({"skus": queued.skus, "channels": queued.channels}, status=202)

@@ -38,7 +38,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -202,39 +202,40 @@ class ThrottleStatus:
 RESTOCK_TYPES = frozenset({"return", "cancel", "legacy_restock"})
 
 
+def _refund_line_items(refunds: Any) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(line item id, refund line item) over an order's refunds, skipping junk."""
+    for refund in refunds if isinstance(refunds, list) else []:
+        items = refund.get("refund_line_items") if isinstance(refund, Mapping) else None
+        for item in items if isinstance(items, list) else []:
+            if not isinstance(item, Mapping):
+                continue
+            line_id = str(item.get("line_item_id") or (item.get("line_item") or {}).get("id") or "")
+            if line_id:
+                yield line_id, item
+
+
 def refund_restock_by_line(refunds: Any) -> dict[str, bool]:
     """line item id -> whether its refunded units were restocked, from an order's refunds.
 
     A line refunded several times counts as restocked if any refund restocked it.
     """
     restocked: dict[str, bool] = {}
-    for refund in refunds if isinstance(refunds, list) else []:
-        items = refund.get("refund_line_items") if isinstance(refund, Mapping) else None
-        for item in items if isinstance(items, list) else []:
-            if not isinstance(item, Mapping):
-                continue
-            line_id = str(item.get("line_item_id") or (item.get("line_item") or {}).get("id") or "")
-            kind = str(item.get("restock_type") or "").lower()
-            if line_id and kind:
-                restocked[line_id] = restocked.get(line_id, False) or kind in RESTOCK_TYPES
+    for line_id, item in _refund_line_items(refunds):
+        if kind := str(item.get("restock_type") or "").lower():
+            restocked[line_id] = restocked.get(line_id, False) or kind in RESTOCK_TYPES
     return restocked
 
 
 def refund_quantity_by_line(refunds: Any) -> dict[str, int]:
     """line item id -> units refunded so far, summed over an order's refunds."""
     refunded: dict[str, int] = {}
-    for refund in refunds if isinstance(refunds, list) else []:
-        items = refund.get("refund_line_items") if isinstance(refund, Mapping) else None
-        for item in items if isinstance(items, list) else []:
-            if not isinstance(item, Mapping):
-                continue
-            line_id = str(item.get("line_item_id") or (item.get("line_item") or {}).get("id") or "")
-            try:
-                quantity = int(item.get("quantity") or 0)
-            except (TypeError, ValueError):
-                continue
-            if line_id and quantity > 0:
-                refunded[line_id] = refunded.get(line_id, 0) + quantity
+    for line_id, item in _refund_line_items(refunds):
+        try:
+            quantity = int(item.get("quantity") or 0)
+        except (TypeError, ValueError):
+            continue
+        if quantity > 0:
+            refunded[line_id] = refunded.get(line_id, 0) + quantity
     return refunded
 
 

@@ -8,7 +8,7 @@ and ask for a push of each affected channel once the transaction commits.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -98,58 +98,36 @@ def _markers_upsert(
         ops.quote_name(c) for c in _MARKER_COLUMNS
     )
     constants = (SyncMarker.Status.PENDING.value, stamp, stamp, stamp, token, forced, 0, "", "", "")
+    keys = [(listing_id, channel_id, kind) for listing_id, channel_id in rows for kind in kinds]
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            _markers_upsert_arrays(cursor, head, on_conflict, rows, kinds, constants)
-        else:
-            _markers_upsert_values(cursor, head, on_conflict, rows, kinds, constants)
+        for source, params in _marker_sources(keys, constants):
+            cursor.execute(f"{head}) {source}{on_conflict}", params)
 
 
-def _markers_upsert_arrays(
-    cursor: Any,
-    head: str,
-    on_conflict: str,
-    rows: list[tuple[int, int]],
-    kinds: list[str],
-    constants: tuple[object, ...],
-) -> None:
-    """PostgreSQL: three arrays unnested into rows, one statement for any number of
-    markers. Thousands of placeholders per statement cost PostgreSQL more to parse
-    and bind than the upsert itself (80,000 markers: 5.8 s as VALUES, 1.0 s this way).
+def _marker_sources(
+    keys: list[tuple[int, int, str]], constants: tuple[object, ...]
+) -> Iterator[tuple[str, list[Any]]]:
+    """The rows to upsert as SQL sources with their parameters.
+
+    PostgreSQL: three arrays unnested into rows, one statement for any number of
+    markers — thousands of parameters per statement cost PostgreSQL more to parse and
+    bind than the upsert itself (80,000 markers: 5.8 s as VALUES, 1.0 s this way).
+    Other databases: VALUES of 1,000 rows per statement (SQLite takes at most 32,766
+    parameters).
     """
-    listing_ids = [listing_id for listing_id, _ in rows for _ in kinds]
-    channel_ids = [channel_id for _, channel_id in rows for _ in kinds]
-    row_kinds = [kind for _ in rows for kind in kinds]
     marks = ", ".join(["%s"] * len(constants))
-    select = f"SELECT u.listing_id, u.channel_id, u.kind, {marks}"
-    arrays = "unnest(%s::bigint[], %s::bigint[], %s::text[]) AS u(listing_id, channel_id, kind)"
-    cursor.execute(
-        f"{head}) {select} FROM {arrays}{on_conflict}",
-        [*constants, listing_ids, channel_ids, row_kinds],
-    )
-
-
-def _markers_upsert_values(
-    cursor: Any,
-    head: str,
-    on_conflict: str,
-    rows: list[tuple[int, int]],
-    kinds: list[str],
-    constants: tuple[object, ...],
-) -> None:
-    """Other databases: 1,000 rows of placeholders per statement (SQLite's limit is
-    32,766 placeholders)."""
-    values = [
-        (listing_id, channel_id, kind, *constants)
-        for listing_id, channel_id in rows
-        for kind in kinds
-    ]
-    row_sql = "(" + ", ".join(["%s"] * len(_MARKER_COLUMNS)) + ")"
-    for start in range(0, len(values), 1000):
-        chunk = values[start : start + 1000]
-        cursor.execute(
-            f"{head}) VALUES " + ", ".join([row_sql] * len(chunk)) + on_conflict,
-            [p for row in chunk for p in row],
+    if connection.vendor == "postgresql":
+        columns = [list(column) for column in zip(*keys, strict=True)]
+        arrays = "unnest(%s::bigint[], %s::bigint[], %s::text[]) AS u(listing_id, channel_id, kind)"
+        select = f"SELECT u.listing_id, u.channel_id, u.kind, {marks} FROM {arrays}"  # noqa: S608 - parameter markers only
+        yield select, [*constants, *columns]
+        return
+    row_sql = f"(%s, %s, %s, {marks})"
+    for start in range(0, len(keys), 1000):
+        chunk = keys[start : start + 1000]
+        yield (
+            "VALUES " + ", ".join([row_sql] * len(chunk)),
+            [p for key in chunk for p in (*key, *constants)],
         )
 
 

@@ -133,3 +133,18 @@ def test_a_negative_count_is_refused_before_anything_is_locked(shelf) -> None:
 
     assert list(refused.value.row_errors) == [1]
     assert _on_hand()[("A-1", "main")] == 10
+
+
+def test_repeats_and_new_counts_mix_across_locations(shelf) -> None:
+    first = services.stock_counts_apply_bulk(
+        counts=[_count(shelf, "A", "store", 6, "s1")], source="t"
+    )
+
+    mixed = services.stock_counts_apply_bulk(
+        counts=[_count(shelf, "A", "store", 6, "s1"), _count(shelf, "B", "main", 2, "m1")],
+        source="t",
+    )
+
+    assert [r.created for r in mixed] == [False, True]
+    assert mixed[0].movement.pk == first[0].movement.pk
+    assert _on_hand() == {("A-1", "main"): 10, ("A-1", "store"): 6, ("B-2", "main"): 2}
