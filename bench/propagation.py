@@ -408,7 +408,7 @@ class Sweeper:
     def _run(self) -> None:
         from django.db import connection
 
-        from channels_app.tasks import sweep_due_channels
+        from channels_app.dispatch import sweep_due_channels
 
         try:
             while not self._stop.wait(self.interval):

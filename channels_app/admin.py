@@ -16,6 +16,7 @@ from inventory.admin import VariantAdmin as InventoryVariantAdmin
 from inventory.models import StockLevel, Variant
 from pimsync.admin_utils import AdminMedia, badge, confirmed_action, stock_tone
 from pimsync.crypto import mask
+from synclog.admin import sync_log_action_register
 
 from . import services
 from .forms import ChannelAdminForm, credentials_masked
@@ -206,30 +207,16 @@ class ChannelAdmin(admin.ModelAdmin):
         (
             "Sync settings",
             {
-                "fields": (
-                    "inventory_threshold",
-                    "low_stock_level",
-                    "min_push_interval_seconds",
-                    "max_push_interval_seconds",
-                    "poll_interval_seconds",
-                    "rate_limit_per_second",
-                    "batch_size",
-                    "reservation_minutes",
-                    "cancel_oversold_orders",
-                    "returns_restock",
-                ),
+                "fields": Channel.SYNC_SETTINGS,
             },
         ),
         (
             "Reconciliation and drift",
             {
                 "fields": (
-                    "reconcile_interval_minutes",
+                    *Channel.RECONCILE_SETTINGS,
                     "reconcile_schedule",
                     "last_reconciliation",
-                    "drift_quantity_threshold",
-                    "drift_price_amount",
-                    "drift_price_percent",
                 ),
                 "description": "Live values are compared with pimsync on this schedule; "
                 "listings that differ by the thresholds or more are resynced.",
@@ -697,4 +684,17 @@ class StockLevelAdmin(InventoryStockLevelAdmin):
         return csv_push_sentence(variant_ids, location_ids)
 
 
-from . import admin_orders  # noqa: E402,F401
+@confirmed_action(
+    description="Re-drive selected dead-lettered SKUs",
+    explanation="Each dead SKU's current value is pushed again (forced).",
+)
+def redrive_action(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, form: None
+) -> str:
+    return str(services.sync_log_redrive(entries=queryset))
+
+
+sync_log_action_register(redrive_action)
+
+# Orders, customers and inbound events register their admin pages with the rest.
+from .orders import admin as orders_admin  # noqa: E402,F401

@@ -41,19 +41,8 @@ class ChannelAdminForm(forms.ModelForm):
             "currency",
             "is_enabled",
             "platform_config",
-            "inventory_threshold",
-            "low_stock_level",
-            "min_push_interval_seconds",
-            "max_push_interval_seconds",
-            "poll_interval_seconds",
-            "rate_limit_per_second",
-            "batch_size",
-            "reservation_minutes",
-            "cancel_oversold_orders",
-            "reconcile_interval_minutes",
-            "drift_quantity_threshold",
-            "drift_price_amount",
-            "drift_price_percent",
+            *Channel.SYNC_SETTINGS,
+            *Channel.RECONCILE_SETTINGS,
         )
 
     def clean_new_credentials(self) -> dict | None:

@@ -111,6 +111,26 @@ class Channel(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # The one list of a channel's settings by group, for the admin, its form and the API.
+    SYNC_SETTINGS = (
+        "inventory_threshold",
+        "low_stock_level",
+        "min_push_interval_seconds",
+        "max_push_interval_seconds",
+        "poll_interval_seconds",
+        "rate_limit_per_second",
+        "batch_size",
+        "reservation_minutes",
+        "cancel_oversold_orders",
+        "returns_restock",
+    )
+    RECONCILE_SETTINGS = (
+        "reconcile_interval_minutes",
+        "drift_quantity_threshold",
+        "drift_price_amount",
+        "drift_price_percent",
+    )
+
     class Meta:
         ordering = ["name"]
         constraints = [

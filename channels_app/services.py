@@ -10,15 +10,30 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
+from synclog import services as synclog
+from synclog.models import ReconciliationRun
+
+from . import dispatch
 from .connectors.base import ConnectionCheck
-from .models import BufferRule, Channel, ChannelListing, PriceRule, SyncKind, SyncMarker
+from .models import (
+    BufferRule,
+    Channel,
+    ChannelListing,
+    InboundEvent,
+    PriceRule,
+    SyncKind,
+    SyncMarker,
+)
 from .sync import engine
-from .sync.enqueue import task_send_safely
+from .sync.connection import channel_connector
 from .sync.markers import buffer_rule_affected_listings, listings_mark_dirty
+from .sync.reconcile import ReconcileBusyError, listings_by_channel, reconciliation_start
 
 LISTING_PRICE_FIELDS = {"price_override"}
 LISTING_IDENTITY_FIELDS = {
@@ -164,10 +179,8 @@ def markers_redrive(*, markers: QuerySet[SyncMarker]) -> int:
             last_error_code="",
             last_error="",
         )
-        from .sync.enqueue import channel_push_request_on_commit
-
         for channel_id in channel_ids:
-            channel_push_request_on_commit(channel_id)
+            dispatch.channel_push_request_on_commit(channel_id)
     return count
 
 
@@ -199,8 +212,6 @@ def channel_resume(*, channel: Channel) -> None:
 
 def channel_test_connection(*, channel: Channel) -> ConnectionCheck:
     """Ask the channel whether our credentials work; never raises."""
-    from .sync.connection import channel_connector
-
     try:
         return channel_connector(channel).test_connection()
     except Exception as exc:
@@ -208,8 +219,6 @@ def channel_test_connection(*, channel: Channel) -> ConnectionCheck:
 
 
 # --- reconciliation ---------------------------------------------------------------------------
-
-RECONCILE_TASK = "channels_app.tasks.channel_reconcile_task"
 
 
 def reconcile_schedule_name(channel_id: int) -> str:
@@ -221,8 +230,6 @@ def channel_reconcile_schedule_sync(*, channel: Channel) -> Any:
     with its reconcile interval: created on first save, interval updated,
     disabled while the channel is disabled or its interval is 0. Idempotent;
     returns the PeriodicTask."""
-    from django_celery_beat.models import IntervalSchedule, PeriodicTask
-
     minutes = channel.reconcile_interval_minutes
     interval, _ = IntervalSchedule.objects.get_or_create(
         every=max(1, minutes), period=IntervalSchedule.MINUTES
@@ -230,7 +237,7 @@ def channel_reconcile_schedule_sync(*, channel: Channel) -> Any:
     task, _ = PeriodicTask.objects.update_or_create(
         name=reconcile_schedule_name(channel.pk),
         defaults={
-            "task": RECONCILE_TASK,
+            "task": dispatch.RECONCILE,
             "interval": interval,
             "crontab": None,
             "args": json.dumps([channel.pk]),
@@ -274,8 +281,6 @@ def reconcile_request(
 ) -> ReconcileRequested:
     """Open a run per channel and queue its task after commit (a channel already
     reconciling is reported, not started twice)."""
-    from .sync.reconcile import ReconcileBusyError, reconciliation_start
-
     started, busy = [], []
     for channel in channels:
         listing_ids = (listing_ids_by_channel or {}).get(channel.pk)
@@ -299,11 +304,7 @@ def _reconcile_enqueue(
 ) -> None:
     """Send the run's task; if the broker refuses it, fail the run at once rather
     than leave it 'running' (which would block the channel's next run)."""
-    from synclog.models import ReconciliationRun
-
-    from .tasks import channel_reconcile_task
-
-    if not task_send_safely(channel_reconcile_task, channel_id, trigger, run_id, listing_ids):
+    if not dispatch.reconcile_request(channel_id, trigger, run_id, listing_ids):
         ReconciliationRun.objects.filter(pk=run_id, status="running").update(
             status="failed",
             finished_at=timezone.now(),
@@ -315,8 +316,6 @@ def listings_reconcile_request(
     *, listings: QuerySet[ChannelListing], requested_by_id: int | None = None
 ) -> ReconcileRequested:
     """Reconcile just these listings, one run per channel they are on."""
-    from .sync.reconcile import listings_by_channel
-
     grouped = listings_by_channel(listings.values_list("pk", flat=True))
     return reconcile_request(
         channels=Channel.objects.filter(pk__in=grouped).order_by("name"),
@@ -338,12 +337,6 @@ def retention_purge(
     snapshots (alerts and incidents are kept: they are the history ops report
     on). Batches by primary key in short transactions. Returns the number of
     rows deleted per kind."""
-    from django.conf import settings
-
-    from synclog import services as synclog
-
-    from .models import InboundEvent
-
     days = settings.PIMSYNC_RETENTION_DAYS if days is None else days
     batch_size = batch_size or settings.PIMSYNC_RETENTION_BATCH_SIZE
     if days < 1 or batch_size < 1:

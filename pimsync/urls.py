@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from channels_app import webhooks
+from channels_app.orders import webhooks
 
 from . import views
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -67,7 +68,9 @@ class SyncLogEntryAdmin(RecordAdmin):
     )
     search_fields = ("=sku", "error_code")
     date_hierarchy = "created_at"
-    actions = ["redrive_action"]
+    # Producers add their actions (channels_app: re-drive dead SKUs) with
+    # sync_log_action_register: synclog imports nothing of channels_app.
+    actions: list[Callable[..., Any]] = []
     list_per_page = 100
     show_full_result_count = False
     Media = AdminMedia
@@ -102,14 +105,11 @@ class SyncLogEntryAdmin(RecordAdmin):
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         return lookup == "sku" or super().lookup_allowed(lookup, value, request)
 
-    @confirmed_action(
-        description="Re-drive selected dead-lettered SKUs",
-        explanation="Each dead SKU's current value is pushed again (forced).",
-    )
-    def redrive_action(self, request: HttpRequest, queryset: QuerySet, form: None) -> str:
-        from channels_app.services import sync_log_redrive
 
-        return str(sync_log_redrive(entries=queryset))
+def sync_log_action_register(action: Callable[..., Any]) -> None:
+    """Offer ``action`` (a function admin action) on the sync log's list."""
+    if action not in SyncLogEntryAdmin.actions:
+        SyncLogEntryAdmin.actions = [*SyncLogEntryAdmin.actions, action]
 
 
 KIND_TONES = {

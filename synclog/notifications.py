@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
 import requests
@@ -33,6 +31,9 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from pimsync.backoff import backoff_delay
+
+from .dispatch import notifications_deliver_request
 from .models import Alert, Notification
 
 log = logging.getLogger(__name__)
@@ -144,20 +145,8 @@ def notifications_record(
     if not rows:
         return 0
     Notification.objects.bulk_create(rows, ignore_conflicts=True)
-    transaction.on_commit(partial(notifications_deliver_soon))
+    transaction.on_commit(notifications_deliver_request)
     return len(rows)
-
-
-def notifications_deliver_soon() -> bool:
-    """Ask a worker to deliver now; a broker failure is logged (beat sweeps anyway)."""
-    from .tasks import notifications_deliver_task
-
-    try:
-        notifications_deliver_task.apply_async(retry=False)
-    except Exception as exc:
-        log.warning("notification delivery not enqueued (%s); the beat sweep sends it", exc)
-        return False
-    return True
 
 
 # --- delivering -----------------------------------------------------------------------------------
@@ -286,10 +275,12 @@ SENDERS = {Transport.EMAIL: _send_email, Transport.WEBHOOK: _send_webhook}
 
 
 def _retry_delay(attempts: int) -> float:
-    base = settings.PIMSYNC_ALERT_NOTIFY_RETRY_BASE_SECONDS
-    cap = settings.PIMSYNC_ALERT_NOTIFY_RETRY_CAP_SECONDS
-    delay = min(cap, base * 2 ** max(0, attempts - 1))
-    return delay * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not crypto
+    return backoff_delay(
+        attempts,
+        base=settings.PIMSYNC_ALERT_NOTIFY_RETRY_BASE_SECONDS,
+        cap=settings.PIMSYNC_ALERT_NOTIFY_RETRY_CAP_SECONDS,
+        jitter=(0.8, 1.2),  # around the step: a receiver down for a while is not hammered
+    )
 
 
 def _deliver_one(n: Notification, report: DeliveryReport, now: datetime) -> None:
@@ -344,5 +335,5 @@ def notifications_retry(*, notification_ids: Iterable[int]) -> int:
         pk__in=list(notification_ids), status__in=[Status.FAILED, Status.SKIPPED]
     ).update(status=Status.PENDING, attempts=0, next_attempt_at=now, last_error="")
     if n:
-        transaction.on_commit(partial(notifications_deliver_soon))
+        transaction.on_commit(notifications_deliver_request)
     return n

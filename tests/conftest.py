@@ -2,6 +2,9 @@ import pytest
 
 from tests import factories
 
+# Fixtures shared across folders (a test module never imports another's fixtures).
+pytest_plugins = ["tests.plugins.tasks"]
+
 
 @pytest.fixture(autouse=True)
 def _require_postgres_for_postgres_tests(request: pytest.FixtureRequest) -> None:

@@ -35,7 +35,7 @@ from inventory.models import Variant
 from pimsync.api.errors import ApiError
 from pimsync.api.views import ApiViewSetMixin, ServiceModelViewSet
 
-from .. import orders, services
+from .. import services
 from ..models import (
     BufferRule,
     Channel,
@@ -48,6 +48,7 @@ from ..models import (
     PriceRule,
     SyncMarker,
 )
+from ..orders.apply import order_mark_shipped
 from ..selectors import (
     channel_listings_for_skus,
     listing_sync_states,
@@ -507,7 +508,7 @@ class OrderViewSet(
         serializer = ShipInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            shipped = orders.order_mark_shipped(order=order, **serializer.validated_data)
+            shipped = order_mark_shipped(order=order, **serializer.validated_data)
         except ValueError as exc:
             raise ApiError(str(exc), code="invalid_transition", status_code=409) from exc
         fresh = self.get_queryset().get(pk=order.pk)

@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial, reduce
+from functools import reduce
 from operator import or_
 from typing import Any
 
@@ -29,15 +29,23 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from pimsync.backoff import backoff_delay
 from synclog import services as synclog
 from synclog.services import Attempt
 
 from ..connectors.base import Connector, ItemResult, PriceUpdate, QuantityUpdate
 from ..connectors.errors import FailureKind
-from ..models import Channel, ChannelListing, ChannelSyncState, SyncKind, SyncMarker
+from ..dispatch import channel_poll_request_on_commit, channel_push_request_on_commit
+from ..models import (
+    Channel,
+    ChannelListing,
+    ChannelSyncState,
+    InboundEvent,
+    SyncKind,
+    SyncMarker,
+)
 from ..selectors import channel_atp_bulk, channel_price_bulk
 from . import breaker
-from .backoff import retry_delay
 from .connection import channel_connector, listing_ref
 from .limiter import rate_limit_wait
 from .rules import Action, Decision, Limits, price_decide, quantity_decide
@@ -319,7 +327,12 @@ def _record_retry(
 ) -> tuple[list[Attempt], datetime | None]:
     attempts, earliest = [], None
     for w in items:
-        delay = retry_delay(w.marker.attempts + 1, retry_after=w.result.retry_after)
+        delay = backoff_delay(
+            w.marker.attempts + 1,
+            base=settings.PIMSYNC_RETRY_BASE_SECONDS,
+            cap=settings.PIMSYNC_RETRY_CAP_SECONDS,
+            retry_after=w.result.retry_after,
+        )
         due = now + timedelta(seconds=delay)
         earliest = due if earliest is None else min(earliest, due)
         still_ours = SyncMarker.objects.filter(pk=w.marker.pk, claim_token=w.marker.claim_token)
@@ -388,26 +401,13 @@ def _record_cas_mismatch(
             "orders before pushing again.",
         )
         attempts.append(_attempt(SyncKind.QUANTITY, w, "retrying"))
-    transaction.on_commit(partial(_request_order_poll, channel.pk))
+    channel_poll_request_on_commit(channel.pk)
     return attempts
-
-
-def _request_order_poll(channel_id: int) -> None:
-    from celery import current_app
-
-    try:
-        current_app.send_task(
-            "channels_app.tasks.channel_poll_task", args=[channel_id], retry=False
-        )
-    except Exception as exc:
-        log.warning("order poll for channel %s not enqueued: %s", channel_id, exc)
 
 
 def _inbound_pending(channel: Channel) -> bool:
     """Orders fetched from the channel but not applied yet: pushing an absolute
     quantity now could re-inflate stock the channel already sold."""
-    from ..models import InboundEvent
-
     return InboundEvent.objects.filter(channel=channel, status=InboundEvent.Status.PENDING).exists()
 
 
@@ -607,8 +607,6 @@ def channel_push(
 
 def channel_resume(channel_id: int) -> None:
     """Clear an auth pause (after credentials were replaced) and push again."""
-    from .enqueue import channel_push_request_on_commit
-
     ChannelSyncState.objects.filter(channel_id=channel_id).update(
         auth_failed_at=None, auth_error=""
     )

@@ -16,8 +16,8 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from ..dispatch import channel_push_request_on_commit
 from ..models import BufferRule, Channel, ChannelListing, SyncKind, SyncMarker
-from .enqueue import channel_push_request_on_commit
 
 BOTH_KINDS = (SyncKind.PRICE, SyncKind.QUANTITY)
 

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -36,8 +37,10 @@ from synclog.models import Alert, DriftFinding, ReconciliationRun
 
 from ..connectors.base import Connector, ListingState
 from ..connectors.errors import FailureKind
+from ..dispatch import reconcile_verify_later
 from ..models import Channel, ChannelListing, SyncKind, SyncMarker
 from ..selectors import channel_atp_bulk, channel_price_bulk
+from . import engine
 from .connection import channel_connector, listing_ref
 from .markers import listings_mark_dirty
 
@@ -611,3 +614,40 @@ def listings_by_channel(listing_ids: Iterable[int]) -> dict[int, list[int]]:
     ):
         grouped[channel_id].append(pk)
     return dict(grouped)
+
+
+# --- one whole run, as the task runs it ---------------------------------------------------------
+
+
+def reconciliation_run(
+    channel_id: int,
+    *,
+    trigger: str = "scheduled",
+    run_id: int | None = None,
+    listing_ids: list[int] | None = None,
+) -> dict[str, Any]:
+    """Reconcile a channel: open a run (beat passes none; admin/API opened theirs),
+    check it, push its resyncs at once, then read them back now or later
+    (dispatch.reconcile_verify_later). Returns a summary for the task result."""
+    if run_id is None:
+        channel = Channel.objects.filter(pk=channel_id).first()
+        if channel is None or not channel.is_enabled:
+            return {"skipped": "channel missing or disabled"}
+        try:
+            run_id = reconciliation_start(channel=channel, trigger=trigger).pk
+        except ReconcileBusyError as exc:
+            return {"skipped": str(exc)}
+    run = reconciliation_check(run_id, listing_ids=listing_ids)
+    if run.status == ReconciliationRun.Status.RUNNING:
+        engine.channel_push(channel_id)
+        if not reconciliation_verify(run_id):
+            reconcile_verify_later(run_id)
+    return {"run": run_id}
+
+
+def reconciliation_verify_or_later(run_id: int) -> bool:
+    """Read back now if the resyncs are out, else ask again later."""
+    done = reconciliation_verify(run_id)
+    if not done:
+        reconcile_verify_later(run_id)
+    return done

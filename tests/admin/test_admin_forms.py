@@ -252,17 +252,16 @@ def test_product_page_edits_variant_price_inline_through_the_service(admin_clien
 
 
 def test_reconcile_now_confirms_then_opens_a_run_and_queues_it(
-    admin_client, channel_factory, listing_factory, monkeypatch, django_capture_on_commit_callbacks
+    admin_client, channel_factory, listing_factory, task_sends, django_capture_on_commit_callbacks
 ):
     from django.contrib.admin import helpers
 
-    from channels_app import tasks
+    from channels_app import dispatch
     from synclog.models import ReconciliationRun
 
-    sent = []
-    monkeypatch.setattr(
-        tasks.channel_reconcile_task, "apply_async", lambda args, **kw: sent.append(args)
-    )
+    def sent():
+        return task_sends.args_of(dispatch.RECONCILE)
+
     channel = channel_factory(name="Woo shop")
     listing_factory.create_batch(3, channel=channel)
     url = reverse("admin:channels_app_channel_changelist")
@@ -283,7 +282,7 @@ def test_reconcile_now_confirms_then_opens_a_run_and_queues_it(
         3,
     )
     assert run.requested_by.is_superuser
-    assert sent == [[channel.pk, "manual", run.pk, None]]
+    assert sent() == [[channel.pk, "manual", run.pk, None]]
     assert f"Reconciliation #{run.pk} of Woo shop queued (3 listing(s))." in done.content.decode()
     # a second request while it runs says so instead of starting another
     done = admin_client.post(url, {**selection, "confirm": "yes"}, follow=True)
@@ -292,17 +291,16 @@ def test_reconcile_now_confirms_then_opens_a_run_and_queues_it(
 
 
 def test_reconcile_selected_listings_opens_one_run_per_channel(
-    admin_client, channel_factory, listing_factory, monkeypatch, django_capture_on_commit_callbacks
+    admin_client, channel_factory, listing_factory, task_sends, django_capture_on_commit_callbacks
 ):
     from django.contrib.admin import helpers
 
-    from channels_app import tasks
+    from channels_app import dispatch
     from synclog.models import ReconciliationRun
 
-    sent = []
-    monkeypatch.setattr(
-        tasks.channel_reconcile_task, "apply_async", lambda args, **kw: sent.append(args)
-    )
+    def sent():
+        return task_sends.args_of(dispatch.RECONCILE)
+
     a, b = channel_factory(name="A"), channel_factory(name="B")
     picked = [*listing_factory.create_batch(2, channel=a), listing_factory(channel=b)]
     listing_factory(channel=a)  # not selected
@@ -316,11 +314,11 @@ def test_reconcile_selected_listings_opens_one_run_per_channel(
         admin_client.post(url, selection, follow=True)
     runs = {r.channel_id: r for r in ReconciliationRun.objects.all()}
     assert (runs[a.pk].total, runs[b.pk].total) == (2, 1)
-    assert {tuple(args[3]) for args in sent} == {
+    assert {tuple(args[3]) for args in sent()} == {
         (picked[0].pk, picked[1].pk),
         (picked[2].pk,),
     }
-    assert {args[1] for args in sent} == {"listings"}
+    assert {args[1] for args in sent()} == {"listings"}
 
 
 def test_channel_page_edits_the_reconcile_interval_and_drift_thresholds(
@@ -354,17 +352,12 @@ def test_channel_page_edits_the_reconcile_interval_and_drift_thresholds(
 
 
 def test_reconcile_now_with_the_broker_down_fails_the_run_instead_of_blocking_the_channel(
-    admin_client, channel_factory, listing_factory, monkeypatch, django_capture_on_commit_callbacks
+    admin_client, channel_factory, listing_factory, broker_down, django_capture_on_commit_callbacks
 ):
     from django.contrib.admin import helpers
 
-    from channels_app import tasks
     from synclog.models import ReconciliationRun
 
-    def broker_down(*args, **kwargs):
-        raise ConnectionError("broker unreachable")
-
-    monkeypatch.setattr(tasks.channel_reconcile_task, "apply_async", broker_down)
     channel = channel_factory()
     listing_factory(channel=channel)
     url = reverse("admin:channels_app_channel_changelist")

@@ -103,7 +103,7 @@ def some_orders(channel, prefix: str, n: int) -> None:
 
     from channels_app.connectors.base import OrderData, OrderLineData
     from channels_app.models import InboundEvent
-    from channels_app.orders import order_apply
+    from channels_app.orders.apply import order_apply
 
     sku = (
         ChannelListing.objects.filter(channel=channel)

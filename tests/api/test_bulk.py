@@ -9,6 +9,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 
+from channels_app import dispatch
 from channels_app.models import SyncMarker
 from inventory.models import StockLevel, StockMovement, Variant
 from tests import factories
@@ -179,14 +180,16 @@ def test_a_row_key_applied_before_is_reported_not_reapplied(catalog, integrator_
 def _push_requests(client, path, body, **headers) -> list[int]:
     """The channel ids a push task was sent for once the request's transaction committed."""
     with (
-        mock.patch("channels_app.tasks.channel_push_task.apply_async") as send,
+        mock.patch("celery.current_app.send_task") as send,
         CaptureOnCommit() as hooks,
     ):
         response = client.post(path, body, format="json", **headers)
         assert response.status_code in (200, 201), response.content
         for hook in hooks.callbacks:
             hook()
-    return sorted(call.kwargs["args"][0] for call in send.call_args_list)
+    return sorted(
+        call.kwargs["args"][0] for call in send.call_args_list if call.args[0] == dispatch.PUSH
+    )
 
 
 class CaptureOnCommit:

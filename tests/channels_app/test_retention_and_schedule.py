@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from channels_app import services
+from channels_app import dispatch, services
 from channels_app.models import InboundEvent
 from channels_app.tasks import retention_purge_task
 from synclog.models import (
@@ -171,4 +171,4 @@ def test_channel_save_keeps_its_reconcile_schedule_in_beat(channel_factory):
     services.channel_save(channel=channel, changed_fields=["is_enabled"])
     task.refresh_from_db()
     assert task.enabled is False
-    assert PeriodicTask.objects.filter(task=services.RECONCILE_TASK).count() == 1
+    assert PeriodicTask.objects.filter(task=dispatch.RECONCILE).count() == 1

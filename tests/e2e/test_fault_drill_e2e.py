@@ -19,10 +19,10 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from channels_app.dispatch import sweep_due_channels
 from channels_app.health import health_evaluate
 from channels_app.models import Channel, ChannelAlertSettings, ChannelListing, SyncMarker
 from channels_app.sync.markers import listings_mark_dirty
-from channels_app.tasks import sweep_due_channels
 from inventory import services
 from inventory.models import Variant
 from synclog.models import Alert, ChannelHealthSnapshot, Incident

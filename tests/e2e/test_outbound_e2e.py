@@ -10,10 +10,10 @@ from decimal import Decimal
 
 import pytest
 
+from channels_app.dispatch import sweep_due_channels
 from channels_app.models import Channel, ChannelListing, SyncMarker
 from channels_app.selectors import channel_atp_bulk, channel_price_bulk
 from channels_app.sync.markers import listings_mark_dirty
-from channels_app.tasks import sweep_due_channels
 from inventory import services
 from inventory.models import Location, Variant
 from synclog.models import SyncLogEntry

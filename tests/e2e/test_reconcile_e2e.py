@@ -11,9 +11,9 @@ import time
 import pytest
 
 from channels_app import services
+from channels_app.dispatch import sweep_due_channels
 from channels_app.models import Channel, ChannelListing
 from channels_app.sync.markers import listings_mark_dirty
-from channels_app.tasks import sweep_due_channels
 from synclog.models import Alert, DriftFinding, ReconciliationRun
 
 from .conftest import build_catalog, control, wait_until_drained

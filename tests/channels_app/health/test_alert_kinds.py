@@ -23,7 +23,7 @@ from channels_app.models import (
     ChannelSyncState,
     SyncMarker,
 )
-from channels_app.orders import order_apply, orders_oversell_settle
+from channels_app.orders.apply import order_apply, orders_oversell_settle
 from channels_app.sync import breaker
 from inventory import services
 from synclog import services as synclog

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from channels_app import dispatch
 from inventory import services
 
 SECRET = "hush"
@@ -181,10 +182,12 @@ def woo(db, channel_factory, channel_location_factory, location, stocked):
 def enqueued(monkeypatch):
     """The broker: records every processing task asked for, sends nothing."""
     sent: list[int] = []
-    monkeypatch.setattr(
-        "channels_app.tasks.inbound_event_process_task.apply_async",
-        lambda args, **kw: sent.append(args[0]),
-    )
+
+    def send_task(name, args=None, **kwargs):
+        if name == dispatch.INBOUND_EVENT:
+            sent.append(args[0])
+
+    monkeypatch.setattr("celery.current_app.send_task", send_task)
     return sent
 
 

@@ -13,9 +13,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from channels_app.inbound import inbound_event_process
 from channels_app.models import ChannelOrder, ChannelOrderLine, Customer, InboundEvent
-from channels_app.orders import order_apply
+from channels_app.orders.apply import order_apply
+from channels_app.orders.events import inbound_event_process
 from synclog.models import Alert
 
 from .conftest import T0, shopify_headers, shopify_order
@@ -191,9 +191,9 @@ def test_failed_events_are_re_processed_from_the_admin_after_confirmation(
     def broken(**kwargs):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr("channels_app.inbound.order_apply", broken)
+    monkeypatch.setattr("channels_app.orders.events.order_apply", broken)
     inbound_event_process(event.pk)
-    monkeypatch.setattr("channels_app.inbound.order_apply", order_apply)
+    monkeypatch.setattr("channels_app.orders.events.order_apply", order_apply)
     url = reverse("admin:channels_app_inboundevent_changelist")
     form = {"action": "reprocess_action", ACTION_CHECKBOX_NAME: [event.pk]}
 

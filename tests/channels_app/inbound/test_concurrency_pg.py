@@ -10,10 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.db import connection
 
-from channels_app.inbound import inbound_event_process
 from channels_app.models import ChannelOrder, InboundEvent
-from channels_app.orders import order_apply
-from channels_app.webhooks import webhook_ingest
+from channels_app.orders.apply import order_apply
+from channels_app.orders.events import inbound_event_process
+from channels_app.orders.webhooks import webhook_ingest
 
 from .conftest import shopify_headers, shopify_order
 
@@ -37,7 +37,7 @@ def test_parallel_workers_apply_one_event_once(shop, monkeypatch):
         time.sleep(0.3)  # hold the row lock while the others arrive
         return order_apply(**kwargs)
 
-    monkeypatch.setattr("channels_app.inbound.order_apply", slow_apply)
+    monkeypatch.setattr("channels_app.orders.events.order_apply", slow_apply)
     barrier = threading.Barrier(6)
 
     def worker(_: int) -> str | None:
@@ -56,7 +56,7 @@ def test_parallel_workers_apply_one_event_once(shop, monkeypatch):
 
 
 def test_parallel_twin_deliveries_store_one_event(shop, monkeypatch):
-    monkeypatch.setattr("channels_app.inbound.inbound_event_enqueue", lambda event_id: True)
+    monkeypatch.setattr("channels_app.dispatch.inbound_event_enqueue", lambda event_id: True)
     body = shopify_order(5001)
     headers = shopify_headers(body, webhook_id="twin")
     barrier = threading.Barrier(6)

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from channels_app import dispatch
 from channels_app.connectors.http import encode_page_cursor
-from channels_app.inbound import channel_poll, channels_poll_due, poll_start_cursor
 from channels_app.models import ChannelOrder, ChannelSyncState, InboundEvent
+from channels_app.orders.polling import channel_poll, channels_poll_due, poll_start_cursor
 from channels_app.sandbox.server import RunningSandbox
 from channels_app.tasks import channel_poll_task
 from inventory import services
@@ -156,21 +157,18 @@ def test_woocommerce_poll_reads_250_orders_across_pages_without_duplicates(
 
 
 def test_a_poll_cut_short_by_the_page_bound_continues_without_moving_the_cursor(
-    sandbox, polled_channel, settings, monkeypatch
+    sandbox, polled_channel, settings, task_sends
 ):
     settings.PIMSYNC_POLL_MAX_PAGES = 1
     channel = polled_channel("shopify")
     create_orders(sandbox, "shopify", 35)  # Shopify pages hold 30 orders here
-    continued: list[dict] = []
-    monkeypatch.setattr(
-        channel_poll_task, "apply_async", lambda args, kwargs, **kw: continued.append(kwargs)
-    )
 
     first = channel_poll_task(channel.pk)
 
     assert (first["pages"], first["orders"], first["new_events"]) == (1, 30, 30)
     assert first["next_cursor"] is not None
     assert ChannelSyncState.objects.get(channel=channel).poll_cursor == ""
+    continued = [sent.kwargs for sent in task_sends.named(dispatch.POLL)]
     assert continued == [{"resume_cursor": first["next_cursor"], "resume_hwm": first["hwm"]}]
 
     rest = channel_poll_task(channel.pk, **continued[0])
@@ -252,7 +250,12 @@ def test_without_a_usable_cursor_a_poll_starts_at_the_channels_creation(
 @pytest.fixture
 def poll_requests(monkeypatch):
     sent: list[int] = []
-    monkeypatch.setattr(channel_poll_task, "apply_async", lambda args, **kw: sent.append(args[0]))
+
+    def send_task(name, args=None, **kwargs):
+        if name == dispatch.POLL:
+            sent.append(args[0])
+
+    monkeypatch.setattr("celery.current_app.send_task", send_task)
     return sent
 
 
@@ -272,11 +275,7 @@ def test_due_channels_are_enqueued_once_and_claimed(db, channel_factory, poll_re
     assert ChannelSyncState.objects.get(channel=never).polled_at == now
 
 
-def test_a_broker_failure_gives_the_claim_back(db, channel_factory, monkeypatch):
-    def broker_down(*args, **kwargs):
-        raise ConnectionRefusedError("down")
-
-    monkeypatch.setattr(channel_poll_task, "apply_async", broker_down)
+def test_a_broker_failure_gives_the_claim_back(db, channel_factory, broker_down):
     channel = channel_factory()
     before = timezone.now() - timedelta(hours=1)
     ChannelSyncState.objects.create(channel=channel, polled_at=before)

@@ -10,18 +10,17 @@ import pytest
 from django.utils import timezone
 
 from channels_app.connectors.base import OrderData, OrderLineData
-from channels_app.inbound import (
+from channels_app.models import ChannelOrder, InboundEvent
+from channels_app.orders.apply import order_apply
+from channels_app.orders.events import (
     inbound_event_process,
     inbound_events_due,
     inbound_events_reprocess,
     inbound_sweep,
     order_data_from_json,
     order_data_to_json,
-    orders_seen_by_source,
-    poll_delivery_id,
 )
-from channels_app.models import ChannelOrder, InboundEvent
-from channels_app.orders import order_apply
+from channels_app.orders.polling import orders_seen_by_source, poll_delivery_id
 from inventory.models import StockLevel
 from synclog.models import Alert
 from synclog.services import alert_raise
@@ -154,7 +153,7 @@ def broken_apply(monkeypatch):
         calls.append(kwargs)
         raise RuntimeError("database hiccup")
 
-    monkeypatch.setattr("channels_app.inbound.order_apply", explode)
+    monkeypatch.setattr("channels_app.orders.events.order_apply", explode)
     return calls
 
 
@@ -211,7 +210,7 @@ def test_a_failure_rolls_back_every_stock_effect_of_the_attempt(shop, location, 
         order_apply(**kwargs)
         raise RuntimeError("after the stock moved")
 
-    monkeypatch.setattr("channels_app.inbound.order_apply", apply_then_fail)
+    monkeypatch.setattr("channels_app.orders.events.order_apply", apply_then_fail)
     event = webhook_event(shop)
 
     assert inbound_event_process(event.pk) == "pending"
@@ -228,14 +227,14 @@ def test_re_processing_runs_failed_events_again_and_resolves_the_alert(
     def broken(**kwargs):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr("channels_app.inbound.order_apply", broken)
+    monkeypatch.setattr("channels_app.orders.events.order_apply", broken)
     other = alert_raise(
         kind="repeated_failure", channel_id=shop.pk, sku="SKU-A", message="fulfilment failed"
     )
     failed = webhook_event(shop)
     done = webhook_event(shop, shopify_order(5002), webhook_id="wh-2")
     inbound_event_process(failed.pk)
-    monkeypatch.setattr("channels_app.inbound.order_apply", order_apply)
+    monkeypatch.setattr("channels_app.orders.events.order_apply", order_apply)
     inbound_event_process(done.pk)
 
     outcomes = inbound_events_reprocess(events=InboundEvent.objects.all())

@@ -15,9 +15,9 @@ from django.utils import timezone
 from channels_app.connectors.base import ChannelConfig
 from channels_app.connectors.shopify import ShopifyConnector
 from channels_app.connectors.woocommerce import WooCommerceConnector
-from channels_app.inbound import inbound_event_process, inbound_sweep
 from channels_app.models import ChannelOrder, InboundEvent
-from channels_app.webhooks import webhook_receive
+from channels_app.orders.events import inbound_event_process, inbound_sweep
+from channels_app.orders.webhooks import webhook_receive
 from inventory.models import StockLevel
 from synclog.models import Alert
 from tests.channels_app.sandbox_fixtures import control, sandbox, webhook_receiver
@@ -272,13 +272,13 @@ def test_malformed_json_with_a_valid_signature_is_400_logged_and_not_stored(
         else woo_headers(body, delivery_id="wh-bad")
     )
 
-    with caplog.at_level(logging.WARNING, logger="channels_app.webhooks"):
+    with caplog.at_level(logging.WARNING, logger="channels_app.orders.webhooks"):
         response = post(slug, body, headers)
 
     assert response.status_code == 400
     assert response.json()["error"] == "malformed_json"
     assert InboundEvent.objects.count() == 0
-    [record] = [r for r in caplog.records if r.name == "channels_app.webhooks"]
+    [record] = [r for r in caplog.records if r.name == "channels_app.orders.webhooks"]
     assert f"channel {slug}" in record.getMessage()
     assert "delivery wh-bad" in record.getMessage()
 
@@ -381,15 +381,11 @@ def test_no_session_or_csrf_token_is_needed(shop, enqueued, django_capture_on_co
 
 
 def test_with_the_broker_down_a_delivery_is_stored_answered_and_swept_later(
-    shop, post, monkeypatch, caplog
+    shop, post, broker_down, caplog
 ):
-    def broker_down(*args, **kwargs):
-        raise ConnectionRefusedError("redis is down")
-
-    monkeypatch.setattr("channels_app.tasks.inbound_event_process_task.apply_async", broker_down)
     body = shopify_order(5001, quantity=2)
 
-    with caplog.at_level(logging.WARNING, logger="channels_app.inbound"):
+    with caplog.at_level(logging.WARNING, logger="pimsync.tasking"):
         response = post("shop", body, shopify_headers(body))
 
     assert response.status_code == 200

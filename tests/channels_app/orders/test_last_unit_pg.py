@@ -9,7 +9,7 @@ from django.db.models import Sum
 
 from channels_app.connectors.base import OrderLineData
 from channels_app.models import ChannelOrder, ChannelOrderLine, SyncMarker
-from channels_app.orders import order_apply
+from channels_app.orders.apply import order_apply
 from channels_app.selectors import channel_atp
 from inventory import services
 from inventory.models import StockLevel, StockMovement

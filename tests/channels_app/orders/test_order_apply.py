@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from channels_app.connectors.base import OrderLineData
 from channels_app.models import ChannelOrder, Customer, SyncMarker
-from channels_app.orders import order_apply
+from channels_app.orders.apply import order_apply
 from inventory.models import Reservation, StockLevel, StockMovement
 from synclog.models import Alert
 
@@ -291,9 +291,10 @@ def test_every_permutation_of_cancel_and_pay_is_consistent(stocked_channel, loca
 def test_marking_shipped_moves_stock_and_tells_the_channel_once(
     stocked_channel, location, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from channels_app import orders
+    from channels_app import dispatch
     from channels_app.connectors.base import ItemResult
     from channels_app.connectors.errors import FailureKind
+    from channels_app.orders import apply, on_channel
     from synclog.models import SyncLogEntry
 
     calls = []
@@ -303,17 +304,20 @@ def test_marking_shipped_moves_stock_and_tells_the_channel_once(
             calls.append((external_id, tracking_number, carrier))
             return ItemResult(external_id, FailureKind.OK)
 
-    monkeypatch.setattr("channels_app.sync.connection.channel_connector", lambda channel: Channel())
+    monkeypatch.setattr("channels_app.orders.on_channel.channel_connector", lambda c: Channel())
     monkeypatch.setattr(
-        "channels_app.tasks.order_fulfil_on_channel_task.apply_async",
-        lambda args, **kw: orders.order_fulfil_on_channel(
-            args[0], tracking_number=args[1], carrier=args[2]
+        "celery.current_app.send_task",
+        lambda name, args, **kw: (
+            name == dispatch.ORDER_FULFIL
+            and on_channel.order_fulfil_on_channel(
+                args[0], tracking_number=args[1], carrier=args[2]
+            )
         ),
     )
     order_apply(channel=stocked_channel, data=order_data("paid", 1), source="webhook")
     order = ChannelOrder.objects.get()
     with django_capture_on_commit_callbacks(execute=True):
-        assert orders.order_mark_shipped(order=order, tracking_number="1Z999", carrier="UPS") == 1
+        assert apply.order_mark_shipped(order=order, tracking_number="1Z999", carrier="UPS") == 1
     assert buckets(location) == (1, 0, 0)
     assert calls == [("1001", "1Z999", "UPS")]
     assert SyncLogEntry.objects.get(event_type="order").status == "success"
@@ -325,9 +329,10 @@ def test_marking_shipped_moves_stock_and_tells_the_channel_once(
 def test_oversold_order_is_cancelled_on_its_channel_when_the_channel_says_so(
     stocked_channel, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from channels_app import orders
+    from channels_app import dispatch
     from channels_app.connectors.base import ItemResult
     from channels_app.connectors.errors import FailureKind
+    from channels_app.orders import on_channel
     from synclog.models import SyncLogEntry
 
     cancelled = []
@@ -337,10 +342,12 @@ def test_oversold_order_is_cancelled_on_its_channel_when_the_channel_says_so(
             cancelled.append((external_id, reason))
             return ItemResult(external_id, FailureKind.OK)
 
-    monkeypatch.setattr("channels_app.sync.connection.channel_connector", lambda channel: Channel())
+    monkeypatch.setattr("channels_app.orders.on_channel.channel_connector", lambda c: Channel())
     monkeypatch.setattr(
-        "channels_app.tasks.order_cancel_oversold_task.apply_async",
-        lambda args, **kw: orders.order_cancel_on_channel(args[0]),
+        "celery.current_app.send_task",
+        lambda name, args, **kw: (
+            name == dispatch.ORDER_CANCEL and on_channel.order_cancel_on_channel(args[0])
+        ),
     )
     stocked_channel.cancel_oversold_orders = True
     stocked_channel.save()
@@ -355,15 +362,10 @@ def test_oversold_order_is_cancelled_on_its_channel_when_the_channel_says_so(
 
 
 def test_admin_mark_shipped_action_confirms_then_ships(
-    stocked_channel, location, admin_client, monkeypatch
+    stocked_channel, location, admin_client, task_sends
 ):
     from django.urls import reverse
 
-    sent = []
-    monkeypatch.setattr(
-        "channels_app.tasks.order_fulfil_on_channel_task.apply_async",
-        lambda args, **kw: sent.append(args),
-    )
     order_apply(channel=stocked_channel, data=order_data("paid", 1), source="webhook")
     order = ChannelOrder.objects.get()
     url = reverse("admin:channels_app_channelorder_changelist")

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from channels_app.connectors.base import OrderLineData
 from channels_app.connectors.shopify import refund_quantity_by_line
 from channels_app.models import ChannelOrder
-from channels_app.orders import order_apply
+from channels_app.orders.apply import order_apply
 from inventory.models import StockLevel, StockMovement
 
 from .conftest import order_data

@@ -310,17 +310,14 @@ def test_disabled_channel_is_not_pushed(shop, fake):
 
 
 def test_shopify_quantities_are_compare_and_set_and_a_mismatch_polls_orders_first(
-    shop, fake, monkeypatch, django_capture_on_commit_callbacks
+    shop, fake, task_sends, django_capture_on_commit_callbacks
 ):
     shop.platform = "shopify"
     shop.save()
     fake.platform = "shopify"
     push(shop)
     assert set(fake.sent_expected) == {("S-0", None), ("S-1", None), ("S-2", None)}
-    polls = []
-    monkeypatch.setattr(
-        "celery.current_app.send_task", lambda name, args, **kw: polls.append((name, args))
-    )
+    sends = task_sends
     location = shop.channel_locations.get().location
     services.stock_adjust(
         variant=Variant.objects.get(sku="S-0"),
@@ -336,7 +333,7 @@ def test_shopify_quantities_are_compare_and_set_and_a_mismatch_polls_orders_firs
     with django_capture_on_commit_callbacks(execute=True):
         push(shop)
     assert fake.sent_expected == [("S-0", 20)]  # the last confirmed quantity
-    assert polls == [("channels_app.tasks.channel_poll_task", [shop.pk])]
+    assert sends.args_of("channels_app.tasks.channel_poll_task") == [[shop.pk]]
     marker = SyncMarker.objects.get(kind="quantity")
     assert (marker.status, marker.attempts, marker.last_error_code) == (
         "pending",

@@ -5,11 +5,11 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from channels_app import services
+from channels_app import dispatch, services
+from channels_app.dispatch import sweep_due_channels
 from channels_app.models import BufferRule, ChannelListing, ChannelSyncState, PriceRule, SyncMarker
-from channels_app.sync import enqueue
-from channels_app.tasks import sweep_due_channels
 from inventory import services as inventory
+from tests.plugins.tasks import SentTask
 
 pytestmark = pytest.mark.django_db
 
@@ -81,39 +81,24 @@ def test_push_now_and_force_resync_report_what_was_queued(shop):
     assert SyncMarker.objects.filter(is_forced=True).count() == 6
 
 
-def test_requests_are_debounced_to_one_task(shop, monkeypatch):
-    sent = []
-    monkeypatch.setattr(
-        "channels_app.tasks.channel_push_task.apply_async", lambda **kw: sent.append(kw)
-    )
+def test_requests_are_debounced_to_one_task(shop, task_sends):
     ChannelSyncState.objects.filter(channel=shop).update(push_queued=False)
-    assert enqueue.channel_push_request(shop.pk) is True
-    assert enqueue.channel_push_request(shop.pk) is False
-    assert len(sent) == 1
+    assert dispatch.channel_push_request(shop.pk) is True
+    assert dispatch.channel_push_request(shop.pk) is False
+    assert len(task_sends.named(dispatch.PUSH)) == 1
 
 
-def test_broker_down_never_raises_and_the_sweeper_catches_up(shop, monkeypatch):
-    def broker_down(**kw):
-        raise ConnectionRefusedError("redis is down")
-
-    monkeypatch.setattr("channels_app.tasks.channel_push_task.apply_async", broker_down)
+def test_broker_down_never_raises_and_the_sweeper_catches_up(shop, broker_down):
     ChannelSyncState.objects.update_or_create(channel=shop, defaults={"push_queued": False})
-    assert enqueue.channel_push_request(shop.pk) is False
+    assert dispatch.channel_push_request(shop.pk) is False
     assert ChannelSyncState.objects.get(channel=shop).push_queued is False
-    sent = []
-    monkeypatch.setattr(
-        "channels_app.tasks.channel_push_task.apply_async", lambda **kw: sent.append(kw)
-    )
+    sent = broker_down()  # the broker is back
     assert sweep_due_channels() == [shop.pk]
-    assert sent == [{"args": [shop.pk], "countdown": None, "retry": False}]
+    assert sent == [SentTask(dispatch.PUSH, [shop.pk], {}, None)]
 
 
-def test_sweeper_requeues_a_lost_task(shop, monkeypatch, settings):
+def test_sweeper_requeues_a_lost_task(shop, task_sends, settings):
     settings.PIMSYNC_PUSH_STALE_SECONDS = 5
-    sent = []
-    monkeypatch.setattr(
-        "channels_app.tasks.channel_push_task.apply_async", lambda **kw: sent.append(kw)
-    )
     lost_at = timezone.now() - timezone.timedelta(seconds=60)
     ChannelSyncState.objects.update_or_create(
         channel=shop, defaults={"push_queued": True, "push_queued_at": lost_at}
@@ -124,11 +109,8 @@ def test_sweeper_requeues_a_lost_task(shop, monkeypatch, settings):
     assert sweep_due_channels() == []  # a recent request is still in flight
 
 
-def test_enqueue_happens_only_after_commit(shop, monkeypatch, django_capture_on_commit_callbacks):
-    sent = []
-    monkeypatch.setattr(
-        "channels_app.tasks.channel_push_task.apply_async", lambda **kw: sent.append(kw)
-    )
+def test_enqueue_happens_only_after_commit(shop, task_sends, django_capture_on_commit_callbacks):
+    sent = task_sends
     ChannelSyncState.objects.update_or_create(channel=shop, defaults={"push_queued": False})
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         v = shop.listings.first().variant

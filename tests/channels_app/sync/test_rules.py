@@ -102,6 +102,6 @@ def test_price_rules(decision, action):
     ],
 )
 def test_backoff_schedule(attempt, rand, retry_after, expected):
-    from channels_app.sync.backoff import retry_delay
+    from pimsync.backoff import backoff_delay as retry_delay
 
     assert retry_delay(attempt, retry_after=retry_after, base=1.0, cap=300.0, rand=rand) == expected

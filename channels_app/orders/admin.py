@@ -23,9 +23,9 @@ from django.utils.safestring import mark_safe
 from inventory.models import Location
 from pimsync.admin_utils import AdminMedia, badge, confirmed_action
 
-from .inbound import inbound_events_reprocess
-from .models import ChannelOrder, ChannelOrderLine, Customer, InboundEvent, OrderStatus
-from .orders import order_mark_shipped, order_stock_effects, orders_oversell_settle
+from ..models import ChannelOrder, ChannelOrderLine, Customer, InboundEvent, OrderStatus
+from .apply import order_mark_shipped, order_stock_effects, orders_oversell_settle
+from .events import inbound_events_reprocess
 
 ORDER_TONES = {
     OrderStatus.PENDING: "info",

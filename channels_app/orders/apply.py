@@ -16,32 +16,29 @@ so the order is cancelled on its channel.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from datetime import timedelta
-from decimal import Decimal
-from functools import partial
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Q, QuerySet
 
 from inventory import services as stock
 from inventory.locks import stock_levels_lock
 from inventory.models import Location, MovementReason, Reservation
 from synclog import services as synclog
 
-from .connectors.base import OrderData, OrderLineData
-from .models import (
+from ..connectors.base import OrderData, OrderLineData
+from ..dispatch import order_cancel_request_on_commit, order_fulfil_request_on_commit
+from ..models import (
     Channel,
     ChannelListing,
     ChannelOrder,
     ChannelOrderLine,
-    Customer,
     OrderStatus,
     SyncKind,
 )
-from .sync.enqueue import task_send_safely
-from .sync.markers import listings_mark_dirty
+from ..sync.markers import listings_mark_dirty
+from .customers import customer_match, normalise_email, normalise_phone
 
 log = logging.getLogger(__name__)
 Line = ChannelOrderLine.State
@@ -64,42 +61,6 @@ class OrderApplyResult:
     transitions: list[str] = field(default_factory=list)
     oversold_skus: list[str] = field(default_factory=list)
     unmatched_skus: list[str] = field(default_factory=list)
-
-
-# --- customers --------------------------------------------------------------------------
-
-
-def normalise_email(email: str) -> str:
-    return email.strip().lower()
-
-
-def normalise_phone(phone: str) -> str:
-    digits = re.sub(r"\D", "", phone or "")
-    return ("+" + digits) if phone.strip().startswith("+") and digits else digits
-
-
-def customer_match(*, email: str, phone: str, name: str = "") -> Customer | None:
-    """The same buyer across channels: by normalised e-mail, else by phone."""
-    email, phone = normalise_email(email or ""), normalise_phone(phone or "")
-    if not email and not phone:
-        return None
-    customer = None
-    if email:
-        customer = Customer.objects.filter(email=email).order_by("pk").first()
-    if customer is None and phone:
-        customer = Customer.objects.filter(phone=phone).order_by("pk").first()
-    if customer is None:
-        return Customer.objects.create(email=email, phone=phone, name=name[:200])
-    changed = []
-    if email and not customer.email:
-        customer.email = email
-        changed.append("email")
-    if phone and not customer.phone:
-        customer.phone = phone
-        changed.append("phone")
-    if changed:
-        customer.save(update_fields=changed)
-    return customer
 
 
 # --- lines ---------------------------------------------------------------------------------
@@ -523,9 +484,7 @@ def _flag_oversold(order: ChannelOrder, line: ChannelOrderLine, result: OrderApp
         forced=True,
     )
     if order.channel.cancel_oversold_orders:
-        from .tasks import order_cancel_oversold_task
-
-        transaction.on_commit(partial(task_send_safely, order_cancel_oversold_task, order.pk))
+        order_cancel_request_on_commit(order.pk)
 
 
 def order_stock_effects(order: ChannelOrder):
@@ -537,43 +496,6 @@ def order_stock_effects(order: ChannelOrder):
         .select_related("variant", "location")
         .order_by("created_at", "pk")
     )
-
-
-def customer_total_spend(customer: Customer) -> Decimal:
-    return customer.orders.exclude(status=OrderStatus.CANCELLED).aggregate(total=Sum("total"))[
-        "total"
-    ] or Decimal("0")
-
-
-def order_cancel_on_channel(order_id: int, *, reason: str = "oversold") -> bool:
-    """Cancel an order on its channel (an oversell loser); the outcome is logged
-    like any push. Returns True when the channel confirmed."""
-    from .connectors.errors import FailureKind
-    from .sync.connection import channel_connector
-
-    order = ChannelOrder.objects.select_related("channel").get(pk=order_id)
-    try:
-        result = channel_connector(order.channel).cancel_order(order.external_id, reason=reason)
-        ok, code, message = result.kind is FailureKind.OK, result.code, result.message
-    except Exception as exc:
-        ok, code, message = False, "connector_error", str(exc)[:500]
-    synclog.sync_log_record(
-        [
-            synclog.Attempt(
-                channel_id=order.channel_id,
-                sku=", ".join(
-                    order.lines.filter(state=Line.OVERSOLD).values_list("sku", flat=True)
-                )[:100],
-                listing_id=None,
-                event_type="order",
-                value_sent=f"cancel {order.external_id}"[:64],
-                status="success" if ok else "failed",
-                error_code=code[:64],
-                message=message,
-            )
-        ]
-    )
-    return ok
 
 
 def order_mark_shipped(*, order: ChannelOrder, tracking_number: str = "", carrier: str = "") -> int:
@@ -596,53 +518,8 @@ def order_mark_shipped(*, order: ChannelOrder, tracking_number: str = "", carrie
                 shipped += 1
         order.status = OrderStatus.FULFILLED
         order.save(update_fields=["status", "updated_at"])
-        from .tasks import order_fulfil_on_channel_task
-
-        transaction.on_commit(
-            partial(
-                task_send_safely, order_fulfil_on_channel_task, order.pk, tracking_number, carrier
-            )
-        )
+        order_fulfil_request_on_commit(order.pk, tracking_number, carrier)
     return shipped
-
-
-def order_fulfil_on_channel(order_id: int, *, tracking_number: str = "", carrier: str = "") -> bool:
-    """Tell the channel an order shipped; the outcome goes to the sync log."""
-    from .connectors.errors import FailureKind
-    from .sync.connection import channel_connector
-
-    order = ChannelOrder.objects.select_related("channel").get(pk=order_id)
-    try:
-        result = channel_connector(order.channel).fulfil_order(
-            order.external_id, tracking_number=tracking_number, carrier=carrier
-        )
-        ok, code, message = result.kind is FailureKind.OK, result.code, result.message
-    except Exception as exc:
-        ok, code, message = False, "connector_error", str(exc)[:500]
-    skus = ", ".join(order.lines.values_list("sku", flat=True))[:100]
-    synclog.sync_log_record(
-        [
-            synclog.Attempt(
-                channel_id=order.channel_id,
-                sku=skus,
-                listing_id=None,
-                event_type="order",
-                value_sent=f"fulfil {order.external_id}"[:64],
-                status="success" if ok else "failed",
-                error_code=code[:64],
-                message=message,
-            )
-        ]
-    )
-    if not ok:
-        synclog.alert_raise(
-            kind="repeated_failure",
-            channel_id=order.channel_id,
-            sku=skus,
-            message=f"Telling {order.channel} that order {order.name or order.external_id} "
-            f"shipped failed: {code} {message}"[:1000],
-        )
-    return ok
 
 
 def orders_oversell_settle(*, orders: QuerySet[ChannelOrder]) -> int:

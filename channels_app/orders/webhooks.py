@@ -33,13 +33,13 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from .connectors.base import Connector, WebhookEvent
-from .connectors.errors import ConnectorError
-from .connectors.http import header, parse_timestamp
-from .health import webhook_refusal_record
-from .inbound import inbound_event_enqueue_on_commit
-from .models import Channel, InboundEvent, Platform
-from .sync.connection import channel_connector
+from ..connectors.base import Connector, WebhookEvent
+from ..connectors.errors import ConnectorError
+from ..connectors.http import header, parse_timestamp
+from ..dispatch import inbound_event_enqueue_on_commit
+from ..health import webhook_refusal_record
+from ..models import Channel, InboundEvent, Platform
+from ..sync.connection import channel_connector
 
 log = logging.getLogger(__name__)
 

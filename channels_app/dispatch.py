@@ -1,0 +1,285 @@
+"""Every task request channels_app makes: pushes, polls, inbound events, order
+calls to channels, reconciliation.
+
+Requests name their task (``pimsync.tasking.task_send``) instead of importing it:
+``tasks.py`` is the top layer and imports the services it calls; nothing below it
+imports ``tasks.py``. The guarantees are the same for every request:
+
+- **after commit** where the work was written in a transaction (``*_on_commit``),
+  so a worker never looks for rows that are not there yet;
+- **never blocking or failing the caller**: a broker failure is logged and the
+  request reports False;
+- **a sweeper is the backstop**: the work itself lives in the database (markers,
+  inbound events, runs, orders), so a lost message delays it, never loses it.
+
+Pushes are debounced: one flag per channel (ChannelSyncState.push_queued) turns
+many requests into one task; the sweeper, which looks at markers rather than at
+the broker, re-requests what a lost task left behind.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from functools import partial
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from pimsync.tasking import task_send
+
+from .models import ChannelSyncState, SyncMarker
+
+log = logging.getLogger(__name__)
+
+# The task names this module sends (each must be registered: a test checks).
+PUSH = "channels_app.tasks.channel_push_task"
+POLL = "channels_app.tasks.channel_poll_task"
+INBOUND_EVENT = "channels_app.tasks.inbound_event_process_task"
+INBOUND_EVENTS = "channels_app.tasks.inbound_events_process_task"
+ORDER_CANCEL = "channels_app.tasks.order_cancel_oversold_task"
+ORDER_FULFIL = "channels_app.tasks.order_fulfil_on_channel_task"
+RECONCILE = "channels_app.tasks.channel_reconcile_task"
+RECONCILE_VERIFY = "channels_app.tasks.reconcile_verify_task"
+TASK_NAMES = (
+    PUSH,
+    POLL,
+    INBOUND_EVENT,
+    INBOUND_EVENTS,
+    ORDER_CANCEL,
+    ORDER_FULFIL,
+    RECONCILE,
+    RECONCILE_VERIFY,
+)
+
+
+# --- pushes -------------------------------------------------------------------------------------
+
+
+def channel_sync_state(channel_id: int) -> ChannelSyncState:
+    state, _ = ChannelSyncState.objects.get_or_create(channel_id=channel_id)
+    return state
+
+
+def channel_push_request(channel_id: int, *, countdown: float | None = None) -> bool:
+    """Enqueue one push task for the channel unless one is already queued.
+
+    Returns True when a task was sent. Safe to call from anywhere, any number
+    of times; a broker failure clears the flag again, so the sweeper retries.
+    """
+    channel_sync_state(channel_id)
+    claimed = ChannelSyncState.objects.filter(channel_id=channel_id, push_queued=False).update(
+        push_queued=True, push_queued_at=timezone.now()
+    )
+    if not claimed:
+        return False
+    if task_send(
+        PUSH,
+        args=[channel_id],
+        countdown=countdown,
+        what=f"push for channel {channel_id}",
+        fallback="the sweeper will retry",
+    ):
+        return True
+    ChannelSyncState.objects.filter(channel_id=channel_id).update(push_queued=False)
+    return False
+
+
+def channel_push_request_on_commit(channel_id: int) -> None:
+    # partial, not a lambda: a lambda in a caller's loop would see the last id (B023).
+    transaction.on_commit(partial(channel_push_request, channel_id))
+
+
+def sweep_due_channels() -> list[int]:
+    """Channels with due work and no live push request: request them again.
+
+    The recovery path for lost tasks (worker killed, broker restarted, broker
+    down at enqueue time). It reads markers, not the broker.
+    """
+    now = timezone.now()
+    due_channels = set(
+        SyncMarker.objects.filter(status=SyncMarker.Status.PENDING, due_at__lte=now)
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .values_list("channel_id", flat=True)
+        .distinct()
+    )
+    stale = now - timezone.timedelta(seconds=settings.PIMSYNC_PUSH_STALE_SECONDS)
+    ChannelSyncState.objects.filter(
+        channel_id__in=due_channels, push_queued=True, push_queued_at__lt=stale
+    ).update(push_queued=False)
+    return [cid for cid in sorted(due_channels) if channel_push_request(cid)]
+
+
+# --- order polls --------------------------------------------------------------------------------
+
+
+def channel_poll_request(
+    channel_id: int, *, resume_cursor: str | None = None, resume_hwm: str = ""
+) -> bool:
+    """Enqueue one poll of the channel (or the continuation of a long one); beat
+    asks again at the next interval when the broker refused."""
+    kwargs = {"resume_cursor": resume_cursor, "resume_hwm": resume_hwm} if resume_cursor else {}
+    return task_send(
+        POLL,
+        args=[channel_id],
+        kwargs=kwargs,
+        what=f"poll of channel {channel_id}",
+        fallback="beat asks again at the next interval",
+    )
+
+
+def channel_poll_request_on_commit(channel_id: int) -> None:
+    transaction.on_commit(partial(channel_poll_request, channel_id))
+
+
+# --- inbound events -----------------------------------------------------------------------------
+
+
+def inbound_event_enqueue(event_id: int) -> bool:
+    """Ask a worker to process the stored event; with the broker down the event
+    stays pending and the inbound sweeper takes it."""
+    return task_send(
+        INBOUND_EVENT,
+        args=[event_id],
+        what=f"inbound event {event_id}",
+        fallback="the sweeper will process it",
+    )
+
+
+def inbound_events_enqueue(event_ids: Sequence[int]) -> bool:
+    """One task message for several stored events (see inbound_event_enqueue)."""
+    return task_send(
+        INBOUND_EVENTS,
+        args=[list(event_ids)],
+        what=f"{len(event_ids)} inbound event(s)",
+        fallback="the sweeper will process them",
+    )
+
+
+class EnqueueBatcher:
+    """Collects one web process's new event ids and sends them as one task per window.
+
+    A Celery publish costs a web process more CPU than verifying and storing the
+    delivery; at hundreds of deliveries a second, one message per few milliseconds
+    keeps ingestion cheap for at most ``window`` seconds of added latency. Nothing
+    depends on the message: ids lost with a dying process are left pending, and the
+    sweeper processes them after its grace period.
+    """
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._ids: list[int] = []
+        self._thread_pid: int | None = None
+
+    def add(self, event_id: int) -> None:
+        with self._lock:
+            self._ids.append(event_id)
+            if self._thread_pid != os.getpid():  # first use, or a forked child (no threads)
+                self._thread_pid = os.getpid()
+                threading.Thread(target=self._run, name="inbound-enqueue", daemon=True).start()
+        self._wake.set()
+
+    def flush(self) -> int:
+        """Send what is waiting now; returns how many ids were sent."""
+        with self._lock:
+            ids, self._ids = self._ids, []
+            self._wake.clear()
+        if ids:
+            inbound_events_enqueue(ids)
+        return len(ids)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            time.sleep(self.window)
+            self.flush()
+
+
+_batcher: EnqueueBatcher | None = None
+_batcher_lock = threading.Lock()
+
+
+def _enqueue_batcher() -> EnqueueBatcher:
+    global _batcher
+    with _batcher_lock:
+        if _batcher is None:
+            _batcher = EnqueueBatcher(settings.PIMSYNC_INBOUND_ENQUEUE_WINDOW_MS / 1000)
+            atexit.register(_batcher.flush)
+        return _batcher
+
+
+def inbound_event_enqueue_soon(event_id: int) -> None:
+    """Enqueue at once, or with the next batch when batching is on (web processes)."""
+    if settings.PIMSYNC_INBOUND_ENQUEUE_WINDOW_MS <= 0:
+        inbound_event_enqueue(event_id)
+    else:
+        _enqueue_batcher().add(event_id)
+
+
+def inbound_event_enqueue_on_commit(event_id: int) -> None:
+    # partial, not a lambda: a caller's loop would hand every lambda the last id (B023).
+    transaction.on_commit(partial(inbound_event_enqueue_soon, event_id))
+
+
+# --- order calls to channels --------------------------------------------------------------------
+
+
+def order_cancel_request_on_commit(order_id: int) -> None:
+    """Cancel an oversold order on its channel once the oversell is committed."""
+    transaction.on_commit(
+        partial(
+            task_send,
+            ORDER_CANCEL,
+            args=[order_id],
+            what=f"cancelling oversold order {order_id} on its channel",
+            fallback="cancel it on the channel by hand",
+        )
+    )
+
+
+def order_fulfil_request_on_commit(order_id: int, tracking_number: str, carrier: str) -> None:
+    """Tell the channel an order shipped once the ship movements are committed."""
+    transaction.on_commit(
+        partial(
+            task_send,
+            ORDER_FULFIL,
+            args=[order_id, tracking_number, carrier],
+            what=f"telling the channel that order {order_id} shipped",
+            fallback="mark it shipped again once the broker is back",
+        )
+    )
+
+
+# --- reconciliation -----------------------------------------------------------------------------
+
+
+def reconcile_request(
+    channel_id: int, trigger: str, run_id: int | None, listing_ids: list[int] | None
+) -> bool:
+    """Run a reconciliation (the run is opened by the caller, or by the task when
+    ``run_id`` is None)."""
+    return task_send(
+        RECONCILE,
+        args=[channel_id, trigger, run_id, listing_ids],
+        what=f"reconciliation of channel {channel_id}",
+        fallback="the run is failed so the next one can start",
+    )
+
+
+def reconcile_verify_later(run_id: int) -> bool:
+    """Read back a run's resynced SKUs after PIMSYNC_RECONCILE_VERIFY_SECONDS."""
+    return task_send(
+        RECONCILE_VERIFY,
+        args=[run_id],
+        countdown=settings.PIMSYNC_RECONCILE_VERIFY_SECONDS,
+        what=f"read-back of reconciliation #{run_id}",
+        fallback="the channel's next run fails it as abandoned",
+    )
