@@ -3,7 +3,7 @@ import pytest
 from tests import factories
 
 # Fixtures shared across folders (a test module never imports another's fixtures).
-pytest_plugins = ["tests.plugins.tasks"]
+pytest_plugins = ["tests.plugins.tasks", "tests.plugins.alerts"]
 
 
 @pytest.fixture(autouse=True)

@@ -12,8 +12,6 @@ from inventory import services
 from inventory.roles import ROLES, user_api_token, user_roles_set
 from tests import factories
 
-ROLE_NAMES = ("anonymous", "none", *ROLES, "staff")
-
 
 @pytest.fixture(autouse=True)
 def _api_caches():

@@ -133,10 +133,10 @@ def test_runs_and_their_findings_read_back_with_progress(catalog, client_for) ->
     assert finding["resolved_at"] is not None
 
 
-def test_merchandisers_and_integrators_cannot_start_a_run(catalog, client_for) -> None:
-    for role in ("merchandiser", "integrator", "none"):
-        response = client_for(role).post(RUNS, {"channel": catalog["channel"].pk}, format="json")
-        assert response.status_code == 403, role
+@pytest.mark.parametrize("role", ["merchandiser", "integrator", "none"])
+def test_merchandisers_and_integrators_cannot_start_a_run(role, catalog, client_for) -> None:
+    response = client_for(role).post(RUNS, {"channel": catalog["channel"].pk}, format="json")
+    assert response.status_code == 403, role
     assert not ReconciliationRun.objects.exists()
 
 

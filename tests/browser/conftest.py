@@ -7,8 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
@@ -23,7 +21,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 
 
 def _require_a_shareable_database() -> None:
@@ -66,16 +63,3 @@ def browser_page(monkeypatch, tmp_path, live_server) -> Iterator[object]:
             yield page
         finally:
             context.close()
-
-
-@contextmanager
-def own_db_connections_closed() -> Iterator[None]:
-    """While Playwright's event loop runs in this thread, Django keeps the test's
-    database connections per context (asgiref), apart from the ones pytest-django
-    closes: close the test body's own at its end so none outlives the test."""
-    try:
-        yield
-    finally:
-        from django.db import connections
-
-        connections.close_all()

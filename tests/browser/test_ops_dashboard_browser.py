@@ -16,8 +16,8 @@ from django.utils import timezone
 from channels_app.models import Channel
 from pimsync.demo import demo_seed
 from synclog.models import Alert
-from tests.browser.conftest import SCREENSHOTS, own_db_connections_closed
-from tests.synclog.ops_data import alert_open, attempts_seed, snapshots_seed
+from tests.support.browser import SCREENSHOTS, own_db_connections_closed
+from tests.support.ops_data import alert_open, attempts_seed, snapshots_seed
 
 # Also `e2e`: `make test` runs it in its end-to-end pass, whose file database lets the
 # live server's threads and the test each use their own connection.

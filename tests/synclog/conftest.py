@@ -1,4 +1,9 @@
-"""The alert webhook mock, an ops person and a stocked channel, shared with the
-health tests."""
+"""The synclog tests share the alert fixtures (tests.plugins.alerts) with the
+health tests; their channel is the same alerting shop."""
 
-from tests.channels_app.health.conftest import hook, ops, shop  # noqa: F401 - fixtures
+import pytest
+
+
+@pytest.fixture
+def shop(alerting_shop):
+    return alerting_shop

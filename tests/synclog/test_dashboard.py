@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from synclog.models import Alert, ChannelHealthSnapshot
-from tests.synclog.ops_data import alert_open, attempts_seed, snapshots_seed
+from tests.support.ops_data import alert_open, attempts_seed, snapshots_seed
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,7 @@ from django.db import connection
 from synclog import services
 from synclog.models import Notification
 from synclog.notifications import notifications_deliver_due
-from tests.channels_app.health.conftest import HOOK_URL
+from tests.support.alerts import HOOK_URL
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -17,7 +17,7 @@ from synclog import services
 from synclog.models import Alert, Notification
 from synclog.notifications import notifications_deliver_due, notifications_retry, ops_recipients
 from synclog.tasks import notifications_deliver_task
-from tests.channels_app.health.conftest import FAR_FUTURE, HOOK_URL, deliver
+from tests.support.alerts import FAR_FUTURE, HOOK_URL, deliver
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from synclog import selectors
 from synclog.models import Alert, ChannelHealthSnapshot, SyncLogEntry
-from tests.synclog.ops_data import alert_open, attempts_seed, snapshots_seed
+from tests.support.ops_data import alert_open, attempts_seed, snapshots_seed
 
 pytestmark = pytest.mark.django_db
 

@@ -28,8 +28,7 @@ from channels_app.sync import breaker
 from inventory import services
 from synclog import services as synclog
 from synclog.models import Alert, ChannelHealthSnapshot, Notification
-
-from .conftest import deliver, evaluate, open_alerts, told
+from tests.support.alerts import deliver, evaluate, open_alerts, told
 
 pytestmark = pytest.mark.django_db
 

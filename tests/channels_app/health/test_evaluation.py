@@ -19,8 +19,8 @@ from channels_app.models import (
 from channels_app.tasks import channel_health_evaluate_task
 from synclog import services as synclog
 from synclog.models import Alert, ChannelHealthSnapshot
+from tests.support.alerts import evaluate, open_alerts
 
-from .conftest import evaluate, open_alerts
 from .test_alert_kinds import record, stuck_marker
 
 pytestmark = pytest.mark.django_db

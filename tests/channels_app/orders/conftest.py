@@ -1,37 +1,15 @@
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+"""Channels, stock and a recording broker for the order tests (inbound and
+the order state machine)."""
+
+from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
-from channels_app.connectors.base import OrderData, OrderLineData
+from channels_app import dispatch
 from inventory import services
-
-T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
-
-
-def order_data(
-    status: str,
-    minute: int,
-    *,
-    external_id: str = "1001",
-    lines=None,
-    email: str = "Ann@Example.com",
-    phone: str = "",
-) -> OrderData:
-    return OrderData(
-        external_id=external_id,
-        name=f"#{external_id}",
-        status=status,
-        financial_status={"pending": "pending", "paid": "paid"}.get(status, status),
-        fulfillment_status="fulfilled" if status == "fulfilled" else "",
-        currency="USD",
-        total=Decimal("40.00"),
-        created_at=T0,
-        updated_at=T0 + timedelta(minutes=minute),
-        lines=lines if lines is not None else [OrderLineData("L1", "SKU-A", 2, Decimal("20.00"))],
-        customer_email=email,
-        customer_phone=phone,
-    )
+from tests.support.webhooks import SECRET, deliver
 
 
 @pytest.fixture
@@ -61,3 +39,62 @@ def stocked_channel(
             idempotency_key=f"seed-{loc.code}",
         )
     return channel
+
+
+@pytest.fixture
+def stocked(db, location, variant_factory):
+    """SKU-A with 10 units at `location`."""
+    variant = variant_factory(sku="SKU-A")
+    services.stock_adjust(
+        variant=variant,
+        location=location,
+        quantity=10,
+        reason="receive",
+        source="t",
+        idempotency_key="seed-SKU-A",
+    )
+    return variant
+
+
+@pytest.fixture
+def shop(db, channel_factory, channel_location_factory, location, stocked):
+    channel = channel_factory(platform="shopify", slug="shop", webhook_secret=SECRET)
+    channel_location_factory(channel=channel, location=location)
+    return channel
+
+
+@pytest.fixture
+def woo(db, channel_factory, channel_location_factory, location, stocked):
+    channel = channel_factory(
+        platform="woocommerce",
+        slug="woo",
+        webhook_secret=SECRET,
+        base_url="http://127.0.0.1:8700/woocommerce",
+        credentials={"consumer_key": "ck", "consumer_secret": "cs"},
+    )
+    channel_location_factory(channel=channel, location=location)
+    return channel
+
+
+@pytest.fixture
+def enqueued(monkeypatch):
+    """The broker: records every processing task asked for, sends nothing."""
+    sent: list[int] = []
+
+    def send_task(name, args=None, **kwargs):
+        if name == dispatch.INBOUND_EVENT:
+            sent.append(args[0])
+
+    monkeypatch.setattr("celery.current_app.send_task", send_task)
+    return sent
+
+
+@pytest.fixture
+def post(client, django_capture_on_commit_callbacks):
+    """POST a delivery; on-commit callbacks (the enqueue) run as after a real commit."""
+
+    def _post(slug: str, body: bytes, headers: dict[str, str], **extra: Any) -> Any:
+        with django_capture_on_commit_callbacks(execute=True):
+            return deliver(client, slug, body, headers, **extra)
+
+    return _post

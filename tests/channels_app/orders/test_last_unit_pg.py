@@ -13,8 +13,7 @@ from channels_app.orders.apply import order_apply
 from channels_app.selectors import channel_atp
 from inventory import services
 from inventory.models import StockLevel, StockMovement
-
-from .conftest import order_data
+from tests.support.orders import order_data
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -13,8 +13,7 @@ from channels_app.models import ChannelOrder, Customer, SyncMarker
 from channels_app.orders.apply import order_apply
 from inventory.models import Reservation, StockLevel, StockMovement
 from synclog.models import Alert
-
-from .conftest import order_data
+from tests.support.orders import order_data
 
 pytestmark = pytest.mark.django_db
 

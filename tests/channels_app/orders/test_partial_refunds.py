@@ -11,8 +11,7 @@ from channels_app.connectors.shopify import refund_quantity_by_line
 from channels_app.models import ChannelOrder
 from channels_app.orders.apply import order_apply
 from inventory.models import StockLevel, StockMovement
-
-from .conftest import order_data
+from tests.support.orders import order_data
 
 pytestmark = pytest.mark.django_db
 

@@ -15,8 +15,7 @@ from channels_app.sync.markers import listings_mark_dirty
 from inventory import services
 from inventory.models import Variant
 from synclog.models import Alert, SyncLogEntry
-
-from .conftest import failing
+from tests.support.sync import failing
 
 pytestmark = pytest.mark.django_db
 

@@ -17,8 +17,7 @@ from channels_app.models import ChannelOrder, ChannelOrderLine, Customer, Inboun
 from channels_app.orders.apply import order_apply
 from channels_app.orders.events import inbound_event_process
 from synclog.models import Alert
-
-from .conftest import T0, shopify_headers, shopify_order
+from tests.support.webhooks import T0, shopify_headers, shopify_order
 
 pytestmark = pytest.mark.django_db
 serial = itertools.count(1)

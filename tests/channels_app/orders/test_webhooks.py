@@ -21,8 +21,7 @@ from channels_app.orders.webhooks import webhook_receive
 from inventory.models import StockLevel
 from synclog.models import Alert
 from tests.channels_app.sandbox_fixtures import control, sandbox, webhook_receiver
-
-from .conftest import (
+from tests.support.webhooks import (
     SECRET,
     deliver,
     shopify_headers,

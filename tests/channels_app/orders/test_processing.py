@@ -24,8 +24,7 @@ from channels_app.orders.polling import orders_seen_by_source, poll_delivery_id
 from inventory.models import StockLevel
 from synclog.models import Alert
 from synclog.services import alert_raise
-
-from .conftest import T0, shopify_headers, shopify_order
+from tests.support.webhooks import T0, shopify_headers, shopify_order
 
 ORDER = OrderData(
     external_id="9001",

@@ -1,4 +1,4 @@
-"""Channels, signed deliveries and a recording broker for the inbound tests.
+"""Signed webhook deliveries for the inbound tests.
 
 Signatures here are computed with hmac/hashlib/base64 directly, never through
 the connectors, so a connector bug cannot sign and verify its own mistake.
@@ -12,11 +12,6 @@ import hmac
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-import pytest
-
-from channels_app import dispatch
-from inventory import services
 
 SECRET = "hush"
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -141,62 +136,3 @@ def deliver(client: Any, slug: str, body: bytes, headers: dict[str, str], **extr
         headers=headers,
         **extra,
     )
-
-
-@pytest.fixture
-def stocked(db, location, variant_factory):
-    """SKU-A with 10 units at `location`."""
-    variant = variant_factory(sku="SKU-A")
-    services.stock_adjust(
-        variant=variant,
-        location=location,
-        quantity=10,
-        reason="receive",
-        source="t",
-        idempotency_key="seed-SKU-A",
-    )
-    return variant
-
-
-@pytest.fixture
-def shop(db, channel_factory, channel_location_factory, location, stocked):
-    channel = channel_factory(platform="shopify", slug="shop", webhook_secret=SECRET)
-    channel_location_factory(channel=channel, location=location)
-    return channel
-
-
-@pytest.fixture
-def woo(db, channel_factory, channel_location_factory, location, stocked):
-    channel = channel_factory(
-        platform="woocommerce",
-        slug="woo",
-        webhook_secret=SECRET,
-        base_url="http://127.0.0.1:8700/woocommerce",
-        credentials={"consumer_key": "ck", "consumer_secret": "cs"},
-    )
-    channel_location_factory(channel=channel, location=location)
-    return channel
-
-
-@pytest.fixture
-def enqueued(monkeypatch):
-    """The broker: records every processing task asked for, sends nothing."""
-    sent: list[int] = []
-
-    def send_task(name, args=None, **kwargs):
-        if name == dispatch.INBOUND_EVENT:
-            sent.append(args[0])
-
-    monkeypatch.setattr("celery.current_app.send_task", send_task)
-    return sent
-
-
-@pytest.fixture
-def post(client, django_capture_on_commit_callbacks):
-    """POST a delivery; on-commit callbacks (the enqueue) run as after a real commit."""
-
-    def _post(slug: str, body: bytes, headers: dict[str, str], **extra: Any) -> Any:
-        with django_capture_on_commit_callbacks(execute=True):
-            return deliver(client, slug, body, headers, **extra)
-
-    return _post

@@ -14,8 +14,7 @@ from channels_app.dispatch import EnqueueBatcher
 from channels_app.models import ChannelOrder, InboundEvent
 from channels_app.orders import webhooks
 from channels_app.tasks import inbound_events_process_task
-
-from .conftest import deliver, shopify_headers, shopify_order, sign
+from tests.support.webhooks import deliver, shopify_headers, shopify_order, sign
 
 
 @pytest.fixture

@@ -14,8 +14,7 @@ from channels_app.models import ChannelOrder, InboundEvent
 from channels_app.orders.apply import order_apply
 from channels_app.orders.events import inbound_event_process
 from channels_app.orders.webhooks import webhook_ingest
-
-from .conftest import shopify_headers, shopify_order
+from tests.support.webhooks import shopify_headers, shopify_order
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
