@@ -44,9 +44,13 @@ test: install
 test-pg: install
 	bash scripts/test-pg.sh $(PYTEST_ARGS)
 
+# Style (ruff), the architecture contracts (import-linter, pyproject's
+# [tool.importlinter]) and types (mypy with django-stubs, [tool.mypy]).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff format .

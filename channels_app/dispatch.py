@@ -25,6 +25,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from functools import partial
 
 from django.conf import settings
@@ -109,7 +110,7 @@ def sweep_due_channels() -> list[int]:
         .values_list("channel_id", flat=True)
         .distinct()
     )
-    stale = now - timezone.timedelta(seconds=settings.PIMSYNC_PUSH_STALE_SECONDS)
+    stale = now - timedelta(seconds=settings.PIMSYNC_PUSH_STALE_SECONDS)
     ChannelSyncState.objects.filter(
         channel_id__in=due_channels, push_queued=True, push_queued_at__lt=stale
     ).update(push_queued=False)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import models
 
@@ -24,7 +24,14 @@ class EncryptedTextField(models.TextField):
         return crypto.encrypt(str(value))
 
 
-class EncryptedJSONField(models.TextField):
+if TYPE_CHECKING:
+    # What the field holds in Python (a dict), not the text it stores.
+    _JSONInText = models.TextField[dict[str, Any], dict[str, Any]]
+else:
+    _JSONInText = models.TextField
+
+
+class EncryptedJSONField(_JSONInText):
     """A JSON object stored as one Fernet token."""
 
     def from_db_value(self, value: str | None, expression: Any, connection: Any) -> dict:

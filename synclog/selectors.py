@@ -9,6 +9,7 @@ the number of channels, snapshots or log entries.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -420,7 +421,7 @@ FAILURE_FIELDS = (
 )
 
 
-def ops_open_alerts(*, limit: int) -> tuple[list[Alert], int]:
+def ops_open_alerts(*, limit: int) -> tuple[Sequence[Alert], int]:
     """Open alerts — unacknowledged before acknowledged, then most severe, then most
     recent — and how many are open in all (one query)."""
     alerts = list(

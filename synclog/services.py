@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from . import incidents, notifications
@@ -105,7 +105,7 @@ def _channel_names(channel_ids: Iterable[int | None]) -> dict[int, str]:
     if not ids:
         return {}
     channel_model = Alert._meta.get_field("channel").related_model  # lazy: no channels_app import
-    return dict(channel_model.objects.filter(pk__in=ids).values_list("pk", "name"))
+    return dict(channel_model._default_manager.filter(pk__in=ids).values_list("pk", "name"))
 
 
 def _state_changed(changes: Sequence[tuple[Alert, str]], now: datetime) -> None:
@@ -127,6 +127,11 @@ def _state_changed(changes: Sequence[tuple[Alert, str]], now: datetime) -> None:
     notifications.notifications_record(changes, now=now, channel_names=names)
 
 
+def _of_channel(channel_id: int | None) -> Q:
+    """Alerts of one channel, or the channel-less ones (None)."""
+    return Q(channel__isnull=True) if channel_id is None else Q(channel_id=channel_id)
+
+
 def _recently_resolved(kind: str, channel_id: int | None, sku: str, now: datetime) -> Alert | None:
     window = timedelta(seconds=settings.PIMSYNC_ALERT_REOPEN_SECONDS)
     if not window:
@@ -134,8 +139,8 @@ def _recently_resolved(kind: str, channel_id: int | None, sku: str, now: datetim
     return (
         Alert.objects.select_for_update()
         .filter(
+            _of_channel(channel_id),
             kind=kind,
-            channel_id=channel_id,
             sku=sku,
             resolved_at__isnull=False,
             resolved_at__gte=now - window,
@@ -197,7 +202,7 @@ def alert_raise(
         with transaction.atomic():
             existing = (
                 Alert.objects.select_for_update()
-                .filter(kind=kind, channel_id=channel_id, sku=sku, resolved_at__isnull=True)
+                .filter(_of_channel(channel_id), kind=kind, sku=sku, resolved_at__isnull=True)
                 .first()
             )
             if existing is not None:
@@ -233,7 +238,7 @@ def alert_raise(
 
 
 def alerts_resolve(
-    alerts: QuerySet[Alert], *, now: datetime | None = None, user: AbstractBaseUser | None = None
+    alerts: QuerySet[Alert], *, now: datetime | None = None, user: User | None = None
 ) -> int:
     """Resolve the open alerts of a queryset: one UPDATE, then incidents and
     notifications for each. Returns how many were resolved."""
@@ -264,13 +269,13 @@ def alert_resolve(
     now: datetime | None = None,
 ) -> int:
     """Resolve open alerts of a kind (for a channel, and one SKU or all); returns how many."""
-    qs = Alert.objects.filter(kind=kind, channel_id=channel_id, resolved_at__isnull=True)
+    qs = Alert.objects.filter(_of_channel(channel_id), kind=kind, resolved_at__isnull=True)
     if sku is not None:
         qs = qs.filter(sku=sku)
     return alerts_resolve(qs, now=now)
 
 
-def alert_acknowledge(*, alert_ids: Iterable[int], user: AbstractBaseUser) -> int:
+def alert_acknowledge(*, alert_ids: Iterable[int], user: User) -> int:
     """A person has seen these open alerts; who and when is kept. Acknowledged
     alerts stay open until their condition clears. Returns how many changed."""
     return Alert.objects.filter(

@@ -586,15 +586,18 @@ class AmazonConnector:
             items = self._order_items(external_order_id)
         except ConnectorError as error:
             return item_result(external_order_id, error)
-        open_items = [
-            {
-                "orderItemId": str(item.get("OrderItemId")),
-                "quantity": (_int(item.get("QuantityOrdered")) or 0)
-                - (_int(item.get("QuantityShipped")) or 0),
-            }
+        unshipped = [
+            (
+                str(item.get("OrderItemId")),
+                (_int(item.get("QuantityOrdered")) or 0) - (_int(item.get("QuantityShipped")) or 0),
+            )
             for item in items
         ]
-        open_items = [item for item in open_items if item["quantity"] > 0]
+        open_items = [
+            {"orderItemId": item_id, "quantity": quantity}
+            for item_id, quantity in unshipped
+            if quantity > 0
+        ]
         if not open_items:  # nothing left to ship: confirming again is a no-op
             return ok_result(external_order_id)
         package = {

@@ -324,7 +324,12 @@ class HttpClient:
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
         if headers:
             self.session.headers.update(headers)
-        candidates = [*config.credentials.values(), config.webhook_secret, *extra_secrets]
+        # Decrypted JSON: a value need not be a string whatever the type says.
+        candidates: list[object] = [
+            *config.credentials.values(),
+            config.webhook_secret,
+            *extra_secrets,
+        ]
         # Longest first so a secret containing another is masked whole.
         self._secrets = sorted(
             {s for s in candidates if isinstance(s, str) and len(s) >= _MIN_SECRET_LEN},
@@ -366,10 +371,10 @@ class HttpClient:
                 allow_redirects=False,
             )
         except requests.RequestException as exc:
-            error = classify_exception(exc, redactor=self.redact)
+            refused = classify_exception(exc, redactor=self.redact)
             elapsed = (time.monotonic() - started) * 1000
-            self._log(method, url, None, elapsed, error)
-            return HttpResult(status=None, elapsed_ms=elapsed, error=error)
+            self._log(method, url, None, elapsed, refused)
+            return HttpResult(status=None, elapsed_ms=elapsed, error=refused)
 
         elapsed = (time.monotonic() - started) * 1000
         body = response.content

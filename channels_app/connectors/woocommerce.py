@@ -106,8 +106,10 @@ def is_simple(listing: ListingRef) -> bool:
 
 def item_error(sku: str, error: Mapping[str, Any]) -> ItemResult:
     """A per-item ``error`` object of a batch response, classified by its status."""
-    data = error.get("data") if isinstance(error.get("data"), Mapping) else {}
-    status = data.get("status") if isinstance(data.get("status"), int) else 400
+    data = error.get("data")
+    status = data.get("status") if isinstance(data, Mapping) else None
+    if not isinstance(status, int):
+        status = 400
     if status in (401, 403):
         kind = FailureKind.AUTH
     elif status == 429 or status >= 500:

@@ -16,6 +16,7 @@ so the order is cancelled on its channel.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -24,7 +25,7 @@ from django.db.models import Q, QuerySet
 
 from inventory import services as stock
 from inventory.locks import stock_levels_lock
-from inventory.models import Location, MovementReason, Reservation
+from inventory.models import Location, MovementReason, Reservation, StockMovement, Variant
 from synclog import services as synclog
 
 from ..connectors.base import OrderData, OrderLineData
@@ -42,13 +43,15 @@ from .customers import customer_match, normalise_email, normalise_phone
 
 log = logging.getLogger(__name__)
 Line = ChannelOrderLine.State
-RANK = {
+RANK: dict[str, int] = {
     OrderStatus.PENDING: 0,
     OrderStatus.PAID: 1,
     OrderStatus.FULFILLED: 2,
     OrderStatus.CANCELLED: 3,
     OrderStatus.REFUNDED: 4,
 }
+# Per units moved, the buckets a transition changes.
+DeltasFor = Callable[[int], stock.Deltas]
 # Line states from which nothing more happens.
 FINAL = {Line.RELEASED, Line.RESTOCKED, Line.UNMATCHED, Line.OVERSOLD}
 
@@ -85,8 +88,6 @@ def _variant_for(channel: Channel, line: OrderLineData) -> int | None:
         )
         if found:
             return found
-        from inventory.models import Variant
-
         return Variant.objects.filter(sku=line.sku).values_list("pk", flat=True).first()
     return None
 
@@ -129,16 +130,31 @@ def _channel_location_ids(channel: Channel) -> list[int]:
     )
 
 
+def _variant_id(line: ChannelOrderLine) -> int:
+    """The line's variant id; only matched lines ever reach a stock transition."""
+    if line.variant_id is None:
+        raise ValueError(f"order line {line.pk} ({line.sku}) is not matched to a variant")
+    return line.variant_id
+
+
+def _variant(line: ChannelOrderLine) -> Variant:
+    """The line's variant (see _variant_id)."""
+    if line.variant is None:
+        raise ValueError(f"order line {line.pk} ({line.sku}) is not matched to a variant")
+    return line.variant
+
+
 def _allocate(order: ChannelOrder, line: ChannelOrderLine) -> list[dict] | None:
     """Split the line over the channel's locations in priority order, under the
     stock row locks; None when they cannot cover it (oversell)."""
     location_ids = _channel_location_ids(order.channel)
     if not location_ids:
         return None
-    levels = stock_levels_lock([(line.variant_id, loc) for loc in location_ids])
+    variant_id = _variant_id(line)
+    levels = stock_levels_lock([(variant_id, loc) for loc in location_ids])
     remaining, plan = line.quantity, []
     for loc in location_ids:
-        take = min(remaining, max(0, levels[(line.variant_id, loc)].available))
+        take = min(remaining, max(0, levels[(variant_id, loc)].available))
         if take:
             plan.append({"location_id": loc, "quantity": take})
             remaining -= take
@@ -164,7 +180,7 @@ def _move(
     line: ChannelOrderLine,
     transition: str,
     reason: str,
-    deltas_for: callable,  # type: ignore[valid-type]
+    deltas_for: DeltasFor,
     quantities: list[int] | None = None,
 ) -> None:
     """One movement per allocation part (``quantities``: per part, default the part's
@@ -179,7 +195,7 @@ def _move(
         if not quantity:
             continue
         stock.stock_movement_apply(
-            variant=line.variant,
+            variant=_variant(line),
             location=locations[part["location_id"]],
             deltas=deltas_for(quantity),
             reason=reason,
@@ -205,7 +221,7 @@ def _reserve(order: ChannelOrder, line: ChannelOrderLine) -> bool:
     }
     for part in plan:
         reservation = stock.reservation_create(
-            variant=line.variant,
+            variant=_variant(line),
             location=locations[part["location_id"]],
             quantity=part["quantity"],
             source=_source(order),
@@ -273,7 +289,7 @@ def _release(order: ChannelOrder, line: ChannelOrderLine) -> None:
     line.state = Line.RELEASED
 
 
-def _returned_deltas(order: ChannelOrder, line: ChannelOrderLine) -> tuple[str, callable]:  # type: ignore[valid-type]
+def _returned_deltas(order: ChannelOrder, line: ChannelOrderLine) -> tuple[str, DeltasFor]:
     """Sellable only when the channel said the unit was restocked (or, unsaid, the
     channel's setting says so); otherwise back on hand as damaged."""
     sellable = (
@@ -479,7 +495,7 @@ def _flag_oversold(order: ChannelOrder, line: ChannelOrderLine, result: OrderApp
     # Every channel must show the truth (0) at once: forced, so no threshold or
     # interval holds it back.
     listings_mark_dirty(
-        ChannelListing.objects.filter(variant_id=line.variant_id),
+        ChannelListing.objects.filter(variant_id=_variant_id(line)),
         kinds=[SyncKind.QUANTITY],
         forced=True,
     )
@@ -487,10 +503,8 @@ def _flag_oversold(order: ChannelOrder, line: ChannelOrderLine, result: OrderApp
         order_cancel_request_on_commit(order.pk)
 
 
-def order_stock_effects(order: ChannelOrder):
+def order_stock_effects(order: ChannelOrder) -> QuerySet[StockMovement]:
     """The ledger rows this order caused, for the admin's order page."""
-    from inventory.models import StockMovement
-
     return (
         StockMovement.objects.filter(source=_source(order), source_ref=order.external_id)
         .select_related("variant", "location")

@@ -51,7 +51,7 @@ from .limiter import rate_limit_wait
 from .rules import Action, Decision, Limits, price_decide, quantity_decide
 
 log = logging.getLogger(__name__)
-EVENT_TYPE = {SyncKind.PRICE: "price", SyncKind.QUANTITY: "inventory"}
+EVENT_TYPE: dict[str, str] = {SyncKind.PRICE: "price", SyncKind.QUANTITY: "inventory"}
 CAS_PLATFORMS = frozenset({"shopify"})
 CAS_STALE_CODES = frozenset({"CHANGE_FROM_QUANTITY_STALE", "COMPARE_QUANTITY_STALE"})
 CAS_RETRY_SECONDS = 2.0  # time for the order poll to import what the channel sold
@@ -77,6 +77,13 @@ class Work:
     listing: ChannelListing
     value: Any  # Decimal for price, int for quantity
     result: ItemResult | None = None
+
+    @property
+    def outcome(self) -> ItemResult:
+        """The channel's answer for this SKU; only read once the call returned."""
+        if self.result is None:
+            raise RuntimeError(f"no answer recorded for {self.listing.variant.sku}")
+        return self.result
 
 
 # --- claiming -----------------------------------------------------------------------------
@@ -331,7 +338,7 @@ def _record_retry(
             w.marker.attempts + 1,
             base=settings.PIMSYNC_RETRY_BASE_SECONDS,
             cap=settings.PIMSYNC_RETRY_CAP_SECONDS,
-            retry_after=w.result.retry_after,
+            retry_after=w.outcome.retry_after,
         )
         due = now + timedelta(seconds=delay)
         earliest = due if earliest is None else min(earliest, due)
@@ -341,8 +348,8 @@ def _record_retry(
             claim_token="",
             due_at=due,
             attempts=F("attempts") + 1,
-            last_error_code=w.result.code[:64] or "retryable",
-            last_error=w.result.message[:2000],
+            last_error_code=w.outcome.code[:64] or "retryable",
+            last_error=w.outcome.message[:2000],
         )
         # A lost claim means another run has pushed (or is pushing) this SKU:
         # this failure is superseded, not something to chase.
@@ -359,7 +366,7 @@ def _record_dead(kind: str, items: list[Work], now: datetime) -> list[Attempt]:
             status=SyncMarker.Status.DEAD,
             attempts=F("attempts") + 1,
             last_error_code="permanent",
-            last_error=f"{w.result.code}: {w.result.message}"[:2000],
+            last_error=f"{w.outcome.code}: {w.outcome.message}"[:2000],
         )
         attempts.append(_attempt(kind, w, "dead"))
         synclog.alert_raise(
@@ -367,7 +374,7 @@ def _record_dead(kind: str, items: list[Work], now: datetime) -> list[Attempt]:
             channel_id=w.listing.channel_id,
             sku=w.listing.variant.sku,
             message=f"{EVENT_TYPE[kind].title()} push of {w.listing.variant.sku} refused: "
-            f"{w.result.code} {w.result.message}"[:1000],
+            f"{w.outcome.code} {w.outcome.message}"[:1000],
             now=now,
         )
     return attempts
@@ -396,7 +403,7 @@ def _record_cas_mismatch(
             claim_token="",
             due_at=now + timedelta(seconds=CAS_RETRY_SECONDS),
             attempts=F("attempts") + 1,
-            last_error_code=w.result.code[:64],
+            last_error_code=w.outcome.code[:64],
             last_error="The channel's quantity changed since our last push; importing its "
             "orders before pushing again.",
         )
@@ -457,7 +464,7 @@ def _push_chunk(
     _results_by_position(chunk, results)
     by_kind: dict[FailureKind, list[Work]] = defaultdict(list)
     for w in chunk:
-        by_kind[w.result.kind].append(w)
+        by_kind[w.outcome.kind].append(w)
     attempts: list[Attempt] = []
     with transaction.atomic():
         if by_kind[FailureKind.OK]:
@@ -466,10 +473,10 @@ def _push_chunk(
             retry_attempts, retry_at = _record_retry(kind, by_kind[FailureKind.RETRYABLE], now)
             attempts += retry_attempts
             report.retry_at = min(filter(None, [report.retry_at, retry_at]), default=None)
-        stale = [w for w in by_kind[FailureKind.PERMANENT] if w.result.code in CAS_STALE_CODES]
+        stale = [w for w in by_kind[FailureKind.PERMANENT] if w.outcome.code in CAS_STALE_CODES]
         if stale:
             attempts += _record_cas_mismatch(channel, connector, stale, now)
-        dead = [w for w in by_kind[FailureKind.PERMANENT] if w.result.code not in CAS_STALE_CODES]
+        dead = [w for w in by_kind[FailureKind.PERMANENT] if w.outcome.code not in CAS_STALE_CODES]
         if dead:
             attempts += _record_dead(kind, dead, now)
         if by_kind[FailureKind.AUTH]:
@@ -478,7 +485,7 @@ def _push_chunk(
     report.failed += len(chunk) - len(by_kind[FailureKind.OK])
     whole_call_failed = len(by_kind[FailureKind.RETRYABLE]) == len(chunk)
     if whole_call_failed:
-        reason = chunk[0].result.code or "retryable error"
+        reason = chunk[0].outcome.code or "retryable error"
         if breaker.breaker_record_failure(channel.pk, now=now, reason=reason):
             report.stopped = "circuit"
             return False

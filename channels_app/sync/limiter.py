@@ -9,6 +9,7 @@ the database row of ChannelSyncState in the embedded default.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Protocol
 
@@ -101,7 +102,7 @@ def rate_limit_wait(
     rate: float,
     burst: float | None = None,
     tokens: float = 1.0,
-    sleep: callable = time.sleep,  # type: ignore[valid-type]
+    sleep: Callable[[float], object] = time.sleep,
 ) -> float:
     """Take tokens and sleep until they may be used; returns the seconds slept."""
     wait = rate_limiter().take(

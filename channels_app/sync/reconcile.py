@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -46,7 +46,7 @@ from .markers import listings_mark_dirty
 
 log = logging.getLogger(__name__)
 CENT = Decimal("0.01")
-FIELD_KIND = {
+FIELD_KIND: dict[str, str] = {
     DriftFinding.Field.PRICE: SyncKind.PRICE,
     DriftFinding.Field.QUANTITY: SyncKind.QUANTITY,
 }
@@ -279,7 +279,7 @@ def _align(
     }
 
 
-def _state_problem(state: ListingState, kinds: set[str]) -> str:
+def _state_problem(state: ListingState, kinds: Collection[str]) -> str:
     """Why this listing's live values cannot be compared ('' when they can)."""
     if state.error is not None:
         return f"{state.error.code or state.error.kind}: {state.error.message}"[:300]
@@ -290,6 +290,20 @@ def _state_problem(state: ListingState, kinds: set[str]) -> str:
     if SyncKind.QUANTITY in kinds and state.quantity is None:
         return "the channel returned no quantity"
     return ""
+
+
+def _live_price(state: ListingState) -> Decimal:
+    """The live price of a state _state_problem accepted for prices."""
+    if state.price is None:
+        raise ValueError(f"{state.sku}: the channel returned no price")
+    return state.price
+
+
+def _live_quantity(state: ListingState) -> int:
+    """The live quantity of a state _state_problem accepted for quantities."""
+    if state.quantity is None:
+        raise ValueError(f"{state.sku}: the channel returned no quantity")
+    return state.quantity
 
 
 @dataclass
@@ -335,13 +349,13 @@ def _check_page(
             if kind == SyncKind.PRICE:
                 drift = price_drift(
                     expected=expected_price[listing.variant_id],
-                    found=state.price,
+                    found=_live_price(state),
                     thresholds=thresholds,
                 )
             else:
                 drift = quantity_drift(
                     expected=expected_qty[listing.variant_id],
-                    found=state.quantity,
+                    found=_live_quantity(state),
                     thresholds=thresholds,
                 )
             if drift is None:
@@ -521,10 +535,10 @@ def _read_back(
             continue
         variant_id = variants[finding.listing_id]
         if finding.field == DriftFinding.Field.PRICE:
-            finding.read_back_value = state.price.quantize(CENT)
+            finding.read_back_value = _live_price(state).quantize(CENT)
             matches = finding.read_back_value == prices[variant_id].quantize(CENT)
         else:
-            finding.read_back_value = Decimal(state.quantity)
+            finding.read_back_value = Decimal(_live_quantity(state))
             matches = state.quantity == quantities[variant_id]
         if matches:
             finding.resolved_at = now
