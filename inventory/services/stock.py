@@ -27,8 +27,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import events
-from .errors import (
+from .. import events
+from ..errors import (
     BulkMovementRejected,
     IdempotencyConflict,
     InsufficientStock,
@@ -37,8 +37,8 @@ from .errors import (
     UnknownLocation,
     UnknownSku,
 )
-from .locks import reservation_lock, stock_levels_lock
-from .models import (
+from ..locks import reservation_lock, stock_levels_lock
+from ..models import (
     MONEY_LIMIT,
     ApiIdempotencyKey,
     Location,
