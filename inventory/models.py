@@ -289,34 +289,3 @@ class CsvImport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} from {self.file_name}"
-
-
-class ApiIdempotencyKey(models.Model):
-    """The first response to an API write sent with an ``Idempotency-Key`` header.
-
-    A repeat of the key by the same user with the same request is answered with
-    this stored response; the same key with a different request is refused. The
-    row is inserted in the transaction that performs the write, so a concurrent
-    repeat waits on the unique index and then sees either the committed response
-    or (when the first one failed and rolled back) a free key.
-    """
-
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_idempotency_keys"
-    )
-    key = models.CharField(max_length=255)
-    request_hash = models.CharField(max_length=64, help_text="SHA-256 of method, path and body")
-    # Filled in before the writing transaction commits; other transactions never
-    # see a row without its response.
-    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    response_body = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-
-    class Meta:
-        verbose_name = "API idempotency key"
-        constraints = [
-            models.UniqueConstraint(fields=["user", "key"], name="api_idempotency_key_unique")
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.key} ({self.user_id})"

@@ -40,7 +40,6 @@ from ..errors import (
 from ..locks import reservation_lock, stock_levels_lock
 from ..models import (
     MONEY_LIMIT,
-    ApiIdempotencyKey,
     Location,
     MovementReason,
     Product,
@@ -1010,67 +1009,3 @@ def _ledger_row(
         available_after=level.available,
         created_by=user if user is not None and user.is_authenticated else None,
     )
-
-
-# --- API idempotency keys ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StoredResponse:
-    status: int
-    body: Any
-
-
-def api_idempotency_begin(
-    *, user: AbstractBaseUser, key: str, request_hash: str
-) -> tuple[ApiIdempotencyKey, StoredResponse | None]:
-    """Take an Idempotency-Key for a request, inside the transaction that does its work.
-
-    Returns (record, None) when this request now owns the key (call
-    api_idempotency_finish before the transaction commits), or (record, stored)
-    when the same request was answered before: replay ``stored``. A concurrent
-    request with the key waits on the unique index until the first one commits
-    (then it gets the replay) or rolls back (then it owns the key). Raises
-    IdempotencyConflict when the key was used for a different request.
-    """
-    for _ in range(3):
-        try:
-            with transaction.atomic():
-                record = ApiIdempotencyKey.objects.create(
-                    user=user, key=key, request_hash=request_hash
-                )
-            return record, None
-        except IntegrityError:
-            existing = ApiIdempotencyKey.objects.filter(user=user, key=key).first()
-        if existing is None:
-            continue  # purged between our insert and our read: try again
-        if existing.request_hash != request_hash:
-            raise IdempotencyConflict(
-                f"Idempotency-Key {key!r} was already used for a different request"
-            )
-        if existing.response_status is None:
-            raise IdempotencyConflict(f"A request with Idempotency-Key {key!r} is in progress")
-        return existing, StoredResponse(existing.response_status, existing.response_body)
-    raise IdempotencyConflict(f"Idempotency-Key {key!r} is contended; retry the request")
-
-
-def api_idempotency_finish(*, record: ApiIdempotencyKey, status: int, body: Any) -> None:
-    record.response_status = status
-    record.response_body = body
-    record.save(update_fields=["response_status", "response_body"])
-
-
-def api_idempotency_purge(*, older_than_days: int, now: datetime | None = None) -> int:
-    """Forget stored responses older than the retention; the ledger's own keys
-    still keep a late repeat from applying twice. Returns how many were purged."""
-    cutoff = (now or timezone.now()) - timedelta(days=older_than_days)
-    purged = 0
-    while True:
-        ids = list(
-            ApiIdempotencyKey.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[
-                :1000
-            ]
-        )
-        if not ids:
-            return purged
-        purged += ApiIdempotencyKey.objects.filter(pk__in=ids).delete()[0]
