@@ -13,8 +13,10 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
-from django.db.models import F, Q, Sum
+from django.db.models import Q, Sum
 from django.db.models.functions import Coalesce
+
+from .selectors import stock_available_compute, stock_available_expression
 
 MONEY = {"max_digits": 12, "decimal_places": 2}
 # The first amount a money column cannot hold.
@@ -49,13 +51,7 @@ class VariantQuerySet(models.QuerySet):
         return self.annotate(
             total_on_hand=Coalesce(Sum("stock_levels__on_hand"), zero),
             total_available=Coalesce(
-                Sum(
-                    F("stock_levels__on_hand")
-                    - F("stock_levels__committed")
-                    - F("stock_levels__reserved")
-                    - F("stock_levels__damaged")
-                ),
-                zero,
+                Sum(stock_available_expression(prefix="stock_levels__")), zero
             ),
         )
 
@@ -119,9 +115,7 @@ class Location(models.Model):
 
 class StockLevelQuerySet(models.QuerySet):
     def with_available(self) -> StockLevelQuerySet:
-        return self.annotate(
-            available_qty=F("on_hand") - F("committed") - F("reserved") - F("damaged")
-        )
+        return self.annotate(available_qty=stock_available_expression())
 
 
 class StockLevel(models.Model):
@@ -152,7 +146,12 @@ class StockLevel(models.Model):
 
     @property
     def available(self) -> int:
-        return self.on_hand - self.committed - self.reserved - self.damaged
+        return stock_available_compute(
+            on_hand=self.on_hand,
+            committed=self.committed,
+            reserved=self.reserved,
+            damaged=self.damaged,
+        )
 
 
 class MovementReason(models.TextChoices):

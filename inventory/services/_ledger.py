@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 
 from ..errors import InsufficientStock, InvalidMovement
 from ..models import MovementReason, StockLevel, StockMovement
+from ..selectors import stock_available_compute
 
 BUCKETS = ("on_hand", "committed", "reserved", "damaged")
 # Reasons that promise units to someone: they may not take more than is available.
@@ -38,7 +39,13 @@ class Deltas:
 
     @property
     def available(self) -> int:
-        return self.on_hand - self.committed - self.reserved - self.damaged
+        # The formula is linear, so the change of available is available of the changes.
+        return stock_available_compute(
+            on_hand=self.on_hand,
+            committed=self.committed,
+            reserved=self.reserved,
+            damaged=self.damaged,
+        )
 
 
 @dataclass(frozen=True)
