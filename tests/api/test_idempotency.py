@@ -70,7 +70,7 @@ def test_same_key_on_another_endpoint_is_409(catalog, integrator_api):
 def test_keys_belong_to_their_user(catalog, client_for, make_user):
     from rest_framework.test import APIClient
 
-    from inventory.roles import user_api_token, user_roles_set
+    from pimsync.api.roles import user_api_token, user_roles_set
 
     other_user = make_user("other")
     user_roles_set(user=other_user, roles=["integrator"])
