@@ -135,7 +135,7 @@ def load(
 def api_user_token() -> str:
     from django.contrib.auth import get_user_model
 
-    from inventory.roles import user_api_token
+    from pimsync.api.roles import user_api_token
 
     user = get_user_model().objects.create_user("bench-api", is_staff=True)
     return user_api_token(user=user)

@@ -6,9 +6,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import F, Q, QuerySet, Sum
+from django.db.models import Q, QuerySet, Sum
 
 from inventory.models import StockLevel, Variant
+from inventory.selectors import stock_available_expression
 
 from .models import BufferRule, Channel, ChannelListing, PriceRule
 from .pricing import buffer_units, channel_atp_compute, channel_price_compute
@@ -51,7 +52,7 @@ def _available_over_locations(variant_ids: set[int], location_ids: list[int]) ->
     rows = (
         StockLevel.objects.filter(variant_id__in=variant_ids, location_id__in=location_ids)
         .values("variant_id")
-        .annotate(avail=Sum(F("on_hand") - F("committed") - F("reserved") - F("damaged")))
+        .annotate(avail=Sum(stock_available_expression()))
     )
     return {row["variant_id"]: int(row["avail"] or 0) for row in rows}
 
@@ -171,7 +172,7 @@ def variants_channel_overview(*, variants: Sequence[Variant]) -> dict[int, list[
         (row["variant_id"], row["location_id"]): row["available"]
         for row in StockLevel.objects.filter(variant_id__in=ids)
         .values("variant_id", "location_id")
-        .annotate(available=F("on_hand") - F("committed") - F("reserved") - F("damaged"))
+        .annotate(available=stock_available_expression())
     }
     result: dict[int, list[ChannelView]] = {}
     for variant in variants:

@@ -38,6 +38,7 @@ from .csv_imports import (
 )
 from .csvfile import CsvFileError, spreadsheet_text
 from .models import CsvImport
+from .selectors import stock_available_compute
 
 ROWS_SHOWN = 500  # the preview lists this many rows; the summary counts them all
 
@@ -104,7 +105,9 @@ def count_export_rows(queryset: QuerySet) -> Iterator[list[Any]]:
     for sku, product, options, location, on_hand, committed, reserved, damaged in rows.iterator(
         2000
     ):
-        available = on_hand - committed - reserved - damaged
+        available = stock_available_compute(
+            on_hand=on_hand, committed=committed, reserved=reserved, damaged=damaged
+        )
         buckets = (on_hand, committed, reserved, damaged, available)
         yield [*_texts(sku, product), _options_label(options), location, *buckets, ""]
 

@@ -29,6 +29,7 @@ from . import services
 from .csvfile import CsvFileError, CsvRecord, CsvTable, count_parse, csv_table_read, money_parse
 from .errors import BulkMovementRejected, InventoryError
 from .models import CsvImport, Location, StockLevel, Variant
+from .selectors import stock_available_compute
 
 # Keeps every IN (...) list below SQLite's and PostgreSQL's parameter limits
 # while a 10,000-row file still needs one query per lookup.
@@ -528,13 +529,16 @@ def _count_target_problem(
 
 
 def _levels_of(variant_ids: list[int]) -> dict[tuple[int, int], tuple[int, int]]:
-    """(variant, location) -> (on_hand, committed + reserved + damaged)."""
+    """(variant, location) -> (on_hand, held): held is on hand but not available."""
     levels = {}
     for start in range(0, len(variant_ids), LOOKUP_CHUNK):
         for v, loc, on_hand, committed, reserved, damaged in StockLevel.objects.filter(
             variant_id__in=variant_ids[start : start + LOOKUP_CHUNK]
         ).values_list("variant_id", "location_id", "on_hand", "committed", "reserved", "damaged"):
-            levels[(v, loc)] = (on_hand, committed + reserved + damaged)
+            available = stock_available_compute(
+                on_hand=on_hand, committed=committed, reserved=reserved, damaged=damaged
+            )
+            levels[(v, loc)] = (on_hand, on_hand - available)
     return levels
 
 

@@ -13,8 +13,10 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
-from django.db.models import F, Q, Sum
+from django.db.models import Q, Sum
 from django.db.models.functions import Coalesce
+
+from .selectors import stock_available_compute, stock_available_expression
 
 MONEY = {"max_digits": 12, "decimal_places": 2}
 # The first amount a money column cannot hold.
@@ -49,13 +51,7 @@ class VariantQuerySet(models.QuerySet):
         return self.annotate(
             total_on_hand=Coalesce(Sum("stock_levels__on_hand"), zero),
             total_available=Coalesce(
-                Sum(
-                    F("stock_levels__on_hand")
-                    - F("stock_levels__committed")
-                    - F("stock_levels__reserved")
-                    - F("stock_levels__damaged")
-                ),
-                zero,
+                Sum(stock_available_expression(prefix="stock_levels__")), zero
             ),
         )
 
@@ -119,9 +115,7 @@ class Location(models.Model):
 
 class StockLevelQuerySet(models.QuerySet):
     def with_available(self) -> StockLevelQuerySet:
-        return self.annotate(
-            available_qty=F("on_hand") - F("committed") - F("reserved") - F("damaged")
-        )
+        return self.annotate(available_qty=stock_available_expression())
 
 
 class StockLevel(models.Model):
@@ -152,7 +146,12 @@ class StockLevel(models.Model):
 
     @property
     def available(self) -> int:
-        return self.on_hand - self.committed - self.reserved - self.damaged
+        return stock_available_compute(
+            on_hand=self.on_hand,
+            committed=self.committed,
+            reserved=self.reserved,
+            damaged=self.damaged,
+        )
 
 
 class MovementReason(models.TextChoices):
@@ -289,34 +288,3 @@ class CsvImport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} from {self.file_name}"
-
-
-class ApiIdempotencyKey(models.Model):
-    """The first response to an API write sent with an ``Idempotency-Key`` header.
-
-    A repeat of the key by the same user with the same request is answered with
-    this stored response; the same key with a different request is refused. The
-    row is inserted in the transaction that performs the write, so a concurrent
-    repeat waits on the unique index and then sees either the committed response
-    or (when the first one failed and rolled back) a free key.
-    """
-
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_idempotency_keys"
-    )
-    key = models.CharField(max_length=255)
-    request_hash = models.CharField(max_length=64, help_text="SHA-256 of method, path and body")
-    # Filled in before the writing transaction commits; other transactions never
-    # see a row without its response.
-    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    response_body = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-
-    class Meta:
-        verbose_name = "API idempotency key"
-        constraints = [
-            models.UniqueConstraint(fields=["user", "key"], name="api_idempotency_key_unique")
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.key} ({self.user_id})"

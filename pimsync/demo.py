@@ -242,7 +242,7 @@ def sandbox_seed_write(path: Path) -> int:
 
 def _demo_api_users() -> list[str]:
     """One token-only user per API role (no password), so each role can be tried."""
-    from inventory.roles import ROLES, roles_sync, user_roles_set
+    from pimsync.api.roles import ROLES, roles_sync, user_roles_set
 
     roles_sync()
     user_model = get_user_model()

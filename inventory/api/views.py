@@ -29,6 +29,7 @@ from pimsync.api.views import ApiViewSetMixin, ServiceModelViewSet
 
 from .. import services
 from ..models import Location, Product, Reservation, StockLevel, StockMovement, Variant
+from ..selectors import stock_available_expression
 from ..services import Deltas, MovementSpec
 from . import examples, filters
 from .serializers import (
@@ -202,9 +203,7 @@ class VariantViewSet(ServiceModelViewSet):
         # stock levels, instead of aggregating the whole catalog first.
         return Variant.objects.annotate(
             total_on_hand=_stock_sum(F("on_hand")),
-            total_available=_stock_sum(
-                F("on_hand") - F("committed") - F("reserved") - F("damaged")
-            ),
+            total_available=_stock_sum(stock_available_expression()),
         ).order_by("sku")
 
     def save_through_service(self, instance: Variant, changed: set[str]) -> Variant:

@@ -1,4 +1,4 @@
-"""The API roles as Django groups with their model permissions (inventory.roles)."""
+"""The API roles as Django groups with their model permissions (pimsync.api.roles)."""
 
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
@@ -11,13 +11,13 @@ def roles_create(apps, schema_editor):
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
-    from inventory.roles import roles_sync
+    from pimsync.api.roles import roles_sync
 
     roles_sync(apps=apps)
 
 
 def roles_delete(apps, schema_editor):
-    from inventory.roles import ROLES
+    from pimsync.api.roles import ROLES
 
     apps.get_model("auth", "Group").objects.filter(name__in=ROLES).delete()
 

@@ -1,9 +1,9 @@
 """The ``Idempotency-Key`` header: a retried write is answered, not applied again.
 
-The key is scoped to the user. Its record is written in the same transaction as
-the work (inventory.services.api_idempotency_begin), so a failed request leaves
-the key free for a corrected retry and a successful one is replayed — status
-and body — to every repeat with the same method, path and body.
+The key is scoped to the user. Its record (pimsync.models.ApiIdempotencyKey) is
+written in the same transaction as the work (api_idempotency_begin), so a failed
+request leaves the key free for a corrected retry and a successful one is
+replayed — status and body — to every repeat with the same method, path and body.
 """
 
 from __future__ import annotations
@@ -11,18 +11,85 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
-from django.db import transaction
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 
-from inventory import services
+from inventory.errors import IdempotencyConflict
+from pimsync.models import ApiIdempotencyKey
 
 from .errors import ApiError
 
 HEADER = "Idempotency-Key"
 REPLAY_HEADER = "Idempotent-Replayed"
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status: int
+    body: Any
+
+
+def api_idempotency_begin(
+    *, user: AbstractBaseUser, key: str, request_hash: str
+) -> tuple[ApiIdempotencyKey, StoredResponse | None]:
+    """Take an Idempotency-Key for a request, inside the transaction that does its work.
+
+    Returns (record, None) when this request now owns the key (call
+    api_idempotency_finish before the transaction commits), or (record, stored)
+    when the same request was answered before: replay ``stored``. A concurrent
+    request with the key waits on the unique index until the first one commits
+    (then it gets the replay) or rolls back (then it owns the key). Raises
+    IdempotencyConflict when the key was used for a different request.
+    """
+    for _ in range(3):
+        try:
+            with transaction.atomic():
+                record = ApiIdempotencyKey.objects.create(
+                    user=user, key=key, request_hash=request_hash
+                )
+            return record, None
+        except IntegrityError:
+            existing = ApiIdempotencyKey.objects.filter(user=user, key=key).first()
+        if existing is None:
+            continue  # purged between our insert and our read: try again
+        if existing.request_hash != request_hash:
+            raise IdempotencyConflict(
+                f"Idempotency-Key {key!r} was already used for a different request"
+            )
+        if existing.response_status is None:
+            raise IdempotencyConflict(f"A request with Idempotency-Key {key!r} is in progress")
+        return existing, StoredResponse(existing.response_status, existing.response_body)
+    raise IdempotencyConflict(f"Idempotency-Key {key!r} is contended; retry the request")
+
+
+def api_idempotency_finish(*, record: ApiIdempotencyKey, status: int, body: Any) -> None:
+    record.response_status = status
+    record.response_body = body
+    record.save(update_fields=["response_status", "response_body"])
+
+
+def api_idempotency_purge(*, older_than_days: int, now: datetime | None = None) -> int:
+    """Forget stored responses older than the retention; the ledger's own keys
+    still keep a late repeat from applying twice. Returns how many were purged."""
+    cutoff = (now or timezone.now()) - timedelta(days=older_than_days)
+    purged = 0
+    while True:
+        ids = list(
+            ApiIdempotencyKey.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[
+                :1000
+            ]
+        )
+        if not ids:
+            return purged
+        purged += ApiIdempotencyKey.objects.filter(pk__in=ids).delete()[0]
 
 
 def idempotency_key(request: Request, *, required: bool) -> str | None:
@@ -67,12 +134,10 @@ def idempotent(
         return perform(None)
     fingerprint = request_fingerprint(request)
     with transaction.atomic():
-        record, stored = services.api_idempotency_begin(
-            user=request.user, key=key, request_hash=fingerprint
-        )
+        record, stored = api_idempotency_begin(user=request.user, key=key, request_hash=fingerprint)
         if stored is not None:
             return Response(stored.body, status=stored.status, headers={REPLAY_HEADER: "true"})
         response = perform(key)
         body = _as_json(response.data)
-        services.api_idempotency_finish(record=record, status=response.status_code, body=body)
+        api_idempotency_finish(record=record, status=response.status_code, body=body)
     return response

@@ -8,9 +8,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from inventory.roles import user_api_token
-
 from .permissions import API_ACCESS, may_access, user_roles
+from .roles import user_api_token
 from .views import ApiViewSetMixin
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from django.http import HttpRequest
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from inventory.roles import INTEGRATOR, MERCHANDISER, OPS
+from .roles import INTEGRATOR, MERCHANDISER, OPS
 
 
 @dataclass(frozen=True)

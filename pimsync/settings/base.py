@@ -447,7 +447,7 @@ PIMSYNC_API_LOW_STOCK_LEVEL = env.int("PIMSYNC_API_LOW_STOCK_LEVEL", default=5)
 # Stored Idempotency-Key responses are kept this many days, then purged daily.
 PIMSYNC_API_IDEMPOTENCY_DAYS = env.int("PIMSYNC_API_IDEMPOTENCY_DAYS", default=7)
 CELERY_BEAT_SCHEDULE["api-idempotency-purge"] = {
-    "task": "inventory.tasks.api_idempotency_purge_task",
+    "task": "pimsync.tasks.api_idempotency_purge_task",
     "schedule": 24 * 3600.0,
 }
 SPECTACULAR_SETTINGS = {

@@ -9,7 +9,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from inventory import services
-from inventory.roles import ROLES, user_api_token, user_roles_set
+from pimsync.api.roles import ROLES, user_api_token, user_roles_set
 from tests import factories
 
 

@@ -142,7 +142,7 @@ def test_bulk_movements_write_one_ledger_row_each_in_order(catalog, integrator_a
 def test_one_bad_movement_rejects_the_request_and_changes_nothing(
     catalog, integrator_api, bad_row, message
 ):
-    from inventory.models import ApiIdempotencyKey
+    from pimsync.models import ApiIdempotencyKey
 
     used = _mv("TEE-M", quantity=1, idempotency_key="used")
     integrator_api.post(MOVEMENTS, {"movements": [used]}, format="json", HTTP_IDEMPOTENCY_KEY="u")

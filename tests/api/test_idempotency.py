@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from inventory.models import ApiIdempotencyKey, StockLevel, StockMovement
+from inventory.models import StockLevel, StockMovement
+from pimsync.models import ApiIdempotencyKey
 
 pytestmark = pytest.mark.django_db
 
@@ -69,7 +70,7 @@ def test_same_key_on_another_endpoint_is_409(catalog, integrator_api):
 def test_keys_belong_to_their_user(catalog, client_for, make_user):
     from rest_framework.test import APIClient
 
-    from inventory.roles import user_api_token, user_roles_set
+    from pimsync.api.roles import user_api_token, user_roles_set
 
     other_user = make_user("other")
     user_roles_set(user=other_user, roles=["integrator"])
@@ -128,7 +129,7 @@ def test_every_stock_write_replays(catalog, integrator_api, path, body):
 
 
 def test_a_key_whose_stored_response_was_purged_still_applies_once(catalog, integrator_api):
-    from inventory.services import api_idempotency_purge
+    from pimsync.api.idempotency import api_idempotency_purge
 
     _post(integrator_api, RECEIVE, "po-9")
     ApiIdempotencyKey.objects.update(created_at="2000-01-01T00:00:00Z")

@@ -39,7 +39,7 @@ def _client(token: str) -> APIClient:
     ],
 )
 def test_eight_parallel_requests_with_one_key_apply_once(catalog, make_user, path, body):
-    from inventory.roles import user_api_token, user_roles_set
+    from pimsync.api.roles import user_api_token, user_roles_set
 
     user = make_user("integrator-pg")
     user_roles_set(user=user, roles=["integrator"])

@@ -21,7 +21,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from inventory.roles import user_api_token
+from pimsync.api.roles import user_api_token
 
 CHECKS = [
     not_a_server_error,

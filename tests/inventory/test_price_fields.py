@@ -7,6 +7,7 @@ import pytest
 from inventory import events, services
 from inventory.errors import InvalidMovement, UnknownSku
 from inventory.models import Variant
+from inventory.services import catalog
 
 pytestmark = pytest.mark.django_db
 
@@ -82,7 +83,7 @@ def test_a_vanished_variant_refuses_everything(variant_factory, price_events):
 
 
 def test_every_batch_of_the_update_is_written(variant_factory, price_events, monkeypatch):
-    monkeypatch.setattr(services, "PRICE_UPDATE_BATCH", 2)
+    monkeypatch.setattr(catalog, "PRICE_UPDATE_BATCH", 2)
     variants = [variant_factory(price=Decimal("1.00")) for _ in range(5)]
     prices = {v.pk: Decimal(f"{i}.{i}5") for i, v in enumerate(variants)}
 

@@ -11,7 +11,7 @@ from inventory.errors import (
     UnknownSku,
 )
 from inventory.models import Reservation, StockLevel, StockMovement
-from inventory.services import Deltas
+from inventory.services import Deltas, stock
 
 pytestmark = pytest.mark.django_db
 
@@ -178,7 +178,7 @@ def test_transfer_failing_on_second_leg_leaves_both_unchanged(
     variant, location, location2, monkeypatch
 ):
     receive(variant, location, 10)
-    real_write = services._write_locked
+    real_write = stock._write_locked
     calls = {"n": 0}
 
     def failing_second_leg(*args, **kwargs):
@@ -187,7 +187,7 @@ def test_transfer_failing_on_second_leg_leaves_both_unchanged(
             raise RuntimeError("disk full on the second leg")
         return real_write(*args, **kwargs)
 
-    monkeypatch.setattr(services, "_write_locked", failing_second_leg)
+    monkeypatch.setattr(stock, "_write_locked", failing_second_leg)
     with pytest.raises(RuntimeError):
         services.stock_transfer(
             variant=variant,

@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 
-from inventory.roles import ROLE_PERMISSIONS, ROLES, roles_sync, user_api_token, user_roles_set
+from pimsync.api.roles import ROLE_PERMISSIONS, ROLES, roles_sync, user_api_token, user_roles_set
 
 pytestmark = pytest.mark.django_db
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from inventory.roles import roles_sync
+from pimsync.api.roles import roles_sync
 
 
 class Command(BaseCommand):

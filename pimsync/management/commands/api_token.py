@@ -1,7 +1,7 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from inventory.roles import ROLES, user_api_token, user_roles_set
+from pimsync.api.roles import ROLES, user_api_token, user_roles_set
 
 
 class Command(BaseCommand):
