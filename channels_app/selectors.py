@@ -169,10 +169,10 @@ def variants_channel_overview(*, variants: Sequence[Variant]) -> dict[int, list[
         )
     )
     available = {
-        (row["variant_id"], row["location_id"]): row["available"]
+        (row["variant_id"], row["location_id"]): row["units_available"]
         for row in StockLevel.objects.filter(variant_id__in=ids)
         .values("variant_id", "location_id")
-        .annotate(available=stock_available_expression())
+        .annotate(units_available=stock_available_expression())
     }
     result: dict[int, list[ChannelView]] = {}
     for variant in variants:

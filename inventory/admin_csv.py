@@ -192,13 +192,13 @@ class CsvImportExportMixin:
         return request.user.has_perm(self.csv_spec.import_permission)
 
     def _csv_url(self, name: str, *args: Any) -> str:
-        opts = self.opts  # type: ignore[attr-defined]
+        opts = self.opts
         return reverse(f"admin:{opts.app_label}_{opts.model_name}_{name}", args=args)
 
     def get_urls(self) -> list:
-        opts = self.opts  # type: ignore[attr-defined]
+        opts = self.opts
         prefix = f"{opts.app_label}_{opts.model_name}"
-        wrap = self.admin_site.admin_view  # type: ignore[attr-defined]
+        wrap = self.admin_site.admin_view
         return [
             path("export-csv/", wrap(self.csv_export_view), name=f"{prefix}_csv_export"),
             path("import-csv/", wrap(self.csv_import_view), name=f"{prefix}_csv_import"),
@@ -207,7 +207,7 @@ class CsvImportExportMixin:
                 wrap(self.csv_preview_view),
                 name=f"{prefix}_csv_preview",
             ),
-            *super().get_urls(),  # type: ignore[misc]
+            *super().get_urls(),
         ]
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
@@ -217,15 +217,15 @@ class CsvImportExportMixin:
             "csv_export_url": self._csv_url("csv_export"),
             "csv_import_url": self._csv_url("csv_import") if self.csv_can_import(request) else "",
         }
-        return super().changelist_view(request, extra_context)  # type: ignore[misc]
+        return super().changelist_view(request, extra_context)
 
     # --- export --------------------------------------------------------------------------------
 
     def csv_export_view(self, request: HttpRequest) -> HttpResponse:
-        if not self.has_view_or_change_permission(request):  # type: ignore[attr-defined]
+        if not self.has_view_or_change_permission(request):
             raise PermissionDenied
         try:
-            changelist = self.get_changelist_instance(request)  # type: ignore[attr-defined]
+            changelist = self.get_changelist_instance(request)
         except IncorrectLookupParameters:
             return HttpResponseRedirect(self._csv_url("changelist"))
         spec = self.csv_spec
@@ -276,9 +276,9 @@ class CsvImportExportMixin:
             )
             if outcome.status != "refused":
                 level = messages.SUCCESS if outcome.status == "applied" else messages.WARNING
-                self.message_user(request, outcome.message, level)  # type: ignore[attr-defined]
+                self.message_user(request, outcome.message, level)
                 return HttpResponseRedirect(self._csv_url("changelist"))
-            self.message_user(request, outcome.message, messages.ERROR)  # type: ignore[attr-defined]
+            self.message_user(request, outcome.message, messages.ERROR)
             record = outcome.record
             preview = outcome.preview
         else:
@@ -304,9 +304,9 @@ class CsvImportExportMixin:
             and not preview.has_errors
         )
         context = {
-            **self.admin_site.each_context(request),  # type: ignore[attr-defined]
+            **self.admin_site.each_context(request),
             "title": f"Import {self.csv_spec.noun} from CSV",
-            "opts": self.opts,  # type: ignore[attr-defined]
+            "opts": self.opts,
             "spec": self.csv_spec,
             "form": form,
             "preview": preview,

@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -331,7 +331,7 @@ class PriceImport:
         self,
         record: CsvImport,
         preview: ImportPreview,
-        user: AbstractBaseUser | None,
+        user: User | None,
         describe_push: PushDescriber | None,
     ) -> tuple[dict[str, Any], str]:
         changed = services.variant_set_price_fields(
@@ -473,7 +473,7 @@ class CountImport:
         self,
         record: CsvImport,
         preview: ImportPreview,
-        user: AbstractBaseUser | None,
+        user: User | None,
         describe_push: PushDescriber | None,
     ) -> tuple[dict[str, Any], str]:
         rows = sorted(preview.rows, key=lambda r: (r.variant.pk, r.location.pk))
@@ -563,7 +563,7 @@ def count_idempotency_key(record: CsvImport, variant_id: int, location_id: int) 
 
 
 def _counts_apply(
-    record: CsvImport, rows: list[CountRow], user: AbstractBaseUser | None
+    record: CsvImport, rows: list[CountRow], user: User | None
 ) -> list[services.MovementResult]:
     """Every row in one transaction (bulk queries, one stock event): all or nothing."""
     counts = [
@@ -622,7 +622,7 @@ def csv_import_preview_expiry() -> timedelta:
 
 
 def csv_import_preview(
-    *, kind: str, file_name: str, data: bytes, user: AbstractBaseUser | None
+    *, kind: str, file_name: str, data: bytes, user: User | None
 ) -> tuple[ImportPreview, CsvImport | None]:
     """Read and check an uploaded file; store it as a CsvImport only when no row
     has an error (returns None for the record otherwise, and nothing is stored).
@@ -699,7 +699,7 @@ def csv_import_is_expired(record: CsvImport) -> bool:
 def csv_import_apply(
     *,
     import_id: Any,
-    user: AbstractBaseUser | None,
+    user: User | None,
     describe_push: PushDescriber | None = None,
 ) -> ApplyOutcome:
     """Apply a previewed import exactly once, all rows or none.

@@ -133,7 +133,7 @@ def incident_root_cause_set(*, incident: Incident, text: str, user: AbstractBase
     """Ops' finding on what caused it; who wrote it and when are kept."""
     with transaction.atomic():
         incident.root_cause = text.strip()
-        incident.root_cause_by = user  # type: ignore[assignment]
+        incident.root_cause_by = user
         incident.root_cause_at = timezone.now()
         incident.save(update_fields=["root_cause", "root_cause_by", "root_cause_at", "updated_at"])
     return incident

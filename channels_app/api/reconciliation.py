@@ -169,7 +169,7 @@ class ReconciliationRunViewSet(
     ordering = "-id"
     queryset = ReconciliationRun.objects.select_related("channel", "requested_by")
 
-    def get_serializer_class(self):  # type: ignore[no-untyped-def]
+    def get_serializer_class(self):
         if self.action == "create":
             return ReconcileStartSerializer
         if self.action == "findings":

@@ -155,7 +155,7 @@ class VariantWithChannelsViewSet(VariantViewSet):
     """The catalog's variant endpoint plus what each channel is told (added here so
     inventory never imports channels_app)."""
 
-    def get_serializer_class(self):  # type: ignore[no-untyped-def]
+    def get_serializer_class(self):
         if self.action == "retrieve" or self._wants_channels():
             return VariantWithChannelsSerializer
         return super().get_serializer_class()
@@ -168,7 +168,7 @@ class VariantWithChannelsViewSet(VariantViewSet):
         context["variant_channels"] = getattr(self, "_variant_channels", {})
         return context
 
-    def paginate_queryset(self, queryset):  # type: ignore[no-untyped-def]
+    def paginate_queryset(self, queryset):
         page = super().paginate_queryset(queryset)
         if page is not None and self._wants_channels():
             self._variant_channels = variant_channels(list(page))
@@ -258,7 +258,7 @@ class ChannelViewSet(ServiceModelViewSet):
     ordering = "id"
     http_method_names = ["get", "post", "put", "patch", "head", "options"]
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self):
         return (
             Channel.objects.select_related("sync_state")
             .prefetch_related(
@@ -356,7 +356,7 @@ class ListingViewSet(ServiceModelViewSet):
         # the serializer reads it through its context.
         self._states: dict = {}
 
-    def paginate_queryset(self, queryset):  # type: ignore[no-untyped-def]
+    def paginate_queryset(self, queryset):
         page = super().paginate_queryset(queryset)
         if page is not None:
             self._states.update(listing_sync_states(page))
@@ -532,7 +532,7 @@ class CustomerViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
     filterset_class = filters.CustomerFilter
     ordering = "id"
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self):
         return Customer.objects.annotate(
             order_count=Count("orders"),
             total_spend=Coalesce(

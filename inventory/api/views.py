@@ -155,7 +155,7 @@ class ProductViewSet(ServiceModelViewSet):
     filterset_class = filters.ProductFilter
     ordering = "id"
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self):
         return Product.objects.annotate(variant_count=Count("variants")).order_by("id")
 
     def save_through_service(self, instance: Product, changed: set[str]) -> Product:
@@ -197,7 +197,7 @@ class VariantViewSet(ServiceModelViewSet):
     filterset_class = filters.VariantFilter
     ordering = "sku"
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self):
         # Totals as correlated subqueries rather than a GROUP BY over the join: a page
         # ordered by SKU then reads its rows from the SKU index and sums only their
         # stock levels, instead of aggregating the whole catalog first.

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -103,7 +103,7 @@ def stock_movements_apply_bulk(
     *,
     specs: Sequence[MovementSpec],
     source: str,
-    user: AbstractBaseUser | None = None,
+    user: User | None = None,
 ) -> list[MovementResult]:
     """Apply many movements in one transaction: all of them or none.
 
@@ -133,7 +133,7 @@ def _bulk_apply_locked(
     prior: dict[str, StockMovement],
     *,
     source: str,
-    user: AbstractBaseUser | None,
+    user: User | None,
 ) -> list[MovementResult]:
     """stock_movements_apply_bulk once its levels are locked and the movements already
     stored under its keys (``prior``) are known; raises BulkMovementRejected."""
@@ -203,7 +203,7 @@ def stock_counts_apply_bulk(
     *,
     counts: Sequence[CountSpec],
     source: str,
-    user: AbstractBaseUser | None = None,
+    user: User | None = None,
 ) -> list[MovementResult]:
     """Record many cycle counts in one transaction: all of them or none.
 
@@ -265,7 +265,7 @@ def _count_movement_spec(count: CountSpec, level: StockLevel) -> MovementSpec:
 
 
 def _ledger_row(
-    level: StockLevel, spec: MovementSpec, *, source: str, user: AbstractBaseUser | None
+    level: StockLevel, spec: MovementSpec, *, source: str, user: User | None
 ) -> StockMovement:
     """The ledger row of a movement already applied to ``level`` in memory."""
     d = spec.deltas

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import Field
 from django.utils import timezone
 
 from .. import events
@@ -57,7 +58,8 @@ def _money_error(field: str, value: object) -> str | None:
         return f"{field} must be a decimal number, got {value!r}"
     if value < 0:
         return f"{field} must be 0 or more"
-    if value.as_tuple().exponent < -2:
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -2:
         return f"{field} may have at most 2 decimal places"
     if value >= MONEY_LIMIT:
         return f"{field} must be below {MONEY_LIMIT:,.0f}"
@@ -67,6 +69,17 @@ def _money_error(field: str, value: object) -> str | None:
 # Rows per UPDATE statement: 2 parameters per row and field plus 1 per row for the
 # id list stays far below SQLite's (32,766) and PostgreSQL's (65,535) limits.
 PRICE_UPDATE_BATCH = 1000
+
+
+def _concrete_field(name: str) -> Field:
+    field = Variant._meta.get_field(name)
+    if not isinstance(field, Field) or field.column is None:
+        raise TypeError(f"Variant.{name} is not a column")
+    return field
+
+
+def _column(field: Field) -> str:
+    return str(field.column)
 
 
 def _variants_update_columns(
@@ -79,20 +92,20 @@ def _variants_update_columns(
     with plain SQL. Column names come from the model, values are parameters.
     """
     meta, qn = Variant._meta, connection.ops.quote_name
-    fields = [meta.get_field(name) for name in names]
-    stamp = meta.get_field("updated_at")
-    pk = qn(meta.pk.column)
+    fields = [_concrete_field(name) for name in names]
+    stamp = _concrete_field("updated_at")
+    pk = qn(_column(_concrete_field("id")))
     ids = sorted(values)
     for start in range(0, len(ids), PRICE_UPDATE_BATCH):
         batch = ids[start : start + PRICE_UPDATE_BATCH]
         assignments, params = [], []
         for f in fields:
             when = f"WHEN %s THEN CAST(%s AS {f.db_type(connection)})"
-            assignments.append(f"{qn(f.column)} = CASE {pk} {' '.join([when] * len(batch))} END")
+            assignments.append(f"{qn(_column(f))} = CASE {pk} {' '.join([when] * len(batch))} END")
             for variant_id in batch:
                 value = f.get_db_prep_save(values[variant_id][f.name], connection)
                 params += [variant_id, value]
-        assignments.append(f"{qn(stamp.column)} = %s")
+        assignments.append(f"{qn(_column(stamp))} = %s")
         params += [stamp.get_db_prep_save(now, connection), *batch]
         in_list = ", ".join(["%s"] * len(batch))
         # Identifiers come from the model's meta; every value is a parameter.

@@ -15,9 +15,10 @@ Stock rules (callers may rely on them; the bulk forms in bulk.py keep them too):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -76,7 +77,7 @@ def _write_locked(
     key: str,
     source_ref: str,
     note: str,
-    user: AbstractBaseUser | None,
+    user: User | None,
 ) -> StockMovement:
     """Insert the ledger row, then move the buckets with F(); caller holds the lock."""
     movement = StockMovement.objects.create(
@@ -118,7 +119,7 @@ def stock_movement_apply(
     idempotency_key: str,
     source_ref: str = "",
     note: str = "",
-    user: AbstractBaseUser | None = None,
+    user: User | None = None,
 ) -> MovementResult:
     """Apply one delta to one StockLevel with its ledger row, exactly once per key.
 
@@ -174,7 +175,7 @@ def stock_adjust(
     source: str,
     idempotency_key: str,
     note: str = "",
-    user: AbstractBaseUser | None = None,
+    user: User | None = None,
 ) -> MovementResult:
     """Change on_hand by ``quantity`` (receive, return, adjust, ...); damage moves
     units into the damaged bucket instead (they stay on hand but are not sellable)."""
@@ -205,7 +206,7 @@ def stock_count(
     idempotency_key: str,
     source_ref: str = "",
     note: str = "",
-    user: AbstractBaseUser | None = None,
+    user: User | None = None,
 ) -> MovementResult:
     """Record a cycle count: the delta to ``counted_on_hand`` is computed under the lock.
 
@@ -250,7 +251,7 @@ def stock_transfer(
     source: str,
     idempotency_key: str,
     note: str = "",
-    user: AbstractBaseUser | None = None,
+    user: User | None = None,
 ) -> TransferResult:
     """Move available units between locations: both legs or neither."""
     if from_location.pk == to_location.pk:
@@ -275,15 +276,16 @@ def stock_transfer(
         if prior_out is not None and prior_in is not None:
             return TransferResult(prior_out, prior_in, created=False)
         check_result(src, out_d, MovementReason.TRANSFER, variant.sku)
-        common = {
-            "reason": MovementReason.TRANSFER,
-            "source": source,
-            "source_ref": idempotency_key,
-            "note": note,
-            "user": user,
-        }
-        outbound = _write_locked(src, out_d, key=out_key, **common)
-        inbound = _write_locked(dst, in_d, key=in_key, **common)
+        write = partial(
+            _write_locked,
+            reason=MovementReason.TRANSFER,
+            source=source,
+            source_ref=idempotency_key,
+            note=note,
+            user=user,
+        )
+        outbound = write(src, out_d, key=out_key)
+        inbound = write(dst, in_d, key=in_key)
         events.publish_stock_changed(
             variant_ids=[variant.pk], location_ids=[from_location.pk, to_location.pk]
         )
@@ -307,7 +309,7 @@ def stock_operation_apply(
     note: str,
     idempotency_key: str,
     source: str,
-    user: AbstractBaseUser | None = None,
+    user: User | None = None,
 ) -> MovementResult:
     """One operation a person picks in a form: receive/adjust/return/damage by
     ``quantity``, or ``count`` to set on-hand to ``quantity``."""

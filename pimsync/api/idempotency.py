@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
@@ -38,7 +39,7 @@ class StoredResponse:
 
 
 def api_idempotency_begin(
-    *, user: AbstractBaseUser, key: str, request_hash: str
+    *, user: User, key: str, request_hash: str
 ) -> tuple[ApiIdempotencyKey, StoredResponse | None]:
     """Take an Idempotency-Key for a request, inside the transaction that does its work.
 
@@ -133,8 +134,11 @@ def idempotent(
     if key is None:
         return perform(None)
     fingerprint = request_fingerprint(request)
+    user = request.user
+    if not isinstance(user, User):  # the views' permissions admit signed-in users only
+        raise NotAuthenticated
     with transaction.atomic():
-        record, stored = api_idempotency_begin(user=request.user, key=key, request_hash=fingerprint)
+        record, stored = api_idempotency_begin(user=user, key=key, request_hash=fingerprint)
         if stored is not None:
             return Response(stored.body, status=stored.status, headers={REPLAY_HEADER: "true"})
         response = perform(key)

@@ -11,10 +11,10 @@ class ApiCursorPagination(CursorPagination):
     ordering = "-id"
 
     @property
-    def max_page_size(self) -> int:  # type: ignore[override]
+    def max_page_size(self) -> int:
         return settings.PIMSYNC_API_MAX_PAGE_SIZE
 
-    def get_ordering(self, request, queryset, view):  # type: ignore[no-untyped-def]
+    def get_ordering(self, request, queryset, view):
         """The view's own ``ordering`` (a unique field, e.g. "sku" or "-id")."""
         ordering = getattr(view, "ordering", None) or self.ordering
         return (ordering,) if isinstance(ordering, str) else tuple(ordering)

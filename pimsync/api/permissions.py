@@ -58,7 +58,7 @@ def user_roles(request: HttpRequest) -> frozenset[str]:
     if cached is None:
         names = request.user.groups.filter(name__in=ALL_ROLES).values_list("name", flat=True)
         cached = frozenset(names)
-        request._api_roles = cached  # type: ignore[attr-defined]
+        request._api_roles = cached
     return cached
 
 

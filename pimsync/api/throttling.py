@@ -24,7 +24,7 @@ class ApiUserThrottle(UserRateThrottle):
     def get_rate(self) -> str:
         return getattr(settings, self.setting)
 
-    def allow_request(self, request, view) -> bool:  # type: ignore[no-untyped-def]
+    def allow_request(self, request, view) -> bool:
         try:
             return super().allow_request(request, view)
         except Exception as exc:  # a throttle store that is down must not take the API down

@@ -8,6 +8,7 @@ the filesystem. Production sets DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import environ
@@ -21,7 +22,7 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 
-def _local_secret(name: str, make: callable) -> str:  # type: ignore[valid-type]
+def _local_secret(name: str, make: Callable[[], str]) -> str:
     """A per-checkout secret kept in var/ (never in the repo) for the embedded default."""
     path = VAR_DIR / name
     if not path.exists():

@@ -10,7 +10,7 @@ class Command(BaseCommand):
         "created when missing; --role sets their roles; --rotate replaces the token."
     )
 
-    def add_arguments(self, parser) -> None:  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser) -> None:
         parser.add_argument("username")
         parser.add_argument("--create", action="store_true", help="Create the user if missing")
         parser.add_argument(

@@ -21,8 +21,8 @@ class Command(BaseCommand):
     help = "Place a sandbox order every few seconds (PIMSYNC_DEMO_ORDERS turns it off)."
 
     def add_arguments(self, parser: object) -> None:
-        parser.add_argument("--web", default="http://127.0.0.1:8000")  # type: ignore[attr-defined]
-        parser.add_argument("--count", type=int, default=0, help="stop after N orders (0: never)")  # type: ignore[attr-defined]
+        parser.add_argument("--web", default="http://127.0.0.1:8000")
+        parser.add_argument("--count", type=int, default=0, help="stop after N orders (0: never)")
 
     def handle(self, *args: object, **opts: object) -> None:
         if not settings.PIMSYNC_DEMO_ORDERS:

@@ -73,7 +73,7 @@ def _commands(host: str, port: int, sandbox_port: int) -> dict[str, list[str]]:
 def _pump(name: str, stream: object) -> None:
     colour = COLOURS.get(name, "0")
     tty = sys.stdout.isatty()
-    for line in iter(stream.readline, ""):  # type: ignore[attr-defined]
+    for line in iter(stream.readline, ""):
         prefix = f"\033[{colour}m{name:>7}\033[0m | " if tty else f"{name:>7} | "
         sys.stdout.write(prefix + line)
         sys.stdout.flush()
@@ -83,10 +83,10 @@ class Command(BaseCommand):
     help = "Run web, worker, beat and the channel sandbox together; Ctrl-C stops all."
 
     def add_arguments(self, parser: object) -> None:
-        parser.add_argument("--host", default="127.0.0.1")  # type: ignore[attr-defined]
-        parser.add_argument("--port", type=int, default=8000)  # type: ignore[attr-defined]
-        parser.add_argument("--sandbox-port", type=int, default=8700)  # type: ignore[attr-defined]
-        parser.add_argument("--no-sandbox", action="store_true")  # type: ignore[attr-defined]
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--sandbox-port", type=int, default=8700)
+        parser.add_argument("--no-sandbox", action="store_true")
 
     def handle(self, *args: object, **opts: object) -> None:
         commands = _commands(str(opts["host"]), int(opts["port"]), int(opts["sandbox_port"]))
