@@ -9,6 +9,8 @@ import responses
 from django.core import mail
 
 from channels_app.health import health_evaluate
+from channels_app.models import ChannelListing, SyncMarker
+from synclog import services as synclog
 from synclog.models import Alert
 from synclog.notifications import notifications_deliver_due
 
@@ -46,3 +48,28 @@ def evaluate(now: datetime | None = None, *, minutes: float = 0):
     """One health evaluation, at ``now`` plus ``minutes``."""
     base = now or datetime.now(UTC)
     return health_evaluate(now=base + timedelta(minutes=minutes))
+
+
+def stuck_marker(listing: ChannelListing, *, now: datetime, minutes: float, attempts: int = 1):
+    """A change first made ``minutes`` ago that has failed ``attempts`` times."""
+    since = now - timedelta(minutes=minutes)
+    return SyncMarker.objects.create(
+        listing=listing,
+        channel=listing.channel,
+        kind="quantity",
+        first_dirty_at=since,
+        last_dirty_at=since,
+        due_at=now + timedelta(seconds=30),  # waiting for its retry backoff
+        change_token="t",
+        attempts=attempts,
+        last_error_code="503",
+    )
+
+
+def record(channel, sku: str, status: str, n: int = 1, latency_ms: int | None = None) -> None:
+    synclog.sync_log_record(
+        [
+            synclog.Attempt(channel.pk, sku, None, "inventory", "5", status, latency_ms=latency_ms)
+            for _ in range(n)
+        ]
+    )

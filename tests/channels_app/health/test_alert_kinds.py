@@ -28,34 +28,9 @@ from channels_app.sync import breaker
 from inventory import services
 from synclog import services as synclog
 from synclog.models import Alert, ChannelHealthSnapshot, Notification
-from tests.support.alerts import deliver, evaluate, open_alerts, told
+from tests.support.alerts import deliver, evaluate, open_alerts, record, stuck_marker, told
 
 pytestmark = pytest.mark.django_db
-
-
-def stuck_marker(listing: ChannelListing, *, now: datetime, minutes: float, attempts: int = 1):
-    """A change first made ``minutes`` ago that has failed ``attempts`` times."""
-    since = now - timedelta(minutes=minutes)
-    return SyncMarker.objects.create(
-        listing=listing,
-        channel=listing.channel,
-        kind="quantity",
-        first_dirty_at=since,
-        last_dirty_at=since,
-        due_at=now + timedelta(seconds=30),  # waiting for its retry backoff
-        change_token="t",
-        attempts=attempts,
-        last_error_code="503",
-    )
-
-
-def record(channel, sku: str, status: str, n: int = 1, latency_ms: int | None = None) -> None:
-    synclog.sync_log_record(
-        [
-            synclog.Attempt(channel.pk, sku, None, "inventory", "5", status, latency_ms=latency_ms)
-            for _ in range(n)
-        ]
-    )
 
 
 def assert_told(hook, kind: str, *events: str) -> None:

@@ -19,9 +19,7 @@ from channels_app.models import (
 from channels_app.tasks import channel_health_evaluate_task
 from synclog import services as synclog
 from synclog.models import Alert, ChannelHealthSnapshot
-from tests.support.alerts import evaluate, open_alerts
-
-from .test_alert_kinds import record, stuck_marker
+from tests.support.alerts import evaluate, open_alerts, record, stuck_marker
 
 pytestmark = pytest.mark.django_db
 
