@@ -62,8 +62,8 @@ from channels_app.connectors.base import (
 )
 from channels_app.connectors.errors import FailureKind
 from channels_app.connectors.registry import connector_class
-from channels_app.sandbox.core import ID_KEYS, SandboxPlatform
-from channels_app.sandbox.server import RunningSandbox, start_sandbox
+from sandbox.core import ID_KEYS, SandboxPlatform
+from sandbox.server import RunningSandbox, start_sandbox
 
 SHOPIFY_COST_PER_CALL = 10.0
 MAX_RETRY_WAIT = 10.0

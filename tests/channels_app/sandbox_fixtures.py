@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from channels_app.connectors.base import ChannelConfig, ListingRef
-from channels_app.sandbox.core import ID_KEYS, SandboxPlatform
-from channels_app.sandbox.server import RunningSandbox, start_sandbox
+from sandbox.core import ID_KEYS, SandboxPlatform
+from sandbox.server import RunningSandbox, start_sandbox
 
 SHOPIFY_TOKEN = "shpat_sandbox"
 SHOPIFY_LOCATION = "gid://shopify/Location/1"

@@ -22,10 +22,10 @@ from django.conf import settings
 from django.db import connection
 
 from channels_app.models import Channel, ChannelListing, ChannelLocation, SyncMarker
-from channels_app.sandbox.server import RunningSandbox, start_sandbox
 from inventory import services
 from inventory.models import Location, Product, Variant
 from pimsync.demo import SANDBOX_CHANNELS, listing_ids
+from sandbox.server import RunningSandbox, start_sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -20,7 +20,7 @@ from channels_app.connectors.base import ListingRef, PriceUpdate, QuantityUpdate
 from channels_app.connectors.errors import FailureKind
 from channels_app.connectors.registry import get_connector
 from channels_app.connectors.woocommerce import WooCommerceConnector
-from channels_app.sandbox.server import start_sandbox
+from sandbox.server import start_sandbox
 from tests.channels_app.sandbox_fixtures import (
     WEBHOOK_SECRET,
     WOO_KEY,

@@ -11,10 +11,10 @@ from django.utils import timezone
 from channels_app.connectors.http import encode_page_cursor
 from channels_app.inbound import channel_poll, channels_poll_due, poll_start_cursor
 from channels_app.models import ChannelOrder, ChannelSyncState, InboundEvent
-from channels_app.sandbox.server import RunningSandbox
 from channels_app.tasks import channel_poll_task
 from inventory import services
 from inventory.models import StockLevel
+from sandbox.server import RunningSandbox
 from tests.channels_app.sandbox_fixtures import (
     SHOPIFY_LOCATION,
     SHOPIFY_TOKEN,

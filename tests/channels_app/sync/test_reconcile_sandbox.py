@@ -11,13 +11,13 @@ from decimal import Decimal
 import pytest
 
 from channels_app.models import Channel, ChannelListing, ChannelLocation, SyncMarker
-from channels_app.sandbox.server import RunningSandbox, start_sandbox
 from channels_app.selectors import channel_atp_bulk, channel_price_bulk
 from channels_app.sync import engine
 from channels_app.sync.reconcile import channel_reconcile
 from inventory import services
 from inventory.models import Location, Product, Variant
 from pimsync.demo import SANDBOX_CHANNELS, listing_ids
+from sandbox.server import RunningSandbox, start_sandbox
 from synclog.models import Alert, DriftFinding, ReconciliationRun
 from tests.channels_app.sandbox_fixtures import control
 

@@ -20,9 +20,9 @@ from channels_app.connectors.base import PriceUpdate, QuantityUpdate
 from channels_app.connectors.errors import FailureKind
 from channels_app.connectors.shopify import ShopifyConnector
 from channels_app.connectors.woocommerce import WooCommerceConnector
-from channels_app.management.commands import run_sandbox as run_sandbox_command
-from channels_app.sandbox.core import CostBucket, Counters, Faults, TokenBucket
-from channels_app.sandbox.server import start_sandbox
+from pimsync.management.commands import run_sandbox as run_sandbox_command
+from sandbox.core import CostBucket, Counters, Faults, TokenBucket
+from sandbox.server import start_sandbox
 from tests.channels_app.sandbox_fixtures import (
     SHOPIFY_TOKEN,
     WEBHOOK_SECRET,

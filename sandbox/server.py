@@ -47,10 +47,10 @@ logger = logging.getLogger(__name__)
 
 # Imported lazily so one unfinished platform module never stops the others.
 PLATFORM_CLASSES: dict[str, str] = {
-    "shopify": "channels_app.sandbox.shopify:ShopifySandbox",
-    "woocommerce": "channels_app.sandbox.woocommerce:WooCommerceSandbox",
-    "ebay": "channels_app.sandbox.ebay:EbaySandbox",
-    "amazon": "channels_app.sandbox.amazon:AmazonSandbox",
+    "shopify": "sandbox.shopify:ShopifySandbox",
+    "woocommerce": "sandbox.woocommerce:WooCommerceSandbox",
+    "ebay": "sandbox.ebay:EbaySandbox",
+    "amazon": "sandbox.amazon:AmazonSandbox",
 }
 
 ACTION_EVENTS = {"pay": "paid", "cancel": "cancelled", "fulfil": "fulfilled", "refund": "refunded"}
