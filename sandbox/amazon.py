@@ -50,18 +50,9 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote
 
-from .core import (
-    ApiError,
-    CatalogItem,
-    JsonDict,
-    Request,
-    Response,
-    SandboxOrder,
-    SandboxPlatform,
-    iso,
-    parse_iso,
-    to_decimal,
-)
+from .http import ApiError, JsonDict, Request, Response, iso, parse_iso, to_decimal
+from .platform import SandboxPlatform
+from .store import CatalogItem, SandboxOrder
 
 LISTINGS = "/listings/2021-08-01/items"
 FEEDS = "/feeds/2021-06-30"

@@ -1,7 +1,7 @@
 """HTTP server of the channel sandbox: platform dispatch and the /_control/ API.
 
 ``/shopify/...``, ``/woocommerce/...``, ``/ebay/...``, ``/amazon/...`` go to the
-platform objects (see ``core.py``); ``/_control/...`` lets a test, the demo or a
+platform objects (see ``platform.py``); ``/_control/...`` lets a test, the demo or a
 person seed the catalog, edit values, create orders (delivered as signed
 webhooks), inject faults and change rate limits. docs/sandbox.md lists it all.
 
@@ -33,15 +33,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from .core import (
-    ApiError,
-    JsonDict,
-    Request,
-    Response,
-    SandboxPlatform,
-    WebhookTarget,
-    to_decimal,
-)
+from .http import ApiError, JsonDict, Request, Response, to_decimal
+from .platform import SandboxPlatform
+from .webhooks import WebhookTarget
 
 logger = logging.getLogger(__name__)
 

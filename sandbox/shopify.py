@@ -46,24 +46,21 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from .core import (
+from .http import (
     ApiError,
-    CatalogItem,
-    CostBucket,
-    CostStatus,
     JsonDict,
     Request,
     Response,
-    SandboxOrder,
-    SandboxPlatform,
-    WebhookRequest,
-    WebhookTarget,
     hmac_sha256_base64,
     iso,
     money,
     parse_iso,
     to_decimal,
 )
+from .platform import SandboxPlatform
+from .ratelimit import CostBucket, CostStatus
+from .store import CatalogItem, SandboxOrder
+from .webhooks import WebhookRequest, WebhookTarget
 
 API_VERSION = "2026-01"
 SHOP_DOMAIN = "pimsync-sandbox.myshopify.com"

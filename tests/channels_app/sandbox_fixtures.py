@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 
 from channels_app.connectors.base import ChannelConfig, ListingRef
-from sandbox.core import ID_KEYS, SandboxPlatform
+from sandbox.platform import SandboxPlatform
 from sandbox.server import RunningSandbox, start_sandbox
+from sandbox.store import ID_KEYS
 
 SHOPIFY_TOKEN = "shpat_sandbox"
 SHOPIFY_LOCATION = "gid://shopify/Location/1"

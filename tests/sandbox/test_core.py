@@ -21,7 +21,9 @@ from channels_app.connectors.errors import FailureKind
 from channels_app.connectors.shopify import ShopifyConnector
 from channels_app.connectors.woocommerce import WooCommerceConnector
 from pimsync.management.commands import run_sandbox as run_sandbox_command
-from sandbox.core import CostBucket, Counters, Faults, TokenBucket
+from sandbox.counters import Counters
+from sandbox.faults import Faults
+from sandbox.ratelimit import CostBucket, TokenBucket
 from sandbox.server import start_sandbox
 from tests.channels_app.sandbox_fixtures import (
     SHOPIFY_TOKEN,
