@@ -2,6 +2,13 @@ import pytest
 
 from tests import factories
 
+# Shared fixtures by name, without importing them into test modules. pytest
+# accepts pytest_plugins only here, in the top-level conftest.
+pytest_plugins = ["tests.plugins.sandbox"]
+# Asserts in the shared helpers report like a test's (pytest rewrites only what
+# it is told about, and only if told before the first import).
+pytest.register_assert_rewrite("tests.support")
+
 
 @pytest.fixture(autouse=True)
 def _require_postgres_for_postgres_tests(request: pytest.FixtureRequest) -> None:

@@ -16,9 +16,7 @@ from channels_app.connectors.http import parse_timestamp
 from sandbox.amazon import AmazonSandbox
 from sandbox.ebay import EbaySandbox
 from sandbox.server import RunningSandbox
-from tests.channels_app.sandbox_fixtures import control, sandbox, seed_listings
-
-__all__ = ["sandbox"]  # fixture used by name below
+from tests.support.sandbox import control, seed_listings
 
 EBAY_TOKEN = EbaySandbox.default_credentials["access_token"]
 AMAZON_TOKEN = AmazonSandbox.default_credentials["access_token"]

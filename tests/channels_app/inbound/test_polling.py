@@ -15,16 +15,7 @@ from channels_app.tasks import channel_poll_task
 from inventory import services
 from inventory.models import StockLevel
 from sandbox.server import RunningSandbox
-from tests.channels_app.sandbox_fixtures import (
-    SHOPIFY_LOCATION,
-    SHOPIFY_TOKEN,
-    WOO_KEY,
-    WOO_SECRET,
-    control,
-    sandbox,
-)
-
-__all__ = ["sandbox"]  # fixture used by name below
+from tests.support.sandbox import SHOPIFY_LOCATION, SHOPIFY_TOKEN, WOO_KEY, WOO_SECRET, control
 
 SKU = "POLL-1"
 CONNECTION = {
