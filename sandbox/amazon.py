@@ -41,7 +41,6 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -85,7 +84,7 @@ class _Feed:
     marketplace_ids: list[str]
     document_id: str
     created_at: datetime
-    ready_at: float  # time.monotonic() when processing ends
+    ready_at: float  # when processing ends, on the platform's clock
     status: str = "IN_QUEUE"
     result_document_id: str = ""
     done_at: datetime | None = None
@@ -506,7 +505,7 @@ class AmazonSandbox(SandboxPlatform):
                 marketplace_ids=[str(m) for m in marketplaces],
                 document_id=document_id,
                 created_at=datetime.now(UTC),
-                ready_at=time.monotonic() + self.feed_processing_seconds,
+                ready_at=self.clock() + self.feed_processing_seconds,
             )
             self.feeds[feed.feed_id] = feed
         return Response.json(202, {"feedId": feed.feed_id})
@@ -535,7 +534,7 @@ class AmazonSandbox(SandboxPlatform):
         """Move a feed along; on completion apply it and write its report."""
         if feed.status in ("DONE", "FATAL", "CANCELLED"):
             return
-        if time.monotonic() < feed.ready_at:
+        if self.clock() < feed.ready_at:
             feed.status = "IN_PROGRESS"
             return
         report, fatal = self._process(feed)

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from .clock import Clock
 from .http import JsonDict
 
 
@@ -23,9 +24,10 @@ class Faults:
     throttle: float = 0.0  # share answered as over the rate limit (the platform's 429/THROTTLED)
     item_failure: float = 0.0
     fail_skus: set[str] = field(default_factory=set)  # always fail these items
-    outage_until: float = 0.0  # time.monotonic() deadline
+    outage_until: float = 0.0  # deadline on ``clock``
     endpoints: set[str] = field(default_factory=set)  # empty: every endpoint
     seed: int | None = None
+    clock: Clock = field(default=time.monotonic, repr=False, compare=False)
     _rng: random.Random = field(default_factory=random.Random, repr=False)
 
     FIELDS: ClassVar[tuple[str, ...]] = (
@@ -62,7 +64,7 @@ class Faults:
         if "endpoints" in spec:
             self.endpoints = {str(e) for e in spec["endpoints"]}
         if "outage_seconds" in spec:
-            self.outage_until = time.monotonic() + float(spec["outage_seconds"])
+            self.outage_until = self.clock() + float(spec["outage_seconds"])
         if "seed" in spec:
             self.seed = None if spec["seed"] is None else int(spec["seed"])
             self._rng = random.Random(self.seed)  # noqa: S311 - fault dice, not crypto
@@ -84,7 +86,7 @@ class Faults:
         return share > 0.0 and (share >= 1.0 or self._rng.random() < share)
 
     def in_outage(self) -> bool:
-        return time.monotonic() < self.outage_until
+        return self.clock() < self.outage_until
 
     def item_fails(self, sku: str) -> bool:
         """Whether one item of a batch should fail (partial batch failure)."""
@@ -100,6 +102,6 @@ class Faults:
             "throttle": self.throttle,
             "item_failure": self.item_failure,
             "fail_skus": sorted(self.fail_skus),
-            "outage_remaining": max(0.0, round(self.outage_until - time.monotonic(), 3)),
+            "outage_remaining": max(0.0, round(self.outage_until - self.clock(), 3)),
             "endpoints": sorted(self.endpoints),
         }

@@ -63,20 +63,24 @@ Shared state per platform
   :class:`TokenBucket` (rate/burst) and :class:`CostBucket` (Shopify-style
   leaky bucket of query cost) are the primitives.
 * ``next_id()``: a per-platform increasing integer for new ids.
+* ``clock`` (:data:`~sandbox.clock.Clock`): the monotonic time every deadline
+  above reads; ``time.monotonic`` unless a test passes a fake one.
 
 Timeouts are simulated by a :class:`Response` with ``delay`` set: the HTTP layer
-waits that long before answering, past the client's read timeout; the request
-has no effect (a write that timed out is not applied).
+waits that long on the clock before answering, past the client's read timeout;
+the request has no effect (a write that timed out is not applied).
 """
 
 from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
+from .clock import Clock
 from .counters import Counters
 from .faults import Faults
 from .http import (
@@ -116,12 +120,15 @@ class SandboxPlatform:
         *,
         limits: Mapping[str, Mapping[str, float]] | None = None,
         on_change: Callable[[], None] | None = None,
+        clock: Clock = time.monotonic,
     ) -> None:
+        # Set first: set_limits() below builds buckets (and subclasses' limiters) on it.
+        self.clock = clock
         self.lock = threading.RLock()
         self.catalog = Catalog(self.lock)
         self.orders = OrderStore(self.lock)
-        self.counters = Counters()
-        self.faults = Faults()
+        self.counters = Counters(clock)
+        self.faults = Faults(clock=clock)
         self.credentials: dict[str, str] = dict(self.default_credentials)
         self.webhook_target: WebhookTarget | None = None
         self.deliveries: list[WebhookDelivery] = []
@@ -267,7 +274,7 @@ class SandboxPlatform:
                 self.limits[key] = merged
             # Built now, full, so a client created after this call never runs ahead.
             self._buckets = {
-                key: TokenBucket(spec["rate"], spec.get("burst", spec["rate"]))
+                key: TokenBucket(spec["rate"], spec.get("burst", spec["rate"]), self.clock)
                 for key, spec in self.limits.items()
                 if "rate" in spec
             }
@@ -297,7 +304,7 @@ class SandboxPlatform:
                 return None
             if key not in self._buckets:
                 burst = spec.get("burst", spec["rate"])
-                self._buckets[key] = TokenBucket(spec["rate"], burst)
+                self._buckets[key] = TokenBucket(spec["rate"], burst, self.clock)
             return self._buckets[key]
 
     # ---- ids, seeding, values

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
+
+from .clock import Clock
 
 
 class TokenBucket:
     """Classic token bucket: ``burst`` tokens, refilled at ``rate`` per second."""
 
-    def __init__(
-        self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, rate: float, burst: float, clock: Clock = time.monotonic) -> None:
         self.rate = float(rate)
         self.burst = float(burst)
         self._clock = clock
@@ -60,7 +59,7 @@ class CostBucket:
         self,
         maximum: float,
         restore_rate: float,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = time.monotonic,
     ) -> None:
         self.maximum = float(maximum)
         self.restore_rate = float(restore_rate)

@@ -132,7 +132,9 @@ class ShopifySandbox(SandboxPlatform):
 
     def on_limits_changed(self) -> None:
         spec = self.limits.get("cost", {})
-        self._cost_bucket = CostBucket(spec.get("maximum", 1000.0), spec.get("restore_rate", 100.0))
+        self._cost_bucket = CostBucket(
+            spec.get("maximum", 1000.0), spec.get("restore_rate", 100.0), self.clock
+        )
 
     def drain_limits(self) -> None:
         """Empty the cost bucket (the bench measures steady state this way)."""

@@ -38,6 +38,9 @@ class FakeClock:
     def __call__(self) -> float:
         return self.now
 
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
 
 def shopify_config(base_url: str, **overrides: Any) -> ChannelConfig:
     values: dict[str, Any] = {
