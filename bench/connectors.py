@@ -62,8 +62,9 @@ from channels_app.connectors.base import (
 )
 from channels_app.connectors.errors import FailureKind
 from channels_app.connectors.registry import connector_class
-from channels_app.sandbox.core import ID_KEYS, SandboxPlatform
-from channels_app.sandbox.server import RunningSandbox, start_sandbox
+from sandbox.platform import SandboxPlatform
+from sandbox.server import RunningSandbox, start_sandbox
+from sandbox.store import ID_KEYS
 
 SHOPIFY_COST_PER_CALL = 10.0
 MAX_RETRY_WAIT = 10.0

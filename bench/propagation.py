@@ -293,7 +293,7 @@ def burst_floor(
     """Seconds each channel needs at least for a price change of every SKU: the calls at
     the connector's largest batch over the documented limit (capacity at start, refill)."""
     from channels_app.connectors.registry import connector_class
-    from channels_app.sandbox.amazon import AmazonSandbox
+    from sandbox.amazon import AmazonSandbox
 
     def sizes() -> list[int]:  # variants per product
         full, rest = divmod(skus, per_product)

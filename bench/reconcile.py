@@ -352,8 +352,8 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     django.setup()
     from django.core.management import call_command
 
-    from channels_app.sandbox.server import start_sandbox
     from channels_app.sync import reconcile
+    from sandbox.server import start_sandbox
 
     call_command("migrate", verbosity=0)
     emit(machine_noise())

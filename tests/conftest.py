@@ -2,8 +2,16 @@ import pytest
 
 from tests import factories
 
-# Fixtures shared across folders (a test module never imports another's fixtures).
-pytest_plugins = ["tests.plugins.tasks", "tests.plugins.alerts"]
+# Shared fixtures by name, without importing them into test modules. pytest
+# accepts pytest_plugins only here, in the top-level conftest.
+pytest_plugins = [
+    "tests.plugins.tasks",
+    "tests.plugins.alerts",
+    "tests.plugins.sandbox",
+]
+# Asserts in the shared helpers report like a test's (pytest rewrites only what
+# it is told about, and only if told before the first import).
+pytest.register_assert_rewrite("tests.support")
 
 
 @pytest.fixture(autouse=True)

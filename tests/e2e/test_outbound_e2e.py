@@ -12,41 +12,18 @@ import pytest
 
 from channels_app.dispatch import sweep_due_channels
 from channels_app.models import Channel, ChannelListing, SyncMarker
-from channels_app.selectors import channel_atp_bulk, channel_price_bulk
 from channels_app.sync.markers import listings_mark_dirty
 from inventory import services
 from inventory.models import Location, Variant
 from synclog.models import SyncLogEntry
-
-from .conftest import build_catalog, control, wait_until_drained
+from tests.support.e2e import (
+    assert_every_channel_matches,
+    build_catalog,
+    control,
+    wait_until_drained,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def assert_every_channel_matches(sandbox) -> int:
-    """Every channel shows pimsync's price and ATP for every SKU; returns SKUs compared."""
-    compared = 0
-    for channel in Channel.objects.all():
-        listings = list(ChannelListing.objects.filter(channel=channel).select_related("variant"))
-        ids = [lst.variant_id for lst in listings]
-        prices = channel_price_bulk(channel=channel, variant_ids=ids)
-        atp = channel_atp_bulk(channel=channel, variant_ids=ids)
-        live = control(sandbox, "GET", f"values/{channel.platform}")
-        mismatches = [
-            (
-                lst.channel_sku,
-                str(prices[lst.variant_id]),
-                atp[lst.variant_id],
-                live[lst.channel_sku]["price"],
-                live[lst.channel_sku]["quantity"],
-            )
-            for lst in listings
-            if Decimal(live[lst.channel_sku]["price"]) != prices[lst.variant_id]
-            or int(live[lst.channel_sku]["quantity"]) != atp[lst.variant_id]
-        ]
-        assert mismatches == [], f"{channel.platform}: {mismatches[:5]}"
-        compared += len(listings)
-    return compared
 
 
 def random_changes(n: int, rng: random.Random) -> None:

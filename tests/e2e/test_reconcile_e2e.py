@@ -15,9 +15,12 @@ from channels_app.dispatch import sweep_due_channels
 from channels_app.models import Channel, ChannelListing
 from channels_app.sync.markers import listings_mark_dirty
 from synclog.models import Alert, DriftFinding, ReconciliationRun
-
-from .conftest import build_catalog, control, wait_until_drained
-from .test_outbound_e2e import assert_every_channel_matches
+from tests.support.e2e import (
+    assert_every_channel_matches,
+    build_catalog,
+    control,
+    wait_until_drained,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 EDITS = 50

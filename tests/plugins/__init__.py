@@ -1,0 +1,1 @@
+"""Fixture plugins shared across test folders, registered in tests/conftest.py."""

@@ -1,0 +1,1 @@
+"""Plain helpers shared by test modules (imported normally; no fixtures here)."""

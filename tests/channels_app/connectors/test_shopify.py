@@ -19,17 +19,8 @@ from channels_app.connectors.base import ListingRef, PriceUpdate, QuantityUpdate
 from channels_app.connectors.errors import FailureKind
 from channels_app.connectors.registry import get_connector
 from channels_app.connectors.shopify import ORDERS_PAGE_MAX, ShopifyConnector
-from channels_app.sandbox.server import start_sandbox
-from tests.channels_app.sandbox_fixtures import (
-    WEBHOOK_SECRET,
-    control,
-    sandbox,
-    seed_listings,
-    shopify_config,
-    webhook_receiver,
-)
-
-__all__ = ["sandbox", "webhook_receiver"]  # fixtures used by name below
+from sandbox.server import start_sandbox
+from tests.support.sandbox import WEBHOOK_SECRET, control, seed_listings, shopify_config
 
 BASE = "https://pimsync-test.myshopify.com"
 ENDPOINT = f"{BASE}/admin/api/2026-01/graphql.json"

@@ -20,19 +20,15 @@ from channels_app.connectors.base import ListingRef, PriceUpdate, QuantityUpdate
 from channels_app.connectors.errors import FailureKind
 from channels_app.connectors.registry import get_connector
 from channels_app.connectors.woocommerce import WooCommerceConnector
-from channels_app.sandbox.server import start_sandbox
-from tests.channels_app.sandbox_fixtures import (
+from sandbox.server import start_sandbox
+from tests.support.sandbox import (
     WEBHOOK_SECRET,
     WOO_KEY,
     WOO_SECRET,
     control,
-    sandbox,
     seed_listings,
-    webhook_receiver,
     woocommerce_config,
 )
-
-__all__ = ["sandbox", "webhook_receiver"]  # fixtures used by name below
 
 BASE = "https://shop.example.test"
 API = f"{BASE}/wp-json/wc/v3"

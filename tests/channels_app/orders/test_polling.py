@@ -12,20 +12,11 @@ from channels_app import dispatch
 from channels_app.connectors.http import encode_page_cursor
 from channels_app.models import ChannelOrder, ChannelSyncState, InboundEvent
 from channels_app.orders.polling import channel_poll, channels_poll_due, poll_start_cursor
-from channels_app.sandbox.server import RunningSandbox
 from channels_app.tasks import channel_poll_task
 from inventory import services
 from inventory.models import StockLevel
-from tests.channels_app.sandbox_fixtures import (
-    SHOPIFY_LOCATION,
-    SHOPIFY_TOKEN,
-    WOO_KEY,
-    WOO_SECRET,
-    control,
-    sandbox,
-)
-
-__all__ = ["sandbox"]  # fixture used by name below
+from sandbox.server import RunningSandbox
+from tests.support.sandbox import SHOPIFY_LOCATION, SHOPIFY_TOKEN, WOO_KEY, WOO_SECRET, control
 
 SKU = "POLL-1"
 CONNECTION = {

@@ -20,7 +20,7 @@ from channels_app.orders.events import inbound_event_process, inbound_sweep
 from channels_app.orders.webhooks import webhook_receive
 from inventory.models import StockLevel
 from synclog.models import Alert
-from tests.channels_app.sandbox_fixtures import control, sandbox, webhook_receiver
+from tests.support.sandbox import control
 from tests.support.webhooks import (
     SECRET,
     deliver,
@@ -30,8 +30,6 @@ from tests.support.webhooks import (
     woo_headers,
     woo_order,
 )
-
-__all__ = ["sandbox", "webhook_receiver"]  # fixtures used by name below
 
 # Fixed vector: base64(HMAC-SHA256(key="hush", msg=b'{"id":1}')), also checked with
 # `printf '{"id":1}' | openssl dgst -sha256 -hmac hush -binary | base64`.

@@ -5,32 +5,24 @@ API standing in for a person editing values in the channel's console."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
 
 from channels_app.models import Channel, ChannelListing, ChannelLocation, SyncMarker
-from channels_app.sandbox.server import RunningSandbox, start_sandbox
 from channels_app.selectors import channel_atp_bulk, channel_price_bulk
 from channels_app.sync import engine
 from channels_app.sync.reconcile import channel_reconcile
 from inventory import services
 from inventory.models import Location, Product, Variant
 from pimsync.demo import SANDBOX_CHANNELS, listing_ids
+from sandbox.server import RunningSandbox
 from synclog.models import Alert, DriftFinding, ReconciliationRun
-from tests.channels_app.sandbox_fixtures import control
+from tests.support.sandbox import control
 
 pytestmark = pytest.mark.django_db(transaction=True)
 N_VARIANTS = 120
 N_CHANGES = 50
-
-
-@pytest.fixture
-def sandbox() -> Iterator[RunningSandbox]:
-    running = start_sandbox(scale_limits=1000)
-    yield running
-    running.stop()
 
 
 def catalog_in_sync(sandbox: RunningSandbox, platform: str) -> Channel:

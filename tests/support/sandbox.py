@@ -1,9 +1,8 @@
-"""Shared sandbox fixtures and helpers for connector and sandbox tests.
+"""Helpers for tests that talk to the channel sandbox: credentials it accepts,
+connector configs pointing at it, its control API, and a clock to drive it.
 
-Import what a test module needs, e.g.
-``from tests.channels_app.sandbox_fixtures import sandbox, webhook_receiver``.
-The sandbox runs in-process on an ephemeral loopback port with every rate
-limit raised 1000x, except where a test builds its own with the defaults.
+The fixtures (``sandbox``, ``webhook_receiver``) live in tests/plugins/sandbox.py
+and reach every test by name.
 """
 
 from __future__ import annotations
@@ -12,28 +11,35 @@ import json
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import pytest
+import requests
 
 from channels_app.connectors.base import ChannelConfig, ListingRef
-from channels_app.sandbox.core import ID_KEYS, SandboxPlatform
-from channels_app.sandbox.server import RunningSandbox, start_sandbox
+from sandbox.platform import SandboxPlatform
+from sandbox.store import ID_KEYS
 
 SHOPIFY_TOKEN = "shpat_sandbox"
 SHOPIFY_LOCATION = "gid://shopify/Location/1"
 WOO_KEY, WOO_SECRET = "ck_sandbox", "cs_sandbox"
 WEBHOOK_SECRET = "whsec-test-secret"
 
+GRAPHQL = "/shopify/admin/api/2026-01/graphql.json"
 
-@pytest.fixture
-def sandbox() -> Iterator[RunningSandbox]:
-    running = start_sandbox(scale_limits=1000)
-    yield running
-    running.stop()
+
+class FakeClock:
+    """A monotonic clock that moves only when a test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def shopify_config(base_url: str, **overrides: Any) -> ChannelConfig:
@@ -87,6 +93,29 @@ def control(base_url: str, method: str, path: str, body: Any = None) -> tuple[in
         return exc.code, json.loads(exc.read() or b"null")
 
 
+def graphql(
+    base_url: str, query: str, variables: dict[str, Any] | None = None
+) -> requests.Response:
+    """One Shopify Admin GraphQL call to the sandbox with the accepted token."""
+    return requests.post(
+        base_url + GRAPHQL,
+        json={"query": query, "variables": variables or {}},
+        headers={"X-Shopify-Access-Token": SHOPIFY_TOKEN},
+        timeout=5,
+    )
+
+
+def woo(base_url: str, method: str, path: str, **kwargs: Any) -> requests.Response:
+    """One WooCommerce REST v3 call to the sandbox with the accepted keys."""
+    return requests.request(
+        method,
+        f"{base_url}/woocommerce/wp-json/wc/v3/{path}",
+        auth=(WOO_KEY, WOO_SECRET),
+        timeout=5,
+        **kwargs,
+    )
+
+
 @dataclass
 class Received:
     headers: dict[str, str]
@@ -101,31 +130,3 @@ class WebhookReceiver:
     received: list[Received] = field(default_factory=list)
     status: int = 200
     arrived: threading.Event = field(default_factory=threading.Event)
-
-
-@pytest.fixture
-def webhook_receiver() -> Iterator[WebhookReceiver]:
-    receiver = WebhookReceiver(url="")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length)
-            receiver.received.append(Received(dict(self.headers.items()), body))
-            receiver.arrived.set()
-            self.send_response(receiver.status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/webhooks/test/"
-    yield receiver
-    server.shutdown()
-    server.server_close()

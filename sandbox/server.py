@@ -1,7 +1,7 @@
 """HTTP server of the channel sandbox: platform dispatch and the /_control/ API.
 
 ``/shopify/...``, ``/woocommerce/...``, ``/ebay/...``, ``/amazon/...`` go to the
-platform objects (see ``core.py``); ``/_control/...`` lets a test, the demo or a
+platform objects (see ``platform.py``); ``/_control/...`` lets a test, the demo or a
 person seed the catalog, edit values, create orders (delivered as signed
 webhooks), inject faults and change rate limits. docs/sandbox.md lists it all.
 
@@ -12,7 +12,10 @@ Start it in-process (tests)::
     sandbox.platform("shopify").catalog.get("SKU-1")
     sandbox.stop()
 
-or from the command line with ``python manage.py run_sandbox --port 8700``.
+``start_sandbox(clock=fake)`` runs every deadline (rate limits, outages, the held
+answer of a simulated timeout) on ``fake`` instead of ``time.monotonic``.
+
+From the command line: ``python manage.py run_sandbox --port 8700``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import re
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -33,29 +37,29 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from .core import (
-    ApiError,
-    JsonDict,
-    Request,
-    Response,
-    SandboxPlatform,
-    WebhookTarget,
-    to_decimal,
-)
+from .clock import Clock
+from .http import ApiError, JsonDict, Request, Response, to_decimal
+from .platform import SandboxPlatform
+from .webhooks import WebhookTarget
 
 logger = logging.getLogger(__name__)
 
 # Imported lazily so one unfinished platform module never stops the others.
 PLATFORM_CLASSES: dict[str, str] = {
-    "shopify": "channels_app.sandbox.shopify:ShopifySandbox",
-    "woocommerce": "channels_app.sandbox.woocommerce:WooCommerceSandbox",
-    "ebay": "channels_app.sandbox.ebay:EbaySandbox",
-    "amazon": "channels_app.sandbox.amazon:AmazonSandbox",
+    "shopify": "sandbox.shopify:ShopifySandbox",
+    "woocommerce": "sandbox.woocommerce:WooCommerceSandbox",
+    "ebay": "sandbox.ebay:EbaySandbox",
+    "amazon": "sandbox.amazon:AmazonSandbox",
 }
 
 ACTION_EVENTS = {"pay": "paid", "cancel": "cancelled", "fulfil": "fulfilled", "refund": "refunded"}
 
 ControlHandler = Callable[[Request, "re.Match[str]"], Response]
+
+# How often a held answer reads the clock again: a fake clock a test advances by
+# hand is seen within this much real time. On time.monotonic the last slice ends
+# at the deadline, so the answer goes out when it always did.
+HOLD_SLICE_SECONDS = 0.05
 
 
 def load_platform_class(dotted: str) -> type[SandboxPlatform]:
@@ -80,8 +84,10 @@ class SandboxApp:
         limits: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
         scale_limits: float | None = None,
         state_file: str | Path | None = None,
+        clock: Clock = time.monotonic,
     ) -> None:
         self.state_file = Path(state_file) if state_file else None
+        self.clock = clock
         self.platforms: dict[str, SandboxPlatform] = {}
         self.missing: dict[str, str] = {}
         self._dirty = threading.Event()
@@ -92,7 +98,7 @@ class SandboxApp:
                 self.missing[name] = f"{type(exc).__name__}: {exc}"
                 logger.warning("sandbox platform %s unavailable: %s", name, exc)
                 continue
-            platform = cls(limits=(limits or {}).get(name), on_change=self._dirty.set)
+            platform = cls(limits=(limits or {}).get(name), on_change=self._dirty.set, clock=clock)
             if scale_limits:
                 platform.scale_limits(scale_limits)
             self.platforms[name] = platform
@@ -394,7 +400,7 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # a sandbox bug must look like a 500, not a dead socket
             logger.exception("sandbox handler crashed")
             response = Response.json(500, {"error": f"sandbox crash: {exc}"})
-        if response.delay and self.server.stopping.wait(response.delay):
+        if response.delay and self.server.hold(response.delay):
             self.close_connection = True
             return
         self._write(response)
@@ -424,7 +430,36 @@ class SandboxHTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], app: SandboxApp) -> None:
         self.app = app
         self.stopping = threading.Event()
+        self._held = 0
+        self._held_changed = threading.Condition()
         super().__init__(address, _Handler)
+
+    def hold(self, seconds: float) -> bool:
+        """Wait ``seconds`` on the app's clock before an answer; True if the server stops."""
+        clock = self.app.clock
+        deadline = clock() + seconds
+        self._count_held(+1)
+        try:
+            while (remaining := deadline - clock()) > 0:
+                if self.stopping.wait(min(remaining, HOLD_SLICE_SECONDS)):
+                    return True
+            return False
+        finally:
+            self._count_held(-1)
+
+    def _count_held(self, delta: int) -> None:
+        with self._held_changed:
+            self._held += delta
+            self._held_changed.notify_all()
+
+    def wait_held(self, count: int, timeout: float) -> bool:
+        """Wait until ``count`` answers are on hold; False if not so within ``timeout``.
+
+        With it a test sees that a simulated timeout still holds its answer (or
+        has let it go) without measuring how long anything took.
+        """
+        with self._held_changed:
+            return self._held_changed.wait_for(lambda: self._held == count, timeout)
 
 
 @dataclass
@@ -435,6 +470,10 @@ class RunningSandbox:
     app: SandboxApp
     url: str
     threads: list[threading.Thread] = field(default_factory=list)
+
+    @property
+    def clock(self) -> Clock:
+        return self.app.clock
 
     def platform(self, name: str) -> SandboxPlatform:
         return self.app.platforms[name]
@@ -464,10 +503,15 @@ def build_app(
     limits: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
     scale_limits: float | None = None,
     platforms: Mapping[str, str] | None = None,
+    clock: Clock = time.monotonic,
 ) -> SandboxApp:
     """The app with state loaded: --state wins when it exists, else --seed-file."""
     app = SandboxApp(
-        platforms=platforms, limits=limits, scale_limits=scale_limits, state_file=state_file
+        platforms=platforms,
+        limits=limits,
+        scale_limits=scale_limits,
+        state_file=state_file,
+        clock=clock,
     )
     if not app.load_state() and seed_file:
         app.seed_from_file(seed_file)
@@ -484,11 +528,13 @@ def start_sandbox(
     limits: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
     scale_limits: float | None = None,
     platforms: Mapping[str, str] | None = None,
+    clock: Clock = time.monotonic,
 ) -> RunningSandbox:
     """Serve in daemon threads and return at once (port 0 picks a free port).
 
     ``scale_limits`` multiplies every documented rate limit (tests pass e.g.
-    1000); ``limits`` overrides per platform and limit key.
+    1000); ``limits`` overrides per platform and limit key; ``clock`` is the
+    monotonic time every deadline reads (a test passes a fake it advances).
     """
     app = build_app(
         state_file=state_file,
@@ -496,6 +542,7 @@ def start_sandbox(
         limits=limits,
         scale_limits=scale_limits,
         platforms=platforms,
+        clock=clock,
     )
     server = SandboxHTTPServer((host, port), app)
     # A short poll interval makes stop() quick (tests start and stop many sandboxes).

@@ -28,7 +28,7 @@ Choices where eBay documents nothing (say so when you rely on them):
   offer's ``availableQuantity`` are the same number here (real eBay keeps two
   and shows the smaller); an update of either sets it.
 * Injected partial failures answer ``statusCode`` 400 with errorId 25709
-  (invalid value) for that SKU; 5xx/timeouts/401 come from core's faults.
+  (invalid value) for that SKU; 5xx/timeouts/401 come from the shared faults (faults.py).
 * Auth: ``Authorization: Bearer <access_token>`` (``IAF <token>`` on
   Post-Order) must match ``credentials["access_token"]``; else 401 errorId 1001.
 * eBay sends no order webhooks here: pimsync polls ``getOrders``.
@@ -43,17 +43,9 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote, urlencode
 
-from .core import (
-    ApiError,
-    CatalogItem,
-    JsonDict,
-    Request,
-    Response,
-    SandboxOrder,
-    SandboxPlatform,
-    parse_iso,
-    to_decimal,
-)
+from .http import ApiError, JsonDict, Request, Response, parse_iso, to_decimal
+from .platform import SandboxPlatform
+from .store import CatalogItem, SandboxOrder
 
 INVENTORY = "/sell/inventory/v1"
 FULFILLMENT = "/sell/fulfillment/v1"
@@ -61,7 +53,7 @@ MAX_BULK = 25
 MAX_ORDER_LIMIT = 1000
 ORDER_WINDOW = timedelta(days=90)
 FILTER_RE = re.compile(r"^(?P<field>\w+):\[(?P<start>[^\]]*?)\.\.(?P<end>[^\]]*)\]$")
-# eBay errorIds for the generic answers core asks for (error_response codes).
+# eBay errorIds for the generic answers the base class asks for (error_response codes).
 ERROR_IDS = {
     "rate_limited": (2001, "ACCESS", "Too many requests"),
     "unauthorized": (1001, "OAuth", "Invalid access token"),

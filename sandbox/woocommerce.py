@@ -52,21 +52,19 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from .core import (
+from .http import (
     ApiError,
-    CatalogItem,
     JsonDict,
     Request,
     Response,
-    SandboxOrder,
-    SandboxPlatform,
-    WebhookRequest,
-    WebhookTarget,
     hmac_sha256_base64,
     money,
     parse_iso,
     to_decimal,
 )
+from .platform import SandboxPlatform
+from .store import CatalogItem, SandboxOrder
+from .webhooks import WebhookRequest, WebhookTarget
 
 API = r"/wp-json/wc/v3"
 BATCH_LIMIT = 100

@@ -41,7 +41,6 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,18 +49,9 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote
 
-from .core import (
-    ApiError,
-    CatalogItem,
-    JsonDict,
-    Request,
-    Response,
-    SandboxOrder,
-    SandboxPlatform,
-    iso,
-    parse_iso,
-    to_decimal,
-)
+from .http import ApiError, JsonDict, Request, Response, iso, parse_iso, to_decimal
+from .platform import SandboxPlatform
+from .store import CatalogItem, SandboxOrder
 
 LISTINGS = "/listings/2021-08-01/items"
 FEEDS = "/feeds/2021-06-30"
@@ -94,7 +84,7 @@ class _Feed:
     marketplace_ids: list[str]
     document_id: str
     created_at: datetime
-    ready_at: float  # time.monotonic() when processing ends
+    ready_at: float  # when processing ends, on the platform's clock
     status: str = "IN_QUEUE"
     result_document_id: str = ""
     done_at: datetime | None = None
@@ -515,7 +505,7 @@ class AmazonSandbox(SandboxPlatform):
                 marketplace_ids=[str(m) for m in marketplaces],
                 document_id=document_id,
                 created_at=datetime.now(UTC),
-                ready_at=time.monotonic() + self.feed_processing_seconds,
+                ready_at=self.clock() + self.feed_processing_seconds,
             )
             self.feeds[feed.feed_id] = feed
         return Response.json(202, {"feedId": feed.feed_id})
@@ -544,7 +534,7 @@ class AmazonSandbox(SandboxPlatform):
         """Move a feed along; on completion apply it and write its report."""
         if feed.status in ("DONE", "FATAL", "CANCELLED"):
             return
-        if time.monotonic() < feed.ready_at:
+        if self.clock() < feed.ready_at:
             feed.status = "IN_PROGRESS"
             return
         report, fatal = self._process(feed)

@@ -13,12 +13,10 @@ from channels_app.connectors.base import ChannelConfig, ListingRef, PriceUpdate,
 from channels_app.connectors.ebay import EbayConnector
 from channels_app.connectors.errors import FailureKind
 from channels_app.connectors.http import parse_timestamp
-from channels_app.sandbox.amazon import AmazonSandbox
-from channels_app.sandbox.ebay import EbaySandbox
-from channels_app.sandbox.server import RunningSandbox
-from tests.channels_app.sandbox_fixtures import control, sandbox, seed_listings
-
-__all__ = ["sandbox"]  # fixture used by name below
+from sandbox.amazon import AmazonSandbox
+from sandbox.ebay import EbaySandbox
+from sandbox.server import RunningSandbox
+from tests.support.sandbox import control, seed_listings
 
 EBAY_TOKEN = EbaySandbox.default_credentials["access_token"]
 AMAZON_TOKEN = AmazonSandbox.default_credentials["access_token"]

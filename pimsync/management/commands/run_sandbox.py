@@ -2,6 +2,10 @@
 
 Serves the local channel sandbox (Shopify, WooCommerce, eBay, Amazon stand-ins
 and the /_control/ API) on 127.0.0.1 until Ctrl-C. See docs/sandbox.md.
+
+The one module outside tests and bench/ that may import ``sandbox``: Django
+imports a command module only when that command runs, so serving pimsync never
+loads the sandbox.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from channels_app.sandbox.server import serve_forever
+from sandbox.server import serve_forever
 
 
 class Command(BaseCommand):

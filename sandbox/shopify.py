@@ -46,24 +46,21 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from .core import (
+from .http import (
     ApiError,
-    CatalogItem,
-    CostBucket,
-    CostStatus,
     JsonDict,
     Request,
     Response,
-    SandboxOrder,
-    SandboxPlatform,
-    WebhookRequest,
-    WebhookTarget,
     hmac_sha256_base64,
     iso,
     money,
     parse_iso,
     to_decimal,
 )
+from .platform import SandboxPlatform
+from .ratelimit import CostBucket, CostStatus
+from .store import CatalogItem, SandboxOrder
+from .webhooks import WebhookRequest, WebhookTarget
 
 API_VERSION = "2026-01"
 SHOP_DOMAIN = "pimsync-sandbox.myshopify.com"
@@ -135,7 +132,9 @@ class ShopifySandbox(SandboxPlatform):
 
     def on_limits_changed(self) -> None:
         spec = self.limits.get("cost", {})
-        self._cost_bucket = CostBucket(spec.get("maximum", 1000.0), spec.get("restore_rate", 100.0))
+        self._cost_bucket = CostBucket(
+            spec.get("maximum", 1000.0), spec.get("restore_rate", 100.0), self.clock
+        )
 
     def drain_limits(self) -> None:
         """Empty the cost bucket (the bench measures steady state this way)."""

@@ -1,0 +1,14 @@
+"""Local stand-ins for the channel APIs (dev and test tooling only).
+
+Standard library only: importable without Django or its settings. Production
+code never imports this package; ``python manage.py run_sandbox`` (in
+``pimsync``) serves it, tests and bench/ start it in-process.
+
+* ``platform.py``: :class:`~sandbox.platform.SandboxPlatform`, the interface a
+  platform module implements; ``shopify.py``, ``woocommerce.py``, ``ebay.py``,
+  ``amazon.py`` implement it.
+* ``server.py``: the HTTP server and the ``/_control/`` API (see docs/sandbox.md).
+* What a platform is built from: ``http.py`` (requests, responses, routes, wire
+  formats), ``store.py`` (catalog and orders), ``ratelimit.py``, ``faults.py``,
+  ``counters.py``, ``webhooks.py`` and ``clock.py`` (the time every deadline reads).
+"""

@@ -1,0 +1,544 @@
+"""The base class every platform module builds on: :class:`SandboxPlatform`.
+
+``server.py`` owns the HTTP server and the ``/_control/`` API; each platform
+module (``shopify.py``, ``woocommerce.py``, ``ebay.py``, ``amazon.py``) defines
+ONE subclass of :class:`SandboxPlatform` that speaks that platform's wire format.
+
+Interface a platform module implements
+--------------------------------------
+::
+
+    class EbaySandbox(SandboxPlatform):
+        name = "ebay"                       # URL prefix: /ebay/...
+        default_limits = {"default": {"rate": 5.0, "burst": 5.0}}   # documented values
+        default_credentials = {"token": "sandbox-ebay-token"}
+
+        def register_routes(self) -> None:      # called once from __init__
+            self.add_route("POST", r"/sell/inventory/v1/bulk_update_price_quantity",
+                           self.bulk_update, name="bulkUpdatePriceQuantity",
+                           limit_key="default")   # limit_key=None: not rate limited
+
+        def bulk_update(self, request: Request) -> Response:
+            body = request.json()               # raises ApiError(400) on bad JSON
+            with self.lock:                     # one RLock guards catalog + orders
+                item = self.catalog.get("SKU-1")
+                if self.faults.item_fails(item.sku):       # partial batch failure
+                    ...                                     # platform's per-item error
+                self.catalog.set_values(item.sku, price=Decimal("9.99"), quantity=3)
+                self.counters.count_items("price", 1)
+            return Response.json(200, {...})
+
+    Optional overrides (all have working defaults):
+      check_auth(request) -> Response | None     # default: accept everything
+      error_response(status, code, message) -> Response   # platform's error JSON shape
+      rate_limited_response(wait_seconds, request) -> Response  # default 429 + Retry-After
+      admit(request, route) -> Response | None    # default: token bucket per route.limit_key
+      assign_ids(sku, ids, group) -> dict[str,str]   # ids for a seeded item missing them
+      render_order(order) -> dict                 # the platform's order JSON
+      webhook_request(order, event, target) -> WebhookRequest | None   # None = no HTTP webhooks
+      dump_extra() / load_extra(state)            # extra state to persist
+
+The base class's :meth:`SandboxPlatform.handle` runs, in order: call counting,
+outage (503), injected 401 / 5xx / timeout faults, ``check_auth``, ``admit``
+(rate limits) and then the route handler. A handler may raise :class:`ApiError`
+carrying a ready :class:`Response` to stop early.
+
+Shared state per platform
+-------------------------
+* ``catalog`` (:class:`Catalog`): sku -> :class:`CatalogItem` (ids dict whose
+  keys mirror ``ListingRef``: product_id, variant_id, inventory_item_id,
+  offer_id, listing_sku; price; quantity; compare_at_price).
+  Look-ups by id: ``catalog.find_by_id("variant_id", "gid://...")``.
+* ``orders`` (:class:`OrderStore`): :class:`SandboxOrder` with lines and a
+  normalised status (pending | paid | cancelled | fulfilled | refunded);
+  ``orders.updated_since(dt)`` sorted by (updated_at, id). Use
+  ``self.order_transition(order_id, "cancel" | "pay" | "fulfil" | "refund")`` so
+  stock and webhooks follow the same rules as the control API.
+* ``counters`` (:class:`Counters`): calls, per-endpoint counts, rate-limited
+  answers, faults given, items written, max observed calls in any 1 s window.
+* ``faults`` (:class:`Faults`): shares of 5xx / timeouts / 401, partial batch
+  failures (``item_fails(sku)``), outage for N seconds, optional endpoint filter.
+* ``limits``: ``{limit_key: {"rate": r, "burst": b, ...}}``; the documented
+  values are the defaults, tests raise them (``set_limits`` / ``scale_limits``).
+  :class:`TokenBucket` (rate/burst) and :class:`CostBucket` (Shopify-style
+  leaky bucket of query cost) are the primitives.
+* ``next_id()``: a per-platform increasing integer for new ids.
+* ``clock`` (:data:`~sandbox.clock.Clock`): the monotonic time every deadline
+  above reads; ``time.monotonic`` unless a test passes a fake one.
+
+Timeouts are simulated by a :class:`Response` with ``delay`` set: the HTTP layer
+waits that long on the clock before answering, past the client's read timeout;
+the request has no effect (a write that timed out is not applied).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+from .clock import Clock
+from .counters import Counters
+from .faults import Faults
+from .http import (
+    ApiError,
+    Handler,
+    JsonDict,
+    Request,
+    Response,
+    Route,
+    parse_iso,
+    to_decimal,
+    utcnow,
+)
+from .ratelimit import TokenBucket
+from .store import (
+    ID_KEYS,
+    ORDER_TRANSITIONS,
+    Catalog,
+    CatalogItem,
+    OrderLine,
+    OrderStore,
+    SandboxOrder,
+)
+from .webhooks import WebhookDelivery, WebhookRequest, WebhookTarget, post_webhook
+
+
+class SandboxPlatform:
+    """Base class of one platform's stand-in API. See the module docstring."""
+
+    name: ClassVar[str] = ""
+    # {limit_key: {"rate": per second, "burst": tokens}} with the documented values.
+    default_limits: ClassVar[Mapping[str, Mapping[str, float]]] = {}
+    default_credentials: ClassVar[Mapping[str, str]] = {}
+
+    def __init__(
+        self,
+        *,
+        limits: Mapping[str, Mapping[str, float]] | None = None,
+        on_change: Callable[[], None] | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        # Set first: set_limits() below builds buckets (and subclasses' limiters) on it.
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.catalog = Catalog(self.lock)
+        self.orders = OrderStore(self.lock)
+        self.counters = Counters(clock)
+        self.faults = Faults(clock=clock)
+        self.credentials: dict[str, str] = dict(self.default_credentials)
+        self.webhook_target: WebhookTarget | None = None
+        self.deliveries: list[WebhookDelivery] = []
+        self.routes: list[Route] = []
+        self.limits: dict[str, dict[str, float]] = {}
+        self._buckets: dict[str, TokenBucket] = {}
+        self._next_id = 1000
+        self._last_stamp = datetime.min.replace(tzinfo=UTC)
+        self._on_change = on_change
+        self.set_limits(self.default_limits, replace=True)
+        if limits:
+            self.set_limits(limits)
+        self.register_routes()
+
+    # ---- routing
+
+    def register_routes(self) -> None:
+        """Subclasses add their routes here with :meth:`add_route`."""
+
+    def add_route(
+        self,
+        method: str,
+        pattern: str,
+        handler: Handler,
+        *,
+        name: str,
+        limit_key: str | None = "default",
+    ) -> None:
+        self.routes.append(Route(method.upper(), re.compile(pattern), handler, name, limit_key))
+
+    def match(self, request: Request) -> Route | None:
+        for route in self.routes:
+            found = route.pattern.fullmatch(request.path)
+            if found and route.method == request.method:
+                request.params = {k: v for k, v in found.groupdict().items() if v is not None}
+                request.route_name = route.name
+                return route
+        return None
+
+    def handle(self, request: Request) -> Response:
+        """Answer one API request (faults, auth, rate limit, then the handler)."""
+        route = self.match(request)
+        if route is None:
+            message = f"no route {request.method} {request.path}"
+            return self.error_response(404, "not_found", message)
+        self.counters.record_call(route.name)
+        early = self._injected_fault(route, request)
+        if early is not None:
+            return early
+        try:
+            denied = self.check_auth(request)
+            if denied is not None:
+                return denied
+            limited = self.admit(request, route)
+            if limited is not None:
+                self.counters.record_rate_limited()
+                return limited
+            response = route.handler(request)
+        except ApiError as exc:
+            return exc.response
+        if request.method != "GET":
+            self.changed()
+        return response
+
+    def _injected_fault(self, route: Route, request: Request) -> Response | None:
+        faults = self.faults
+        if faults.in_outage():
+            self.counters.record_fault("outage")
+            return self.error_response(503, "outage", "service unavailable (sandbox outage)")
+        if not faults.applies_to(route.name):
+            return None
+        if faults.roll(faults.auth):
+            self.counters.record_fault("auth")
+            return self.error_response(401, "unauthorized", "invalid credentials (injected)")
+        if faults.roll(faults.error_5xx):
+            self.counters.record_fault("5xx")
+            status = faults.error_status
+            return self.error_response(status, "server_error", "internal error (injected)")
+        if faults.roll(faults.throttle):
+            # Counted as a fault, not in rate_limited: that counter is for real overruns.
+            self.counters.record_fault("throttle")
+            return self.rate_limited_response(1.0, request)
+        if faults.roll(faults.timeout):
+            self.counters.record_fault("timeout")
+            slow = self.error_response(504, "timeout", "gateway timeout (injected)")
+            slow.delay = faults.timeout_seconds
+            return slow
+        return None
+
+    # ---- overridable hooks
+
+    def check_auth(self, request: Request) -> Response | None:
+        """None when the request is authenticated, else the platform's 401."""
+        return None
+
+    def error_response(self, status: int, code: str, message: str) -> Response:
+        return Response.json(status, {"error": {"code": code, "message": message}})
+
+    def rate_limited_response(self, wait_seconds: float, request: Request) -> Response:
+        response = self.error_response(429, "rate_limited", "too many requests")
+        response.headers["Retry-After"] = str(max(1, int(wait_seconds + 0.999)))
+        return response
+
+    def admit(self, request: Request, route: Route) -> Response | None:
+        """Default: one token from the bucket named by ``route.limit_key``."""
+        bucket = self.bucket(route.limit_key) if route.limit_key else None
+        if bucket is None:
+            return None
+        wait = bucket.try_take(1.0)
+        return None if wait == 0.0 else self.rate_limited_response(wait, request)
+
+    def assign_ids(self, sku: str, ids: Mapping[str, str], group: str) -> dict[str, str]:
+        """Fill the ids a seeded item lacks; default: a numeric variant id."""
+        result = dict(ids)
+        result.setdefault("variant_id", str(self.next_id()))
+        return result
+
+    def render_order(self, order: SandboxOrder) -> JsonDict:
+        return order.to_state()
+
+    def webhook_request(
+        self, order: SandboxOrder, event: str, target: WebhookTarget
+    ) -> WebhookRequest | None:
+        """The signed HTTP delivery for an order event, or None (no HTTP webhooks)."""
+        return None
+
+    def dump_extra(self) -> JsonDict:
+        return {}
+
+    def load_extra(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`dump_extra` wrote."""
+
+    # ---- limits
+
+    def set_limits(
+        self, limits: Mapping[str, Mapping[str, float]], *, replace: bool = False
+    ) -> None:
+        with self.lock:
+            if replace:
+                self.limits = {}
+            for key, values in limits.items():
+                merged = {**self.limits.get(key, {}), **{k: float(v) for k, v in values.items()}}
+                self.limits[key] = merged
+            # Built now, full, so a client created after this call never runs ahead.
+            self._buckets = {
+                key: TokenBucket(spec["rate"], spec.get("burst", spec["rate"]), self.clock)
+                for key, spec in self.limits.items()
+                if "rate" in spec
+            }
+            self.on_limits_changed()
+
+    def scale_limits(self, factor: float) -> None:
+        """Multiply every rate/burst/maximum (tests raise limits this way)."""
+        scaled = {
+            key: {k: v * factor for k, v in values.items()} for key, values in self.limits.items()
+        }
+        self.set_limits(scaled, replace=True)
+
+    def drain_limits(self) -> None:
+        """Empty every rate-limit bucket, so a measurement starts in steady state."""
+        for key in list(self.limits):
+            bucket = self.bucket(key)
+            if bucket is not None:
+                bucket.try_take(bucket.available())
+
+    def on_limits_changed(self) -> None:
+        """Subclasses rebuild custom limiters (e.g. a CostBucket) here."""
+
+    def bucket(self, key: str) -> TokenBucket | None:
+        with self.lock:
+            spec = self.limits.get(key)
+            if not spec or "rate" not in spec:
+                return None
+            if key not in self._buckets:
+                burst = spec.get("burst", spec["rate"])
+                self._buckets[key] = TokenBucket(spec["rate"], burst, self.clock)
+            return self._buckets[key]
+
+    # ---- ids, seeding, values
+
+    def next_id(self) -> int:
+        with self.lock:
+            self._next_id += 1
+            return self._next_id
+
+    def _reserve_ids(self, values: Iterable[str]) -> None:
+        """Keep next_id() above ids a seed brings, so generated ids never collide."""
+        for value in values:
+            digits = re.search(r"(\d+)$", value)
+            if digits and len(digits.group(1)) < 12:
+                self._next_id = max(self._next_id, int(digits.group(1)))
+
+    def stamp(self) -> datetime:
+        """Now, strictly after every earlier stamp: polling by updated_at stays exact."""
+        with self.lock:
+            now = max(utcnow(), self._last_stamp + timedelta(microseconds=1))
+            self._last_stamp = now
+            return now
+
+    def seed(self, rows: Iterable[Mapping[str, Any]]) -> list[CatalogItem]:
+        """Add or replace catalog items: {sku, price, quantity, [ids...], [group]}."""
+        created = []
+        with self.lock:
+            for row in rows:
+                sku = str(row["sku"])
+                ids = {k: str(row[k]) for k in ID_KEYS if row.get(k) not in (None, "")}
+                self._reserve_ids(ids.values())
+                existing = self.catalog.get(sku)
+                if existing is not None:
+                    ids = {**existing.ids, **ids}
+                ids = self.assign_ids(sku, ids, str(row.get("group", "")))
+                compare_at = row.get("compare_at_price")
+                item = CatalogItem(
+                    sku=sku,
+                    ids=ids,
+                    price=to_decimal(row.get("price", "0")),
+                    quantity=int(row.get("quantity", 0)),
+                    compare_at_price=None if compare_at in (None, "") else to_decimal(compare_at),
+                )
+                self.catalog.put(item)
+                created.append(item)
+        self.changed()
+        return created
+
+    def changed(self) -> None:
+        if self._on_change is not None:
+            self._on_change()
+
+    # ---- orders
+
+    def create_order(
+        self,
+        lines: Iterable[Mapping[str, Any]],
+        *,
+        status: str = "paid",
+        currency: str = "USD",
+        email: str = "",
+        phone: str = "",
+        adjust_stock: bool = True,
+    ) -> SandboxOrder:
+        """Create an order from {sku, quantity, [price]} lines, as a buyer would.
+
+        With ``adjust_stock`` the catalog loses the units at once (what the
+        platforms do on checkout); a cancellation gives them back.
+        """
+        if status not in ("pending", "paid"):
+            raise ValueError("a new order is pending or paid")
+        with self.lock:
+            now = self.stamp()
+            order_lines = []
+            for raw in lines:
+                sku = str(raw["sku"])
+                item = self.catalog.get(sku)
+                if item is None:
+                    raise ValueError(f"unknown sku {sku!r} on {self.name}")
+                quantity = int(raw.get("quantity", 1))
+                if quantity <= 0:
+                    raise ValueError("line quantity must be positive")
+                price = to_decimal(raw["price"]) if "price" in raw else item.price
+                order_lines.append(
+                    OrderLine(str(self.next_id()), sku, quantity, price, dict(item.ids))
+                )
+            if not order_lines:
+                raise ValueError("an order needs at least one line")
+            number = len(self.orders) + 1001
+            order = SandboxOrder(
+                id=str(self.next_id()),
+                number=number,
+                status=status,
+                lines=order_lines,
+                created_at=now,
+                updated_at=now,
+                currency=currency,
+                email=email,
+                phone=phone,
+                stock_adjusted=adjust_stock,
+            )
+            if adjust_stock:
+                for line in order_lines:
+                    self.catalog.adjust_quantity(line.sku, -line.quantity)
+            self.orders.add(order)
+        self.changed()
+        return order
+
+    def order_transition(
+        self,
+        order_id: str,
+        action: str,
+        *,
+        reason: str = "",
+        tracking_number: str = "",
+        carrier: str = "",
+    ) -> SandboxOrder:
+        """Move an order (pay, cancel, fulfil, refund); ValueError if not allowed."""
+        if action not in ORDER_TRANSITIONS:
+            raise ValueError(f"unknown action {action!r}")
+        target, allowed_from = ORDER_TRANSITIONS[action]
+        with self.lock:
+            order = self.orders.get(order_id)
+            if order is None:
+                raise KeyError(order_id)
+            if order.status not in allowed_from:
+                raise ValueError(f"cannot {action} an order that is {order.status}")
+            order.status = target
+            order.updated_at = self.stamp()
+            if action == "cancel":
+                order.cancel_reason = reason or "other"
+                if order.stock_adjusted:
+                    for line in order.lines:
+                        self.catalog.adjust_quantity(line.sku, line.quantity)
+            if action == "fulfil":
+                order.tracking_number = tracking_number
+                order.carrier = carrier
+        self.changed()
+        return order
+
+    def emit_order_event(self, order: SandboxOrder, event: str) -> WebhookDelivery | None:
+        """Deliver a signed webhook for ``event`` (created, paid, cancelled, fulfilled,
+        refunded, updated) to the registered target; None without target/support."""
+        target = self.webhook_target
+        if target is None:
+            return None
+        prepared = self.webhook_request(order, event, target)
+        if prepared is None:
+            return None
+        status, error = post_webhook(target.url, prepared)
+        delivery = WebhookDelivery(
+            platform=self.name,
+            topic=prepared.topic,
+            order_id=order.id,
+            url=target.url,
+            status=status,
+            error=error,
+            delivery_id=prepared.delivery_id,
+        )
+        with self.lock:
+            self.deliveries.append(delivery)
+            del self.deliveries[:-500]  # bounded history
+        return delivery
+
+    # ---- state
+
+    def reset(self) -> None:
+        with self.lock:
+            self.catalog.clear()
+            self.orders.clear()
+            self.counters.reset()
+            self.faults.clear()
+            self.deliveries.clear()
+            self.set_limits(self.default_limits, replace=True)
+
+    def dump(self) -> JsonDict:
+        with self.lock:
+            return {
+                "next_id": self._next_id,
+                "catalog": [
+                    {**item.to_json(), "updated_at": item.updated_at.isoformat()}
+                    for item in self.catalog.items()
+                ],
+                "orders": [order.to_state() for order in self.orders.all()],
+                "webhook_target": (
+                    {"url": self.webhook_target.url, "secret": self.webhook_target.secret}
+                    if self.webhook_target
+                    else None
+                ),
+                "credentials": dict(self.credentials),
+                "extra": self.dump_extra(),
+            }
+
+    def load(self, state: Mapping[str, Any]) -> None:
+        with self.lock:
+            self.catalog.clear()
+            self.orders.clear()
+            for row in state.get("catalog", []):
+                compare_at = row.get("compare_at_price")
+                self.catalog.put(
+                    CatalogItem(
+                        sku=row["sku"],
+                        ids={k: str(row[k]) for k in ID_KEYS if row.get(k) not in (None, "")},
+                        price=to_decimal(row["price"]),
+                        quantity=int(row["quantity"]),
+                        compare_at_price=None if compare_at is None else to_decimal(compare_at),
+                        updated_at=parse_iso(row["updated_at"]),
+                    )
+                )
+            for data in state.get("orders", []):
+                self.orders.add(SandboxOrder.from_state(data))
+            target = state.get("webhook_target")
+            self.webhook_target = WebhookTarget(target["url"], target["secret"]) if target else None
+            self.credentials = dict(state.get("credentials") or self.default_credentials)
+            self._next_id = max(self._next_id, int(state.get("next_id", 1000)))
+            stamps = [o.updated_at for o in self.orders.all()]
+            self._last_stamp = max([self._last_stamp, *stamps])
+            self.load_extra(state.get("extra", {}))
+
+    def describe(self) -> JsonDict:
+        return {
+            "platform": self.name,
+            "skus": len(self.catalog),
+            "orders": len(self.orders),
+            "limits": self.limits,
+            "faults": self.faults.describe(),
+            "webhook_url": self.webhook_target.url if self.webhook_target else None,
+            "routes": [
+                {
+                    "method": r.method,
+                    "pattern": r.pattern.pattern,
+                    "name": r.name,
+                    "limit_key": r.limit_key,
+                }
+                for r in self.routes
+            ],
+        }
