@@ -107,6 +107,17 @@ class Channel(models.Model):
         validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
         help_text="… and, when above 0, also at least this percentage of the expected price",
     )
+    retry_max_attempts = models.PositiveIntegerField(
+        default=50,
+        validators=[MinValueValidator(1)],
+        help_text="A push that keeps failing with a retryable error (timeouts, 5xx, 429) is "
+        "dead-lettered and alerted after this many attempts …",
+    )
+    retry_max_hours = models.PositiveIntegerField(
+        default=24,
+        validators=[MinValueValidator(1)],
+        help_text="… or once it has been failing this many hours, whichever comes first",
+    )
     is_enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -123,6 +134,8 @@ class Channel(models.Model):
         "reservation_minutes",
         "cancel_oversold_orders",
         "returns_restock",
+        "retry_max_attempts",
+        "retry_max_hours",
     )
     RECONCILE_SETTINGS = (
         "reconcile_interval_minutes",
@@ -343,7 +356,17 @@ class SyncMarker(models.Model):
     # arrived while it was in flight.
     change_token = models.CharField(max_length=32)
     is_forced = models.BooleanField(default=False)
+    # Claimed before other work and never held by a minimum interval: a quantity
+    # at or below the low-stock level (0 included), an oversell's forced 0, a
+    # person's "push now".
+    is_urgent = models.BooleanField(default=False)
+    # Waiting for an orders poll that started after this instant to be applied: the
+    # channel showed less than pimsync last confirmed (a sale not imported yet), so
+    # no quantity may be written over it until the orders are in.
+    held_for_poll_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # When the current run of retryable failures began (retries are bounded by age).
+    first_failed_at = models.DateTimeField(null=True, blank=True)
     claimed_until = models.DateTimeField(null=True, blank=True)
     claim_token = models.CharField(max_length=32, blank=True)
     last_error_code = models.CharField(max_length=64, blank=True)
@@ -383,6 +406,11 @@ class ChannelSyncState(models.Model):
     # Order polling: where the last poll ended (the channel's cursor format).
     poll_cursor = models.CharField(max_length=200, blank=True)
     polled_at = models.DateTimeField(null=True, blank=True)
+    # When the latest poll that read every page and applied its orders had started:
+    # pushes held for a poll (held_for_poll_at) before that instant may go.
+    poll_applied_started_at = models.DateTimeField(null=True, blank=True)
+    poll_failed_at = models.DateTimeField(null=True, blank=True)
+    poll_error = models.TextField(blank=True)
     # Token bucket of the embedded (database) rate limiter.
     tokens = models.FloatField(default=0)
     tokens_at = models.DateTimeField(null=True, blank=True)
@@ -549,6 +577,9 @@ class InboundEvent(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     processed_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # The SKUs of the order it reports: while it is pending, no quantity increase
+    # of these SKUs is pushed to its channel (the sale would be re-inflated).
+    skus = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-received_at"]
