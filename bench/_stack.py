@@ -130,14 +130,17 @@ def start_workers(
     concurrency: int,
     timeout: float = 60.0,
     nice: int = 0,
+    queues: str = "celery,push",
+    name: str = "bench",
 ) -> list[Started]:
-    """``count`` Celery worker processes (prefork, ``concurrency`` children each),
-    returned once every one logged that it is ready. ``nice`` > 0 runs them at a
-    lower CPU priority than the web server, as on machines of their own."""
+    """``count`` Celery worker processes (prefork, ``concurrency`` children each)
+    consuming ``queues``, returned once every one logged that it is ready.
+    ``nice`` > 0 runs them at a lower CPU priority than the web server, as on
+    machines of their own."""
     prefix = ["nice", "-n", str(nice)] if nice > 0 else []
     workers = [
         stack.start(
-            f"worker-{n}",
+            f"{name}-worker-{n}",
             [
                 *prefix,
                 sys.executable,
@@ -148,12 +151,14 @@ def start_workers(
                 "worker",
                 "-l",
                 "info",
+                "-Q",
+                queues,
                 "--concurrency",
                 str(concurrency),
                 "--without-gossip",
                 "--without-mingle",
                 "-n",
-                f"bench{n}@%h",
+                f"{name}{n}@%h",
             ],
             env,
         )

@@ -14,3 +14,6 @@ class ChannelsAppConfig(AppConfig):
         # are written in the writing transaction.
         events.stock_changed.connect(markers.on_stock_changed, dispatch_uid="channels.stock")
         events.price_changed.connect(markers.on_price_changed, dispatch_uid="channels.price")
+        events.sellable_changed.connect(
+            markers.on_sellable_changed, dispatch_uid="channels.sellable"
+        )

@@ -25,7 +25,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 
 from django.conf import settings
@@ -121,11 +121,19 @@ def sweep_due_channels() -> list[int]:
 
 
 def channel_poll_request(
-    channel_id: int, *, resume_cursor: str | None = None, resume_hwm: str = ""
+    channel_id: int,
+    *,
+    resume_cursor: str | None = None,
+    resume_hwm: str = "",
+    resume_started: str = "",
 ) -> bool:
     """Enqueue one poll of the channel (or the continuation of a long one); beat
     asks again at the next interval when the broker refused."""
-    kwargs = {"resume_cursor": resume_cursor, "resume_hwm": resume_hwm} if resume_cursor else {}
+    kwargs = (
+        {"resume_cursor": resume_cursor, "resume_hwm": resume_hwm, "resume_started": resume_started}
+        if resume_cursor
+        else {}
+    )
     return task_send(
         POLL,
         args=[channel_id],
@@ -137,6 +145,33 @@ def channel_poll_request(
 
 def channel_poll_request_on_commit(channel_id: int) -> None:
     transaction.on_commit(partial(channel_poll_request, channel_id))
+
+
+def channel_poll_request_for_holds(channel_id: int, *, now: datetime | None = None) -> bool:
+    """Ask for an orders poll on behalf of pushes held for one, at most once per
+    PIMSYNC_HELD_POLL_SECONDS per channel (the sweeper calls this every few seconds)."""
+    now = now or timezone.now()
+    recent = now - timedelta(seconds=settings.PIMSYNC_HELD_POLL_SECONDS)
+    channel_sync_state(channel_id)
+    claimed = (
+        ChannelSyncState.objects.filter(channel_id=channel_id)
+        .filter(Q(poll_requested_at__isnull=True) | Q(poll_requested_at__lt=recent))
+        .update(poll_requested_at=now)
+    )
+    return bool(claimed) and channel_poll_request(channel_id)
+
+
+def sweep_held_pushes() -> list[int]:
+    """Channels with pushes held for an orders poll that has not come: ask again
+    (the request after the hold may have been lost, or the poll failed)."""
+    channel_ids = sorted(
+        set(
+            SyncMarker.objects.filter(
+                held_for_poll_at__isnull=False, status=SyncMarker.Status.PENDING
+            ).values_list("channel_id", flat=True)
+        )
+    )
+    return [cid for cid in channel_ids if channel_poll_request_for_holds(cid)]
 
 
 # --- inbound events -----------------------------------------------------------------------------

@@ -238,14 +238,15 @@ def _log_counts(
     """Per channel, over (start(channel), now]: SKU attempts, successes, failures,
     timed successes, and the last success. One aggregate query."""
     ok = Q(status=SyncStatus.SUCCESS)
+    held = Q(status=SyncStatus.HELD)  # waiting for orders: neither a push nor an error
     rows = (
         SyncLogEntry.objects.exclude(event_type="order")
         .filter(_per_channel(facts.values(), start), created_at__lte=now)
         .values("channel_id")
         .annotate(
-            total=Count("pk"),
+            total=Count("pk", filter=~held),
             ok=Count("pk", filter=ok),
-            errors=Count("pk", filter=~ok),
+            errors=Count("pk", filter=~ok & ~held),
             timed=Count("latency_ms", filter=ok),
             last_ok=Max("created_at", filter=ok),
         )
@@ -457,6 +458,35 @@ def auth_failures(facts: dict[int, ChannelFacts], now: datetime) -> Subjects:
     }
 
 
+def held_pushes(facts: dict[int, ChannelFacts], now: datetime) -> Subjects:
+    """Quantity pushes that have waited too long for an orders poll (the channel
+    showed a sale pimsync had not imported): the polls are not getting through."""
+    limit = timedelta(seconds=settings.PIMSYNC_PUSH_HELD_ALERT_SECONDS)
+    rows = (
+        SyncMarker.objects.filter(channel_id__in=list(facts), held_for_poll_at__lt=now - limit)
+        .values("channel_id")
+        .annotate(held=Count("pk"), since=Min("held_for_poll_at"))
+        .order_by()
+    )
+    subjects: Subjects = {}
+    for row in rows:
+        f = facts[row["channel_id"]]
+        state = f.sync_state
+        why = (
+            f"the last orders poll failed: {state.poll_error[:300]}"
+            if state is not None and state.poll_error
+            else "no orders poll has completed since"
+        )
+        subjects[(row["channel_id"], "")] = Observed(
+            f"{row['held']} quantity push(es) on {f.channel.name} have waited "
+            f"{_human(now - row['since'])} for the channel's orders to be imported ({why}). "
+            "They stay held: writing them could offer units the channel already sold. "
+            "Fix the polling (credentials, the channel's API), or check the orders by hand.",
+            Severity.CRITICAL,
+        )
+    return subjects
+
+
 def open_circuits(facts: dict[int, ChannelFacts], now: datetime) -> Subjects:
     return {
         (cid, ""): Observed(
@@ -622,6 +652,7 @@ class Rule:
 RULES = (
     Rule(Kind.AUTH_FAILED, auth_failures, count_repeat=False),
     Rule(Kind.CIRCUIT_OPEN, open_circuits, count_repeat=False),
+    Rule(Kind.PUSH_HELD, held_pushes, count_repeat=False),
     Rule(Kind.DEAD_CHANNEL, dead_channels),
     Rule(Kind.DEGRADED, degraded_channels),
     Rule(Kind.QUEUE_DEPTH, deep_queues),

@@ -198,6 +198,19 @@ class ChannelListing(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # Written by the push engine only: a save of the listing's settings (admin, API)
+    # must never put back values read before a push confirmed newer ones.
+    PUSH_STATE_FIELDS = (
+        "last_pushed_price",
+        "last_pushed_quantity",
+        "last_pushed_at",
+        "last_price_pushed_at",
+        "last_quantity_pushed_at",
+        "last_confirmed_price",
+        "last_confirmed_quantity",
+        "last_confirmed_at",
+    )
+
     class Meta:
         ordering = ["channel", "variant"]
         constraints = [
@@ -409,6 +422,8 @@ class ChannelSyncState(models.Model):
     # When the latest poll that read every page and applied its orders had started:
     # pushes held for a poll (held_for_poll_at) before that instant may go.
     poll_applied_started_at = models.DateTimeField(null=True, blank=True)
+    # When a poll was last asked for on behalf of held pushes (debounces the sweeper).
+    poll_requested_at = models.DateTimeField(null=True, blank=True)
     poll_failed_at = models.DateTimeField(null=True, blank=True)
     poll_error = models.TextField(blank=True)
     # Token bucket of the embedded (database) rate limiter.

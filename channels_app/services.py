@@ -60,13 +60,23 @@ class Queued:
 def listing_save(
     *, listing: ChannelListing, changed_fields: Iterable[str] | None = None
 ) -> ChannelListing:
-    """Save a listing; a new one, new ids or a re-enable push both values, an
-    override change pushes the price."""
+    """Save a listing's settings; a new one, new ids or a re-enable push both
+    values, an override change pushes the price, disabling pushes 0. The push
+    engine's record of what the channel was told is never overwritten."""
     changed = set(changed_fields) if changed_fields is not None else None
     is_new = listing.pk is None
     with transaction.atomic():
         listing.full_clean()
-        listing.save()
+        if is_new:
+            listing.save()
+        else:
+            listing.save(
+                update_fields=[
+                    f.name
+                    for f in ChannelListing._meta.concrete_fields
+                    if not f.primary_key and f.name not in ChannelListing.PUSH_STATE_FIELDS
+                ]
+            )
         if is_new or changed is None or changed & LISTING_IDENTITY_FIELDS:
             kinds = [SyncKind.PRICE, SyncKind.QUANTITY]
         elif changed & LISTING_PRICE_FIELDS:
@@ -74,7 +84,12 @@ def listing_save(
         else:
             kinds = []
         if kinds:
-            listings_mark_dirty(ChannelListing.objects.filter(pk=listing.pk), kinds=kinds)
+            # A disabled listing is marked too: its channel must be told 0.
+            listings_mark_dirty(
+                ChannelListing.objects.filter(pk=listing.pk),
+                kinds=kinds,
+                include_disabled=not listing.is_enabled,
+            )
     return listing
 
 
@@ -145,17 +160,18 @@ def channel_save(*, channel: Channel, changed_fields: Iterable[str] = ()) -> Cha
     return channel
 
 
-def _queue(listings: QuerySet[ChannelListing], *, forced: bool) -> Queued:
+def _queue(listings: QuerySet[ChannelListing], *, forced: bool, urgent: bool = False) -> Queued:
     listings = listings.filter(is_enabled=True, channel__is_enabled=True)
     rows = list(listings.values_list("variant_id", "channel_id"))
     with transaction.atomic():
-        listings_mark_dirty(listings, forced=forced)
+        listings_mark_dirty(listings, forced=forced, urgent=urgent)
     return Queued(skus=len({v for v, _ in rows}), channels=len({c for _, c in rows}))
 
 
 def listings_push_now(*, listings: QuerySet[ChannelListing]) -> Queued:
-    """Push these listings' current values now (unchanged values are skipped)."""
-    return _queue(listings, forced=False)
+    """Push these listings' current values now, before other work and regardless of
+    the minimum interval (unchanged values are skipped)."""
+    return _queue(listings, forced=False, urgent=True)
 
 
 def listings_force_resync(*, listings: QuerySet[ChannelListing]) -> Queued:

@@ -34,7 +34,9 @@ def channel_push_task(channel_id: int) -> dict:
 
 @shared_task(time_limit=30, soft_time_limit=25, ignore_result=True)
 def sync_sweep_task() -> int:
-    return len(dispatch.sweep_due_channels())
+    """Beat, every few seconds: re-request pushes a lost task left behind, and the
+    orders polls that held pushes wait for."""
+    return len(dispatch.sweep_due_channels()) + len(dispatch.sweep_held_pushes())
 
 
 @shared_task(time_limit=60, soft_time_limit=50, ignore_result=True)
@@ -62,14 +64,25 @@ def inbound_events_process_task(event_ids: list[int]) -> int:
 
 @shared_task(time_limit=600, soft_time_limit=570, ignore_result=True, acks_late=False)
 def channel_poll_task(
-    channel_id: int, resume_cursor: str | None = None, resume_hwm: str = ""
+    channel_id: int,
+    resume_cursor: str | None = None,
+    resume_hwm: str = "",
+    resume_started: str = "",
 ) -> dict:
     """Poll one channel's orders; a run cut short by its page or time bound
     enqueues its own continuation."""
-    report = channel_poll(channel_id, resume_cursor=resume_cursor, resume_hwm=resume_hwm)
+    report = channel_poll(
+        channel_id,
+        resume_cursor=resume_cursor,
+        resume_hwm=resume_hwm,
+        resume_started=resume_started,
+    )
     if report.next_cursor:
         dispatch.channel_poll_request(
-            channel_id, resume_cursor=report.next_cursor, resume_hwm=report.hwm
+            channel_id,
+            resume_cursor=report.next_cursor,
+            resume_hwm=report.hwm,
+            resume_started=report.started,
         )
     return report.as_dict()
 

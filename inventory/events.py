@@ -21,12 +21,16 @@ from django.dispatch import Signal
 stock_changed = Signal()
 # kwargs: variant_ids: frozenset[int]
 price_changed = Signal()
+# kwargs: variant_ids: frozenset[int] — whether these variants may be sold at all
+# changed (a variant deactivated or reactivated, its product archived or restored).
+sellable_changed = Signal()
 
 
 class _Batch:
     def __init__(self) -> None:
         self.stock: dict[int, set[int]] = defaultdict(set)  # location -> variants
         self.prices: set[int] = set()
+        self.sellable: set[int] = set()
 
 
 _batch: ContextVar[_Batch | None] = ContextVar("inventory_event_batch", default=None)
@@ -51,6 +55,14 @@ def publish_price_changed(*, variant_ids: Iterable[int]) -> None:
         batch.prices.update(variant_ids)
         return
     price_changed.send(sender="inventory", variant_ids=frozenset(variant_ids))
+
+
+def publish_sellable_changed(*, variant_ids: Iterable[int]) -> None:
+    batch = _batch.get()
+    if batch is not None:
+        batch.sellable.update(variant_ids)
+        return
+    sellable_changed.send(sender="inventory", variant_ids=frozenset(variant_ids))
 
 
 @contextmanager
@@ -79,3 +91,5 @@ def events_batched() -> Iterator[None]:
         publish_stock_changed(variant_ids=batch.stock[location_id], location_ids=[location_id])
     if batch.prices:
         publish_price_changed(variant_ids=batch.prices)
+    if batch.sellable:
+        publish_sellable_changed(variant_ids=batch.sellable)

@@ -30,7 +30,7 @@ from .models import (
     SyncStatus,
 )
 
-STATUS_TONES = {"success": "ok", "retrying": "warn", "failed": "bad", "dead": "bad"}
+STATUS_TONES = {"success": "ok", "held": "info", "retrying": "warn", "failed": "bad", "dead": "bad"}
 
 
 class RecordAdmin(admin.ModelAdmin):

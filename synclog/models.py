@@ -21,6 +21,9 @@ class EventType(models.TextChoices):
 class SyncStatus(models.TextChoices):
     SUCCESS = "success", "Success"
     RETRYING = "retrying", "Retrying"
+    # Not a failure: the write waits until the channel's orders are imported (a sale
+    # pimsync has not seen yet would otherwise be offered again).
+    HELD = "held", "Held for orders"
     FAILED = "failed", "Failed"
     DEAD = "dead", "Dead-lettered"
 
@@ -78,6 +81,7 @@ class Alert(models.Model):
         OVERSELL = "oversell", "Oversell conflict"
         BAD_SIGNATURE = "bad_signature", "Bad webhook signatures"
         UNMATCHED_SKU = "unmatched_sku", "Unmatched SKU"
+        PUSH_HELD = "push_held", "Push held for an orders import"
 
     class Severity(models.TextChoices):
         INFO = "info", "Info"

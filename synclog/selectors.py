@@ -59,6 +59,8 @@ STATE_TONES = {
     UNKNOWN_STATE: "muted",
 }
 FAILED_STATUSES = (SyncStatus.FAILED, SyncStatus.DEAD)
+# The channel did not take the value (a hold for an orders import is no error).
+ERROR_STATUSES = (SyncStatus.RETRYING, SyncStatus.FAILED, SyncStatus.DEAD)
 CHART_HOURS = 24
 # What the dashboard shows of a channel; never its (encrypted) credentials.
 CHANNEL_FIELDS = ("id", "name", "platform", "is_enabled")
@@ -176,7 +178,7 @@ def sync_log_hour_counts(*, since: datetime) -> dict[int, tuple[int, int]]:
         .values("channel_id")
         .annotate(
             pushes=Count("id", filter=Q(status=SyncStatus.SUCCESS)),
-            errors=Count("id", filter=~Q(status=SyncStatus.SUCCESS)),
+            errors=Count("id", filter=Q(status__in=ERROR_STATUSES)),
         )
         .order_by()
     )

@@ -163,7 +163,7 @@ class AmazonConnector:
             headers={"x-amz-access-token": token, "Content-Type": "application/json"},
         )
         # Pre-signed upload/download URLs must not receive our token.
-        self.document_http = HttpClient(config, extra_secrets=[token])
+        self.document_http = HttpClient(config, extra_secrets=[token], gated=False)
         self.pacers = self._build_pacers(options)
 
     # ------------------------------------------------------------------ transport

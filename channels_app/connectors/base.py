@@ -6,7 +6,7 @@ services build the DTOs below from models and write results back.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -30,6 +30,10 @@ class ChannelConfig:
     batch_size: int | None = None  # optional cap below the platform maximum
     connect_timeout: float = 5.0
     read_timeout: float = 20.0
+    # Called with the call's cost before every request to the channel's API: the
+    # channel's one rate budget, shared by every worker (pushes, reads, polls, order
+    # calls, connection tests alike). None: not limited (tests, scripts).
+    rate_gate: Callable[[float], object] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

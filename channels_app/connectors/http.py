@@ -317,8 +317,12 @@ class HttpClient:
         *,
         headers: Mapping[str, str] | None = None,
         extra_secrets: Iterable[str] = (),
+        gated: bool = True,
     ) -> None:
         self.config = config
+        # Calls to the platform's API spend from the channel's rate budget; transfers
+        # to pre-signed storage URLs (Amazon feed documents) are not API calls.
+        self._gate = config.rate_gate if gated else None
         self.timeout = (config.connect_timeout, config.read_timeout)
         self.session = requests.Session()
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
@@ -357,7 +361,10 @@ class HttpClient:
         expect_json: bool = True,
         timeout: tuple[float, float] | None = None,
         retry_after_hint: RetryAfterHint | None = None,
+        cost: float = 1.0,
     ) -> HttpResult:
+        if self._gate is not None and cost > 0:
+            self._gate(cost)
         started = time.monotonic()
         try:
             response = self.session.request(

@@ -498,6 +498,7 @@ def _flag_oversold(order: ChannelOrder, line: ChannelOrderLine, result: OrderApp
         ChannelListing.objects.filter(variant_id=_variant_id(line)),
         kinds=[SyncKind.QUANTITY],
         forced=True,
+        urgent=True,
     )
     if order.channel.cancel_oversold_orders:
         order_cancel_request_on_commit(order.pk)

@@ -59,6 +59,12 @@ def _json_default(value: Any) -> str:
     return str(value)  # Decimal and anything else a platform's raw payload may hold
 
 
+def order_skus(order: OrderData | None) -> list[str]:
+    """The SKUs an order event touches, stored with the event: while it is pending
+    no increase of them is pushed to its channel."""
+    return sorted({line.sku for line in order.lines if line.sku}) if order else []
+
+
 def order_data_to_json(order: OrderData) -> str:
     """The body of a poll event: OrderData as JSON (money as strings, ISO times)."""
     payload = {f.name: getattr(order, f.name) for f in fields(OrderData)}

@@ -27,7 +27,8 @@ from ..connectors.http import decode_page_cursor, format_timestamp, parse_timest
 from ..dispatch import channel_poll_request, channel_sync_state
 from ..models import Channel, ChannelOrder, ChannelSyncState, InboundEvent
 from ..sync.connection import channel_connector
-from .events import ERROR_MAX_CHARS, inbound_event_process, order_data_to_json
+from ..sync.markers import markers_release_after_poll
+from .events import ERROR_MAX_CHARS, inbound_event_process, order_data_to_json, order_skus
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class PollReport:
     processed: int = 0
     failed: int = 0
     cursor: str = ""  # the stored cursor after this run
+    started: str = ""  # when the poll (its first run, if continued) began, ISO
     hwm: str = ""  # the running high-water mark (carried to a continuation)
     next_cursor: str | None = None  # set when the run stopped before the last page
     error: str = ""
@@ -123,6 +125,7 @@ def _poll_ingest(channel: Channel, page: OrdersPage, report: PollReport) -> None
             raw_body=body,
             body_sha256=hashlib.sha256(body.encode()).hexdigest(),
             external_order_id=order.external_id[:120],
+            skus=order_skus(order),
         )
     report.orders += len(page.orders)
     known = set(
@@ -166,7 +169,11 @@ def _poll_state_store(channel_id: int, hwm: str | None) -> str:
 
 
 def channel_poll(
-    channel_id: int, *, resume_cursor: str | None = None, resume_hwm: str = ""
+    channel_id: int,
+    *,
+    resume_cursor: str | None = None,
+    resume_hwm: str = "",
+    resume_started: str = "",
 ) -> PollReport:
     """Read the channel's orders changed since its cursor (with overlap) and feed
     each through the inbound event path.
@@ -176,12 +183,18 @@ def channel_poll(
     short returns ``next_cursor`` (the caller enqueues the continuation) and
     leaves the stored cursor alone, since platforms need not list changes
     oldest first. The stored cursor moves only after the last page. A connector
-    error stops the run, keeps what was stored and leaves the cursor unchanged.
+    error stops the run, keeps what was stored, leaves the cursor unchanged and
+    is recorded on the channel's sync state.
+
+    When the last page is in, the quantity pushes that were held for an orders
+    poll started before this one (``resume_started``: when the first run of a
+    continued poll began) are released: the sales behind them are imported.
     """
     channel = Channel.objects.filter(pk=channel_id).first()
     report = PollReport(channel_id=channel_id)
     if channel is None or not channel.is_enabled:
         return report  # deleted or disabled since the poll was asked for
+    report.started = resume_started or timezone.now().isoformat()
     state = channel_sync_state(channel_id)
     cursor = resume_cursor or poll_start_cursor(channel, state.poll_cursor)
     report.hwm = resume_hwm or state.poll_cursor
@@ -204,12 +217,25 @@ def channel_poll(
     except ConnectorError as exc:
         report.error = f"{exc.kind.value} {exc.code}: {exc.message}"[:ERROR_MAX_CHARS]
         log.warning("poll of channel %s stopped: %s", channel.slug, report.error)
+        ChannelSyncState.objects.filter(channel_id=channel_id).update(
+            poll_failed_at=timezone.now(), poll_error=report.error
+        )
         return report
     if report.next_cursor is None:
         report.cursor = _poll_state_store(channel_id, report.hwm)
+        _poll_applied(channel_id, datetime.fromisoformat(report.started))
     else:
         ChannelSyncState.objects.filter(channel_id=channel_id).update(polled_at=timezone.now())
     return report
+
+
+def _poll_applied(channel_id: int, started: datetime) -> None:
+    """A whole poll is in: record it and let the pushes held for it go."""
+    with transaction.atomic():
+        ChannelSyncState.objects.filter(channel_id=channel_id).update(
+            poll_applied_started_at=started, poll_error=""
+        )
+        markers_release_after_poll(channel_id=channel_id, poll_started_at=started)
 
 
 def channels_poll_due(*, now: datetime | None = None) -> list[int]:

@@ -40,6 +40,7 @@ from ..dispatch import inbound_event_enqueue_on_commit
 from ..health import webhook_refusal_record
 from ..models import Channel, InboundEvent, Platform
 from ..sync.connection import channel_connector
+from .events import order_skus
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +246,7 @@ def _store(
             "body_sha256": sha,
             "external_order_id": _external_order_id(parsed),
             "received_at": timezone.now(),
+            "skus": order_skus(parsed.order),
         }
     )
     if event_id is None:

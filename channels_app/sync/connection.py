@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from ..connectors.base import ChannelConfig, Connector, ListingRef
 from ..connectors.registry import get_connector
 from ..models import Channel, ChannelListing
+from .limiter import rate_limit_wait
 
 
 def channel_config(channel: Channel) -> ChannelConfig:
+    """The channel's connection, with its one rate budget: every API call any
+    worker makes for this channel (push, read, poll, order call, connection test)
+    first takes its tokens from the shared limiter."""
     return ChannelConfig(
         channel_id=channel.pk,
         platform=channel.platform,
@@ -16,7 +22,12 @@ def channel_config(channel: Channel) -> ChannelConfig:
         webhook_secret=channel.webhook_secret or "",
         platform_config=dict(channel.platform_config or {}),
         batch_size=channel.batch_size,
+        rate_gate=partial(_spend, channel.pk, float(channel.rate_limit_per_second)),
     )
+
+
+def _spend(channel_id: int, rate: float, tokens: float) -> None:
+    rate_limit_wait(channel_id, rate=rate, tokens=tokens)
 
 
 def channel_connector(channel: Channel) -> Connector:

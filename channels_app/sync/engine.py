@@ -1,21 +1,27 @@
-"""The push loop of one channel (design §3).
+"""The push loop of one channel (design §3, §6).
 
-claim due markers (SKIP LOCKED on PostgreSQL, a lease everywhere)
-  -> compute the CURRENT price / ATP
-  -> rules: drop no-ops, wait below threshold / minimum interval
-  -> chunk to the connector's largest batch -> rate-limit tokens -> call
+claim due markers, urgent first (SKIP LOCKED on PostgreSQL, a short lease kept
+alive by a heartbeat while this worker lives)
+  -> compute the CURRENT price / ATP (0 for what is not for sale)
+  -> rules: drop no-ops, wait below threshold / minimum interval (urgent work never waits)
+  -> quantities on platforms without compare-and-set: hold increases of SKUs whose
+     orders are still being imported, and read the channel's quantities right
+     before writing (guard.py): nothing is written over a sale not imported yet
+  -> chunk to the connector's largest batch -> call (every call spends from the
+     channel's shared rate budget) -> urgent work that arrived meanwhile goes next
   -> per SKU: sync log entry; success clears the marker (unless re-dirtied
-     meanwhile), retryable backs off, permanent dead-letters, auth pauses
+     meanwhile), retryable backs off (bounded by attempts and age, then
+     dead-lettered), permanent dead-letters, auth pauses, a compare-and-set
+     mismatch waits for an orders poll
 Crash safety: a marker is only deleted after the channel confirmed the value;
-a worker killed mid-batch leaves leased markers that the next claim takes once
-the lease runs out.
+a worker killed mid-batch stops renewing its leases, and another worker takes
+its markers over within one lease.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,26 +41,32 @@ from synclog.services import Attempt
 
 from ..connectors.base import Connector, ItemResult, PriceUpdate, QuantityUpdate
 from ..connectors.errors import FailureKind
-from ..dispatch import channel_poll_request_on_commit, channel_push_request_on_commit
+from ..dispatch import channel_push_request_on_commit
 from ..models import (
     Channel,
     ChannelListing,
     ChannelSyncState,
-    InboundEvent,
     SyncKind,
     SyncMarker,
 )
 from ..selectors import channel_atp_bulk, channel_price_bulk
 from . import breaker
 from .connection import channel_connector, listing_ref
-from .limiter import rate_limit_wait
+from .guard import (
+    baseline_record,
+    guard_quantities,
+    has_compare_and_set,
+    markers_hold_for_poll,
+    read_group_size,
+    skus_being_imported,
+)
+from .lease import lease_length, leased_run
 from .rules import Action, Decision, Limits, price_decide, quantity_decide
 
 log = logging.getLogger(__name__)
 EVENT_TYPE: dict[str, str] = {SyncKind.PRICE: "price", SyncKind.QUANTITY: "inventory"}
-CAS_PLATFORMS = frozenset({"shopify"})
 CAS_STALE_CODES = frozenset({"CHANGE_FROM_QUANTITY_STALE", "COMPARE_QUANTITY_STALE"})
-CAS_RETRY_SECONDS = 2.0  # time for the order poll to import what the channel sold
+# An increase of a SKU whose orders are still being imported is tried again this soon.
 INBOUND_HOLD_SECONDS = 1.0
 
 
@@ -86,31 +98,68 @@ class Work:
         return self.result
 
 
+@dataclass
+class Run:
+    """One push run of one channel: its connection, its claim token, its limits."""
+
+    channel: Channel
+    connector: Connector
+    token: str
+    report: PushReport
+    clock: Callable[[], datetime]
+    deadline: float
+
+
 # --- claiming -----------------------------------------------------------------------------
 
 
-def markers_claim(channel_id: int, *, limit: int, now: datetime) -> list[SyncMarker]:
-    """Lease up to ``limit`` due markers of a channel to this caller.
+def markers_claim(
+    channel_id: int, *, limit: int, now: datetime, token: str, urgent_only: bool = False
+) -> list[SyncMarker]:
+    """Lease up to ``limit`` due markers of a channel to the run holding ``token``,
+    urgent ones first; markers held for an orders poll wait for it.
 
     PostgreSQL: rows locked by another claimer are skipped, so workers share a
     channel's work without doubles. SQLite: the IMMEDIATE transaction
     serialises claimers. Either way the lease makes the claim visible.
     """
-    token = uuid.uuid4().hex
-    lease = timedelta(seconds=settings.PIMSYNC_PUSH_LEASE_SECONDS)
+    due = SyncMarker.objects.filter(
+        channel_id=channel_id,
+        status=SyncMarker.Status.PENDING,
+        due_at__lte=now,
+        held_for_poll_at__isnull=True,
+    ).filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+    if urgent_only:
+        due = due.filter(is_urgent=True)
     with transaction.atomic():
         ids = list(
-            SyncMarker.objects.select_for_update(skip_locked=True)
-            .filter(channel_id=channel_id, status=SyncMarker.Status.PENDING, due_at__lte=now)
-            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-            .order_by("due_at", "pk")
+            due.select_for_update(skip_locked=True)
+            .order_by("-is_urgent", "due_at", "pk")
             .values_list("pk", flat=True)[:limit]
         )
         if not ids:
             return []
-        SyncMarker.objects.filter(pk__in=ids).update(claimed_until=now + lease, claim_token=token)
+        SyncMarker.objects.filter(pk__in=ids).update(
+            claimed_until=now + lease_length(), claim_token=token
+        )
     return list(
-        SyncMarker.objects.filter(pk__in=ids, claim_token=token).select_related("listing__variant")
+        SyncMarker.objects.filter(pk__in=ids, claim_token=token).select_related(
+            "listing__variant__product"
+        )
+    )
+
+
+def _urgent_waiting(channel_id: int, now: datetime) -> bool:
+    return (
+        SyncMarker.objects.filter(
+            channel_id=channel_id,
+            status=SyncMarker.Status.PENDING,
+            is_urgent=True,
+            due_at__lte=now,
+            held_for_poll_at__isnull=True,
+        )
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .exists()
     )
 
 
@@ -133,6 +182,7 @@ def _delete_unless_redirtied(markers: Sequence[SyncMarker], now: datetime) -> No
         markers,
         due_at=now,
         attempts=0,
+        first_failed_at=None,
         is_forced=False,
         first_dirty_at=F("last_dirty_at"),
         last_error_code="",
@@ -162,6 +212,7 @@ def _decide(kind: str, work: Work, limits: Limits, now: datetime) -> Decision:
             forced=m.is_forced,
             limits=limits,
             now=now,
+            urgent=m.is_urgent,
         )
     return quantity_decide(
         new=work.value,
@@ -171,24 +222,44 @@ def _decide(kind: str, work: Work, limits: Limits, now: datetime) -> Decision:
         forced=m.is_forced,
         limits=limits,
         now=now,
+        urgent=m.is_urgent,
     )
 
 
-def _current_values(channel: Channel, kind: str, markers: Sequence[SyncMarker]) -> list[Work]:
-    """Fresh values, computed now: never a stale value carried by an event."""
+def _for_sale(listing: ChannelListing) -> bool:
+    """Whether the channel may offer this listing at all."""
+    variant = listing.variant
+    return (
+        listing.is_enabled
+        and variant.is_active
+        and variant.product.status != variant.product.Status.ARCHIVED
+    )
+
+
+def _current_values(
+    channel: Channel, kind: str, markers: Sequence[SyncMarker]
+) -> tuple[list[Work], list[SyncMarker]]:
+    """Fresh values, computed now: never a stale value carried by an event. What is
+    not for sale (listing disabled, variant inactive, product archived) is told 0;
+    its price is not pushed (those markers come back second)."""
     variant_ids = {m.listing.variant_id for m in markers}
     if kind == SyncKind.PRICE:
-        values: dict[int, Any] = channel_price_bulk(channel=channel, variant_ids=variant_ids)
-    else:
-        values = channel_atp_bulk(channel=channel, variant_ids=variant_ids)
-    return [Work(m, m.listing, values[m.listing.variant_id]) for m in markers]
+        selling = [m for m in markers if _for_sale(m.listing)]
+        prices = channel_price_bulk(channel=channel, variant_ids=variant_ids)
+        work = [Work(m, m.listing, prices[m.listing.variant_id]) for m in selling]
+        return work, [m for m in markers if not _for_sale(m.listing)]
+    atp = channel_atp_bulk(channel=channel, variant_ids=variant_ids)
+    return [
+        Work(m, m.listing, atp[m.listing.variant_id] if _for_sale(m.listing) else 0)
+        for m in markers
+    ], []
 
 
 # --- calling ----------------------------------------------------------------------------------
 
 
 def _chunks(
-    connector: Connector, kind: str, work: list[Work], channel: Channel
+    connector: Connector, kind: str, work: list[Work], channel: Channel, *, urgent: bool = False
 ) -> list[list[Work]]:
     limit = connector.max_price_batch if kind == SyncKind.PRICE else connector.max_quantity_batch
     if channel.batch_size:
@@ -203,8 +274,10 @@ def _chunks(
         groups = list(by_product.values())
     if connector.platform == "amazon":
         threshold = int(getattr(connector, "feed_threshold", 200))
-        if len(work) <= threshold:
-            limit = 1  # one patch per SKU: the shared limiter paces each call
+        if urgent or len(work) <= threshold:
+            # One patch per SKU: the shared limiter paces each call. Urgent work
+            # never waits for a feed to be processed.
+            limit = 1
     return [g[i : i + limit] for g in groups for i in range(0, len(g), limit)]
 
 
@@ -223,20 +296,6 @@ def _call_group(platform: str, listing: ChannelListing) -> str:
     return listing.external_product_id
 
 
-def _extend_lease(connector: Connector, chunk: list[Work], now: datetime) -> None:
-    """Renew this run's claim before every call, so no other worker takes over
-    SKUs still waiting their turn here; the chunk in flight keeps it for as long
-    as its call may take (an Amazon feed can take many minutes)."""
-    lease = timedelta(seconds=settings.PIMSYNC_PUSH_LEASE_SECONDS)
-    token = chunk[0].marker.claim_token
-    SyncMarker.objects.filter(claim_token=token).update(claimed_until=now + lease)
-    if connector.platform == "amazon" and len(chunk) > 1:
-        feed = timedelta(seconds=float(getattr(connector, "feed_max_wait_seconds", 1200)))
-        SyncMarker.objects.filter(pk__in=[w.marker.pk for w in chunk]).update(
-            claimed_until=now + lease + feed
-        )
-
-
 def _call(connector: Connector, kind: str, chunk: list[Work]) -> list[ItemResult]:
     if kind == SyncKind.PRICE:
         return connector.push_prices(
@@ -247,7 +306,7 @@ def _call(connector: Connector, kind: str, chunk: list[Work]) -> list[ItemResult
         )
     # Compare-and-set where the channel offers it (Shopify): never overwrite
     # units the channel sold that pimsync has not imported yet.
-    cas = connector.platform in CAS_PLATFORMS
+    cas = has_compare_and_set(connector)
     return connector.push_quantities(
         [
             QuantityUpdate(
@@ -329,17 +388,38 @@ def _attempt(kind: str, w: Work, status: str, **extra: Any) -> Attempt:
     )
 
 
+def _backoff(attempt: int, *, retry_after: float | None = None) -> float:
+    return backoff_delay(
+        attempt,
+        base=settings.PIMSYNC_RETRY_BASE_SECONDS,
+        cap=settings.PIMSYNC_RETRY_CAP_SECONDS,
+        retry_after=retry_after,
+    )
+
+
+def _retries_exhausted(channel: Channel, w: Work, now: datetime) -> str:
+    """Why this retryable failure is the last one ('' while it may be retried)."""
+    attempts = w.marker.attempts + 1
+    if attempts >= channel.retry_max_attempts:
+        return f"failed {attempts} times"
+    since = w.marker.first_failed_at or now
+    if now - since >= timedelta(hours=channel.retry_max_hours):
+        return f"failing for {channel.retry_max_hours} h"
+    return ""
+
+
 def _record_retry(
-    kind: str, items: list[Work], now: datetime
+    channel: Channel, kind: str, items: list[Work], now: datetime
 ) -> tuple[list[Attempt], datetime | None]:
-    attempts, earliest = [], None
+    attempts: list[Attempt] = []
+    earliest = None
+    exhausted = [(w, why) for w in items if (why := _retries_exhausted(channel, w, now))]
+    for w, why in exhausted:
+        attempts += _record_dead(kind, [w], now, why=why)
     for w in items:
-        delay = backoff_delay(
-            w.marker.attempts + 1,
-            base=settings.PIMSYNC_RETRY_BASE_SECONDS,
-            cap=settings.PIMSYNC_RETRY_CAP_SECONDS,
-            retry_after=w.outcome.retry_after,
-        )
+        if any(w is gone for gone, _ in exhausted):
+            continue
+        delay = _backoff(w.marker.attempts + 1, retry_after=w.outcome.retry_after)
         due = now + timedelta(seconds=delay)
         earliest = due if earliest is None else min(earliest, due)
         still_ours = SyncMarker.objects.filter(pk=w.marker.pk, claim_token=w.marker.claim_token)
@@ -348,6 +428,7 @@ def _record_retry(
             claim_token="",
             due_at=due,
             attempts=F("attempts") + 1,
+            first_failed_at=w.marker.first_failed_at or now,
             last_error_code=w.outcome.code[:64] or "retryable",
             last_error=w.outcome.message[:2000],
         )
@@ -357,26 +438,63 @@ def _record_retry(
     return attempts, earliest
 
 
-def _record_dead(kind: str, items: list[Work], now: datetime) -> list[Attempt]:
+def _record_dead(kind: str, items: list[Work], now: datetime, *, why: str = "") -> list[Attempt]:
+    """Dead-letter: refused for good, or (``why``) retried until the channel's limit."""
     attempts = []
     for w in items:
+        error = f"{w.outcome.code} {w.outcome.message}".strip()
         SyncMarker.objects.filter(pk=w.marker.pk, claim_token=w.marker.claim_token).update(
             claimed_until=None,
             claim_token="",
             status=SyncMarker.Status.DEAD,
             attempts=F("attempts") + 1,
-            last_error_code="permanent",
-            last_error=f"{w.outcome.code}: {w.outcome.message}"[:2000],
+            last_error_code="exhausted" if why else "permanent",
+            last_error=(f"Gave up ({why}); last error: {error}" if why else error)[:2000],
         )
         attempts.append(_attempt(kind, w, "dead"))
+        outcome = f"gave up after retrying ({why})" if why else "refused"
         synclog.alert_raise(
             kind="dead_letter",
             channel_id=w.listing.channel_id,
             sku=w.listing.variant.sku,
-            message=f"{EVENT_TYPE[kind].title()} push of {w.listing.variant.sku} refused: "
-            f"{w.outcome.code} {w.outcome.message}"[:1000],
+            message=f"{EVENT_TYPE[kind].title()} push of {w.listing.variant.sku} {outcome}: "
+            f"{error}"[:1000],
             now=now,
         )
+    return attempts
+
+
+def _record_hold(w: Work, shows: int, confirmed: int | None) -> Attempt:
+    return Attempt(
+        channel_id=w.listing.channel_id,
+        sku=w.listing.variant.sku,
+        listing_id=w.listing.pk,
+        event_type=EVENT_TYPE[SyncKind.QUANTITY],
+        value_sent=str(w.value),
+        status="held",
+        error_code="held_for_orders",
+        message=f"The channel shows {shows}, fewer than the {confirmed} pimsync last confirmed: "
+        "a sale pimsync has not imported yet. Its orders are imported first; then the "
+        "quantity is recomputed and written.",
+        retry_count=w.marker.attempts,
+    )
+
+
+def _hold_for_orders(
+    channel: Channel, held: list[tuple[Work, int]], now: datetime
+) -> list[Attempt]:
+    """An unseen sale: the channel's shown quantity is the new baseline, and the
+    SKU waits for an orders poll that starts after now."""
+    attempts = [_record_hold(w, shows, w.listing.last_confirmed_quantity) for w, shows in held]
+    for w, shows in held:
+        baseline_record(w.listing, shows, now)
+    markers_hold_for_poll(
+        [w.marker for w, _ in held],
+        channel_id=channel.pk,
+        now=now,
+        message="Waiting for the channel's orders to be imported (it shows fewer units "
+        "than pimsync last confirmed).",
+    )
     return attempts
 
 
@@ -384,38 +502,31 @@ def _record_cas_mismatch(
     channel: Channel, connector: Connector, items: list[Work], now: datetime
 ) -> list[Attempt]:
     """The channel's quantity moved since we last confirmed it (a sale we have
-    not imported): poll its orders, re-read its quantity as the new compare
-    base, and retry shortly with a freshly computed ATP."""
+    not imported): read what it shows now as the new compare base. A value below
+    it goes again at once (a decrease never waits); anything else waits for an
+    orders poll that starts after now — never a blind retry after a delay."""
     try:
         live = {s.sku: s for s in connector.read_listings([listing_ref(w.listing) for w in items])}
     except Exception:
         log.exception("re-reading %s quantities after a compare mismatch", channel.platform)
         live = {}
-    attempts = []
+    again, held = [], []
     for w in items:
         state = live.get(w.listing.variant.sku) or live.get(w.listing.channel_sku)
-        if state is not None and state.quantity is not None:
-            ChannelListing.objects.filter(pk=w.listing.pk).update(
-                last_confirmed_quantity=state.quantity, last_confirmed_at=now
-            )
-        SyncMarker.objects.filter(pk=w.marker.pk, claim_token=w.marker.claim_token).update(
-            claimed_until=None,
-            claim_token="",
-            due_at=now + timedelta(seconds=CAS_RETRY_SECONDS),
-            attempts=F("attempts") + 1,
-            last_error_code=w.outcome.code[:64],
-            last_error="The channel's quantity changed since our last push; importing its "
-            "orders before pushing again.",
-        )
-        attempts.append(_attempt(SyncKind.QUANTITY, w, "retrying"))
-    channel_poll_request_on_commit(channel.pk)
+        shows = state.quantity if state is not None and state.error is None else None
+        if shows is not None and w.value < shows:
+            baseline_record(w.listing, shows, now)
+            again.append(w)
+        else:
+            held.append((w, shows if shows is not None else w.listing.last_confirmed_quantity or 0))
+    for w in again:
+        # Once at once with the new base; if the channel moves again meanwhile, back off.
+        delay = 0.0 if not w.marker.attempts else _backoff(w.marker.attempts)
+        _release([w.marker], due_at=now + timedelta(seconds=delay), attempts=F("attempts") + 1)
+    attempts = [_attempt(SyncKind.QUANTITY, w, "retrying") for w in again]
+    if held:
+        attempts += _hold_for_orders(channel, held, now)
     return attempts
-
-
-def _inbound_pending(channel: Channel) -> bool:
-    """Orders fetched from the channel but not applied yet: pushing an absolute
-    quantity now could re-inflate stock the channel already sold."""
-    return InboundEvent.objects.filter(channel=channel, status=InboundEvent.Status.PENDING).exists()
 
 
 def _record_auth_failure(channel_id: int, items: list[Work], now: datetime) -> list[Attempt]:
@@ -435,20 +546,53 @@ def _record_auth_failure(channel_id: int, items: list[Work], now: datetime) -> l
     return [_attempt(items[0].marker.kind, w, "failed") for w in items]
 
 
+# --- guarding quantities -----------------------------------------------------------------------
+
+
+def _hold_imports(run: Run, work: list[Work]) -> list[Work]:
+    """Increases of SKUs whose orders are still being imported wait a moment
+    (per SKU: other SKUs, decreases and zeros go on)."""
+    importing = skus_being_imported(run.channel.pk)
+    if not importing:
+        return work
+    waiting = [
+        w
+        for w in work
+        if {w.listing.variant.sku, w.listing.channel_sku} & importing
+        and w.value > (w.listing.last_confirmed_quantity or 0)
+    ]
+    if waiting:
+        due = run.clock() + timedelta(seconds=INBOUND_HOLD_SECONDS)
+        _release([w.marker for w in waiting], due_at=due)
+        run.report.waiting += len(waiting)
+    return [w for w in work if w not in waiting]
+
+
+def _guard_chunk(run: Run, work: list[Work]) -> list[Work]:
+    """Read before write (platforms without compare-and-set): what may be written
+    now; unseen sales are held for an orders poll, unreadable SKUs retried shortly."""
+    now = run.clock()
+    guarded = guard_quantities(run.connector, [(w.listing, w.value) for w in work])
+    by_listing = {w.listing.pk: w for w in work}
+    held = [(by_listing[listing.pk], shows) for listing, _, shows in guarded.hold]
+    unread = [by_listing[listing.pk] for listing, _ in guarded.unread]
+    if held or unread:
+        with transaction.atomic():
+            attempts = _hold_for_orders(run.channel, held, now) if held else []
+            due = now + timedelta(seconds=INBOUND_HOLD_SECONDS)
+            _release([w.marker for w in unread], due_at=due)
+            synclog.sync_log_record(attempts, now=now)
+        run.report.waiting += len(held) + len(unread)
+    allowed = {listing.pk for listing, _ in guarded.write}
+    return [w for w in work if w.listing.pk in allowed]
+
+
 # --- the loop ---------------------------------------------------------------------------------
 
 
-def _push_chunk(
-    channel: Channel,
-    connector: Connector,
-    kind: str,
-    chunk: list[Work],
-    report: PushReport,
-    clock: Callable[[], datetime],
-) -> bool:
+def _push_chunk(run: Run, kind: str, chunk: list[Work]) -> bool:
     """One connector call and its bookkeeping; returns False when the loop must stop."""
-    rate_limit_wait(channel.pk, rate=float(channel.rate_limit_per_second))
-    _extend_lease(connector, chunk, clock())
+    channel, connector, report = run.channel, run.connector, run.report
     try:
         results = _call(connector, kind, chunk)
     except Exception as exc:
@@ -460,7 +604,7 @@ def _push_chunk(
             for w in chunk
         ]
     report.calls += 1
-    now = clock()
+    now = run.clock()
     _results_by_position(chunk, results)
     by_kind: dict[FailureKind, list[Work]] = defaultdict(list)
     for w in chunk:
@@ -470,7 +614,9 @@ def _push_chunk(
         if by_kind[FailureKind.OK]:
             attempts += _record_success(kind, by_kind[FailureKind.OK], now, report)
         if by_kind[FailureKind.RETRYABLE]:
-            retry_attempts, retry_at = _record_retry(kind, by_kind[FailureKind.RETRYABLE], now)
+            retry_attempts, retry_at = _record_retry(
+                channel, kind, by_kind[FailureKind.RETRYABLE], now
+            )
             attempts += retry_attempts
             report.retry_at = min(filter(None, [report.retry_at, retry_at]), default=None)
         stale = [w for w in by_kind[FailureKind.PERMANENT] if w.outcome.code in CAS_STALE_CODES]
@@ -497,28 +643,13 @@ def _push_chunk(
     return True
 
 
-def _process_kind(
-    channel: Channel,
-    connector: Connector,
-    kind: str,
-    markers: list[SyncMarker],
-    report: PushReport,
-    clock: Callable[[], datetime],
-    deadline: float,
-) -> bool:
-    now = clock()
-    if (
-        kind == SyncKind.QUANTITY
-        and channel.platform not in CAS_PLATFORMS
-        and _inbound_pending(channel)
-    ):
-        _release(markers, due_at=now + timedelta(seconds=INBOUND_HOLD_SECONDS))
-        report.waiting += len(markers)
-        return True
-    limits = _limits(channel)
-    work = _current_values(channel, kind, markers)
+def _decided(run: Run, kind: str, markers: list[SyncMarker]) -> list[Work]:
+    """Fresh values through the rules: what to push now; drops and waits recorded."""
+    now = run.clock()
+    limits = _limits(run.channel)
+    work, not_for_sale = _current_values(run.channel, kind, markers)
     to_push: list[Work] = []
-    drop: list[SyncMarker] = []
+    drop: list[SyncMarker] = list(not_for_sale)
     for w in work:
         decision = _decide(kind, w, limits, now)
         if decision.action is Action.PUSH:
@@ -527,47 +658,104 @@ def _process_kind(
             drop.append(w.marker)
         else:
             _release([w.marker], due_at=decision.until)
-            report.waiting += 1
+            run.report.waiting += 1
     _delete_unless_redirtied(drop, now)
     if drop:
-        # The channel already shows the value: earlier failed attempts are moot.
+        # The channel already shows the value (or is not told it): earlier failed
+        # attempts are moot.
         synclog.sync_log_resolve(
-            channel_id=channel.pk,
+            channel_id=run.channel.pk,
             event_type=EVENT_TYPE[kind],
             skus={m.listing.variant.sku for m in drop},
             now=now,
         )
-    report.dropped += len(drop)
-    chunks = _chunks(connector, kind, to_push, channel)
-    for i, chunk in enumerate(chunks):
-        if time.monotonic() > deadline:
-            _release([w.marker for c in chunks[i:] for w in c], due_at=clock())
-            report.stopped = "budget"
+    run.report.dropped += len(drop)
+    return to_push
+
+
+def _read_groups(connector: Connector, chunks: list[list[Work]]) -> list[list[list[Work]]]:
+    """Consecutive chunks read together right before they are written (at most
+    guard.read_group_size SKUs per read, a chunk is never split)."""
+    size = read_group_size(connector)
+    groups: list[list[list[Work]]] = []
+    count = 0
+    for chunk in chunks:
+        if not groups or count + len(chunk) > size:
+            groups.append([])
+            count = 0
+        groups[-1].append(chunk)
+        count += len(chunk)
+    return groups
+
+
+def _markers_of(groups: Sequence[Sequence[Sequence[Work]]]) -> list[SyncMarker]:
+    return [w.marker for group in groups for chunk in group for w in chunk]
+
+
+def _guarded_group(run: Run, group: list[list[Work]]) -> list[list[Work]]:
+    """The group's chunks with only what may be written now (read before write)."""
+    work = [w for chunk in group for w in chunk]
+    allowed = {w.marker.pk for w in _guard_chunk(run, work)}
+    return [[w for w in chunk if w.marker.pk in allowed] for chunk in group]
+
+
+def _process_kind(run: Run, kind: str, markers: list[SyncMarker], *, urgent: bool) -> bool:
+    to_push = _decided(run, kind, markers)
+    guarded = kind == SyncKind.QUANTITY and not has_compare_and_set(run.connector)
+    if guarded:
+        to_push = _hold_imports(run, to_push)
+    chunks = _chunks(run.connector, kind, to_push, run.channel, urgent=urgent)
+    groups = _read_groups(run.connector, chunks) if guarded else [[c] for c in chunks]
+    for g, group in enumerate(groups):
+        if time.monotonic() > run.deadline:
+            _release(_markers_of(groups[g:]), due_at=run.clock())
+            run.report.stopped = "budget"
             return False
-        if not _push_chunk(channel, connector, kind, chunk, report, clock):
-            _release([w.marker for c in chunks[i + 1 :] for w in c])
+        # Zeros and low stock that arrived meanwhile go before the rest of this batch.
+        if (
+            not urgent
+            and g
+            and _urgent_waiting(run.channel.pk, run.clock())
+            and not _serve_urgent(run)
+        ):
+            _release(_markers_of(groups[g:]))
             return False
+        ready = _guarded_group(run, group) if guarded else group
+        for i, chunk in enumerate(ready):
+            if chunk and not _push_chunk(run, kind, chunk):
+                _release(_markers_of([ready[i + 1 :], *groups[g + 1 :]]))
+                return False
     return True
 
 
-def _process_claimed(
-    channel: Channel,
-    connector: Connector,
-    markers: list[SyncMarker],
-    report: PushReport,
-    clock: Callable[[], datetime],
-    deadline: float,
-) -> bool:
+def _process_claimed(run: Run, markers: list[SyncMarker], *, urgent: bool = False) -> bool:
     """Quantities first (overselling costs more than a stale price)."""
     by_kind: dict[str, list[SyncMarker]] = defaultdict(list)
     for m in markers:
         by_kind[m.kind].append(m)
     kinds = [k for k in (SyncKind.QUANTITY, SyncKind.PRICE) if by_kind[k]]
     for i, kind in enumerate(kinds):
-        if not _process_kind(channel, connector, kind, by_kind[kind], report, clock, deadline):
+        if not _process_kind(run, kind, by_kind[kind], urgent=urgent):
             _release([m for later in kinds[i + 1 :] for m in by_kind[later]])
             return False
     return True
+
+
+def _serve_urgent(run: Run) -> bool:
+    """Claim and push the urgent markers due now (urgent work never waits behind a
+    long batch or a feed)."""
+    while True:
+        markers = markers_claim(
+            run.channel.pk,
+            limit=settings.PIMSYNC_PUSH_CLAIM_SIZE,
+            now=run.clock(),
+            token=run.token,
+            urgent_only=True,
+        )
+        if not markers:
+            return True
+        if not _process_claimed(run, markers, urgent=True):
+            return False
 
 
 def channel_push(
@@ -576,8 +764,9 @@ def channel_push(
     time_budget: float | None = None,
     clock: Callable[[], datetime] = timezone.now,
 ) -> PushReport:
-    """Push every due marker of one channel until none is due, or the budget,
-    the circuit or an auth failure stops it. Safe to run in several workers."""
+    """Push every due marker of one channel, urgent ones first, until none is due,
+    or the budget, the circuit or an auth failure stops it. Safe to run in several
+    workers: each run's claims are leased to it and renewed while it lives."""
     report = PushReport(channel_id)
     ChannelSyncState.objects.get_or_create(channel_id=channel_id)
     ChannelSyncState.objects.filter(channel_id=channel_id).update(push_queued=False)
@@ -589,27 +778,33 @@ def channel_push(
     if state.auth_failed_at is not None:
         report.stopped = "auth"
         return report
-    connector = channel_connector(channel)
     budget = settings.PIMSYNC_PUSH_TIME_BUDGET_SECONDS if time_budget is None else time_budget
-    deadline = time.monotonic() + budget
-    while time.monotonic() < deadline:
-        permit = breaker.breaker_permit(channel_id, now=clock())
+    with leased_run() as token:
+        run = Run(
+            channel, channel_connector(channel), token, report, clock, time.monotonic() + budget
+        )
+        _push_until_done(run)
+    return report
+
+
+def _push_until_done(run: Run) -> None:
+    while time.monotonic() < run.deadline:
+        permit = breaker.breaker_permit(run.channel.pk, now=run.clock())
         if not permit.allowed:
-            report.stopped, report.retry_at = "circuit", permit.retry_at
-            return report
+            run.report.stopped, run.report.retry_at = "circuit", permit.retry_at
+            return
         limit = 1 if permit.probe else settings.PIMSYNC_PUSH_CLAIM_SIZE
-        markers = markers_claim(channel_id, limit=limit, now=clock())
+        markers = markers_claim(run.channel.pk, limit=limit, now=run.clock(), token=run.token)
         if not markers:
             if permit.probe:
-                breaker.breaker_record_success(channel_id, now=clock())
-            return report
-        calls_before = report.calls
-        if not _process_claimed(channel, connector, markers, report, clock, deadline):
-            return report
-        if permit.probe and report.calls == calls_before:
-            breaker.breaker_probe_abandoned(channel_id, now=clock())
-    report.stopped = "budget"
-    return report
+                breaker.breaker_record_success(run.channel.pk, now=run.clock())
+            return
+        calls_before = run.report.calls
+        if not _process_claimed(run, markers):
+            return
+        if permit.probe and run.report.calls == calls_before:
+            breaker.breaker_probe_abandoned(run.channel.pk, now=run.clock())
+    run.report.stopped = "budget"
 
 
 def channel_resume(channel_id: int) -> None:

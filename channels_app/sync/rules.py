@@ -4,8 +4,10 @@ Quantity: push when it moved by at least the channel's threshold, always when
 either side is at or below the low-stock level, at once for 0; pending small
 changes go out at the latest after the maximum interval. Price: push when it
 differs by at least 0.01. Never push one SKU more often than the minimum
-interval — except a 0 quantity, because selling out late oversells — the
-marker waits, it is not dropped. A forced push ignores no-op and threshold.
+interval — except urgent work (a quantity at or below the low-stock level, 0
+included, because selling out late oversells; an oversell's forced 0; a
+person's "push now") — the marker waits, it is not dropped. A forced push
+ignores no-op and threshold.
 """
 
 from __future__ import annotations
@@ -57,8 +59,9 @@ def quantity_decide(
     forced: bool,
     limits: Limits,
     now: datetime,
+    urgent: bool = False,
 ) -> Decision:
-    if new != 0:
+    if not (urgent or new <= limits.low_stock):
         waiting = _min_interval_wait(last_pushed_at, limits, now)
         if waiting:
             return waiting
@@ -86,8 +89,9 @@ def price_decide(
     forced: bool,
     limits: Limits,
     now: datetime,
+    urgent: bool = False,
 ) -> Decision:
-    waiting = _min_interval_wait(last_pushed_at, limits, now)
+    waiting = None if urgent else _min_interval_wait(last_pushed_at, limits, now)
     if waiting:
         return waiting
     if forced:

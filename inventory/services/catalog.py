@@ -17,13 +17,15 @@ from django.utils import timezone
 
 from .. import events
 from ..errors import InvalidMovement, UnknownSku
-from ..models import MONEY_LIMIT, Location, Product, Variant
+from ..models import MONEY_LIMIT, Location, Product, StockLevel, Variant
 
 PRICE_FIELDS = ("price", "compare_at_price", "map_price")
 
 
 def variant_save(*, variant: Variant, changed_fields: Iterable[str] | None = None) -> Variant:
-    """Validate and save a new or edited variant; a price change fires the event.
+    """Validate and save a new or edited variant; a price change fires the price
+    event, (de)activating it the sellable event (channels then show 0, or its
+    stock again).
 
     ``changed_fields`` is what the caller changed (the admin's form knows); when
     omitted the stored row is compared.
@@ -35,14 +37,21 @@ def variant_save(*, variant: Variant, changed_fields: Iterable[str] | None = Non
             events.publish_price_changed(variant_ids=[variant.pk])
             return variant
         if changed_fields is None:
-            before = Variant.objects.filter(pk=variant.pk).values(*PRICE_FIELDS).first() or {}
+            before = (
+                Variant.objects.filter(pk=variant.pk).values(*PRICE_FIELDS, "is_active").first()
+                or {}
+            )
             price_changed = any(before.get(f) != getattr(variant, f) for f in PRICE_FIELDS)
+            sellable_changed = before.get("is_active", variant.is_active) != variant.is_active
         else:
             price_changed = bool(set(changed_fields) & set(PRICE_FIELDS))
+            sellable_changed = "is_active" in set(changed_fields)
         variant.full_clean()
         variant.save()
         if price_changed:
             events.publish_price_changed(variant_ids=[variant.pk])
+        if sellable_changed:
+            events.publish_sellable_changed(variant_ids=[variant.pk])
         return variant
 
 
@@ -159,8 +168,21 @@ def variant_set_price_fields(*, changes: dict[int, dict[str, Decimal | None]]) -
 
 
 def product_save(*, product: Product) -> Product:
-    product.full_clean()
-    product.save()
+    """Save a product; archiving or restoring it fires the sellable event for its
+    variants (channels show 0 while it is archived)."""
+    with transaction.atomic():
+        before = (
+            Product.objects.filter(pk=product.pk).values_list("status", flat=True).first()
+            if product.pk
+            else None
+        )
+        product.full_clean()
+        product.save()
+        archived = Product.Status.ARCHIVED
+        if before is not None and (before == archived) != (product.status == archived):
+            events.publish_sellable_changed(
+                variant_ids=list(product.variants.values_list("pk", flat=True))
+            )
     return product
 
 
@@ -179,6 +201,23 @@ def variant_delete(*, variant: Variant) -> None:
 
 
 def location_save(*, location: Location) -> Location:
-    location.full_clean()
-    location.save()
+    """Save a location; (de)activating it fires the stock event for everything
+    stocked there (channels fed by it no longer count it, or count it again)."""
+    with transaction.atomic():
+        before = (
+            Location.objects.filter(pk=location.pk).values_list("is_active", flat=True).first()
+            if location.pk
+            else None
+        )
+        location.full_clean()
+        location.save()
+        if before is not None and before != location.is_active:
+            events.publish_stock_changed(
+                variant_ids=list(
+                    StockLevel.objects.filter(location=location).values_list(
+                        "variant_id", flat=True
+                    )
+                ),
+                location_ids=[location.pk],
+            )
     return location

@@ -171,6 +171,11 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Pushes have a queue and worker processes of their own, so a backlog of inbound
+# events, polls or reconciliation never delays a push: run one worker with
+# `-Q celery` and one with `-Q <PIMSYNC_PUSH_QUEUE>` (make run and docker-compose do).
+PIMSYNC_PUSH_QUEUE = env.str("PIMSYNC_PUSH_QUEUE", default="push")
+CELERY_TASK_ROUTES = {"channels_app.tasks.channel_push_task": {"queue": PIMSYNC_PUSH_QUEUE}}
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=270)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
@@ -222,7 +227,14 @@ PIMSYNC_RETRY_CAP_SECONDS = env.float("PIMSYNC_RETRY_CAP_SECONDS", default=300.0
 PIMSYNC_BREAKER_FAILURES = env.int("PIMSYNC_BREAKER_FAILURES", default=5)
 PIMSYNC_BREAKER_OPEN_SECONDS = env.float("PIMSYNC_BREAKER_OPEN_SECONDS", default=30.0)
 PIMSYNC_PUSH_CLAIM_SIZE = env.int("PIMSYNC_PUSH_CLAIM_SIZE", default=1000)
-PIMSYNC_PUSH_LEASE_SECONDS = env.int("PIMSYNC_PUSH_LEASE_SECONDS", default=120)
+# Short: a live run renews its leases every quarter lease (a heartbeat), so a killed
+# worker's markers are taken over within one lease plus a sweep.
+PIMSYNC_PUSH_LEASE_SECONDS = env.int("PIMSYNC_PUSH_LEASE_SECONDS", default=20)
+# A quantity push held for an orders poll longer than this raises a "push held"
+# alert naming why the polls do not get through.
+PIMSYNC_PUSH_HELD_ALERT_SECONDS = env.int("PIMSYNC_PUSH_HELD_ALERT_SECONDS", default=120)
+# At most one orders poll per this many seconds is asked for on behalf of held pushes.
+PIMSYNC_HELD_POLL_SECONDS = env.float("PIMSYNC_HELD_POLL_SECONDS", default=5.0)
 PIMSYNC_PUSH_TIME_BUDGET_SECONDS = env.float("PIMSYNC_PUSH_TIME_BUDGET_SECONDS", default=40.0)
 PIMSYNC_SWEEP_SECONDS = env.float("PIMSYNC_SWEEP_SECONDS", default=2.0)
 PIMSYNC_PUSH_STALE_SECONDS = env.float("PIMSYNC_PUSH_STALE_SECONDS", default=15.0)

@@ -72,6 +72,8 @@ def start_worker(worker_env, tmp_path) -> Iterator[Callable[..., subprocess.Pope
                 "worker",
                 "-l",
                 "warning",
+                "-Q",
+                "celery,push",  # the default queue and the pushes' own
                 "--concurrency",
                 str(concurrency),
                 "--without-gossip",

@@ -20,6 +20,9 @@ class FakeConnector:
     on_call: object = None
     live_quantity: dict = field(default_factory=dict)  # sku -> what read_listings reports
     sent_expected: list = field(default_factory=list)
+    # sku -> the quantity the channel took last (what it shows unless live_quantity says)
+    shown: dict = field(default_factory=dict)
+    reads: int = 0
 
     def _answer(self, kind, items, key):
         if self.on_call:
@@ -38,12 +41,21 @@ class FakeConnector:
 
     def push_quantities(self, items):
         self.sent_expected += [(i.listing.sku, i.expected_quantity) for i in items]
-        return self._answer("quantity", items, "quantity")
+        results = self._answer("quantity", items, "quantity")
+        for item, result in zip(items, results, strict=True):
+            if result.ok:
+                self.shown[item.listing.sku] = item.quantity
+                self.live_quantity.pop(item.listing.sku, None)
+        return results
 
     def read_listings(self, listings):
         from channels_app.connectors.base import ListingState
 
-        return [ListingState(ref.sku, None, self.live_quantity.get(ref.sku)) for ref in listings]
+        self.reads += 1
+        return [
+            ListingState(ref.sku, None, self.live_quantity.get(ref.sku, self.shown.get(ref.sku)))
+            for ref in listings
+        ]
 
 
 def failing(kind: FailureKind, code: str = "503", retry_after: float | None = None):

@@ -17,7 +17,14 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-COLOURS = {"web": "36", "worker": "33", "beat": "35", "sandbox": "32", "orders": "34"}
+COLOURS = {
+    "web": "36",
+    "worker": "33",
+    "pusher": "93",
+    "beat": "35",
+    "sandbox": "32",
+    "orders": "34",
+}
 
 
 def _commands(host: str, port: int, sandbox_port: int) -> dict[str, list[str]]:
@@ -35,12 +42,33 @@ def _commands(host: str, port: int, sandbox_port: int) -> dict[str, list[str]]:
             "worker",
             "-l",
             "info",
+            "-Q",
+            "celery",
             "--concurrency",
             "2",
             "--without-gossip",
             "--without-mingle",
             "-n",
             "worker@%h",
+        ],
+        # Pushes have worker processes of their own: never behind inbound work.
+        "pusher": [
+            python,
+            "-m",
+            "celery",
+            "-A",
+            "pimsync",
+            "worker",
+            "-l",
+            "info",
+            "-Q",
+            settings.PIMSYNC_PUSH_QUEUE,
+            "--concurrency",
+            "2",
+            "--without-gossip",
+            "--without-mingle",
+            "-n",
+            "pusher@%h",
         ],
         "beat": [
             python,

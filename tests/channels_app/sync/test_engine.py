@@ -9,11 +9,11 @@ from django.utils import timezone
 
 from channels_app.connectors.errors import FailureKind
 from channels_app.models import ChannelListing, ChannelSyncState, SyncMarker
-from channels_app.services import markers_redrive
+from channels_app.services import listing_save, markers_redrive
 from channels_app.sync import engine
-from channels_app.sync.markers import listings_mark_dirty
+from channels_app.sync.markers import listings_mark_dirty, markers_release_after_poll
 from inventory import services
-from inventory.models import Variant
+from inventory.models import Location, Variant
 from synclog.models import Alert, SyncLogEntry
 from tests.support.sync import failing
 
@@ -293,11 +293,11 @@ def test_connector_exception_loses_no_marker(shop, fake):
 
 def test_a_claimed_marker_is_not_claimed_twice(shop):
     now = timezone.now()
-    first = engine.markers_claim(shop.pk, limit=10, now=now)
-    second = engine.markers_claim(shop.pk, limit=10, now=now)
+    first = engine.markers_claim(shop.pk, limit=10, now=now, token="run-1")
+    second = engine.markers_claim(shop.pk, limit=10, now=now, token="run-2")
     assert (len(first), len(second)) == (6, 0)
     # a lease that ran out (worker killed mid-batch) is claimed again
-    third = engine.markers_claim(shop.pk, limit=10, now=now + timedelta(seconds=600))
+    third = engine.markers_claim(shop.pk, limit=10, now=now + timedelta(seconds=600), token="r3")
     assert len(third) == 6
 
 
@@ -308,70 +308,269 @@ def test_disabled_channel_is_not_pushed(shop, fake):
     assert fake.calls == []
 
 
-def test_shopify_quantities_are_compare_and_set_and_a_mismatch_polls_orders_first(
-    shop, fake, task_sends, django_capture_on_commit_callbacks
-):
-    shop.platform = "shopify"
-    shop.save()
-    fake.platform = "shopify"
-    push(shop)
-    assert set(fake.sent_expected) == {("S-0", None), ("S-1", None), ("S-2", None)}
-    sends = task_sends
-    location = shop.channel_locations.get().location
+def _sell_outside(sku, key, quantity=-1):
+    """A stock change in pimsync (so a quantity marker is written)."""
     services.stock_adjust(
-        variant=Variant.objects.get(sku="S-0"),
-        location=location,
-        quantity=-1,
+        variant=Variant.objects.get(sku=sku),
+        location=Location.objects.get(),
+        quantity=quantity,
         reason="adjust",
         source="t",
-        idempotency_key="cas-1",
+        idempotency_key=key,
     )
+
+
+def test_a_compare_and_set_mismatch_never_pushes_before_the_orders_are_imported(
+    shop, fake, task_sends, django_capture_on_commit_callbacks
+):
+    shop.platform = fake.platform = "shopify"
+    fake.compare_and_set = True
+    shop.save()
+    push(shop)
+    assert set(fake.sent_expected) == {("S-0", None), ("S-1", None), ("S-2", None)}
+    _sell_outside("S-0", "cas-1")  # pimsync: 20 -> 19
     fake.sent_expected.clear()
     fake.fail[("quantity", "S-0")] = failing(FailureKind.PERMANENT, "CHANGE_FROM_QUANTITY_STALE")
     fake.live_quantity["S-0"] = 17  # the channel sold 3 units we have not imported yet
     with django_capture_on_commit_callbacks(execute=True):
         push(shop)
-    assert fake.sent_expected == [("S-0", 20)]  # the last confirmed quantity
-    assert sends.args_of("channels_app.tasks.channel_poll_task") == [[shop.pk]]
+    assert fake.sent_expected == [("S-0", 20)]  # compared with the last confirmed quantity
+    assert task_sends.args_of("channels_app.tasks.channel_poll_task") == [[shop.pk]]
     marker = SyncMarker.objects.get(kind="quantity")
-    assert (marker.status, marker.attempts, marker.last_error_code) == (
-        "pending",
-        1,
-        "CHANGE_FROM_QUANTITY_STALE",
-    )
+    assert (marker.status, marker.last_error_code) == ("pending", "held_for_orders")
+    assert marker.held_for_poll_at is not None
     assert ChannelListing.objects.get(variant__sku="S-0").last_confirmed_quantity == 17
-    assert (
-        SyncLogEntry.objects.get(sku="S-0", status="retrying").error_code
-        == "CHANGE_FROM_QUANTITY_STALE"
-    )
+    assert SyncLogEntry.objects.get(sku="S-0", status="held").error_code == "held_for_orders"
     assert not Alert.objects.filter(kind="dead_letter").exists()
+    # no blind retry: however long we wait, nothing is written until a poll applied
     del fake.fail[("quantity", "S-0")]
     fake.sent_expected.clear()
-    push(shop, clock=lambda: timezone.now() + timedelta(seconds=3))
+    push(shop, clock=lambda: timezone.now() + timedelta(minutes=10))
+    assert fake.sent_expected == []
+    # a poll that started before the mismatch does not release it ...
+    markers_release_after_poll(
+        channel_id=shop.pk, poll_started_at=marker.held_for_poll_at - timedelta(seconds=1)
+    )
+    push(shop)
+    assert fake.sent_expected == []
+    # ... one that started after it does: recomputed and compared with what the channel showed
+    markers_release_after_poll(channel_id=shop.pk, poll_started_at=timezone.now())
+    push(shop)
     assert fake.sent_expected == [("S-0", 17)]
 
 
-def test_quantity_push_waits_while_fetched_orders_are_unapplied(shop, fake):
+def test_a_compare_and_set_mismatch_on_a_decrease_below_the_channel_goes_at_once(
+    shop, fake, task_sends
+):
+    shop.platform = fake.platform = "shopify"
+    fake.compare_and_set = True
+    shop.save()
+    push(shop)
+    _sell_outside("S-0", "cas-2", quantity=-15)  # pimsync: 20 -> 5 (low stock: urgent)
+    fake.sent_expected.clear()
+    stale = failing(FailureKind.PERMANENT, "CHANGE_FROM_QUANTITY_STALE")
+    fake.fail[("quantity", "S-0")] = lambda sku: fake.fail.pop(("quantity", sku)) and stale(sku)
+    fake.live_quantity["S-0"] = 18  # one unseen sale on the channel
+    push(shop)
+    # 5 < 18: writing it can only lower the channel, so it goes again at once (same run)
+    # compared with what the channel showed, never waiting for the import
+    assert fake.sent_expected == [("S-0", 20), ("S-0", 18)]
+    assert not SyncMarker.objects.filter(kind="quantity").exists()
+
+
+def test_read_before_write_holds_an_increase_over_an_unimported_sale(
+    shop, fake, task_sends, django_capture_on_commit_callbacks
+):
+    push(shop)  # confirmed 20 on the channel
+    _sell_outside("S-1", "rbw-1", quantity=5)  # pimsync: 20 -> 25 (a receipt)
+    fake.calls.clear()
+    fake.live_quantity["S-1"] = 19  # the channel sold one we have not imported
+    with django_capture_on_commit_callbacks(execute=True):
+        report = push(shop)
+    assert fake.calls == []  # 25 would offer the sold unit again
+    assert report.waiting == 1
+    marker = SyncMarker.objects.get(kind="quantity")
+    assert marker.held_for_poll_at is not None
+    assert task_sends.args_of("channels_app.tasks.channel_poll_task") == [[shop.pk]]
+    # once a poll that started after the hold is applied, the value is recomputed
+    # (here nothing new was imported) and written over the new baseline
+    markers_release_after_poll(channel_id=shop.pk, poll_started_at=timezone.now())
+    push(shop)
+    assert fake.calls == [("quantity", [("S-1", 25)])]
+
+
+def test_read_before_write_lets_a_decrease_below_the_channel_go_at_once(shop, fake):
+    push(shop)
+    _sell_outside("S-1", "rbw-2", quantity=-4)  # pimsync: 20 -> 16
+    fake.calls.clear()
+    fake.live_quantity["S-1"] = 19  # an unseen sale, but 16 < 19 lowers the channel
+    push(shop)
+    assert fake.calls == [("quantity", [("S-1", 16)])]
+    assert fake.reads == 2  # the first push read too (nothing confirmed then: written)
+
+
+def test_read_before_write_never_raises_over_an_unseen_sale_even_when_decreasing(shop, fake):
+    push(shop)
+    _sell_outside("S-1", "rbw-3", quantity=-1)  # pimsync: 20 -> 19
+    fake.calls.clear()
+    fake.live_quantity["S-1"] = 17  # two unseen sales: 19 would raise the channel
+    push(shop)
+    assert fake.calls == []
+    assert SyncMarker.objects.get(kind="quantity").held_for_poll_at is not None
+
+
+def test_an_increase_of_a_sku_whose_orders_are_being_imported_waits_others_go(shop, fake):
     from channels_app.models import InboundEvent
 
     push(shop)
     fake.calls.clear()
-    location = shop.channel_locations.get().location
-    services.stock_adjust(
-        variant=Variant.objects.get(sku="S-1"),
-        location=location,
-        quantity=-1,
-        reason="adjust",
-        source="t",
-        idempotency_key="hold-1",
+    _sell_outside("S-1", "hold-1", quantity=3)  # an increase of S-1 ...
+    _sell_outside("S-2", "hold-2", quantity=-1)  # ... and a decrease of S-2
+    event = InboundEvent.objects.create(
+        channel=shop, source="poll", delivery_id="poll:1", skus=["S-1"]
     )
-    event = InboundEvent.objects.create(channel=shop, source="poll", delivery_id="poll:1")
     report = push(shop)
-    assert (fake.calls, report.waiting) == ([], 1)
-    event.status = "processed"
+    assert (fake.calls, report.waiting) == ([("quantity", [("S-2", 19)])], 1)
+    # an event that failed for good (dead-lettered, alerted) stops holding
+    event.status = "failed"
     event.save()
     push(shop, clock=lambda: timezone.now() + timedelta(seconds=2))
-    assert fake.calls == [("quantity", [("S-1", 19)])]
+    assert fake.calls[-1] == ("quantity", [("S-1", 23)])
+
+
+def test_a_zero_overtakes_a_marker_waiting_for_the_threshold(shop, fake):
+    shop.inventory_threshold = 10
+    shop.low_stock_level = 2
+    shop.save()
+    push(shop)
+    _sell_outside("S-0", "wait-1", quantity=-3)  # 20 -> 17: below the threshold, waits
+    fake.calls.clear()
+    push(shop)
+    waiting = SyncMarker.objects.get(kind="quantity")
+    assert fake.calls == []
+    assert waiting.due_at > timezone.now() + timedelta(seconds=60)
+    _sell_outside("S-0", "wait-2", quantity=-17)  # 17 -> 0 while it waits
+    marker = SyncMarker.objects.get(kind="quantity")
+    assert marker.is_urgent
+    assert marker.due_at <= timezone.now()
+    push(shop)
+    assert fake.calls == [("quantity", [("S-0", 0)])]
+
+
+def test_a_zero_ignores_the_minimum_interval_and_goes_before_other_work(shop, fake):
+    shop.min_push_interval_seconds = 3600
+    shop.save()
+    push(shop)
+    for i in range(3):
+        set_price(f"S-{i}", f"3{i}.00")  # price work, due now
+    _sell_outside("S-2", "urgent-1", quantity=-20)  # 0: urgent
+    fake.calls.clear()
+    now = timezone.now()
+    claimed = engine.markers_claim(shop.pk, limit=1, now=now, token="t")
+    assert [(m.kind, m.listing.variant.sku) for m in claimed] == [("quantity", "S-2")]
+    engine._release(claimed)
+    push(shop)
+    assert fake.calls == [("quantity", [("S-2", 0)])]  # the prices wait their interval
+
+
+def test_urgent_work_arriving_during_a_long_batch_goes_next(shop, fake, variant_factory):
+    shop.batch_size = 1  # one SKU per call: a long batch
+    shop.save()
+    push(shop)
+    for i in range(3):
+        set_price(f"S-{i}", f"4{i}.00")
+    fake.calls.clear()
+
+    def sell_out_during_the_first_call(kind, items):
+        if kind == "price" and len(fake.calls) == 0:
+            with transaction.atomic():
+                _sell_outside("S-2", "urgent-2", quantity=-20)
+
+    fake.on_call = sell_out_during_the_first_call
+    push(shop)
+    kinds = [kind for kind, _ in fake.calls]
+    assert kinds == ["price", "quantity", "price", "price"]
+    assert fake.calls[1] == ("quantity", [("S-2", 0)])
+
+
+def test_push_now_is_urgent_and_ignores_the_minimum_interval(shop, fake):
+    from channels_app.services import listings_push_now
+
+    shop.min_push_interval_seconds = 3600
+    shop.save()
+    push(shop)
+    set_price("S-0", "99.00")
+    fake.calls.clear()
+    push(shop)
+    assert fake.calls == []  # the minimum interval holds an ordinary change
+    listings_push_now(listings=ChannelListing.objects.filter(variant__sku="S-0"))
+    push(shop)
+    assert fake.calls == [("price", [("S-0", Decimal("99.00"))])]
+
+
+def test_retryable_failures_end_in_the_dead_letter_after_the_channel_limit(shop, fake):
+    shop.retry_max_attempts = 3
+    shop.save()
+    fake.fail["price"] = failing(FailureKind.RETRYABLE, "503")
+    later = timezone.now()
+    for _ in range(3):
+        later += timedelta(hours=1)
+        push(shop, clock=lambda at=later: at)
+    dead = SyncMarker.objects.filter(kind="price", status="dead")
+    assert dead.count() == 3
+    assert {m.last_error_code for m in dead} == {"exhausted"}
+    alert = Alert.objects.filter(kind="dead_letter").first()
+    assert alert is not None
+    assert "gave up after retrying (failed 3 times)" in alert.message
+
+
+def test_retryable_failures_end_in_the_dead_letter_after_the_channel_age_limit(shop, fake):
+    shop.retry_max_hours = 24
+    shop.save()
+    fake.fail["price"] = failing(FailureKind.RETRYABLE, "503")
+    start = timezone.now()
+    push(shop, clock=lambda: start)
+    assert not SyncMarker.objects.filter(status="dead").exists()
+    push(shop, clock=lambda: start + timedelta(hours=25))
+    assert SyncMarker.objects.filter(kind="price", status="dead").count() == 3
+
+
+@pytest.mark.parametrize("how", ["listing disabled", "variant deactivated", "product archived"])
+def test_what_is_no_longer_for_sale_is_told_zero_and_back_when_it_is_again(shop, fake, how):
+    push(shop)
+    fake.calls.clear()
+    listing = ChannelListing.objects.get(variant__sku="S-0")
+    variant = listing.variant
+
+    def set_for_sale(on: bool) -> None:
+        if how == "listing disabled":
+            listing.is_enabled = on
+            listing_save(listing=listing, changed_fields=["is_enabled"])
+        elif how == "variant deactivated":
+            variant.is_active = on
+            services.variant_save(variant=variant, changed_fields=["is_active"])
+        else:
+            product = variant.product
+            product.status = "active" if on else "archived"
+            services.product_save(product=product)
+
+    set_for_sale(False)
+    push(shop)
+    assert fake.calls == [("quantity", [("S-0", 0)])]
+    assert SyncLogEntry.objects.filter(sku="S-0", value_sent="0", status="success").exists()
+    fake.calls.clear()
+    set_for_sale(True)
+    push(shop)
+    assert ("quantity", [("S-0", 20)]) in fake.calls
+
+
+def test_a_deactivated_location_is_told_to_the_channels_it_fed(shop, fake):
+    push(shop)
+    fake.calls.clear()
+    location = Location.objects.get()
+    location.is_active = False
+    services.location_save(location=location)
+    assert SyncMarker.objects.filter(kind="quantity").count() == 3
 
 
 def test_woocommerce_variations_go_one_parent_per_call(shop, fake):

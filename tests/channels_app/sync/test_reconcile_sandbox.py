@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 
 from channels_app.models import Channel, ChannelListing, ChannelLocation, SyncMarker
+from channels_app.orders.polling import channel_poll
 from channels_app.selectors import channel_atp_bulk, channel_price_bulk
 from channels_app.sync import engine
 from channels_app.sync.reconcile import channel_reconcile
@@ -112,6 +113,14 @@ def assert_channel_matches(sandbox: RunningSandbox, channel: Channel) -> None:
     assert wrong == []
 
 
+def import_orders_then_push(channel_id: int) -> None:
+    """What the workers do between the reconciliation's checks: a console edit that
+    lowered a quantity looks like a sale not imported yet, so its resync waits for an
+    orders poll (here there are none: it then goes) before it is written back."""
+    channel_poll(channel_id)
+    engine.channel_push(channel_id)
+
+
 @pytest.mark.parametrize("platform", ["shopify", "woocommerce", "ebay", "amazon"])
 def test_fifty_console_edits_are_found_fixed_read_back_and_resolved(sandbox, platform):
     # given: a channel in sync with pimsync, then 50 values edited in its console
@@ -120,7 +129,7 @@ def test_fifty_console_edits_are_found_fixed_read_back_and_resolved(sandbox, pla
     assert (clean.status, clean.checked, clean.drifted, clean.errors) == ("finished", 120, 0, 0)
     changed = edit_in_console(sandbox, channel, N_CHANGES, seed=7)
     # when: the next reconciliation runs (pushing its resyncs with the real engine)
-    run = channel_reconcile(channel=channel, push=engine.channel_push)
+    run = channel_reconcile(channel=channel, push=import_orders_then_push)
     # then: exactly those 50 were found, resynced, read back and resolved
     findings = DriftFinding.objects.filter(run=run)
     assert {f.sku for f in findings} == changed
