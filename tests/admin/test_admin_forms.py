@@ -178,6 +178,8 @@ def channel_form_data(channel, **changes) -> dict:
         "rate_limit_per_second": "2",
         "reservation_minutes": 60,
         "returns_restock": "damaged",
+        "retry_max_attempts": 50,
+        "retry_max_hours": 24,
         "reconcile_interval_minutes": 240,
         "drift_quantity_threshold": 1,
         "drift_price_amount": "0.01",

@@ -160,7 +160,13 @@ def test_a_poll_cut_short_by_the_page_bound_continues_without_moving_the_cursor(
     assert first["next_cursor"] is not None
     assert ChannelSyncState.objects.get(channel=channel).poll_cursor == ""
     continued = [sent.kwargs for sent in task_sends.named(dispatch.POLL)]
-    assert continued == [{"resume_cursor": first["next_cursor"], "resume_hwm": first["hwm"]}]
+    assert continued == [
+        {
+            "resume_cursor": first["next_cursor"],
+            "resume_hwm": first["hwm"],
+            "resume_started": first["started"],
+        }
+    ]
 
     rest = channel_poll_task(channel.pk, **continued[0])
 
