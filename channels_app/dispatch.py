@@ -48,7 +48,9 @@ ORDER_CANCEL = "channels_app.tasks.order_cancel_oversold_task"
 ORDER_FULFIL = "channels_app.tasks.order_fulfil_on_channel_task"
 RECONCILE = "channels_app.tasks.channel_reconcile_task"
 RECONCILE_VERIFY = "channels_app.tasks.reconcile_verify_task"
+BATCH_WATCH = "channels_app.tasks.channel_batch_watch_task"
 TASK_NAMES = (
+    BATCH_WATCH,
     PUSH,
     POLL,
     INBOUND_EVENT,
@@ -318,4 +320,25 @@ def reconcile_verify_later(run_id: int) -> bool:
         countdown=settings.PIMSYNC_RECONCILE_VERIFY_SECONDS,
         what=f"read-back of reconciliation #{run_id}",
         fallback="the channel's next run fails it as abandoned",
+    )
+
+
+# --- asynchronous batches (Amazon feeds) ---------------------------------------------------------
+
+
+def batch_watch(batch_id: int, *, countdown: float | None = None) -> bool:
+    """Ask a worker to check a submitted batch (the batch sweeper is the backstop)."""
+    return task_send(
+        BATCH_WATCH,
+        args=[batch_id],
+        countdown=countdown,
+        what=f"watching batch {batch_id}",
+        fallback="the sweeper will watch it",
+    )
+
+
+def batch_watch_later(batch_id: int) -> None:
+    """Once the batch's record is committed, check it after PIMSYNC_BATCH_CHECK_SECONDS."""
+    transaction.on_commit(
+        partial(batch_watch, batch_id, countdown=settings.PIMSYNC_BATCH_CHECK_SECONDS)
     )

@@ -346,6 +346,45 @@ class SyncKind(models.TextChoices):
     QUANTITY = "quantity", "Quantity"
 
 
+class ChannelBatch(models.Model):
+    """A large write the channel took as one asynchronous batch (an Amazon feed):
+    recorded as soon as the channel accepted it — its id, SKUs and values — so any
+    worker can watch it to the end after a crash, and a failure after acceptance
+    (a status read, the report download) retries that step, never the submission."""
+
+    class Status(models.TextChoices):
+        SUBMITTED = "submitted", "Submitted (processing on the channel)"
+        PROCESSED = "processed", "Processed (results not read yet)"
+        FINISHED = "finished", "Finished"
+        ABANDONED = "abandoned", "Abandoned (its SKUs were queued again)"
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="batches")
+    kind = models.CharField(max_length=8, choices=SyncKind.choices)
+    external_id = models.CharField(max_length=200, help_text="The channel's id (Amazon feed id)")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.SUBMITTED)
+    # [{"marker", "listing", "sku", "channel_sku", "value", "change_token"}] in submission order
+    items = models.JSONField(default=list)
+    submitted_at = models.DateTimeField()
+    next_check_at = models.DateTimeField()
+    checks = models.PositiveIntegerField(default=0)
+    step_failures = models.PositiveIntegerField(default=0)
+    # What the channel made of it once processed: done | cancelled | failed.
+    outcome = models.CharField(max_length=10, blank=True)
+    status_detail = models.CharField(max_length=40, blank=True)
+    result_ref = models.CharField(max_length=200, blank=True)
+    last_error = models.TextField(blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    claim_token = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        ordering = ["-submitted_at"]
+        indexes = [models.Index(fields=["status", "next_check_at"], name="batch_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} batch {self.external_id} of {self.channel_id} ({self.status})"
+
+
 class SyncMarker(models.Model):
     """'This listing's price/quantity must be pushed' — upserted per (listing, kind).
 
@@ -377,6 +416,11 @@ class SyncMarker(models.Model):
     # channel showed less than pimsync last confirmed (a sale not imported yet), so
     # no quantity may be written over it until the orders are in.
     held_for_poll_at = models.DateTimeField(null=True, blank=True)
+    # In an asynchronous batch the channel is processing: not claimed again (unless
+    # urgent) until the batch's results are recorded.
+    batch = models.ForeignKey(
+        ChannelBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="markers"
+    )
     attempts = models.PositiveIntegerField(default=0)
     # When the current run of retryable failures began (retries are bounded by age).
     first_failed_at = models.DateTimeField(null=True, blank=True)

@@ -16,6 +16,7 @@ from .orders.on_channel import order_cancel_on_channel, order_fulfil_on_channel
 from .orders.polling import channel_poll, channels_poll_due
 from .services import retention_purge
 from .sync import engine
+from .sync.batches import batch_watch_step, batches_sweep
 from .sync.reconcile import reconciliation_run, reconciliation_verify_or_later
 
 
@@ -34,9 +35,19 @@ def channel_push_task(channel_id: int) -> dict:
 
 @shared_task(time_limit=30, soft_time_limit=25, ignore_result=True)
 def sync_sweep_task() -> int:
-    """Beat, every few seconds: re-request pushes a lost task left behind, and the
-    orders polls that held pushes wait for."""
-    return len(dispatch.sweep_due_channels()) + len(dispatch.sweep_held_pushes())
+    """Beat, every few seconds: re-request pushes a lost task left behind, the
+    orders polls that held pushes wait for, and the watch of submitted batches."""
+    return (
+        len(dispatch.sweep_due_channels())
+        + len(dispatch.sweep_held_pushes())
+        + len(batches_sweep())
+    )
+
+
+@shared_task(time_limit=120, soft_time_limit=110, ignore_result=True, acks_late=False)
+def channel_batch_watch_task(batch_id: int) -> str:
+    """One step of a batch the channel is processing (an Amazon feed)."""
+    return batch_watch_step(batch_id)
 
 
 @shared_task(time_limit=60, soft_time_limit=50, ignore_result=True)

@@ -55,6 +55,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .base import (
+    BatchStatus,
     ChannelConfig,
     ConnectionCheck,
     ItemResult,
@@ -275,11 +276,33 @@ class AmazonConnector:
     # ------------------------------------------------------------------ feed
 
     def _push_feed(self, patches: Sequence[_Patch]) -> dict[int, ItemResult]:
+        """Submit, wait and read the report in one call (direct use; the engine
+        uses batch_submit / batch_status / batch_results and never waits)."""
         skus = [p.sku for p in patches]
 
         def fail(error: ConnectorError) -> dict[int, ItemResult]:
             return {p.index: r for p, r in zip(patches, error_results(skus, error), strict=True)}
 
+        try:
+            feed_id = self._submit_feed(self._feed_document(patches))
+            feed = self._wait_for_feed(feed_id)
+            status = _feed_status(feed)
+            report = self._feed_report(status.result_ref) if status.result_ref else None
+        except ConnectorError as error:
+            return fail(error)
+        if status.state == "cancelled":
+            return fail(RetryableError(f"feed {feed_id} was cancelled", code="feed_cancelled"))
+        if status.state != "done":
+            issue = _first_issue(report)
+            message = f"feed {feed_id} failed ({status.detail})" + (f": {issue}" if issue else "")
+            return fail(PermanentError(message, code="feed_fatal"))
+        if report is None:
+            return fail(
+                PermanentError(f"feed {feed_id} is done but has no report", code="feed_no_report")
+            )
+        return _map_report(patches, report)
+
+    def _feed_document(self, patches: Sequence[_Patch]) -> bytes:
         messages = [
             {
                 "messageId": number,
@@ -294,24 +317,66 @@ class AmazonConnector:
             "header": {"sellerId": self.seller_id, "version": "2.0", "issueLocale": "en_US"},
             "messages": messages,
         }
-        try:
-            feed_id = self._submit_feed(json.dumps(document).encode())
-            feed = self._wait_for_feed(feed_id)
-            status = str(feed.get("processingStatus"))
-            report = self._feed_report(feed) if feed.get("resultFeedDocumentId") else None
-        except ConnectorError as error:
-            return fail(error)
-        if status == "CANCELLED":
-            return fail(RetryableError(f"feed {feed_id} was cancelled", code="feed_cancelled"))
-        if status != FEED_DONE:
-            issue = _first_issue(report)
-            message = f"feed {feed_id} failed ({status})" + (f": {issue}" if issue else "")
-            return fail(PermanentError(message, code="feed_fatal"))
-        if report is None:
-            return fail(
-                PermanentError(f"feed {feed_id} is done but has no report", code="feed_no_report")
+        return json.dumps(document).encode()
+
+    # ------------------------------------------------------------------ feed as a recorded batch
+
+    @property
+    def batch_threshold(self) -> int:
+        return self.feed_threshold
+
+    def _patches(
+        self, kind: str, items: Sequence[PriceUpdate] | Sequence[QuantityUpdate]
+    ) -> list[_Patch]:
+        patches = []
+        for i, item in enumerate(items):
+            if isinstance(item, PriceUpdate):
+                patch = self._price_patch(item.price)
+            elif isinstance(item, QuantityUpdate):
+                patch = self._quantity_patch(item.quantity)
+            else:
+                raise TypeError(f"cannot send {type(item).__name__} in a {kind} feed")
+            patches.append(_Patch(i, item.listing.sku, item.listing.channel_sku, patch))
+        return patches
+
+    def batch_submit(
+        self, kind: str, items: Sequence[PriceUpdate] | Sequence[QuantityUpdate]
+    ) -> str:
+        """createFeedDocument, upload, createFeed: the feed id (not waited for)."""
+        if len(items) > MAX_FEED_MESSAGES:
+            raise PermanentError(
+                f"a feed holds at most {MAX_FEED_MESSAGES} messages", code="feed_too_large"
             )
-        return _map_report(patches, report)
+        return self._submit_feed(self._feed_document(self._patches(kind, items)))
+
+    def batch_status(self, batch_id: str) -> BatchStatus:
+        """getFeed once."""
+        feed = self._call("getFeed", "GET", f"{FEEDS}/feeds/{quote(batch_id, safe='')}").unwrap()
+        return _feed_status(feed)
+
+    def batch_results(
+        self, status: BatchStatus, listings: Sequence[ListingRef]
+    ) -> list[ItemResult]:
+        """Per-SKU results from the feed's processing report (a done feed), or the
+        feed's own outcome for every SKU (cancelled: retryable; fatal: permanent)."""
+        skus = [listing.sku for listing in listings]
+        if status.state == "cancelled":
+            return error_results(
+                skus, RetryableError("the feed was cancelled", code="feed_cancelled")
+            )
+        report = self._feed_report(status.result_ref) if status.result_ref else None
+        if status.state != "done":
+            issue = _first_issue(report)
+            message = f"feed failed ({status.detail})" + (f": {issue}" if issue else "")
+            return error_results(skus, PermanentError(message, code="feed_fatal"))
+        if report is None:
+            error = PermanentError("the feed is done but has no report", code="feed_no_report")
+            return error_results(skus, error)
+        patches = [
+            _Patch(i, listing.sku, listing.channel_sku, {}) for i, listing in enumerate(listings)
+        ]
+        results = _map_report(patches, report)
+        return [results[i] for i in range(len(listings))]
 
     def _submit_feed(self, content: bytes) -> str:
         created = self._call(
@@ -361,8 +426,8 @@ class AmazonConnector:
                 )
             self._sleep(self.feed_poll_seconds)
 
-    def _feed_report(self, feed: Mapping[str, Any]) -> Mapping[str, Any]:
-        document_id = quote(str(feed["resultFeedDocumentId"]), safe="")
+    def _feed_report(self, result_document_id: str) -> Mapping[str, Any]:
+        document_id = quote(result_document_id, safe="")
         info = self._call("getFeedDocument", "GET", f"{FEEDS}/documents/{document_id}").unwrap()
         download = self.document_http.get(str(info.get("url", "")), expect_json=False).unwrap_body()
         if str(info.get("compressionAlgorithm", "")).upper() == "GZIP":
@@ -657,6 +722,12 @@ def _patch_result(sku: str, result: HttpResult) -> ItemResult:
         message=f"patchListingsItem answered without a status: {body_snippet(result.body)}",
         http_status=result.status,
     )
+
+
+def _feed_status(feed: Mapping[str, Any]) -> BatchStatus:
+    word = str(feed.get("processingStatus", ""))
+    state = {"DONE": "done", "CANCELLED": "cancelled", "FATAL": "failed"}.get(word, "pending")
+    return BatchStatus(state, word, str(feed.get("resultFeedDocumentId") or ""))
 
 
 def _map_report(patches: Sequence[_Patch], report: Mapping[str, Any]) -> dict[int, ItemResult]:

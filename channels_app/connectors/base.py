@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from .errors import FailureKind
 
@@ -182,3 +182,42 @@ class Connector(Protocol):
     ) -> ItemResult: ...
 
     def test_connection(self) -> ConnectionCheck: ...
+
+
+@dataclass(frozen=True)
+class BatchStatus:
+    """Where an asynchronous batch (Amazon feed, Magento async bulk) stands."""
+
+    state: str  # "pending" | "done" | "cancelled" | "failed"
+    detail: str = ""  # the platform's own status word
+    result_ref: str = ""  # where the per-item results are read (Amazon: the report document)
+
+    @property
+    def final(self) -> bool:
+        return self.state != "pending"
+
+
+@runtime_checkable
+class AsyncBatchConnector(Protocol):
+    """A platform that takes large writes as a submitted batch processed later.
+
+    The engine submits, records the batch (its id, SKUs and values) and returns to
+    other work; a watcher reads the status and then the per-item results — each
+    step retried on its own, so a failure after the platform accepted the batch
+    never submits it again."""
+
+    batch_threshold: int
+
+    def batch_submit(
+        self, kind: str, items: Sequence[PriceUpdate] | Sequence[QuantityUpdate]
+    ) -> str:
+        """Submit; returns the platform's batch id. Raises ConnectorError."""
+        ...
+
+    def batch_status(self, batch_id: str) -> BatchStatus: ...
+
+    def batch_results(
+        self, status: BatchStatus, listings: Sequence[ListingRef]
+    ) -> list[ItemResult]:
+        """One result per listing, in the order they were submitted."""
+        ...

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,11 +40,19 @@ from pimsync.backoff import backoff_delay
 from synclog import services as synclog
 from synclog.services import Attempt
 
-from ..connectors.base import Connector, ItemResult, PriceUpdate, QuantityUpdate
-from ..connectors.errors import FailureKind
-from ..dispatch import channel_push_request_on_commit
+from ..connectors.base import (
+    AsyncBatchConnector,
+    Connector,
+    ItemResult,
+    PriceUpdate,
+    QuantityUpdate,
+)
+from ..connectors.errors import ConnectorError, FailureKind
+from ..connectors.http import item_result
+from ..dispatch import batch_watch_later, channel_push_request_on_commit
 from ..models import (
     Channel,
+    ChannelBatch,
     ChannelListing,
     ChannelSyncState,
     SyncKind,
@@ -78,6 +87,7 @@ class PushReport:
     dropped: int = 0
     waiting: int = 0
     calls: int = 0
+    submitted: int = 0  # SKUs handed to the channel in asynchronous batches
     stopped: str = ""  # why the loop ended early: disabled, auth, circuit, budget
     retry_at: datetime | None = None
     latencies_ms: list[int] = field(default_factory=list)
@@ -108,6 +118,8 @@ class Run:
     report: PushReport
     clock: Callable[[], datetime]
     deadline: float
+    # Recording the results of a batch the channel processed (not a live call).
+    finishing_batch: bool = False
 
 
 # --- claiming -----------------------------------------------------------------------------
@@ -123,12 +135,17 @@ def markers_claim(
     channel's work without doubles. SQLite: the IMMEDIATE transaction
     serialises claimers. Either way the lease makes the claim visible.
     """
-    due = SyncMarker.objects.filter(
-        channel_id=channel_id,
-        status=SyncMarker.Status.PENDING,
-        due_at__lte=now,
-        held_for_poll_at__isnull=True,
-    ).filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+    due = (
+        SyncMarker.objects.filter(
+            channel_id=channel_id,
+            status=SyncMarker.Status.PENDING,
+            due_at__lte=now,
+            held_for_poll_at__isnull=True,
+        )
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        # In a batch the channel is processing: only urgent work overtakes it.
+        .filter(Q(batch__isnull=True) | Q(is_urgent=True))
+    )
     if urgent_only:
         due = due.filter(is_urgent=True)
     with transaction.atomic():
@@ -171,10 +188,26 @@ def _release(markers: Sequence[SyncMarker], **changes: Any) -> None:
         ).update(claimed_until=None, claim_token="", **changes)
 
 
-def _delete_unless_redirtied(markers: Sequence[SyncMarker], now: datetime) -> None:
-    """Remove markers whose change was pushed; one re-dirtied in flight stays, due now."""
+def _delete_unless_redirtied(
+    markers: Sequence[SyncMarker], now: datetime, *, finishing_batch: bool = False
+) -> None:
+    """Remove markers whose change was pushed; one re-dirtied in flight stays, due now.
+
+    A marker still in a batch the channel is processing (an urgent value written
+    past it) stays in the batch, no longer urgent and marked changed: the batch's
+    older value may land after ours, so the current value goes again once the
+    batch is finished."""
     if not markers:
         return
+    if not finishing_batch:
+        overtaken = [m for m in markers if m.batch_id is not None]
+        if overtaken:
+            SyncMarker.objects.filter(pk__in=[m.pk for m in overtaken]).update(
+                is_urgent=False, change_token=uuid.uuid4().hex, claimed_until=None, claim_token=""
+            )
+            markers = [m for m in markers if m.batch_id is None]
+            if not markers:
+                return
     SyncMarker.objects.filter(
         reduce(or_, (Q(pk=m.pk, change_token=m.change_token) for m in markers))
     ).delete()
@@ -183,6 +216,7 @@ def _delete_unless_redirtied(markers: Sequence[SyncMarker], now: datetime) -> No
         due_at=now,
         attempts=0,
         first_failed_at=None,
+        batch=None,
         is_forced=False,
         first_dirty_at=F("last_dirty_at"),
         last_error_code="",
@@ -296,27 +330,39 @@ def _call_group(platform: str, listing: ChannelListing) -> str:
     return listing.external_product_id
 
 
-def _call(connector: Connector, kind: str, chunk: list[Work]) -> list[ItemResult]:
-    if kind == SyncKind.PRICE:
-        return connector.push_prices(
-            [
-                PriceUpdate(listing_ref(w.listing), w.value, w.listing.variant.compare_at_price)
-                for w in chunk
-            ]
-        )
+def _price_updates(chunk: list[Work]) -> list[PriceUpdate]:
+    return [
+        PriceUpdate(listing_ref(w.listing), w.value, w.listing.variant.compare_at_price)
+        for w in chunk
+    ]
+
+
+def _quantity_updates(connector: Connector, chunk: list[Work]) -> list[QuantityUpdate]:
     # Compare-and-set where the channel offers it (Shopify): never overwrite
     # units the channel sold that pimsync has not imported yet.
     cas = has_compare_and_set(connector)
-    return connector.push_quantities(
-        [
-            QuantityUpdate(
-                listing_ref(w.listing),
-                w.value,
-                expected_quantity=w.listing.last_confirmed_quantity if cas else None,
-            )
-            for w in chunk
-        ]
-    )
+    return [
+        QuantityUpdate(
+            listing_ref(w.listing),
+            w.value,
+            expected_quantity=w.listing.last_confirmed_quantity if cas else None,
+        )
+        for w in chunk
+    ]
+
+
+def _updates(
+    connector: Connector, kind: str, chunk: list[Work]
+) -> list[PriceUpdate] | list[QuantityUpdate]:
+    if kind == SyncKind.PRICE:
+        return _price_updates(chunk)
+    return _quantity_updates(connector, chunk)
+
+
+def _call(connector: Connector, kind: str, chunk: list[Work]) -> list[ItemResult]:
+    if kind == SyncKind.PRICE:
+        return connector.push_prices(_price_updates(chunk))
+    return connector.push_quantities(_quantity_updates(connector, chunk))
 
 
 def _results_by_position(chunk: list[Work], results: list[ItemResult]) -> None:
@@ -342,7 +388,7 @@ def _results_by_position(chunk: list[Work], results: list[ItemResult]) -> None:
 
 
 def _record_success(
-    kind: str, done: list[Work], now: datetime, report: PushReport
+    kind: str, done: list[Work], now: datetime, report: PushReport, *, finishing_batch: bool = False
 ) -> list[Attempt]:
     listings = []
     for w in done:
@@ -361,7 +407,7 @@ def _record_success(
         else ["last_pushed_quantity", "last_confirmed_quantity", "last_quantity_pushed_at"]
     )
     ChannelListing.objects.bulk_update(listings, [*fields, "last_pushed_at", "last_confirmed_at"])
-    _delete_unless_redirtied([w.marker for w in done], now)
+    _delete_unless_redirtied([w.marker for w in done], now, finishing_batch=finishing_batch)
     attempts = []
     for w in done:
         latency = max(0, int((now - w.marker.first_dirty_at).total_seconds() * 1000))
@@ -592,18 +638,72 @@ def _guard_chunk(run: Run, work: list[Work]) -> list[Work]:
 
 def _push_chunk(run: Run, kind: str, chunk: list[Work]) -> bool:
     """One connector call and its bookkeeping; returns False when the loop must stop."""
-    channel, connector, report = run.channel, run.connector, run.report
+    if len(chunk) > 1 and isinstance(run.connector, AsyncBatchConnector):
+        return _submit_batch(run, kind, chunk)
     try:
-        results = _call(connector, kind, chunk)
+        results = _call(run.connector, kind, chunk)
     except Exception as exc:
-        log.exception("connector %s raised on a %s push", channel.platform, kind)
-        results = [
-            ItemResult(
-                w.listing.variant.sku, FailureKind.RETRYABLE, "connector_error", str(exc)[:500]
-            )
-            for w in chunk
-        ]
-    report.calls += 1
+        log.exception("connector %s raised on a %s push", run.channel.platform, kind)
+        results = _error_results(chunk, exc)
+    run.report.calls += 1
+    return record_results(run, kind, chunk, results)
+
+
+def _error_results(chunk: list[Work], exc: Exception) -> list[ItemResult]:
+    if isinstance(exc, ConnectorError):
+        return [item_result(w.listing.variant.sku, exc) for w in chunk]
+    return [
+        ItemResult(w.listing.variant.sku, FailureKind.RETRYABLE, "connector_error", str(exc)[:500])
+        for w in chunk
+    ]
+
+
+def _submit_batch(run: Run, kind: str, chunk: list[Work]) -> bool:
+    """Hand a large chunk to the channel as an asynchronous batch and record it at
+    once (id, SKUs, values); a watcher task follows it (sync/batches.py). The run
+    goes on with other work instead of waiting for the channel to process it."""
+    connector = run.connector
+    if not isinstance(connector, AsyncBatchConnector):
+        raise TypeError(f"{run.channel.platform} takes no asynchronous batches")
+    try:
+        batch_id = connector.batch_submit(kind, _updates(connector, kind, chunk))
+    except Exception as exc:
+        log.warning("submitting a %s batch to %s failed: %s", kind, run.channel.platform, exc)
+        run.report.calls += 1
+        return record_results(run, kind, chunk, _error_results(chunk, exc))
+    run.report.calls += 1
+    now = run.clock()
+    with transaction.atomic():
+        batch = ChannelBatch.objects.create(
+            channel=run.channel,
+            kind=kind,
+            external_id=batch_id[:200],
+            items=[
+                {
+                    "marker": w.marker.pk,
+                    "listing": w.listing.pk,
+                    "sku": w.listing.variant.sku,
+                    "channel_sku": w.listing.channel_sku,
+                    "value": str(w.value),
+                    "change_token": w.marker.change_token,
+                }
+                for w in chunk
+            ],
+            submitted_at=now,
+            next_check_at=now + timedelta(seconds=settings.PIMSYNC_BATCH_CHECK_SECONDS),
+        )
+        SyncMarker.objects.filter(
+            pk__in=[w.marker.pk for w in chunk], claim_token=run.token
+        ).update(batch=batch, claimed_until=None, claim_token="")
+        batch_watch_later(batch.pk)
+    run.report.submitted += len(chunk)
+    return True
+
+
+def record_results(run: Run, kind: str, chunk: list[Work], results: list[ItemResult]) -> bool:
+    """Per SKU: success, retry, hold, dead letter or auth pause, logged; the breaker
+    counts the call. Returns False when the loop must stop."""
+    channel, connector, report = run.channel, run.connector, run.report
     now = run.clock()
     _results_by_position(chunk, results)
     by_kind: dict[FailureKind, list[Work]] = defaultdict(list)
@@ -612,7 +712,9 @@ def _push_chunk(run: Run, kind: str, chunk: list[Work]) -> bool:
     attempts: list[Attempt] = []
     with transaction.atomic():
         if by_kind[FailureKind.OK]:
-            attempts += _record_success(kind, by_kind[FailureKind.OK], now, report)
+            attempts += _record_success(
+                kind, by_kind[FailureKind.OK], now, report, finishing_batch=run.finishing_batch
+            )
         if by_kind[FailureKind.RETRYABLE]:
             retry_attempts, retry_at = _record_retry(
                 channel, kind, by_kind[FailureKind.RETRYABLE], now

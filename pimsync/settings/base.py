@@ -175,7 +175,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # events, polls or reconciliation never delays a push: run one worker with
 # `-Q celery` and one with `-Q <PIMSYNC_PUSH_QUEUE>` (make run and docker-compose do).
 PIMSYNC_PUSH_QUEUE = env.str("PIMSYNC_PUSH_QUEUE", default="push")
-CELERY_TASK_ROUTES = {"channels_app.tasks.channel_push_task": {"queue": PIMSYNC_PUSH_QUEUE}}
+CELERY_TASK_ROUTES = {
+    "channels_app.tasks.channel_push_task": {"queue": PIMSYNC_PUSH_QUEUE},
+    "channels_app.tasks.channel_batch_watch_task": {"queue": PIMSYNC_PUSH_QUEUE},
+}
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=270)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
@@ -235,6 +238,9 @@ PIMSYNC_PUSH_LEASE_SECONDS = env.int("PIMSYNC_PUSH_LEASE_SECONDS", default=20)
 PIMSYNC_PUSH_HELD_ALERT_SECONDS = env.int("PIMSYNC_PUSH_HELD_ALERT_SECONDS", default=120)
 # At most one orders poll per this many seconds is asked for on behalf of held pushes.
 PIMSYNC_HELD_POLL_SECONDS = env.float("PIMSYNC_HELD_POLL_SECONDS", default=5.0)
+# Seconds between two status reads of a batch a channel is processing (an Amazon feed:
+# getFeed allows 2 calls/s, so this costs nothing and reports within seconds).
+PIMSYNC_BATCH_CHECK_SECONDS = env.float("PIMSYNC_BATCH_CHECK_SECONDS", default=5.0)
 PIMSYNC_PUSH_TIME_BUDGET_SECONDS = env.float("PIMSYNC_PUSH_TIME_BUDGET_SECONDS", default=40.0)
 PIMSYNC_SWEEP_SECONDS = env.float("PIMSYNC_SWEEP_SECONDS", default=2.0)
 PIMSYNC_PUSH_STALE_SECONDS = env.float("PIMSYNC_PUSH_STALE_SECONDS", default=15.0)
