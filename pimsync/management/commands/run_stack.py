@@ -1,4 +1,4 @@
-"""Run web + Celery worker + beat + channel sandbox in the foreground (`make run`).
+"""Run web + Celery workers (default and push queues) + beat + channel sandbox (`make run`).
 
 Output of each process is prefixed with its name; Ctrl-C (or any process dying)
 stops them all.
