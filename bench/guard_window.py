@@ -9,7 +9,7 @@ write reaching the channel is the one case a stale write can still happen. This
 bench drives each connector exactly as the engine does — the engine's chunks
 (channels_app.sync.engine._chunks rules: the connector's largest batch, one
 WooCommerce parent per call, one Amazon patch per SKU) grouped by the guard's
-read group (guard.read_group_size) — against the sandbox at its DEFAULT limits,
+read group (channels_app.sync.rules.READ_GROUP) — against the sandbox at its DEFAULT limits,
 and prints per SKU the time from the start of its read call to the end of its
 write call (an upper bound of the window), p50 / p95 / max, as JSON lines with
 the machine's noise. Database work between read and write (milliseconds in the
@@ -31,7 +31,7 @@ from _stack import emit, noise_line
 
 from channels_app.connectors.base import ChannelConfig, ListingRef, QuantityUpdate
 from channels_app.connectors.registry import connector_class
-from channels_app.sync.guard import READ_GROUP, READ_GROUP_DEFAULT
+from channels_app.sync.rules import READ_GROUP, READ_GROUP_DEFAULT
 from sandbox.server import RunningSandbox, start_sandbox
 from sandbox.store import ID_KEYS
 

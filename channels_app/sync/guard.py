@@ -35,14 +35,9 @@ from ..connectors.base import Connector, ListingState
 from ..dispatch import channel_poll_request_for_holds
 from ..models import ChannelListing, InboundEvent, SyncMarker
 from .connection import listing_ref
+from .rules import READ_GROUP, READ_GROUP_DEFAULT
 
 log = logging.getLogger(__name__)
-
-# SKUs read at once before writing, per platform: the writes of one read group go
-# out back to back, so the race window is this many writes. Amazon writes one SKU
-# per call at ~5 calls/s: 5 SKUs keep the window near one second.
-READ_GROUP = {"amazon": 5}
-READ_GROUP_DEFAULT = 200
 
 
 def has_compare_and_set(connector: Connector) -> bool:

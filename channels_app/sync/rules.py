@@ -18,6 +18,11 @@ from decimal import Decimal
 from enum import StrEnum
 
 PRICE_STEP = Decimal("0.01")
+# Read before write: SKUs read at once right before they are written, per platform.
+# The writes of one read group go out back to back, so the race window is this many
+# writes. Amazon writes one SKU per call at ~5 calls/s: 5 SKUs keep it near a second.
+READ_GROUP = {"amazon": 5}
+READ_GROUP_DEFAULT = 200
 
 
 class Action(StrEnum):
