@@ -78,6 +78,7 @@ class Alert(models.Model):
         OVERSELL = "oversell", "Oversell conflict"
         BAD_SIGNATURE = "bad_signature", "Bad webhook signatures"
         UNMATCHED_SKU = "unmatched_sku", "Unmatched SKU"
+        POLL_GAP = "poll_gap", "Orders beyond the channel's poll window"
 
     class Severity(models.TextChoices):
         INFO = "info", "Info"

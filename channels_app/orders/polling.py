@@ -22,12 +22,13 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from ..connectors.base import OrderData, OrdersPage
-from ..connectors.errors import ConnectorError
+from ..connectors.errors import POLL_WINDOW_EXCEEDED, ConnectorError
 from ..connectors.http import decode_page_cursor, format_timestamp, parse_timestamp
 from ..dispatch import channel_poll_request, channel_sync_state
 from ..models import Channel, ChannelOrder, ChannelSyncState, InboundEvent
 from ..sync.connection import channel_connector
 from .events import ERROR_MAX_CHARS, inbound_event_process, order_data_to_json
+from .poll_window import poll_window_alert
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +205,8 @@ def channel_poll(
     except ConnectorError as exc:
         report.error = f"{exc.kind.value} {exc.code}: {exc.message}"[:ERROR_MAX_CHARS]
         log.warning("poll of channel %s stopped: %s", channel.slug, report.error)
+        if exc.code == POLL_WINDOW_EXCEEDED:
+            poll_window_alert(channel=channel, error=exc)
         return report
     if report.next_cursor is None:
         report.cursor = _poll_state_store(channel_id, report.hwm)
