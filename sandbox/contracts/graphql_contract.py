@@ -43,7 +43,7 @@ from graphql import (
     type_from_ast,
     validate,
 )
-from graphql.language import FieldNode, Visitor, visit
+from graphql.language import Visitor, visit
 from graphql.type import assert_valid_schema
 from graphql.utilities import value_from_ast
 
@@ -77,16 +77,6 @@ class Checked:
     @property
     def ok(self) -> bool:
         return not self.errors
-
-    @property
-    def root_fields(self) -> list[str]:
-        if self.operation is None:
-            return []
-        return [
-            s.name.value
-            for s in self.operation.selection_set.selections
-            if isinstance(s, FieldNode)
-        ]
 
 
 class GraphQLContract:
