@@ -80,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     for path in sorted(CONTRACTS_DIR.glob("*")):
         if path.suffix not in (".graphql", ".json"):
             continue
+        if path.suffix == ".json" and "official" not in json.loads(path.read_text())["x-pimsync"]:
+            print(f"{path.name}: hand-written, nothing published to compare with")
+            continue
         differences = check_file(path, args.specs, write=args.write)
         status = "ok" if not differences else f"{len(differences)} difference(s)"
         print(f"{path.name}: {status}")
