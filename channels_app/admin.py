@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
@@ -19,6 +20,7 @@ from pimsync.crypto import mask
 from synclog.admin import sync_log_action_register
 
 from . import services
+from .connectors.shopify_versions import VersionState
 from .forms import ChannelAdminForm, credentials_masked
 from .models import (
     BufferRule,
@@ -30,7 +32,13 @@ from .models import (
     PriceRule,
     SyncMarker,
 )
-from .selectors import channels_listing_variants, listing_sync_states, variant_channel_overview
+from .orders.poll_window import channel_poll_restart
+from .selectors import (
+    channel_api_version_status,
+    channels_listing_variants,
+    listing_sync_states,
+    variant_channel_overview,
+)
 
 LISTING_SYNC_FIELDS = (
     "last_pushed_price",
@@ -125,6 +133,22 @@ def sync_state_badge(state: Any) -> str:
     return badge(state.label, state.tone)
 
 
+VERSION_TONES = {
+    VersionState.SUPPORTED: "ok",
+    VersionState.RETIRING: "warn",
+    VersionState.RETIRED: "bad",
+    VersionState.UNKNOWN: "bad",
+}
+
+
+class PollRestartForm(forms.Form):
+    since = forms.DateTimeField(
+        label="Poll orders changed since",
+        help_text="UTC, e.g. 2026-05-01 00:00. Orders changed before this are not read: "
+        "check them on the channel first.",
+    )
+
+
 class AlertSettingsInline(admin.StackedInline):
     """The channel's alert thresholds; without a row the defaults from the settings apply."""
 
@@ -168,6 +192,7 @@ class ChannelAdmin(admin.ModelAdmin):
         "enabled_badge",
         "listing_count",
         "location_list",
+        "api_version_badge",
         "rate_limit_per_second",
         "updated_at",
     )
@@ -178,6 +203,7 @@ class ChannelAdmin(admin.ModelAdmin):
         "credentials_display",
         "webhook_secret_display",
         "webhook_url",
+        "api_version_status",
         "reconcile_schedule",
         "last_reconciliation",
     )
@@ -188,6 +214,7 @@ class ChannelAdmin(admin.ModelAdmin):
         "reconcile_now_action",
         "test_connection_action",
         "resume_action",
+        "poll_restart_action",
     ]
     fieldsets = (
         (None, {"fields": ("name", "slug", "platform", "base_url", "currency", "is_enabled")}),
@@ -201,6 +228,7 @@ class ChannelAdmin(admin.ModelAdmin):
                     "new_webhook_secret",
                     "webhook_url",
                     "platform_config",
+                    "api_version_status",
                 ),
             },
         ),
@@ -355,6 +383,57 @@ class ChannelAdmin(admin.ModelAdmin):
         for channel in queryset:
             services.channel_resume(channel=channel)
         return f"Resumed {queryset.count()} channel(s)."
+
+    @confirmed_action(
+        description="Restart order polling from a date (after a poll gap)",
+        explanation="The next order poll reads the changes since this date; the channel's "
+        "poll_gap alert is resolved. Use it when a poll was refused because its start lies "
+        "beyond what the channel serves, after checking the older orders on the channel.",
+        form_class=PollRestartForm,
+    )
+    def poll_restart_action(self, request: HttpRequest, queryset: QuerySet, form: Any) -> str:
+        since = form.cleaned_data["since"]
+        for channel in queryset:
+            channel_poll_restart(channel=channel, since=since)
+        return (
+            f"Order polling of {queryset.count()} channel(s) restarts from {since:%Y-%m-%d %H:%M}."
+        )
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        channel = self.get_object(request, object_id)
+        status = channel_api_version_status(channel=channel) if channel is not None else None
+        if request.method == "GET" and status is not None and status.needs_attention:
+            self.message_user(request, status.message, messages.WARNING)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description="API version")
+    def api_version_badge(self, obj: Channel) -> str:
+        status = channel_api_version_status(channel=obj)
+        if status is None:
+            return "—"
+        label = status.version
+        if status.state is VersionState.RETIRING:
+            label = f"{status.version} · retires in {status.days_left} d"
+        elif status.state is not VersionState.SUPPORTED:
+            label = f"{status.version} · {status.state.value}"
+        return format_html(
+            '<span title="{}">{}</span>', status.message, badge(label, VERSION_TONES[status.state])
+        )
+
+    @admin.display(description="Admin API version")
+    def api_version_status(self, obj: Channel) -> str:
+        status = channel_api_version_status(channel=obj) if obj.pk else None
+        if status is None:
+            return "— (Shopify only: platform_config api_version)"
+        return format_html(
+            "{} {}", badge(status.state.value, VERSION_TONES[status.state]), status.message
+        )
 
     @admin.display(description="Platform", ordering="platform")
     def platform_badge(self, obj: Channel) -> str:

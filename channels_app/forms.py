@@ -8,7 +8,8 @@ from django import forms
 
 from pimsync.crypto import mask
 
-from .models import Channel
+from .connectors.shopify_versions import api_version_problem
+from .models import Channel, Platform
 
 
 class ChannelAdminForm(forms.ModelForm):
@@ -44,6 +45,15 @@ class ChannelAdminForm(forms.ModelForm):
             *Channel.SYNC_SETTINGS,
             *Channel.RECONCILE_SETTINGS,
         )
+
+    def clean(self) -> dict:
+        cleaned = super().clean() or {}
+        config = cleaned.get("platform_config")
+        if cleaned.get("platform") == Platform.SHOPIFY and isinstance(config, dict):
+            problem = api_version_problem(config)
+            if problem:
+                self.add_error("platform_config", problem)
+        return cleaned
 
     def clean_new_credentials(self) -> dict | None:
         raw = self.cleaned_data["new_credentials"].strip()

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
 from django.db.models import Q, QuerySet, Sum
+from django.utils import timezone
 
 from inventory.models import StockLevel, Variant
 from inventory.selectors import stock_available_expression
 
-from .models import BufferRule, Channel, ChannelListing, PriceRule
+from .connectors.shopify_versions import VersionStatus, channel_api_version, version_status
+from .models import BufferRule, Channel, ChannelListing, Platform, PriceRule
 from .pricing import buffer_units, channel_atp_compute, channel_price_compute
 
 
@@ -243,3 +246,15 @@ def channels_listing_variants(
     if location_ids is not None:
         channels = channels.filter(channel_locations__location_id__in=list(location_ids))
     return list(channels.order_by("name").values_list("name", flat=True).distinct())
+
+
+def channel_api_version_status(
+    *, channel: Channel, today: date | None = None
+) -> VersionStatus | None:
+    """Where a Shopify channel's Admin API version stands against Shopify's support
+    schedule (None for platforms without versioned APIs in pimsync)."""
+    if channel.platform != Platform.SHOPIFY:
+        return None
+    return version_status(
+        channel_api_version(channel.platform_config), today=today or timezone.now().date()
+    )

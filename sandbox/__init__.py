@@ -1,8 +1,9 @@
 """Local stand-ins for the channel APIs (dev and test tooling only).
 
-Standard library only: importable without Django or its settings. Production
-code never imports this package; ``python manage.py run_sandbox`` (in
-``pimsync``) serves it, tests and bench/ start it in-process.
+No Django: importable without Django or its settings. The standard library,
+plus graphql-core and jsonschema (dev dependencies) for the contract checks.
+Production code never imports this package; ``python manage.py run_sandbox``
+(in ``pimsync``) serves it, tests and bench/ start it in-process.
 
 * ``platform.py``: :class:`~sandbox.platform.SandboxPlatform`, the interface a
   platform module implements; ``shopify.py``, ``woocommerce.py``, ``ebay.py``,
@@ -11,4 +12,6 @@ code never imports this package; ``python manage.py run_sandbox`` (in
 * What a platform is built from: ``http.py`` (requests, responses, routes, wire
   formats), ``store.py`` (catalog and orders), ``ratelimit.py``, ``faults.py``,
   ``counters.py``, ``webhooks.py`` and ``clock.py`` (the time every deadline reads).
+* ``contracts/``: the platforms' published definitions, trimmed to what pimsync
+  uses, and the validators that refuse every request they do not allow.
 """

@@ -1,7 +1,11 @@
-"""Amazon SP-API stand-in: Listings Items, JSON_LISTINGS_FEED feeds and Orders v0.
+"""Amazon SP-API stand-in: Listings Items, JSON_LISTINGS_FEED feeds, Orders 2026-01-01 and v0.
 
-Paths (under the ``/amazon`` prefix) and payloads follow the reference
-(/work/shared/reference/channel-apis.md section 4):
+Paths (under the ``/amazon`` prefix) and payloads follow the SP-API models: every
+request is validated against the trimmed copies in sandbox/contracts/ (paths,
+query parameters, JSON bodies; an unknown field is refused) and refused with
+Amazon's ``{"errors": [{code, message, details}]}``, recorded in ``refusals``;
+feed documents are validated against the JSON_LISTINGS_FEED schema (an invalid
+document makes the feed FATAL). The operations:
 
 * ``PATCH|GET /listings/2021-08-01/items/{sellerId}/{sku}?marketplaceIds=``
   (patchListingsItem: ``{productType, patches}`` -> ``{sku, status, submissionId,
@@ -15,10 +19,14 @@ Paths (under the ``/amazon`` prefix) and payloads follow the reference
   only), ``GET .../feeds/{id}`` (getFeed: IN_QUEUE -> IN_PROGRESS -> DONE after
   ``feed_processing_seconds``), ``GET .../documents/{id}`` (getFeedDocument: a
   GZIP processing report ``{header, issues[messageId...], summary}``).
-* Orders v0: ``GET /orders/v0/orders`` (MarketplaceIds + exactly one of
-  CreatedAfter / LastUpdatedAfter, ``MaxResultsPerPage`` 1-100, ``NextToken``),
-  ``GET /orders/v0/orders/{id}``, ``GET .../{id}/orderItems`` and
-  ``POST .../{id}/shipmentConfirmation`` (204).
+* Orders 2026-01-01: ``GET /orders/2026-01-01/orders`` (searchOrders: exactly
+  one of createdAfter / lastUpdatedAfter, ``maxResultsPerPage`` 1-100,
+  ``paginationToken``, ``includedData``; the items come with each order) and
+  ``GET /orders/2026-01-01/orders/{orderId}`` (getOrder). Orders v0's
+  getOrders/getOrderItems are deprecated and not served.
+* Orders v0 ``POST /orders/v0/orders/{id}/shipmentConfirmation`` (204):
+  ``carrierCode`` must be one of Amazon's carrier codes (CARRIER_CODES), and
+  ``Other`` needs ``carrierName`` ("Required when carrierCode is Other").
 
 Rate limits are token buckets per operation with the documented rate/burst
 (``default_limits``, keyed by operation name). Over the limit: HTTP 429
@@ -42,31 +50,57 @@ import base64
 import gzip
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote
 
+from .contracts import contract_path
+from .contracts.openapi_contract import Problem
+from .contracts.openapi_contract import load_contract as load_openapi_contract
 from .http import ApiError, JsonDict, Request, Response, iso, parse_iso, to_decimal
 from .platform import SandboxPlatform
 from .store import CatalogItem, SandboxOrder
 
 LISTINGS = "/listings/2021-08-01/items"
 FEEDS = "/feeds/2021-06-30"
-ORDERS = "/orders/v0/orders"
+ORDERS = "/orders/2026-01-01/orders"
+ORDERS_V0 = "/orders/v0/orders"
+LISTINGS_CONTRACT = "amazon_listingsItems_2021-08-01.json"
+FEEDS_CONTRACT = "amazon_feeds_2021-06-30.json"
+ORDERS_CONTRACT = "amazon_orders_2026-01-01.json"
+ORDERS_V0_CONTRACT = "amazon_ordersV0.json"
+FEED_SCHEMA = "amazon_listings-feed-schema-v2.json"
+# Amazon's carrier codes for shipment confirmations: the CarrierCode enumeration of
+# the feeds' amzn-base.xsd, the list Seller Central offers (the SP-API model types
+# carrierCode as a free string; a value off the list is refused, an unlisted carrier
+# is "Other" plus carrierName).
+CARRIER_CODES = frozenset(
+    {
+        "USPS", "UPS", "UPSMI", "FedEx", "DHL", "Fastway", "GLS", "GO!",
+        "Hermes Logistik Gruppe", "Royal Mail", "Parcelforce", "City Link", "TNT", "Target",
+        "SagawaExpress", "NipponExpress", "YamatoTransport", "DHL Global Mail",
+        "UPS Mail Innovations", "FedEx SmartPost", "OSM", "OnTrac", "Streamlite",
+        "Newgistics", "Canada Post", "Blue Package", "Chronopost", "Deutsche Post", "DPD",
+        "La Poste", "Parcelnet", "Poste Italiane", "SDA", "Smartmail", "FEDEX_JP",
+        "JP_EXPRESS", "NITTSU", "SAGAWA", "YAMATO", "BlueDart", "AFL/Fedex", "Aramex",
+        "India Post", "Professional", "DTDC", "Overnite Express", "Other",
+    }
+)  # fmt: skip
 DOCUMENTS = "/_documents"
 MAX_FEED_MESSAGES = 25_000
 SEARCH_IDENTIFIERS_MAX = 20
 PATCH_OPS = frozenset({"add", "replace", "merge", "delete"})
 INVALID_VALUE = "90220"
+# Orders 2026-01-01 FulfillmentStatus per sandbox status.
 ORDER_STATUS = {
-    "pending": "Pending",
-    "paid": "Unshipped",
-    "cancelled": "Canceled",
-    "fulfilled": "Shipped",
-    "refunded": "Shipped",  # Amazon keeps Shipped; refunds live in the Finances API
+    "pending": "PENDING",
+    "paid": "UNSHIPPED",
+    "cancelled": "CANCELLED",
+    "fulfilled": "SHIPPED",
+    "refunded": "SHIPPED",  # Amazon keeps SHIPPED; refunds live in the Finances API
 }
 ERROR_CODES = {
     "rate_limited": "QuotaExceeded",
@@ -109,10 +143,21 @@ class AmazonSandbox(SandboxPlatform):
         "createFeed": {"rate": 0.0083, "burst": 15.0},
         "getFeed": {"rate": 2.0, "burst": 15.0},
         "getFeedDocument": {"rate": 0.0222, "burst": 10.0},
-        "getOrders": {"rate": 0.0167, "burst": 20.0},
+        "searchOrders": {"rate": 0.0056, "burst": 20.0},
         "getOrder": {"rate": 0.5, "burst": 30.0},
-        "getOrderItems": {"rate": 0.5, "burst": 30.0},
         "confirmShipment": {"rate": 2.0, "burst": 10.0},
+    }
+    contracts = {
+        "patchListingsItem": LISTINGS_CONTRACT,
+        "getListingsItem": LISTINGS_CONTRACT,
+        "searchListingsItems": LISTINGS_CONTRACT,
+        "createFeedDocument": FEEDS_CONTRACT,
+        "getFeedDocument": FEEDS_CONTRACT,
+        "createFeed": FEEDS_CONTRACT,
+        "getFeed": FEEDS_CONTRACT,
+        "searchOrders": ORDERS_CONTRACT,
+        "getOrder": ORDERS_CONTRACT,
+        "confirmShipment": ORDERS_V0_CONTRACT,
     }
     default_credentials = {"access_token": "sandbox-amazon-token"}
     # How long a feed takes to process (tests lower it on the platform object).
@@ -172,7 +217,7 @@ class AmazonSandbox(SandboxPlatform):
             name="s3Get",
             limit_key=None,
         )
-        add("GET", ORDERS, self.get_orders, name="getOrders", limit_key="getOrders")
+        add("GET", ORDERS, self.search_orders, name="searchOrders", limit_key="searchOrders")
         add(
             "GET",
             rf"{ORDERS}/(?P<order_id>[^/]+)",
@@ -181,15 +226,8 @@ class AmazonSandbox(SandboxPlatform):
             limit_key="getOrder",
         )
         add(
-            "GET",
-            rf"{ORDERS}/(?P<order_id>[^/]+)/orderItems",
-            self.get_order_items,
-            name="getOrderItems",
-            limit_key="getOrderItems",
-        )
-        add(
             "POST",
-            rf"{ORDERS}/(?P<order_id>[^/]+)/shipmentConfirmation",
+            rf"{ORDERS_V0}/(?P<order_id>[^/]+)/shipmentConfirmation",
             self.confirm_shipment,
             name="confirmShipment",
             limit_key="confirmShipment",
@@ -221,6 +259,18 @@ class AmazonSandbox(SandboxPlatform):
     def error_response(self, status: int, code: str, message: str) -> Response:
         return _errors(status, ERROR_CODES.get(code, "InvalidInput"), message)
 
+    def refusal_response(self, problems: Sequence[Problem], request: Request) -> Response:
+        """Amazon's 400: one InvalidInput per problem."""
+        errors = [
+            {
+                "code": "InvalidInput",
+                "message": f"Invalid {problem.location} {problem.name}".strip(),
+                "details": problem.message,
+            }
+            for problem in problems
+        ]
+        return Response.json(400, {"errors": errors})
+
     def rate_limited_response(self, wait_seconds: float, request: Request) -> Response:
         del wait_seconds  # Amazon sends no Retry-After; the client paces by the rate header
         return self.error_response(
@@ -233,30 +283,53 @@ class AmazonSandbox(SandboxPlatform):
         return result
 
     def render_order(self, order: SandboxOrder) -> JsonDict:
+        """An Orders 2026-01-01 order with the BUYER, PROCEEDS and FULFILLMENT datasets."""
         shipped = self.shipped.get(order.id, {})
         status = ORDER_STATUS[order.status]
-        if status == "Unshipped" and any(shipped.values()):
-            status = "PartiallyShipped"
-        units = sum(line.quantity for line in order.lines)
-        units_shipped = units if status == "Shipped" else sum(shipped.values())
+        if status == "UNSHIPPED" and any(shipped.values()):
+            status = "PARTIALLY_SHIPPED"
+        items = []
+        for line in order.lines:
+            done = (
+                line.quantity
+                if order.status in ("fulfilled", "refunded")
+                else shipped.get(line.line_id, 0)
+            )
+            items.append(
+                {
+                    "orderItemId": line.line_id,
+                    "quantityOrdered": line.quantity,
+                    "product": {
+                        "asin": line.ids.get("product_id", ""),
+                        "title": f"Sandbox item {line.sku}",
+                        "sellerSku": line.ids.get("listing_sku") or line.sku,
+                        "price": {"unitPrice": _money(line.price, order.currency)},
+                    },
+                    "proceeds": {
+                        "proceedsTotal": _money(line.price * line.quantity, order.currency)
+                    },
+                    "fulfillment": {
+                        "quantityFulfilled": done,
+                        "quantityUnfulfilled": line.quantity - done,
+                    },
+                }
+            )
         rendered: JsonDict = {
-            "AmazonOrderId": order.id,
-            "SellerOrderId": str(order.number),
-            "PurchaseDate": iso(order.created_at),
-            "LastUpdateDate": iso(order.updated_at),
-            "OrderStatus": status,
-            "FulfillmentChannel": "MFN",
-            "SalesChannel": "Amazon.com",
-            "MarketplaceId": "ATVPDKIKX0DER",
-            "NumberOfItemsShipped": units_shipped,
-            "NumberOfItemsUnshipped": units - units_shipped,
-            "BuyerInfo": {"BuyerEmail": order.email},
+            "orderId": order.id,
+            "orderAliases": [{"aliasId": str(order.number), "aliasType": "SELLER_ORDER_ID"}],
+            "createdTime": iso(order.created_at),
+            "lastUpdatedTime": iso(order.updated_at),
+            "salesChannel": {
+                "channelName": "AMAZON",
+                "marketplaceId": "ATVPDKIKX0DER",
+                "marketplaceName": "Amazon.com",
+            },
+            "buyer": {"buyerEmail": order.email} if order.email else {},
+            "fulfillment": {"fulfillmentStatus": status, "fulfilledBy": "MERCHANT"},
+            "orderItems": items,
         }
-        if order.status != "pending":  # Amazon leaves OrderTotal out of Pending orders
-            rendered["OrderTotal"] = {
-                "CurrencyCode": order.currency,
-                "Amount": f"{order.total:.2f}",
-            }
+        if order.status != "pending":  # Amazon has no proceeds for a pending order yet
+            rendered["proceeds"] = {"grandTotal": _money(order.total, order.currency)}
         return rendered
 
     def reset(self) -> None:
@@ -388,6 +461,8 @@ class AmazonSandbox(SandboxPlatform):
             "conditionType": "new_new",
             "status": ["BUYABLE", "DISCOVERABLE"],
             "itemName": f"Sandbox item {item.sku}",
+            # The sandbox keeps no creation time: the last change stands in for it.
+            "createdDate": iso(item.updated_at),
             "lastUpdatedDate": iso(item.updated_at),
         }
 
@@ -553,9 +628,20 @@ class AmazonSandbox(SandboxPlatform):
         header = {"sellerId": "", "version": "2.0", "feedId": feed.feed_id}
         try:
             document = json.loads(self.documents[feed.document_id])
+            problems = _feed_document_problems(document)
+            if problems:
+                self.refusals.append(
+                    {
+                        "platform": self.name,
+                        "operation": "JSON_LISTINGS_FEED",
+                        "method": "",
+                        "path": feed.document_id,
+                        "status": 0,
+                        "problems": problems,
+                    }
+                )
+                raise ValueError("; ".join(problems[:5]))
             messages = document["messages"]
-            if not isinstance(messages, list) or not 1 <= len(messages) <= MAX_FEED_MESSAGES:
-                raise ValueError(f"a feed holds 1 to {MAX_FEED_MESSAGES} messages")
             header["sellerId"] = str(document.get("header", {}).get("sellerId", ""))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             issue = {**_issue("4000003", f"The feed document is invalid: {exc}"), "messageId": 0}
@@ -604,85 +690,60 @@ class AmazonSandbox(SandboxPlatform):
 
     # ------------------------------------------------------------------ orders
 
-    def get_orders(self, request: Request) -> Response:
-        self._marketplace(request, "MarketplaceIds")
-        token = request.arg("NextToken")
-        state = _decode_token(token) if token else self._order_query(request)
+    def search_orders(self, request: Request) -> Response:
+        query = self._order_query(request)
+        token = request.arg("paginationToken")
+        start = int(_decode_token(token).get("offset", 0)) if token else 0
         with self.lock:
-            matching = [o for o in self.orders.all() if _order_matches(o, state)]
-            start = int(state.get("offset", 0))
-            size = int(state["size"])
-            window = matching[start : start + size]
+            matching = [o for o in self.orders.all() if _order_matches(o, query)]
+            window = matching[start : start + int(query["size"])]
             payload: JsonDict = {
-                "Orders": [self.render_order(order) for order in window],
-                "LastUpdatedBefore": iso(datetime.now(UTC) - timedelta(minutes=2)),
+                "orders": [self.render_order(order) for order in window],
+                "lastUpdatedBefore": iso(datetime.now(UTC) - timedelta(minutes=2)),
             }
-        if start + size < len(matching):
-            payload["NextToken"] = _encode_token({**state, "offset": start + size})
-        return Response.json(200, {"payload": payload})
+        if start + len(window) < len(matching):
+            payload["pagination"] = {"nextToken": _encode_token({"offset": start + len(window)})}
+        return Response.json(200, payload)
 
     def _order_query(self, request: Request) -> JsonDict:
-        created = request.arg("CreatedAfter")
-        updated = request.arg("LastUpdatedAfter")
+        created = request.arg("createdAfter")
+        updated = request.arg("lastUpdatedAfter")
         if bool(created) == bool(updated):
-            message = "Exactly one of CreatedAfter and LastUpdatedAfter is required"
-            raise ApiError(_errors(400, "InvalidInput", message))
-        before = request.arg("LastUpdatedBefore" if updated else "CreatedBefore")
+            message = "Exactly one of createdAfter and lastUpdatedAfter is required"
+            raise ApiError(_errors(400, "InvalidInput", message), refusal=message)
+        if created and (request.arg("lastUpdatedBefore") or request.arg("lastUpdatedAfter")):
+            message = "createdAfter excludes lastUpdatedAfter and lastUpdatedBefore"
+            raise ApiError(_errors(400, "InvalidInput", message), refusal=message)
+        before = request.arg("lastUpdatedBefore" if updated else "createdBefore")
         try:
             after = parse_iso(created or updated)
             until = parse_iso(before) if before else None
         except ValueError:
-            raise ApiError(_errors(400, "InvalidInput", "Dates must be ISO 8601")) from None
+            message = "Dates must be ISO 8601"
+            raise ApiError(_errors(400, "InvalidInput", message), refusal=message) from None
         if until is not None and until > datetime.now(UTC) - timedelta(minutes=2):
-            raise ApiError(
-                _errors(400, "InvalidInput", "The Before date must be at least 2 minutes ago")
-            )
+            message = "The Before date must be at least 2 minutes ago"
+            raise ApiError(_errors(400, "InvalidInput", message), refusal=message)
         size = _bounded(
-            request.arg("MaxResultsPerPage"), default=100, low=1, high=100, name="MaxResultsPerPage"
+            request.arg("maxResultsPerPage"), default=100, low=1, high=100, name="maxResultsPerPage"
         )
         return {
             "field": "created" if created else "updated",
             "after": after.isoformat(),
             "before": until.isoformat() if until else None,
             "size": size,
-            "offset": 0,
         }
 
     def get_order(self, request: Request) -> Response:
         with self.lock:
             order = self._order(request.params["order_id"])
-            return Response.json(200, {"payload": self.render_order(order)})
+            return Response.json(200, {"order": self.render_order(order)})
 
     def _order(self, order_id: str) -> SandboxOrder:
         order = self.orders.get(unquote(order_id))
         if order is None:
-            raise ApiError(_errors(404, "NotFound", f"Invalid AmazonOrderId {order_id}"))
+            raise ApiError(_errors(404, "NotFound", f"Invalid orderId {order_id}"))
         return order
-
-    def get_order_items(self, request: Request) -> Response:
-        with self.lock:
-            order = self._order(request.params["order_id"])
-            shipped = self.shipped.get(order.id, {})
-            items = [
-                {
-                    "ASIN": line.ids.get("product_id", ""),
-                    "SellerSKU": line.ids.get("listing_sku") or line.sku,
-                    "OrderItemId": line.line_id,
-                    "Title": f"Sandbox item {line.sku}",
-                    "QuantityOrdered": line.quantity,
-                    "QuantityShipped": (
-                        line.quantity
-                        if order.status in ("fulfilled", "refunded")
-                        else shipped.get(line.line_id, 0)
-                    ),
-                    "ItemPrice": {
-                        "CurrencyCode": order.currency,
-                        "Amount": f"{line.price * line.quantity:.2f}",
-                    },
-                }
-                for line in order.lines
-            ]
-        return Response.json(200, {"payload": {"AmazonOrderId": order.id, "OrderItems": items}})
 
     def confirm_shipment(self, request: Request) -> Response:
         body = request.json()
@@ -693,14 +754,21 @@ class AmazonSandbox(SandboxPlatform):
             )
         required = ("packageReferenceId", "carrierCode", "trackingNumber", "shipDate", "orderItems")
         missing = [name for name in required if not package.get(name)]
+        carrier = str(package.get("carrierCode") or "")
+        if carrier == "Other" and not str(package.get("carrierName") or "").strip():
+            missing.append("carrierName (required when carrierCode is Other)")
         if missing:
-            raise ApiError(
-                _errors(400, "InvalidInput", f"packageDetail lacks {', '.join(missing)}")
+            message = f"packageDetail lacks {', '.join(missing)}"
+            raise ApiError(_errors(400, "InvalidInput", message), refusal=message)
+        if carrier not in CARRIER_CODES:
+            message = (
+                f"carrierCode {carrier!r} is not an Amazon carrier code (use Other + carrierName)"
             )
+            raise ApiError(_errors(400, "InvalidInput", message), refusal=message)
         with self.lock:
             order = self._order(request.params["order_id"])
             if order.status != "paid":
-                status = ORDER_STATUS[order.status]
+                status = ORDER_STATUS[order.status]  # what Amazon reports for it
                 raise ApiError(
                     _errors(400, "InvalidInput", f"Order is {status}; cannot confirm shipment")
                 )
@@ -721,7 +789,7 @@ class AmazonSandbox(SandboxPlatform):
                     order.id,
                     "fulfil",
                     tracking_number=str(package["trackingNumber"]),
-                    carrier=str(package["carrierCode"]),
+                    carrier=str(package.get("carrierName") or carrier),
                 )
             else:
                 order.updated_at = self.stamp()
@@ -735,6 +803,10 @@ def _errors(status: int, code: str, message: str, details: str = "") -> Response
     return Response.json(
         status, {"errors": [{"code": code, "message": message, "details": details}]}
     )
+
+
+def _money(amount: Decimal, currency: str) -> JsonDict:
+    return {"amount": f"{amount:.2f}", "currencyCode": currency}
 
 
 def _not_found(sku: str, marketplace: str) -> Response:
@@ -791,6 +863,15 @@ def _summary_counts(processed: int, accepted: int, issues: list[JsonDict]) -> Js
     }
 
 
+def _feed_document_problems(document: Any) -> list[str]:
+    """A JSON_LISTINGS_FEED document against its published schema (v2)."""
+    contract = load_openapi_contract(contract_path(FEED_SCHEMA))
+    return [
+        f"{problem.name or 'document'}: {problem.message}"
+        for problem in contract.schema_problems(contract.document, document, location="feed")
+    ]
+
+
 def _order_matches(order: SandboxOrder, state: Mapping[str, Any]) -> bool:
     stamp = order.created_at if state.get("field") == "created" else order.updated_at
     if stamp < parse_iso(str(state["after"])):
@@ -807,9 +888,9 @@ def _decode_token(token: str) -> JsonDict:
     try:
         state = json.loads(base64.urlsafe_b64decode(token.encode()))
     except ValueError:
-        raise ApiError(_errors(400, "InvalidInput", "Invalid NextToken")) from None
+        raise ApiError(_errors(400, "InvalidInput", "Invalid token"), refusal="token") from None
     if not isinstance(state, dict):
-        raise ApiError(_errors(400, "InvalidInput", "Invalid NextToken"))
+        raise ApiError(_errors(400, "InvalidInput", "Invalid token"), refusal="token")
     return state
 
 
@@ -821,7 +902,8 @@ def _bounded(raw: str, *, default: int, low: int, high: int, name: str) -> int:
     except ValueError:
         value = low - 1
     if not low <= value <= high:
-        raise ApiError(_errors(400, "InvalidInput", f"{name} must be between {low} and {high}"))
+        message = f"{name} must be between {low} and {high}"
+        raise ApiError(_errors(400, "InvalidInput", message), refusal=message)
     return value
 
 

@@ -1,7 +1,11 @@
 """eBay stand-in: the Sell Inventory, Sell Fulfillment and Post-Order calls pimsync uses.
 
-Paths (under the ``/ebay`` prefix) and payloads follow the reference
-(/work/shared/reference/channel-apis.md section 3):
+Paths (under the ``/ebay`` prefix) and payloads follow eBay's OpenAPI contracts
+(Sell Inventory v1.18.4, Sell Fulfillment v1.20.7): every request to those APIs
+is validated against the trimmed copies in sandbox/contracts/ (paths, query
+parameters, JSON bodies; an unknown field is refused) and refused with eBay's
+error shape ``{"errors": [{errorId, domain, category, message, longMessage,
+parameters}]}``, recorded in ``refusals``:
 
 * ``POST /sell/inventory/v1/bulk_update_price_quantity`` - at most 25 requests,
   per-item ``statusCode`` in a 200 (all good) or 207 (some failed) answer.
@@ -11,9 +15,13 @@ Paths (under the ``/ebay`` prefix) and payloads follow the reference
   and ``GET /sell/inventory/v1/inventory_item/{sku}``.
 * ``GET /sell/inventory/v1/offer?sku=`` - the SKU's one published offer.
 * ``GET /sell/fulfillment/v1/order?filter=lastmodifieddate:[a..b]&limit&offset``
-  (limit 1-1000, offset counts records, 90-day window), ``GET .../order/{id}``,
+  (limit 1-200: "If a requested limit is more than 200, the call fails";
+  offset counts records; orders "up to two years old": a start further back is
+  refused with 30830), ``GET .../order/{id}``,
   ``POST .../order/{id}/shipping_fulfillment`` (201 + Location).
 * ``POST /post-order/v2/cancellation`` - seller cancellation of a pending/paid order.
+  The specs hold no definition of the Post-Order API: this route is checked by
+  hand (legacyOrderId required), not against a contract.
 
 Choices where eBay documents nothing (say so when you rely on them):
 
@@ -37,12 +45,13 @@ Choices where eBay documents nothing (say so when you rely on them):
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote, urlencode
 
+from .contracts.openapi_contract import Problem
 from .http import ApiError, JsonDict, Request, Response, parse_iso, to_decimal
 from .platform import SandboxPlatform
 from .store import CatalogItem, SandboxOrder
@@ -50,8 +59,13 @@ from .store import CatalogItem, SandboxOrder
 INVENTORY = "/sell/inventory/v1"
 FULFILLMENT = "/sell/fulfillment/v1"
 MAX_BULK = 25
-MAX_ORDER_LIMIT = 1000
-ORDER_WINDOW = timedelta(days=90)
+MAX_ORDER_LIMIT = 200
+ORDER_WINDOW = timedelta(days=2 * 365)  # getOrders serves orders up to two years old
+INVENTORY_CONTRACT = "ebay_sell_inventory_v1.json"
+FULFILLMENT_CONTRACT = "ebay_sell_fulfillment_v1.json"
+# A malformed request in general; the inventory API's "invalid value" for a body field.
+INVALID_REQUEST = (2004, "ACCESS", "Invalid request")
+INVALID_VALUE = 25709
 FILTER_RE = re.compile(r"^(?P<field>\w+):\[(?P<start>[^\]]*?)\.\.(?P<end>[^\]]*)\]$")
 # eBay errorIds for the generic answers the base class asks for (error_response codes).
 ERROR_IDS = {
@@ -91,6 +105,16 @@ class EbaySandbox(SandboxPlatform):
         "revisions": {"per_day": 250.0},
     }
     default_credentials = {"access_token": "sandbox-ebay-token"}
+    contracts = {
+        "bulkUpdatePriceQuantity": INVENTORY_CONTRACT,
+        "bulkGetInventoryItem": INVENTORY_CONTRACT,
+        "getInventoryItems": INVENTORY_CONTRACT,
+        "getInventoryItem": INVENTORY_CONTRACT,
+        "getOffers": INVENTORY_CONTRACT,
+        "getOrders": FULFILLMENT_CONTRACT,
+        "getOrder": FULFILLMENT_CONTRACT,
+        "createShippingFulfillment": FULFILLMENT_CONTRACT,
+    }
 
     def __init__(self, **kwargs: Any) -> None:
         # Revision counts per (channel SKU, UTC day) and fulfilled line ids per order.
@@ -157,6 +181,25 @@ class EbaySandbox(SandboxPlatform):
             status, {"errors": [ebay_error(error_id, short, domain=domain, long_message=message)]}
         )
 
+    def refusal_response(self, problems: Sequence[Problem], request: Request) -> Response:
+        """eBay's 400: one error per problem, the field named in ``parameters``."""
+        inventory = request.path.startswith(INVENTORY)
+        errors = []
+        for problem in problems:
+            where = f"{problem.location} {problem.name}".strip()
+            if problem.location == "body" and inventory:
+                error_id, domain, short = INVALID_VALUE, "API_INVENTORY", "Invalid value"
+            else:
+                error_id, domain, short = INVALID_REQUEST
+            error = ebay_error(
+                error_id, f"{short} for {where}", domain=domain, long_message=problem.message
+            )
+            error["parameters"] = [
+                {"name": problem.name or problem.location, "value": str(problem.value)}
+            ]
+            errors.append(error)
+        return Response.json(400, {"errors": errors})
+
     def assign_ids(self, sku: str, ids: Mapping[str, str], group: str) -> dict[str, str]:
         result = dict(ids)
         result.setdefault("offer_id", str(self.next_id()))
@@ -194,7 +237,6 @@ class EbaySandbox(SandboxPlatform):
             )
         return {
             "orderId": order.id,
-            "legacyOrderId": order.id,
             "creationDate": ebay_time(order.created_at),
             "lastModifiedDate": ebay_time(order.updated_at),
             "orderFulfillmentStatus": fulfilment,
@@ -245,15 +287,18 @@ class EbaySandbox(SandboxPlatform):
     def _bad_request(self, error_id: int, message: str, status: int = 400) -> ApiError:
         return ApiError(Response.json(status, {"errors": [ebay_error(error_id, message)]}))
 
+    def _refused(self, error_id: int, message: str) -> ApiError:
+        """A 400 for a request eBay's definition refuses (recorded as a refusal)."""
+        response = Response.json(400, {"errors": [ebay_error(error_id, message)]})
+        return ApiError(response, refusal=f"{error_id} {message}")
+
     def _requests(self, request: Request) -> list[Mapping[str, Any]]:
         body = request.json()
         entries = body.get("requests") if isinstance(body, Mapping) else None
         if not isinstance(entries, list) or not entries:
-            raise self._bad_request(
-                25709, "Invalid value for requests: a non-empty array is required"
-            )
+            raise self._refused(25709, "Invalid value for requests: a non-empty array is required")
         if not all(isinstance(entry, Mapping) for entry in entries):
-            raise self._bad_request(25709, "Invalid value for requests: objects expected")
+            raise self._refused(25709, "Invalid value for requests: objects expected")
         return entries
 
     def _marketplace(self, request: Request) -> str:
@@ -291,7 +336,7 @@ class EbaySandbox(SandboxPlatform):
     def bulk_update(self, request: Request) -> Response:
         entries = self._requests(request)
         if len(entries) > MAX_BULK:
-            raise self._bad_request(25002, f"A maximum of {MAX_BULK} requests is allowed per call")
+            raise self._refused(25002, f"A maximum of {MAX_BULK} requests is allowed per call")
         responses: list[JsonDict] = []
         with self.lock:
             for entry in entries:
@@ -380,10 +425,10 @@ class EbaySandbox(SandboxPlatform):
     def bulk_get(self, request: Request) -> Response:
         entries = self._requests(request)
         if len(entries) > MAX_BULK:
-            raise self._bad_request(25727, f"The number of SKUs exceeds the maximum of {MAX_BULK}")
+            raise self._refused(25727, f"The number of SKUs exceeds the maximum of {MAX_BULK}")
         skus = [str(entry.get("sku", "")) for entry in entries]
         if len(set(skus)) != len(skus):
-            raise self._bad_request(25734, "Duplicate SKUs in the request")
+            raise self._refused(25734, "Duplicate SKUs in the request")
         responses = []
         with self.lock:
             for sku in skus:
@@ -414,7 +459,6 @@ class EbaySandbox(SandboxPlatform):
                 "total": len(items),
                 "size": len(window),
                 "limit": limit,
-                "offset": page,
                 "inventoryItems": [self._item_json(item) for item in window],
             }
         return Response.json(200, payload)
@@ -430,15 +474,13 @@ class EbaySandbox(SandboxPlatform):
     def get_offers(self, request: Request) -> Response:
         sku = request.arg("sku")
         if not sku:
-            raise self._bad_request(25707, "Invalid sku: the sku query parameter is required")
+            raise self._refused(25707, "Invalid sku: the sku query parameter is required")
         with self.lock:
             item = self._item(sku)
             if item is None:
                 raise self._bad_request(25713, "This Offer is not available", status=404)
             offer = self._offer_json(item, self._marketplace(request))
-        return Response.json(
-            200, {"total": 1, "size": 1, "limit": 100, "offset": 0, "offers": [offer]}
-        )
+        return Response.json(200, {"total": 1, "size": 1, "limit": 100, "offers": [offer]})
 
     # ------------------------------------------------------------------ orders
 
@@ -479,23 +521,25 @@ class EbaySandbox(SandboxPlatform):
             return None, None
         found = FILTER_RE.match(raw)
         if found is None:
-            raise self._bad_request(30800, f"Invalid filter value {raw!r}")
+            raise self._refused(30800, f"Invalid filter value {raw!r}")
         if found["field"] not in ("lastmodifieddate", "creationdate"):
-            raise self._bad_request(30700, f"Invalid filter name {found['field']!r}")
+            raise self._refused(30700, f"Invalid filter name {found['field']!r}")
         if found["field"] == "creationdate":
             raise self._bad_request(30700, "The sandbox filters on lastmodifieddate only")
         if not found["start"]:
-            raise self._bad_request(30820, "A start date is required")
+            raise self._refused(30820, "Start date is missing")
         try:
             start = parse_iso(found["start"])
             end = parse_iso(found["end"]) if found["end"] else None
         except ValueError:
-            raise self._bad_request(30810, "Invalid date format") from None
+            raise self._refused(30810, "Invalid date format") from None
         now = datetime.now(UTC)
         if start < now - ORDER_WINDOW:
-            raise self._bad_request(30830, "The start date must be within the last 90 days")
+            raise self._refused(
+                30830, "Time range between start date and end date must be within '2' years."
+            )
         if start > now + timedelta(minutes=5):
-            raise self._bad_request(30850, "The start date is in the future")
+            raise self._refused(30850, "The start date is in the future")
         return start, end
 
     def get_order(self, request: Request) -> Response:
@@ -523,16 +567,16 @@ class EbaySandbox(SandboxPlatform):
     def create_fulfillment(self, request: Request) -> Response:
         body = request.json()
         if not isinstance(body, Mapping):
-            raise self._bad_request(32500, "Invalid request body")
+            raise self._refused(32500, "Invalid request body")
         tracking = str(body.get("trackingNumber") or "")
         carrier = str(body.get("shippingCarrierCode") or "")
         if bool(tracking) != bool(carrier):
-            raise self._bad_request(
+            raise self._refused(
                 32400, "shippingCarrierCode and trackingNumber must be supplied together"
             )
         wanted = body.get("lineItems")
         if not isinstance(wanted, list) or not wanted:
-            raise self._bad_request(32100, "lineItems is required")
+            raise self._refused(32100, "lineItems is required")
         with self.lock:
             order = self._order(request.params["order_id"])
             if order.status not in ("paid", "pending"):
@@ -557,7 +601,7 @@ class EbaySandbox(SandboxPlatform):
     def create_cancellation(self, request: Request) -> Response:
         body = request.json()
         if not isinstance(body, Mapping) or not body.get("legacyOrderId"):
-            raise self._bad_request(150, "legacyOrderId is required")
+            raise self._refused(150, "legacyOrderId is required")
         reason = str(body.get("cancelReason") or "OUT_OF_STOCK_OR_CANNOT_FULFILL")
         with self.lock:
             order = self._order(str(body["legacyOrderId"]))
@@ -612,9 +656,9 @@ def _int_arg(
     except ValueError:
         value = low - 1
     if value < low or (high is not None and value > high):
+        message = f"Invalid value for {name}: {raw}"
         raise ApiError(
-            Response.json(
-                400, {"errors": [ebay_error(error_id, f"Invalid value for {name}: {raw}")]}
-            )
+            Response.json(400, {"errors": [ebay_error(error_id, message)]}),
+            refusal=f"{error_id} {message}",
         )
     return value

@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -62,6 +62,7 @@ class Request:
     body: bytes = b""
     params: dict[str, str] = field(default_factory=dict)  # named groups of the route regex
     route_name: str = ""
+    contract: Any = None  # what the contract check made of the request (Shopify: the document)
 
     @classmethod
     def build(cls, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Request:
@@ -110,11 +111,18 @@ class Response:
 
 
 class ApiError(Exception):
-    """Raised inside a handler to answer with ``response`` at once."""
+    """Raised inside a handler to answer with ``response`` at once.
 
-    def __init__(self, response: Response) -> None:
+    ``refusal`` says the platform refuses the request as malformed (a limit, a
+    window, a rule of its definition): the sandbox records it like a contract
+    refusal, so a test can assert that pimsync sent nothing the platform refuses.
+    """
+
+    def __init__(self, response: Response, *, refusal: str | Sequence[str] = "") -> None:
         super().__init__(f"HTTP {response.status}")
         self.response = response
+        reasons = [refusal] if isinstance(refusal, str) else list(refusal)
+        self.refusal = [reason for reason in reasons if reason]
 
 
 @dataclass(frozen=True)

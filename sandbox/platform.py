@@ -39,9 +39,16 @@ Interface a platform module implements
       dump_extra() / load_extra(state)            # extra state to persist
 
 The base class's :meth:`SandboxPlatform.handle` runs, in order: call counting,
-outage (503), injected 401 / 5xx / timeout faults, ``check_auth``, ``admit``
-(rate limits) and then the route handler. A handler may raise :class:`ApiError`
-carrying a ready :class:`Response` to stop early.
+outage (503), injected 401 / 5xx / timeout faults, ``check_auth``,
+``validate_request`` (the request against the platform's published definition,
+``contracts``: route name -> file in sandbox/contracts/), ``admit`` (rate
+limits) and then the route handler. A handler may raise :class:`ApiError`
+carrying a ready :class:`Response` to stop early; with ``refusal=`` it is
+recorded in ``refusals`` like a contract refusal (a rule of the definition
+that no schema expresses: a limit, a date window). An unknown route is a
+refusal too. With ``check_answers`` set, every 2xx answer is checked against
+the documented response and what does not match lands in ``answer_problems``
+(a sandbox bug). Contract tests assert both lists stay empty.
 
 Shared state per platform
 -------------------------
@@ -76,11 +83,15 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from .clock import Clock
+from .contracts import contract_path
+from .contracts.openapi_contract import OpenApiContract, Operation, Problem
+from .contracts.openapi_contract import load_contract as load_openapi_contract
 from .counters import Counters
 from .faults import Faults
 from .http import (
@@ -114,6 +125,8 @@ class SandboxPlatform:
     # {limit_key: {"rate": per second, "burst": tokens}} with the documented values.
     default_limits: ClassVar[Mapping[str, Mapping[str, float]]] = {}
     default_credentials: ClassVar[Mapping[str, str]] = {}
+    # Route name (= the definition's operationId) -> trimmed definition it is checked against.
+    contracts: ClassVar[Mapping[str, str]] = {}
 
     def __init__(
         self,
@@ -137,6 +150,11 @@ class SandboxPlatform:
         self._buckets: dict[str, TokenBucket] = {}
         self._next_id = 1000
         self._last_stamp = datetime.min.replace(tzinfo=UTC)
+        # Requests refused as malformed, and the sandbox's own answers that broke the
+        # definition (only checked with check_answers): both empty in a contract test.
+        self.refusals: deque[JsonDict] = deque(maxlen=500)
+        self.answer_problems: deque[JsonDict] = deque(maxlen=500)
+        self.check_answers = False
         self._on_change = on_change
         self.set_limits(self.default_limits, replace=True)
         if limits:
@@ -173,7 +191,9 @@ class SandboxPlatform:
         route = self.match(request)
         if route is None:
             message = f"no route {request.method} {request.path}"
-            return self.error_response(404, "not_found", message)
+            response = self.error_response(404, "not_found", message)
+            self.record_refusal(request, response, [message])
+            return response
         self.counters.record_call(route.name)
         early = self._injected_fault(route, request)
         if early is not None:
@@ -182,16 +202,83 @@ class SandboxPlatform:
             denied = self.check_auth(request)
             if denied is not None:
                 return denied
+            self.validate_request(request, route)
             limited = self.admit(request, route)
             if limited is not None:
                 self.counters.record_rate_limited()
                 return limited
             response = route.handler(request)
         except ApiError as exc:
+            if exc.refusal:
+                self.record_refusal(request, exc.response, exc.refusal)
             return exc.response
         if request.method != "GET":
             self.changed()
+        if self.check_answers and 200 <= response.status < 300:
+            self.check_answer(request, route, response)
         return response
+
+    # ---- contracts
+
+    def _contract_operation(self, route: Route) -> tuple[OpenApiContract, Operation] | None:
+        contract_file = self.contracts.get(route.name)
+        if contract_file is None:
+            return None
+        contract = load_openapi_contract(contract_path(contract_file))
+        operation = contract.operation(route.name)
+        if operation is None:
+            raise LookupError(f"{contract_file} has no operation {route.name}")
+        return contract, operation
+
+    def validate_request(self, request: Request, route: Route) -> None:
+        """Raise ApiError(refusal=...) when the request breaks the route's definition."""
+        found = self._contract_operation(route)
+        if found is None:
+            return
+        contract, operation = found
+        problems = contract.check_request(
+            operation,
+            path=request.path,
+            query=request.query,
+            headers=request.headers,
+            body=request.body,
+        )
+        if problems:
+            raise ApiError(
+                self.refusal_response(problems, request),
+                refusal=[describe_problem(p) for p in problems],
+            )
+
+    def refusal_response(self, problems: Sequence[Problem], request: Request) -> Response:
+        """The platform's answer to a request its definition refuses (its error shape)."""
+        message = "; ".join(describe_problem(p) for p in problems)
+        return self.error_response(400, "invalid_request", message)
+
+    def check_answer(self, request: Request, route: Route, response: Response) -> None:
+        """Record where one of the sandbox's answers breaks the documented response."""
+        found = self._contract_operation(route)
+        if found is not None:
+            contract, operation = found
+            problems = contract.check_response(operation, response.status, response.body)
+            self.record_answer_problems(request, [describe_problem(p) for p in problems])
+
+    def record_answer_problems(self, request: Request, problems: Sequence[str]) -> None:
+        if problems:
+            self.answer_problems.append(
+                {"operation": request.route_name, "path": request.path, "problems": list(problems)}
+            )
+
+    def record_refusal(self, request: Request, response: Response, reasons: Sequence[str]) -> None:
+        self.refusals.append(
+            {
+                "platform": self.name,
+                "operation": request.route_name,
+                "method": request.method,
+                "path": request.path,
+                "status": response.status,
+                "problems": list(reasons),
+            }
+        )
 
     def _injected_fault(self, route: Route, request: Request) -> Response | None:
         faults = self.faults
@@ -478,6 +565,8 @@ class SandboxPlatform:
             self.counters.reset()
             self.faults.clear()
             self.deliveries.clear()
+            self.refusals.clear()
+            self.answer_problems.clear()
             self.set_limits(self.default_limits, replace=True)
 
     def dump(self) -> JsonDict:
@@ -532,6 +621,7 @@ class SandboxPlatform:
             "limits": self.limits,
             "faults": self.faults.describe(),
             "webhook_url": self.webhook_target.url if self.webhook_target else None,
+            "refusals": len(self.refusals),
             "routes": [
                 {
                     "method": r.method,
@@ -542,3 +632,8 @@ class SandboxPlatform:
                 for r in self.routes
             ],
         }
+
+
+def describe_problem(problem: Problem) -> str:
+    where = f"{problem.location} {problem.name}".strip()
+    return f"{where}: {problem.message}"

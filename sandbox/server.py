@@ -117,6 +117,9 @@ class SandboxApp:
             ("GET", re.compile(r"/_control/rate_limits"), self._limits_get),
             ("POST", re.compile(r"/_control/rate_limits"), self._limits_set),
             ("POST", re.compile(r"/_control/credentials"), self._credentials_set),
+            ("GET", re.compile(r"/_control/refusals(?:/(?P<p>\w+))?"), self._refusals_get),
+            ("DELETE", re.compile(r"/_control/refusals(?:/(?P<p>\w+))?"), self._refusals_clear),
+            ("POST", re.compile(r"/_control/contracts"), self._contracts_set),
             ("GET", re.compile(r"/_control/webhooks"), self._webhooks_get),
             ("POST", re.compile(r"/_control/webhooks"), self._webhooks_set),
             ("GET", re.compile(r"/_control/orders/(?P<p>\w+)"), self._orders_get),
@@ -268,6 +271,31 @@ class SandboxApp:
         for platform, creds in self._each_platform(self._body(request)):
             platform.credentials = {str(k): str(v) for k, v in creds.items()}
         return Response.json(200, {"ok": True})
+
+    def _chosen(self, found: re.Match[str]) -> list[SandboxPlatform]:
+        return [self.platform(found["p"])] if found["p"] else list(self.platforms.values())
+
+    def _refusals_get(self, request: Request, found: re.Match[str]) -> Response:
+        """Requests refused as malformed and answers that broke the definition."""
+        return Response.json(
+            200,
+            {
+                p.name: {"refusals": list(p.refusals), "answer_problems": list(p.answer_problems)}
+                for p in self._chosen(found)
+            },
+        )
+
+    def _refusals_clear(self, request: Request, found: re.Match[str]) -> Response:
+        for platform in self._chosen(found):
+            platform.refusals.clear()
+            platform.answer_problems.clear()
+        return self._refusals_get(request, found)
+
+    def _contracts_set(self, request: Request, found: re.Match[str]) -> Response:
+        """{platform: {"check_answers": true}}: also check the sandbox's own answers."""
+        for platform, spec in self._each_platform(self._body(request)):
+            platform.check_answers = bool(spec.get("check_answers", platform.check_answers))
+        return Response.json(200, {n: p.check_answers for n, p in self.platforms.items()})
 
     def _webhooks_get(self, request: Request, found: re.Match[str]) -> Response:
         result = {

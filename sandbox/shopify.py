@@ -1,9 +1,16 @@
 """Shopify stand-in: the GraphQL Admin API operations pimsync sends.
 
 ``POST /shopify/admin/api/{version}/graphql.json`` with ``X-Shopify-Access-Token``.
-This is not a GraphQL engine: it recognises each operation pimsync uses by its
-root field, reads the inputs from ``variables`` (pimsync always sends inputs as
-variables) and answers with the fields pimsync selects:
+Every document and its variables are first validated against the Admin API
+2026-01 schema as far as pimsync uses it (sandbox/contracts/shopify_2026-01.graphql):
+an unknown field or argument, a missing required argument or a variable of the
+wrong shape is answered as Shopify answers it (HTTP 200, ``errors`` with
+``extensions.code`` ``undefinedField``, ``argumentNotAccepted``,
+``missingRequiredArguments``, ``INVALID_VARIABLE`` …) and recorded in
+``refusals``. A valid document is dispatched on its root field, reads its inputs
+from ``variables`` (pimsync always sends inputs as variables), and the handler's
+data is projected through the schema, so the answer holds exactly the selected
+fields. The operations:
 
 * ``inventorySetQuantities`` (absolute "available" at a location, with 2026-01
   ``changeFromQuantity`` compare-and-set and ``@idempotent(key:)``; all or
@@ -46,11 +53,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from .contracts import contract_path
+from .contracts.graphql_contract import GraphQLContract, load_contract
 from .http import (
     ApiError,
     JsonDict,
     Request,
     Response,
+    Route,
     hmac_sha256_base64,
     iso,
     money,
@@ -63,6 +73,7 @@ from .store import CatalogItem, SandboxOrder
 from .webhooks import WebhookRequest, WebhookTarget
 
 API_VERSION = "2026-01"
+SCHEMA_FILE = "shopify_2026-01.graphql"
 SHOP_DOMAIN = "pimsync-sandbox.myshopify.com"
 LOCATION_ID = "gid://shopify/Location/1"
 MAX_INPUT = 250
@@ -182,10 +193,34 @@ class ShopifySandbox(SandboxPlatform):
 
     # ---- GraphQL entry point
 
-    def graphql(self, request: Request) -> Response:
+    @property
+    def contract(self) -> GraphQLContract:
+        return load_contract(contract_path(SCHEMA_FILE))
+
+    def validate_request(self, request: Request, route: Route) -> None:
+        """The document and its variables against the 2026-01 schema, refused as Shopify does."""
         body = request.json()
         if not isinstance(body, dict) or not isinstance(body.get("query"), str):
-            raise ApiError(Response.json(400, {"errors": {"query": "Required parameter missing"}}))
+            raise ApiError(
+                Response.json(400, {"errors": {"query": "Required parameter missing"}}),
+                refusal="no query",
+            )
+        variables = body.get("variables") or {}
+        if not isinstance(variables, dict):
+            raise ApiError(
+                Response.json(400, {"errors": {"variables": "must be an object"}}),
+                refusal="variables is not an object",
+            )
+        checked = self.contract.check(body["query"], variables, body.get("operationName"))
+        if not checked.ok:
+            raise ApiError(
+                Response.json(200, {"errors": checked.errors}),
+                refusal=[str(e["message"]) for e in checked.errors],
+            )
+        request.contract = checked
+
+    def graphql(self, request: Request) -> Response:
+        body = request.json()
         query: str = body["query"]
         variables = body.get("variables") or {}
         operation, cost = self._operation(query, variables)
@@ -205,9 +240,14 @@ class ShopifySandbox(SandboxPlatform):
             self._cost_bucket.refund(cost)
             raise
         status = self._cost_bucket.refund(cost - actual)
-        return Response.json(
-            200, {"data": data, "extensions": {"cost": self._cost(cost, actual, status)}}
-        )
+        payload: JsonDict = {"data": data}
+        if request.contract is not None:
+            payload["data"], problems = self.contract.project(request.contract, data)
+            if problems:  # the sandbox's data does not fit the schema: a sandbox bug, shown
+                payload["errors"] = problems
+                self.record_answer_problems(request, [str(p["message"]) for p in problems])
+        payload["extensions"] = {"cost": self._cost(cost, actual, status)}
+        return Response.json(200, payload)
 
     def _operation(self, query: str, variables: Mapping[str, Any]) -> tuple[Any, int]:
         if "inventorySetQuantities" in query:
@@ -466,7 +506,7 @@ class ShopifySandbox(SandboxPlatform):
                 try:
                     price = to_decimal(row["price"]) if "price" in row else None
                 except ValueError:
-                    errors.append(user_error("INVALID", [*path, "price"], "Price is invalid"))
+                    errors.append(user_error("INVALID_INPUT", [*path, "price"], "Price is invalid"))
                     continue
                 if price is not None and price < 0:
                     errors.append(
@@ -480,7 +520,7 @@ class ShopifySandbox(SandboxPlatform):
                 if self.faults.item_fails(item.sku):
                     self.counters.record_fault("item")
                     errors.append(
-                        user_error("INVALID", [*path, "price"], "Price could not be saved")
+                        user_error("INVALID_INPUT", [*path, "price"], "Price could not be saved")
                     )
                     continue
                 planned.append((item, price, row))

@@ -20,6 +20,15 @@ Under ``/woocommerce/wp-json/wc/v3/``:
 Auth: HTTP Basic ``consumer_key:consumer_secret``, or the same two as query
 parameters (for hosts that strip the Authorization header).
 
+Every request is validated against sandbox/contracts/woocommerce_v3.json (the
+routes, parameters and fields pimsync uses, written from the REST API v3
+reference and WooCommerce's source): an unknown parameter or field, a wrong
+type or ``per_page`` above 100 is refused with WordPress's ``rest_invalid_param``
+(400, ``data.params`` naming each), an unknown route with ``rest_no_route``
+(404), a batch over 100 items with 413; all are recorded in ``refusals``.
+WordPress itself ignores unknown parameters and fields: refusing them is how
+the sandbox catches a misspelt one.
+
 Rate limit: WooCommerce core has none; the host (PHP workers, WAF) is the real
 limit. The default here is a token bucket of 5 requests/s with a burst of 10:
 a small managed host runs 2-4 PHP workers and a 100-item batch keeps one busy
@@ -47,11 +56,12 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from .contracts.openapi_contract import Problem
 from .http import (
     ApiError,
     JsonDict,
@@ -67,6 +77,7 @@ from .store import CatalogItem, SandboxOrder
 from .webhooks import WebhookRequest, WebhookTarget
 
 API = r"/wp-json/wc/v3"
+CONTRACT = "woocommerce_v3.json"
 BATCH_LIMIT = 100
 MAX_PER_PAGE = 100
 SITE_URL = "http://woocommerce.sandbox.local/"
@@ -122,6 +133,18 @@ class WooCommerceSandbox(SandboxPlatform):
         "consumer_key": "ck_sandbox",
         "consumer_secret": "cs_sandbox",
     }
+    contracts: ClassVar[Mapping[str, str]] = dict.fromkeys(
+        (
+            "products_batch",
+            "variations_batch",
+            "products_list",
+            "variations_list",
+            "orders_list",
+            "order_get",
+            "order_update",
+        ),
+        CONTRACT,
+    )
 
     def __init__(self, **kwargs: Any) -> None:
         self._groups: dict[str, str] = {}
@@ -183,7 +206,21 @@ class WooCommerceSandbox(SandboxPlatform):
             return wc_error(
                 401, "woocommerce_rest_cannot_view", "Sorry, you cannot list resources."
             )
+        if status == 404 and code == "not_found":
+            return wc_error(
+                404, "rest_no_route", "No route was found matching the URL and request method."
+            )
         return wc_error(status, code, message)
+
+    def refusal_response(self, problems: Sequence[Problem], request: Request) -> Response:
+        """WordPress's rest_invalid_param, one entry per parameter in ``data.params``."""
+        params: dict[str, str] = {}
+        for problem in problems:
+            top = problem.path_parts[0] if problem.path_parts else problem.location
+            detail = "".join(f"[{part}]" for part in problem.path_parts[1:])
+            params.setdefault(top, f"{top}{detail} {problem.message}")
+        names = ", ".join(params)
+        return wc_error(400, "rest_invalid_param", f"Invalid parameter(s): {names}", params=params)
 
     def rate_limited_response(self, wait_seconds: float, request: Request) -> Response:
         response = wc_error(429, "too_many_requests", "Too many requests, slow down.")
@@ -233,10 +270,10 @@ class WooCommerceSandbox(SandboxPlatform):
             raise ApiError(wc_error(400, "rest_invalid_json", "Invalid JSON body passed."))
         total = sum(len(body.get(k) or []) for k in ("create", "update", "delete"))
         if total > BATCH_LIMIT:
-            return wc_error(
-                413,
-                "woocommerce_rest_request_entity_too_large",
-                f"Unable to accept more than {BATCH_LIMIT} items for this request.",
+            message = f"Unable to accept more than {BATCH_LIMIT} items for this request."
+            raise ApiError(
+                wc_error(413, "woocommerce_rest_request_entity_too_large", message),
+                refusal=message,
             )
         result: JsonDict = {}
         if body.get("update"):

@@ -125,6 +125,7 @@ KIND_TONES = {
     Alert.Kind.LOW_ATP: "warn",
     Alert.Kind.DEAD_LETTER: "warn",
     Alert.Kind.UNMATCHED_SKU: "info",
+    Alert.Kind.POLL_GAP: "bad",
 }
 SEVERITY_TONES = {"info": "info", "warning": "warn", "critical": "bad"}
 NOTIFICATION_TONES = {

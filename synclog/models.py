@@ -82,6 +82,7 @@ class Alert(models.Model):
         BAD_SIGNATURE = "bad_signature", "Bad webhook signatures"
         UNMATCHED_SKU = "unmatched_sku", "Unmatched SKU"
         PUSH_HELD = "push_held", "Push held for an orders import"
+        POLL_GAP = "poll_gap", "Orders beyond the channel's poll window"
 
     class Severity(models.TextChoices):
         INFO = "info", "Info"

@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from inventory.api.serializers import VariantSerializer
 
+from ..connectors.shopify_versions import api_version_problem
 from ..models import (
     BufferRule,
     Channel,
@@ -15,6 +16,7 @@ from ..models import (
     ChannelOrder,
     ChannelOrderLine,
     Customer,
+    Platform,
     PriceRule,
 )
 
@@ -154,6 +156,13 @@ class ChannelSerializer(serializers.ModelSerializer):
         if not isinstance(value, dict):
             raise serializers.ValidationError("Enter a JSON object.")
         return value
+
+    def validate(self, attrs: dict) -> dict:
+        platform = attrs.get("platform", getattr(self.instance, "platform", ""))
+        config = attrs.get("platform_config", getattr(self.instance, "platform_config", {}))
+        if platform == Platform.SHOPIFY and (problem := api_version_problem(config)):
+            raise serializers.ValidationError({"platform_config": [problem]})
+        return attrs
 
 
 class ListingSerializer(serializers.ModelSerializer):

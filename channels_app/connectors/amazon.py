@@ -1,4 +1,4 @@
-"""Amazon connector: SP-API Listings Items 2021-08-01, Feeds 2021-06-30, Orders v0.
+"""Amazon connector: SP-API Listings Items 2021-08-01, Feeds 2021-06-30, Orders 2026-01-01.
 
 Wire format: /work/shared/reference/channel-apis.md section 4. ``base_url`` is the
 SP-API host (``https://sellingpartnerapi-na.amazon.com`` or the sandbox's
@@ -35,10 +35,17 @@ Decisions:
   ``verify_webhook`` answers False (nothing to verify over HTTP), and
   ``parse_webhook`` reads an SQS ``ORDER_CHANGE`` message body for a consumer
   that pulls from the queue (deduplicate on its NotificationId).
-* Fulfilment: Orders v0 ``confirmShipment`` (not in the reference; checked
-  against the SP-API models). Cancellation: the reference documents no seller
-  cancellation call for SP-API, so ``cancel_order`` reports a permanent
-  ``unsupported`` result instead of guessing an endpoint.
+* Orders: Orders API 2026-01-01 ``searchOrders`` (``lastUpdatedAfter``,
+  ``paginationToken``) with ``includedData=BUYER,PROCEEDS,FULFILLMENT``: each
+  order carries its items, so no per-order item call (v0's getOrders and
+  getOrderItems are deprecated). Its usage plan is 0.0056 requests/s, burst 20.
+* Fulfilment: Orders 2026-01-01 ``getOrder`` for what is still unshipped, then
+  Orders v0 ``confirmShipment`` (not deprecated, and 2026-01-01 has no
+  successor). ``carrierCode`` is one of Amazon's carrier codes (CARRIER_CODES);
+  any other carrier goes as ``Other`` with its name in ``carrierName``, which
+  the model requires in that case. Cancellation: the models document no seller
+  cancellation call, so ``cancel_order`` reports a permanent ``unsupported``
+  result instead of guessing an endpoint.
 """
 
 from __future__ import annotations
@@ -87,7 +94,11 @@ logger = logging.getLogger(__name__)
 
 LISTINGS = "/listings/2021-08-01/items"
 FEEDS = "/feeds/2021-06-30"
-ORDERS = "/orders/v0/orders"
+ORDERS = "/orders/2026-01-01/orders"
+ORDERS_V0 = "/orders/v0/orders"  # confirmShipment only
+# Datasets searchOrders/getOrder must include for an OrderData: buyer e-mail,
+# totals (proceeds) and per-order/per-item fulfilment state.
+ORDER_INCLUDED_DATA = "BUYER,PROCEEDS,FULFILLMENT"
 FEED_CONTENT_TYPE = "application/json; charset=UTF-8"
 MAX_FEED_MESSAGES = 25_000
 MAX_ORDER_PAGE = 100
@@ -103,22 +114,73 @@ OPERATION_LIMITS: dict[str, tuple[float, float]] = {
     "createFeed": (0.0083, 15.0),
     "getFeed": (2.0, 15.0),
     "getFeedDocument": (0.0222, 10.0),
-    "getOrders": (0.0167, 20.0),
-    "getOrderItems": (0.5, 30.0),
+    "searchOrders": (0.0056, 20.0),
+    "getOrder": (0.5, 30.0),
     "confirmShipment": (2.0, 10.0),
 }
 PACING_MARGIN = 0.9  # pace at 90% of the documented or announced rate
 FEED_DONE = "DONE"
 FEED_FINAL = frozenset({"DONE", "CANCELLED", "FATAL"})
+# Orders 2026-01-01 FulfillmentStatus -> pimsync's normalised status.
 ORDER_STATUS_MAP = {
-    "Pending": "pending",
-    "PendingAvailability": "pending",
-    "Unshipped": "paid",
-    "PartiallyShipped": "paid",
-    "Shipped": "fulfilled",
-    "InvoiceUnconfirmed": "fulfilled",  # shipped, invoice not yet confirmed
-    "Canceled": "cancelled",
-    "Unfulfillable": "cancelled",  # Amazon-fulfilled non-retail order that will not ship
+    "PENDING_AVAILABILITY": "pending",
+    "PENDING": "pending",
+    "UNSHIPPED": "paid",
+    "PARTIALLY_SHIPPED": "paid",
+    "SHIPPED": "fulfilled",
+    "CANCELLED": "cancelled",
+    "UNFULFILLABLE": "cancelled",  # Amazon-fulfilled non-retail order that will not ship
+}
+CARRIER_OTHER = "Other"
+# Amazon's carrier codes for shipment confirmations. The SP-API model types
+# carrierCode as a free string; the values Amazon accepts are its carrier list
+# (Seller Central; the CarrierCode enumeration of the feeds' amzn-base.xsd), of
+# which these are the ones a merchant is likely to name. Amazon's announcement
+# "CarrierCode value required in shipment confirmations" says a value must match
+# that list exactly, and an unlisted carrier goes as Other with carrierName.
+CARRIER_CODES = (
+    "USPS",
+    "UPS",
+    "UPSMI",
+    "UPS Mail Innovations",
+    "FedEx",
+    "FedEx SmartPost",
+    "DHL",
+    "DHL Global Mail",
+    "OnTrac",
+    "OSM",
+    "Streamlite",
+    "Newgistics",
+    "Canada Post",
+    "Royal Mail",
+    "Parcelforce",
+    "DPD",
+    "GLS",
+    "TNT",
+    "Deutsche Post",
+    "Hermes Logistik Gruppe",
+    "La Poste",
+    "Chronopost",
+    "Poste Italiane",
+    "SDA",
+    "Aramex",
+    "BlueDart",
+    "India Post",
+    "DTDC",
+    "YamatoTransport",
+    "SagawaExpress",
+    "NipponExpress",
+)
+# Names merchants type for listed carriers, normalised like _carrier_key().
+CARRIER_ALIASES = {
+    "unitedstatespostalservice": "USPS",
+    "unitedparcelservice": "UPS",
+    "federalexpress": "FedEx",
+    "fedexground": "FedEx",
+    "dhlexpress": "DHL",
+    "royalmailtracked": "Royal Mail",
+    "yamato": "YamatoTransport",
+    "sagawa": "SagawaExpress",
 }
 
 
@@ -512,30 +574,32 @@ class AmazonConnector:
         if state is None:
             since = parse_timestamp(cursor) if cursor else datetime.now(UTC) - timedelta(days=30)
             state = {"since": format_timestamp(since), "token": None, "hwm": None}
-        params: dict[str, Any] = {"MarketplaceIds": self.marketplace_id}
+        # Exactly one of createdAfter/lastUpdatedAfter on every page, the token too.
+        params: dict[str, Any] = {
+            "marketplaceIds": self.marketplace_id,
+            "lastUpdatedAfter": state["since"],
+            "maxResultsPerPage": max(1, min(page_size, MAX_ORDER_PAGE)),
+            "includedData": ORDER_INCLUDED_DATA,
+        }
         if state.get("token"):
-            params["NextToken"] = state["token"]
-        else:
-            params["LastUpdatedAfter"] = state["since"]
-            params["MaxResultsPerPage"] = max(1, min(page_size, MAX_ORDER_PAGE))
-        payload = self._call("getOrders", "GET", ORDERS, params=params).unwrap() or {}
-        body = payload.get("payload") or {}
-        orders = [self._order(raw) for raw in body.get("Orders") or []]
+            params["paginationToken"] = state["token"]
+        payload = self._call("searchOrders", "GET", ORDERS, params=params).unwrap() or {}
+        orders = [self._order(raw) for raw in payload.get("orders") or []]
         hwm = state.get("hwm")
         for order in orders:
             if hwm is None or order.updated_at > parse_timestamp(hwm):
                 hwm = format_timestamp(order.updated_at)
-        token = body.get("NextToken")
+        token = (payload.get("pagination") or {}).get("nextToken")
         next_cursor = None
         if token:
             next_cursor = encode_page_cursor({"since": state["since"], "token": token, "hwm": hwm})
         return OrdersPage(orders=orders, next_cursor=next_cursor, high_water_mark=hwm)
 
     def _order(self, raw: Mapping[str, Any]) -> OrderData:
-        order_id = str(raw.get("AmazonOrderId", ""))
-        total = raw.get("OrderTotal") or {}
-        status = str(raw.get("OrderStatus", ""))
-        created = parse_timestamp(str(raw.get("PurchaseDate")))
+        order_id = str(raw.get("orderId", ""))
+        # Pending orders carry no proceeds yet.
+        total = (raw.get("proceeds") or {}).get("grandTotal") or {}
+        status = str((raw.get("fulfillment") or {}).get("fulfillmentStatus", ""))
         return OrderData(
             external_id=order_id,
             name=order_id,
@@ -543,45 +607,29 @@ class AmazonConnector:
             # Amazon has one order status covering payment and shipping.
             financial_status=status,
             fulfillment_status=status,
-            currency=str(total.get("CurrencyCode", self.currency)),
-            total=_decimal(total.get("Amount")) or Decimal("0"),
-            updated_at=parse_timestamp(str(raw.get("LastUpdateDate") or raw.get("PurchaseDate"))),
-            created_at=created,
-            lines=self._order_lines(order_id),
-            customer_email=str((raw.get("BuyerInfo") or {}).get("BuyerEmail", "")),
+            currency=str(total.get("currencyCode", self.currency)),
+            total=_decimal(total.get("amount")) or Decimal("0"),
+            updated_at=parse_timestamp(str(raw.get("lastUpdatedTime") or raw.get("createdTime"))),
+            created_at=parse_timestamp(str(raw.get("createdTime"))),
+            lines=[_order_line(item) for item in raw.get("orderItems") or []],
+            customer_email=str((raw.get("buyer") or {}).get("buyerEmail", "")),
             raw=dict(raw),
         )
 
-    def _order_items(self, order_id: str) -> list[Mapping[str, Any]]:
-        items: list[Mapping[str, Any]] = []
-        token: str | None = None
-        path = f"{ORDERS}/{quote(order_id, safe='')}/orderItems"
-        while True:
-            params = {"NextToken": token} if token else None
-            payload = self._call("getOrderItems", "GET", path, params=params).unwrap() or {}
-            body = payload.get("payload") or {}
-            items.extend(body.get("OrderItems") or [])
-            token = body.get("NextToken")
-            if not token:
-                return items
-
-    def _order_lines(self, order_id: str) -> list[OrderLineData]:
-        lines = []
-        for item in self._order_items(order_id):
-            quantity = _int(item.get("QuantityOrdered")) or 0
-            # ItemPrice is the selling price times the quantity ordered.
-            line_total = _decimal((item.get("ItemPrice") or {}).get("Amount")) or Decimal("0")
-            unit = (line_total / quantity).quantize(Decimal("0.01")) if quantity else line_total
-            lines.append(
-                OrderLineData(
-                    external_line_id=str(item.get("OrderItemId", "")),
-                    sku=str(item.get("SellerSKU", "")),
-                    quantity=quantity,
-                    unit_price=unit,
-                    external_product_id=str(item.get("ASIN", "")),
-                )
+    def _get_order(self, order_id: str) -> Mapping[str, Any]:
+        payload = self._call(
+            "getOrder",
+            "GET",
+            f"{ORDERS}/{quote(order_id, safe='')}",
+            params={"includedData": "FULFILLMENT"},
+        ).unwrap()
+        order = (payload or {}).get("order")
+        if not isinstance(order, Mapping):
+            raise PermanentError(
+                f"getOrder answered without an order: {body_snippet(json.dumps(payload))}",
+                code="unexpected_response",
             )
-        return lines
+        return order
 
     # ------------------------------------------------------------------ notifications
 
@@ -594,7 +642,7 @@ class AmazonConnector:
         """Parse an SQS notification body (e.g. ORDER_CHANGE) pulled from the queue.
 
         The notification carries no order totals, so ``order`` is None: the
-        caller re-reads the order (getOrders) with the AmazonOrderId in payload.
+        caller re-reads the order (getOrder) with the AmazonOrderId in payload.
         """
         del headers
         try:
@@ -647,27 +695,28 @@ class AmazonConnector:
                 code="tracking_required",
                 message="Amazon needs a tracking number to confirm a shipment",
             )
+        if not carrier.strip():
+            return ItemResult(
+                sku=external_order_id,
+                kind=FailureKind.PERMANENT,
+                code="carrier_required",
+                message="Amazon needs the carrier (e.g. UPS, or the carrier's name) to confirm "
+                "a shipment",
+            )
         try:
-            items = self._order_items(external_order_id)
+            items = self._get_order(external_order_id).get("orderItems") or []
         except ConnectorError as error:
             return item_result(external_order_id, error)
-        unshipped = [
-            (
-                str(item.get("OrderItemId")),
-                (_int(item.get("QuantityOrdered")) or 0) - (_int(item.get("QuantityShipped")) or 0),
-            )
-            for item in items
-        ]
         open_items = [
-            {"orderItemId": item_id, "quantity": quantity}
-            for item_id, quantity in unshipped
-            if quantity > 0
+            {"orderItemId": str(item.get("orderItemId")), "quantity": left}
+            for item in items
+            if isinstance(item, Mapping) and (left := _unshipped(item)) > 0
         ]
         if not open_items:  # nothing left to ship: confirming again is a no-op
             return ok_result(external_order_id)
         package = {
             "packageReferenceId": "1",
-            "carrierCode": carrier or "Other",
+            **carrier_fields(carrier),
             "trackingNumber": tracking_number,
             "shipDate": format_timestamp(datetime.now(UTC)),
             "orderItems": open_items,
@@ -675,7 +724,7 @@ class AmazonConnector:
         result = self._call(
             "confirmShipment",
             "POST",
-            f"{ORDERS}/{quote(external_order_id, safe='')}/shipmentConfirmation",
+            f"{ORDERS_V0}/{quote(external_order_id, safe='')}/shipmentConfirmation",
             json={"marketplaceId": self.marketplace_id, "packageDetail": package},
         )
         if result.error is not None:
@@ -698,6 +747,55 @@ class AmazonConnector:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _carrier_key(text: str) -> str:
+    return "".join(ch for ch in text.casefold() if ch.isalnum())
+
+
+_CARRIERS_BY_KEY = {
+    **{_carrier_key(code): code for code in CARRIER_CODES},
+    **CARRIER_ALIASES,
+}
+
+
+def carrier_fields(carrier: str) -> dict[str, str]:
+    """``carrierCode`` (and ``carrierName`` for an unlisted carrier) for a carrier as
+    typed: a listed carrier by its code, anything else as Other with its name."""
+    name = carrier.strip()
+    code = _CARRIERS_BY_KEY.get(_carrier_key(name))
+    if code is not None:
+        return {"carrierCode": code}
+    if not name:
+        raise ValueError("a carrier name is required")
+    return {"carrierCode": CARRIER_OTHER, "carrierName": name}
+
+
+def _order_line(item: Mapping[str, Any]) -> OrderLineData:
+    product = item.get("product") or {}
+    quantity = _int(item.get("quantityOrdered")) or 0
+    unit = _decimal(((product.get("price") or {}).get("unitPrice") or {}).get("amount"))
+    if unit is None:  # no unit price: the item's proceeds over its quantity
+        total = _decimal(((item.get("proceeds") or {}).get("proceedsTotal") or {}).get("amount"))
+        unit = (total / quantity).quantize(Decimal("0.01")) if total and quantity else Decimal("0")
+    return OrderLineData(
+        external_line_id=str(item.get("orderItemId", "")),
+        sku=str(product.get("sellerSku", "")),
+        quantity=quantity,
+        unit_price=unit,
+        external_product_id=str(product.get("asin", "")),
+    )
+
+
+def _unshipped(item: Mapping[str, Any]) -> int:
+    """Units of an order item not shipped yet (its fulfillment dataset)."""
+    fulfillment = item.get("fulfillment") or {}
+    left = _int(fulfillment.get("quantityUnfulfilled"))
+    if left is not None:
+        return left
+    return (_int(item.get("quantityOrdered")) or 0) - (
+        _int(fulfillment.get("quantityFulfilled")) or 0
+    )
 
 
 def _patch_result(sku: str, result: HttpResult) -> ItemResult:

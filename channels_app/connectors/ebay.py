@@ -1,8 +1,9 @@
 """eBay connector: Sell Inventory (price/quantity), Sell Fulfillment (orders), Post-Order.
 
-Wire format: /work/shared/reference/channel-apis.md section 3 (Inventory v1.13.0,
-Fulfillment v1.19.2). ``base_url`` is the API host (``https://api.ebay.com`` or
-the sandbox's ``http://127.0.0.1:<port>/ebay``); the API paths are appended.
+Wire format: eBay's OpenAPI contracts Sell Inventory v1.18.4 and Sell
+Fulfillment v1.20.7 (trimmed copies in sandbox/contracts/). ``base_url`` is the
+API host (``https://api.ebay.com`` or the sandbox's
+``http://127.0.0.1:<port>/ebay``); the API paths are appended.
 
 Decisions (see the comments where they apply):
 
@@ -23,6 +24,12 @@ Decisions (see the comments where they apply):
   secret), and the only documented topic is marketplace account deletion, not
   orders. eBay orders therefore arrive by polling ``getOrders``;
   ``verify_webhook`` always answers False and ``parse_webhook`` raises.
+* Orders: ``getOrders`` with ``filter=lastmodifieddate:[since..]``, at most
+  200 per page (``limit`` above 200 fails), paged by ``offset`` until the end.
+  getOrders serves orders up to two years old: a cursor within that reaches
+  back as far as it says (after a long outage every change is read, none
+  skipped); one older than ``ORDER_LOOKBACK`` is refused with the permanent
+  error ``poll_window_exceeded`` (the poll raises an alert), never clamped.
 * Cancellation: the reference documents none. This uses the Post-Order API
   ``POST /post-order/v2/cancellation`` (seller-initiated cancel request; eBay
   may refuse it when the order is no longer eligible, reported as permanent).
@@ -51,7 +58,7 @@ from .base import (
     QuantityUpdate,
     WebhookEvent,
 )
-from .errors import ConnectorError, FailureKind, PermanentError
+from .errors import POLL_WINDOW_EXCEEDED, ConnectorError, FailureKind, PermanentError
 from .http import (
     HttpClient,
     HttpResult,
@@ -68,8 +75,11 @@ from .http import (
 logger = logging.getLogger(__name__)
 
 MAX_BULK_ITEMS = 25  # bulk_update_price_quantity and bulk_get_inventory_item
-MAX_ORDER_PAGE = 1000  # getOrders "limit" maximum
-ORDER_FILTER_WINDOW = timedelta(days=89)  # eBay filters reach back 90 days (30830)
+MAX_ORDER_PAGE = 200  # getOrders "limit": "If a requested limit is more than 200, the call fails"
+# getOrders "can return orders up to two years old"; a day less leaves room for clock skew.
+ORDER_LOOKBACK = timedelta(days=2 * 365 - 1)
+# Without a cursor, what getOrders returns unfiltered: the last 90 days.
+DEFAULT_LOOKBACK = timedelta(days=90)
 # errorIds the reference marks as "retry": 25001 system error, 25025 concurrent access.
 RETRYABLE_ERROR_IDS = frozenset({"25001", "25025"})
 SKU_NOT_FOUND_ERROR_IDS = frozenset({"25702"})
@@ -367,7 +377,7 @@ class EbayConnector:
     def orders_since(self, cursor: str | None, *, page_size: int = 100) -> OrdersPage:
         state = decode_page_cursor(cursor) if cursor else None
         if state is None:
-            since = self._clamp_since(parse_timestamp(cursor) if cursor else None)
+            since = self._checked_since(parse_timestamp(cursor) if cursor else None)
             state = {"since": format_timestamp(since, millis=True), "offset": 0, "hwm": None}
         limit = max(1, min(page_size, MAX_ORDER_PAGE))
         offset = int(state.get("offset", 0))
@@ -399,18 +409,21 @@ class EbayConnector:
             )
         return OrdersPage(orders=orders, next_cursor=next_cursor, high_water_mark=hwm)
 
-    def _clamp_since(self, since: datetime | None) -> datetime:
-        earliest = datetime.now(UTC) - ORDER_FILTER_WINDOW
-        if since is None or since < earliest:
-            if since is not None:
-                logger.warning(
-                    "eBay channel %s: poll cursor %s is outside eBay's 90-day window; "
-                    "polling from %s",
-                    self.config.channel_id,
-                    since.isoformat(),
-                    earliest.isoformat(),
-                )
-            return earliest
+    def _checked_since(self, since: datetime | None) -> datetime:
+        """The poll's start; one beyond getOrders' two years is refused, not moved."""
+        now = datetime.now(UTC)
+        if since is None:
+            return now - DEFAULT_LOOKBACK
+        earliest = now - ORDER_LOOKBACK
+        if since < earliest:
+            raise PermanentError(
+                f"eBay serves orders changed in the last two years; this poll would start at "
+                f"{format_timestamp(since)}, so changes between then and "
+                f"{format_timestamp(earliest)} cannot be read. Check those orders in Seller "
+                f"Hub, then move the channel's poll cursor to {format_timestamp(earliest)} or "
+                "later",
+                code=POLL_WINDOW_EXCEEDED,
+            )
         return since
 
     def _order(self, raw: Mapping[str, Any]) -> OrderData:
@@ -435,7 +448,7 @@ class EbayConnector:
         created = parse_timestamp(str(raw.get("creationDate")))
         return OrderData(
             external_id=str(raw.get("orderId", "")),
-            name=str(raw.get("legacyOrderId") or raw.get("orderId", "")),
+            name=str(raw.get("orderId", "")),
             status=_order_status(raw),
             financial_status=str(raw.get("orderPaymentStatus", "")),
             fulfillment_status=str(raw.get("orderFulfillmentStatus", "")),

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+# Code of the permanent error a connector raises when a poll would start further
+# back than the platform serves orders (the poll raises a poll_gap alert).
+POLL_WINDOW_EXCEEDED = "poll_window_exceeded"
+
 
 class FailureKind(StrEnum):
     OK = "ok"

@@ -1,10 +1,13 @@
-"""Shopify connector: GraphQL Admin API, pinned to API version 2026-01.
+"""Shopify connector: GraphQL Admin API, version per channel (default 2026-01).
 
 Transport: ``POST {base_url}/admin/api/{version}/graphql.json`` with
-``X-Shopify-Access-Token`` (credentials["access_token"]). The version defaults
-to ``API_VERSION`` (2026-01, the first with ``changeFromQuantity``);
-platform_config["api_version"] may pin another. Our payloads also fit 2026-04
-(``changeFromQuantity`` key always present, ``@idempotent`` always sent).
+``X-Shopify-Access-Token`` (credentials["access_token"]). The version is the
+channel's platform_config["api_version"], default ``shopify_versions.DEFAULT_VERSION``
+(2026-01, the first with ``changeFromQuantity`` and the schema pimsync's
+documents are checked against: sandbox/contracts/shopify_2026-01.graphql).
+Shopify supports a version for 12 months; shopify_versions.py holds the dates
+and the channel admin warns before the one in use is retired. Our payloads also
+fit 2026-04 (``changeFromQuantity`` key always present, ``@idempotent`` sent).
 
 * Quantities: ``inventorySetQuantities`` ("available" at
   platform_config["location_id"]), <= 250 rows per call, compare-and-set with
@@ -40,6 +43,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -69,10 +73,11 @@ from .http import (
     ok_result,
     parse_timestamp,
 )
+from .shopify_versions import DEFAULT_VERSION, channel_api_version, version_status
 
 logger = logging.getLogger(__name__)
 
-API_VERSION = "2026-01"
+API_VERSION = DEFAULT_VERSION
 MAX_INPUT = 250  # every Shopify input array
 # nodes(ids:) per query: the 250-item input cap; requested cost 1 + 3 * 250 = 751 <= 1000.
 READ_BATCH = MAX_INPUT
@@ -167,16 +172,21 @@ mutation Fulfil($fulfillment: FulfillmentInput!) {
 }
 """
 
+# 2026-01 orderCancel: the refund is described by refundMethod (there is no
+# ``refund`` argument); the cancellation itself runs as a job.
 CANCEL_MUTATION = """
-mutation Cancel($orderId: ID!, $reason: OrderCancelReason!, $refund: Boolean!,
-                $restock: Boolean!, $notifyCustomer: Boolean) {
-  orderCancel(orderId: $orderId, reason: $reason, refund: $refund, restock: $restock,
-              notifyCustomer: $notifyCustomer) {
+mutation Cancel($orderId: ID!, $reason: OrderCancelReason!, $restock: Boolean!,
+                $notifyCustomer: Boolean, $refundMethod: OrderCancelRefundMethodInput,
+                $staffNote: String) {
+  orderCancel(orderId: $orderId, reason: $reason, restock: $restock,
+              notifyCustomer: $notifyCustomer, refundMethod: $refundMethod,
+              staffNote: $staffNote) {
     job { id done }
     orderCancelUserErrors { code field message }
   }
 }
 """
+STAFF_NOTE_MAX_CHARS = 255
 
 SHOP_QUERY = "query Shop { shop { name myshopifyDomain } }"
 
@@ -315,7 +325,7 @@ class ShopifyConnector:
 
     def __init__(self, config: ChannelConfig) -> None:
         self.config = config
-        self.api_version = str(config.platform_config.get("api_version") or API_VERSION)
+        self.api_version = channel_api_version(config.platform_config)
         self.location_id = str(config.platform_config.get("location_id") or "")
         self.max_pace_seconds = float(
             config.platform_config.get("max_pace_seconds", DEFAULT_MAX_PACE_SECONDS)
@@ -935,19 +945,21 @@ class ShopifyConnector:
     # ------------------------------------------------------------------ order actions
 
     def cancel_order(self, external_order_id: str, *, reason: str = "") -> ItemResult:
-        variables = {
+        variables: dict[str, Any] = {
             "orderId": order_gid(external_order_id),
             "reason": cancel_reason_enum(reason),
-            "refund": True,
             "restock": True,
             "notifyCustomer": True,
+            # Refund what was paid the way it was paid (not as store credit).
+            "refundMethod": {"originalPaymentMethodsRefund": True},
+            "staffNote": f"pimsync: {reason or 'cancelled'}"[:STAFF_NOTE_MAX_CHARS],
         }
         try:
             data = self.execute(CANCEL_MUTATION, variables, cost=MUTATION_COST)
         except ConnectorError as exc:
             return item_result(external_order_id, exc)
         payload = data.get("orderCancel") or {}
-        errors = payload.get("orderCancelUserErrors") or payload.get("userErrors") or []
+        errors = payload.get("orderCancelUserErrors") or []
         if errors:
             return item_result(external_order_id, self._user_error(errors[0]))
         return ok_result(external_order_id, http_status=200)
@@ -998,4 +1010,5 @@ class ShopifyConnector:
         if not self.location_id:
             return ConnectionCheck(False, "connected, but platform_config.location_id is not set")
         name = shop.get("name") or shop.get("myshopifyDomain") or "shop"
-        return ConnectionCheck(True, f"connected to {name} (Admin API {self.api_version})")
+        status = version_status(self.api_version, today=datetime.now(UTC).date())
+        return ConnectionCheck(True, f"connected to {name} ({status.message})")

@@ -22,13 +22,14 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from ..connectors.base import OrderData, OrdersPage
-from ..connectors.errors import ConnectorError
+from ..connectors.errors import POLL_WINDOW_EXCEEDED, ConnectorError
 from ..connectors.http import decode_page_cursor, format_timestamp, parse_timestamp
 from ..dispatch import channel_poll_request, channel_sync_state
 from ..models import Channel, ChannelOrder, ChannelSyncState, InboundEvent
 from ..sync.connection import channel_connector
 from ..sync.markers import markers_release_after_poll
 from .events import ERROR_MAX_CHARS, inbound_event_process, order_data_to_json, order_skus
+from .poll_window import poll_window_alert
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +221,8 @@ def channel_poll(
         ChannelSyncState.objects.filter(channel_id=channel_id).update(
             poll_failed_at=timezone.now(), poll_error=report.error
         )
+        if exc.code == POLL_WINDOW_EXCEEDED:
+            poll_window_alert(channel=channel, error=exc)
         return report
     if report.next_cursor is None:
         report.cursor = _poll_state_store(channel_id, report.hwm)

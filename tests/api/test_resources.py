@@ -373,3 +373,20 @@ def test_variants_are_listed_by_sku_and_movements_newest_first(catalog, staff_ap
     assert skus == ["AAA-1", "TEE-L", "TEE-M", "TEE-S"]
     ids = [m["id"] for m in staff_api.get("/api/v1/stock-movements/").json()["results"]]
     assert ids == sorted(ids, reverse=True)
+
+
+def test_a_shopify_channel_refuses_an_unknown_api_version(
+    catalog, staff_api, channel_factory
+) -> None:
+    channel = channel_factory(platform_config={})
+    url = f"/api/v1/channels/{channel.pk}/"
+
+    refused = staff_api.patch(url, {"platform_config": {"api_version": "2026-13"}}, format="json")
+    accepted = staff_api.patch(url, {"platform_config": {"api_version": "2026-07"}}, format="json")
+
+    assert refused.status_code == 400
+    assert (
+        "api_version: Admin API 2026-13 is not a known Shopify version" in refused.content.decode()
+    )
+    assert accepted.status_code == 200
+    assert Channel.objects.get(pk=channel.pk).platform_config == {"api_version": "2026-07"}

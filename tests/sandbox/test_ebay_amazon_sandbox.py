@@ -13,48 +13,19 @@ from channels_app.connectors.base import ChannelConfig, ListingRef, PriceUpdate,
 from channels_app.connectors.ebay import EbayConnector
 from channels_app.connectors.errors import FailureKind
 from channels_app.connectors.http import parse_timestamp
-from sandbox.amazon import AmazonSandbox
-from sandbox.ebay import EbaySandbox
 from sandbox.server import RunningSandbox
-from tests.support.sandbox import control, seed_listings
-
-EBAY_TOKEN = EbaySandbox.default_credentials["access_token"]
-AMAZON_TOKEN = AmazonSandbox.default_credentials["access_token"]
-SELLER = "A2SANDBOXSELLER"
+from tests.support.sandbox import AMAZON_SELLER as SELLER
+from tests.support.sandbox import AMAZON_TOKEN, EBAY_TOKEN, control, seed_listings
+from tests.support.sandbox import amazon_config as support_amazon_config
+from tests.support.sandbox import ebay_config as support_ebay_config
 
 
 def ebay_config(running: RunningSandbox, **platform_config: Any) -> ChannelConfig:
-    return ChannelConfig(
-        channel_id=3,
-        platform="ebay",
-        base_url=running.platform_url("ebay"),
-        credentials={"access_token": EBAY_TOKEN},
-        platform_config={
-            "marketplace_id": "EBAY_US",
-            "rate_limit_per_second": 0,
-            **platform_config,
-        },
-        connect_timeout=2.0,
-        read_timeout=5.0,
-    )
+    return support_ebay_config(running.platform_url("ebay"), **platform_config)
 
 
 def amazon_config(running: RunningSandbox, **platform_config: Any) -> ChannelConfig:
-    return ChannelConfig(
-        channel_id=4,
-        platform="amazon",
-        base_url=running.platform_url("amazon"),
-        credentials={"access_token": AMAZON_TOKEN},
-        platform_config={
-            "seller_id": SELLER,
-            "marketplace_id": "ATVPDKIKX0DER",
-            "pacing": False,
-            "feed_poll_seconds": 0.05,
-            **platform_config,
-        },
-        connect_timeout=2.0,
-        read_timeout=5.0,
-    )
+    return support_amazon_config(running.platform_url("amazon"), **platform_config)
 
 
 def seed(running: RunningSandbox, platform: str, count: int, quantity: int = 5) -> list[ListingRef]:
@@ -403,18 +374,20 @@ def test_amazon_auth_failure_and_shipment_confirmation(sandbox: RunningSandbox) 
     assert platform.counters.snapshot()["calls"] == before + 1
 
 
-def test_amazon_get_orders_validates_its_date_filters(sandbox: RunningSandbox) -> None:
-    url = f"{sandbox.platform_url('amazon')}/orders/v0/orders"
+def test_amazon_search_orders_validates_its_date_filters(sandbox: RunningSandbox) -> None:
+    url = f"{sandbox.platform_url('amazon')}/orders/2026-01-01/orders"
     headers = {"x-amz-access-token": AMAZON_TOKEN}
     both = requests.get(
         url,
         headers=headers,
         params={
-            "MarketplaceIds": "ATVPDKIKX0DER",
-            "CreatedAfter": "2026-01-01T00:00:00Z",
-            "LastUpdatedAfter": "2026-01-01T00:00:00Z",
+            "marketplaceIds": "ATVPDKIKX0DER",
+            "createdAfter": "2026-01-01T00:00:00Z",
+            "lastUpdatedAfter": "2026-01-01T00:00:00Z",
         },
         timeout=5,
     )
     assert both.status_code == 400
     assert both.json()["errors"][0]["code"] == "InvalidInput"
+    refusal = sandbox.platform("amazon").refusals[-1]
+    assert (refusal["operation"], refusal["status"]) == ("searchOrders", 400)

@@ -126,7 +126,7 @@ def test_partial_failure_share_and_endpoint_filter(sandbox) -> None:
 
     prices = connector.push_prices([PriceUpdate(ref, Decimal(2)) for ref in listings])
 
-    assert {(r.kind, r.code) for r in prices} == {(FailureKind.PERMANENT, "INVALID")}
+    assert {(r.kind, r.code) for r in prices} == {(FailureKind.PERMANENT, "INVALID_INPUT")}
     assert platform.counters.snapshot()["faults"] == {"item": 4}
     # the endpoint filter limits 5xx faults to the named routes
     platform.faults.clear()

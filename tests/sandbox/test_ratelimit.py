@@ -57,10 +57,14 @@ def test_shopify_cost_bucket_answers_throttled_with_throttle_status(sandbox) -> 
     seed_listings(sandbox.platform("shopify"), [{"sku": "A", "price": "1", "quantity": 1}])
     limits = {"shopify": {"cost": {"maximum": 15, "restore_rate": 1}}}
     assert control(sandbox.url, "POST", "/_control/rate_limits", limits)[0] == 200
-    mutation = "mutation { orderCancel(orderId: $orderId) { job { id } } }"
+    mutation = (
+        "mutation Cancel($orderId: ID!, $reason: OrderCancelReason!) {"
+        " orderCancel(orderId: $orderId, reason: $reason, restock: true) { job { id } } }"
+    )
+    variables = {"orderId": "gid://shopify/Order/1", "reason": "OTHER"}
 
-    first = graphql(sandbox.url, mutation, {"orderId": "gid://shopify/Order/1", "reason": "OTHER"})
-    second = graphql(sandbox.url, mutation, {"orderId": "gid://shopify/Order/1", "reason": "OTHER"})
+    first = graphql(sandbox.url, mutation, variables)
+    second = graphql(sandbox.url, mutation, variables)
 
     assert first.status_code == 200
     assert first.json()["extensions"]["cost"]["throttleStatus"][
@@ -78,15 +82,20 @@ def test_shopify_cost_bucket_answers_throttled_with_throttle_status(sandbox) -> 
 
 
 def test_shopify_rejects_over_250_inputs_and_queries_over_1000_points(sandbox) -> None:
-    rows = [{"inventoryItemId": f"gid://shopify/InventoryItem/{n}"} for n in range(251)]
+    rows = [
+        {"inventoryItemId": f"gid://shopify/InventoryItem/{n}", "locationId": "L", "quantity": 1}
+        for n in range(251)
+    ]
     too_many = graphql(
         sandbox.url,
-        "mutation { inventorySetQuantities(input: $input) { userErrors { code } } }",
+        "mutation Set($input: InventorySetQuantitiesInput!) {"
+        " inventorySetQuantities(input: $input) { userErrors { code } } }",
         {"input": {"name": "available", "reason": "correction", "quantities": rows}},
     )
     too_costly = graphql(
         sandbox.url,
-        "query { orders(first: $first) { nodes { lineItems(first: 50) { nodes { id } } } } }",
+        "query Orders($first: Int!) {"
+        " orders(first: $first) { nodes { lineItems(first: 50) { nodes { id } } } } }",
         {"first": 100},
     )
 

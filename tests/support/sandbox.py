@@ -71,6 +71,40 @@ def woocommerce_config(base_url: str, **overrides: Any) -> ChannelConfig:
     return ChannelConfig(**values)
 
 
+EBAY_TOKEN = "sandbox-ebay-token"
+AMAZON_TOKEN = "sandbox-amazon-token"
+AMAZON_SELLER = "A2SANDBOXSELLER"
+
+
+def _loopback_config(
+    channel_id: int, platform: str, base_url: str, token: str, platform_config: dict[str, Any]
+) -> ChannelConfig:
+    return ChannelConfig(
+        channel_id=channel_id,
+        platform=platform,
+        base_url=base_url,
+        credentials={"access_token": token},
+        platform_config=platform_config,
+        connect_timeout=2.0,
+        read_timeout=5.0,
+    )
+
+
+def ebay_config(base_url: str, **platform_config: Any) -> ChannelConfig:
+    defaults = {"marketplace_id": "EBAY_US", "rate_limit_per_second": 0}
+    return _loopback_config(3, "ebay", base_url, EBAY_TOKEN, defaults | platform_config)
+
+
+def amazon_config(base_url: str, **platform_config: Any) -> ChannelConfig:
+    defaults = {
+        "seller_id": AMAZON_SELLER,
+        "marketplace_id": "ATVPDKIKX0DER",
+        "pacing": False,
+        "feed_poll_seconds": 0.05,
+    }
+    return _loopback_config(4, "amazon", base_url, AMAZON_TOKEN, defaults | platform_config)
+
+
 def seed_listings(platform: SandboxPlatform, rows: Sequence[Mapping[str, Any]]) -> list[ListingRef]:
     """Seed the sandbox catalog and return the ListingRefs pimsync would hold."""
     items = platform.seed(rows)

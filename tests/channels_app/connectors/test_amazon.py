@@ -13,7 +13,7 @@ import requests
 import responses
 from responses import matchers
 
-from channels_app.connectors.amazon import AmazonConnector
+from channels_app.connectors.amazon import AmazonConnector, carrier_fields
 from channels_app.connectors.base import ChannelConfig, ListingRef, PriceUpdate, QuantityUpdate
 from channels_app.connectors.errors import FailureKind, PermanentError
 
@@ -408,82 +408,79 @@ def test_read_listings_searches_20_skus_per_call_and_parses_offer_price_and_quan
     assert all(s.error is not None and s.error.kind is FailureKind.RETRYABLE for s in states[20:])
 
 
-def amazon_order(order_id: str, status: str, updated: str) -> dict[str, Any]:
+def amazon_order(
+    order_id: str, status: str, updated: str, *, shipped: int = 0, unit_price: str | None = "20.00"
+) -> dict[str, Any]:
+    """An Orders 2026-01-01 order with includedData BUYER, PROCEEDS, FULFILLMENT."""
+    product: dict[str, Any] = {"asin": "B000000001", "sellerSku": "SKU-1"}
+    if unit_price is not None:
+        product["price"] = {"unitPrice": {"amount": unit_price, "currencyCode": "USD"}}
     order: dict[str, Any] = {
-        "AmazonOrderId": order_id,
-        "PurchaseDate": "2026-05-01T10:00:00Z",
-        "LastUpdateDate": updated,
-        "OrderStatus": status,
-        "BuyerInfo": {"BuyerEmail": "x@marketplace.amazon.com"},
+        "orderId": order_id,
+        "createdTime": "2026-05-01T10:00:00Z",
+        "lastUpdatedTime": updated,
+        "salesChannel": {"channelName": "AMAZON", "marketplaceId": MARKET},
+        "buyer": {"buyerEmail": "x@marketplace.amazon.com"},
+        "fulfillment": {"fulfillmentStatus": status, "fulfilledBy": "MERCHANT"},
+        "orderItems": [
+            {
+                "orderItemId": f"{order_id}-I1",
+                "quantityOrdered": 2,
+                "product": product,
+                "proceeds": {"proceedsTotal": {"amount": "40.00", "currencyCode": "USD"}},
+                "fulfillment": {"quantityFulfilled": shipped, "quantityUnfulfilled": 2 - shipped},
+            }
+        ],
     }
-    if status != "Pending":
-        order["OrderTotal"] = {"CurrencyCode": "USD", "Amount": "40.00"}
+    if status != "PENDING":  # pending orders carry no proceeds yet
+        order["proceeds"] = {"grandTotal": {"amount": "40.00", "currencyCode": "USD"}}
     return order
 
 
-def order_items(order_id: str) -> dict[str, Any]:
-    return {
-        "payload": {
-            "AmazonOrderId": order_id,
-            "OrderItems": [
-                {
-                    "OrderItemId": f"{order_id}-I1",
-                    "SellerSKU": "SKU-1",
-                    "ASIN": "B000000001",
-                    "QuantityOrdered": 2,
-                    "QuantityShipped": 0,
-                    "ItemPrice": {"CurrencyCode": "USD", "Amount": "40.00"},
-                }
-            ],
-        }
-    }
-
-
 @responses.activate
-def test_orders_since_pages_with_next_token_and_reads_items() -> None:
+def test_orders_since_searches_orders_2026_and_pages_with_the_pagination_token() -> None:
     # given
-    orders_url = f"{BASE}/orders/v0/orders"
+    orders_url = f"{BASE}/orders/2026-01-01/orders"
+    query = {
+        "marketplaceIds": MARKET,
+        "lastUpdatedAfter": "2026-05-01T00:00:00Z",
+        "maxResultsPerPage": "2",
+        "includedData": "BUYER,PROCEEDS,FULFILLMENT",
+    }
     responses.get(
         orders_url,
-        match=[
-            matchers.query_param_matcher(
-                {
-                    "MarketplaceIds": MARKET,
-                    "LastUpdatedAfter": "2026-05-01T00:00:00Z",
-                    "MaxResultsPerPage": "2",
-                }
-            )
-        ],
+        match=[matchers.query_param_matcher(query)],
         json={
-            "payload": {
-                "Orders": [
-                    amazon_order("111-1", "Unshipped", "2026-05-02T10:00:00Z"),
-                    amazon_order("111-2", "Pending", "2026-05-03T10:00:00Z"),
-                ],
-                "NextToken": "tok+/=",
-            }
+            "orders": [
+                amazon_order("111-1", "UNSHIPPED", "2026-05-02T10:00:00Z"),
+                amazon_order("111-2", "PENDING", "2026-05-03T10:00:00Z", unit_price=None),
+            ],
+            "pagination": {"nextToken": "tok+/="},
         },
     )
     responses.get(
         orders_url,
-        match=[matchers.query_param_matcher({"MarketplaceIds": MARKET, "NextToken": "tok+/="})],
-        json={"payload": {"Orders": [amazon_order("111-3", "Canceled", "2026-05-02T12:00:00Z")]}},
+        match=[matchers.query_param_matcher({**query, "paginationToken": "tok+/="})],
+        json={"orders": [amazon_order("111-3", "CANCELLED", "2026-05-02T12:00:00Z")]},
     )
-    for order_id in ("111-1", "111-2", "111-3"):
-        responses.get(f"{orders_url}/{order_id}/orderItems", json=order_items(order_id))
     connector = make_connector()
     # when
     first = connector.orders_since("2026-05-01T00:00:00Z", page_size=2)
     second = connector.orders_since(first.next_cursor, page_size=2)
-    # then
+    # then: items come with the orders (no getOrderItems call)
+    assert len(responses.calls) == 2
     assert [(o.external_id, o.status) for o in first.orders] == [
         ("111-1", "paid"),
         ("111-2", "pending"),
     ]
     assert first.orders[0].total == Decimal("40.00")
-    assert first.orders[1].total == Decimal("0")  # Pending orders carry no OrderTotal
+    assert first.orders[1].total == Decimal("0")  # pending orders carry no proceeds
     line = first.orders[0].lines[0]
     assert (line.sku, line.quantity, line.unit_price) == ("SKU-1", 2, Decimal("20.00"))
+    assert line.external_product_id == "B000000001"
+    # without a unit price, the item's proceeds over its quantity
+    assert first.orders[1].lines[0].unit_price == Decimal("20.00")
+    assert first.orders[0].customer_email == "x@marketplace.amazon.com"
     assert first.orders[0].updated_at == datetime(2026, 5, 2, 10, tzinfo=UTC)
     assert [(o.external_id, o.status) for o in second.orders] == [("111-3", "cancelled")]
     assert second.next_cursor is None
@@ -491,23 +488,47 @@ def test_orders_since_pages_with_next_token_and_reads_items() -> None:
 
 
 @responses.activate
-def test_fulfil_order_confirms_shipment_of_unshipped_items() -> None:
-    orders_url = f"{BASE}/orders/v0/orders"
-    responses.get(f"{orders_url}/111-1/orderItems", json=order_items("111-1"))
-    responses.post(f"{orders_url}/111-1/shipmentConfirmation", status=204, body="")
-    result = make_connector().fulfil_order("111-1", tracking_number="1Z9", carrier="UPS")
+def test_fulfil_order_reads_the_order_and_confirms_shipment_of_what_is_unshipped() -> None:
+    responses.get(
+        f"{BASE}/orders/2026-01-01/orders/111-1",
+        match=[matchers.query_param_matcher({"includedData": "FULFILLMENT"})],
+        json={
+            "order": amazon_order("111-1", "PARTIALLY_SHIPPED", "2026-05-02T10:00:00Z", shipped=1)
+        },
+    )
+    responses.post(f"{BASE}/orders/v0/orders/111-1/shipmentConfirmation", status=204, body="")
+    result = make_connector().fulfil_order("111-1", tracking_number="1Z9", carrier="ups")
     assert result.ok
     body = sent_json(1)
     assert body["marketplaceId"] == MARKET
     package = body["packageDetail"]
-    assert package["carrierCode"] == "UPS"
+    assert package["carrierCode"] == "UPS"  # a listed carrier by its Amazon code
+    assert "carrierName" not in package
     assert package["trackingNumber"] == "1Z9"
-    assert package["orderItems"] == [{"orderItemId": "111-1-I1", "quantity": 2}]
+    assert package["orderItems"] == [{"orderItemId": "111-1-I1", "quantity": 1}]
 
 
-def test_fulfil_needs_tracking_and_cancel_is_unsupported() -> None:
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("UPS", {"carrierCode": "UPS"}),
+        ("fedex", {"carrierCode": "FedEx"}),
+        ("Federal Express", {"carrierCode": "FedEx"}),
+        ("royal mail", {"carrierCode": "Royal Mail"}),
+        ("DHL Express", {"carrierCode": "DHL"}),
+        ("Speedy Couriers Ltd", {"carrierCode": "Other", "carrierName": "Speedy Couriers Ltd"}),
+    ],
+)
+def test_carrier_fields_map_known_names_to_codes_and_the_rest_to_other_with_a_name(
+    typed: str, expected: dict[str, str]
+) -> None:
+    assert carrier_fields(typed) == expected
+
+
+def test_fulfil_needs_tracking_and_a_carrier_and_cancel_is_unsupported() -> None:
     connector = make_connector()
     assert connector.fulfil_order("111-1").code == "tracking_required"
+    assert connector.fulfil_order("111-1", tracking_number="1Z9").code == "carrier_required"
     cancel = connector.cancel_order("111-1", reason="oversell")
     assert cancel.kind is FailureKind.PERMANENT
     assert cancel.code == "unsupported"

@@ -14,7 +14,12 @@ from responses import matchers
 
 from channels_app.connectors.base import ChannelConfig, ListingRef, PriceUpdate, QuantityUpdate
 from channels_app.connectors.ebay import EbayConnector
-from channels_app.connectors.errors import AuthError, FailureKind, PermanentError
+from channels_app.connectors.errors import (
+    POLL_WINDOW_EXCEEDED,
+    AuthError,
+    FailureKind,
+    PermanentError,
+)
 from channels_app.connectors.http import decode_page_cursor, format_timestamp
 
 BASE = "https://api.ebay.test"
@@ -290,7 +295,6 @@ def test_read_listings_combines_item_quantity_and_offer_price() -> None:
 def ebay_order(order_id: str, modified: str, **extra: Any) -> dict[str, Any]:
     order = {
         "orderId": order_id,
-        "legacyOrderId": order_id,
         "creationDate": "2026-05-15T08:00:00.000Z",
         "lastModifiedDate": modified,
         "orderFulfillmentStatus": "NOT_STARTED",
@@ -374,13 +378,27 @@ def test_orders_since_pages_with_offset_and_tracks_high_water_mark() -> None:
 
 
 @responses.activate
-def test_orders_since_clamps_an_old_cursor_to_the_90_day_window() -> None:
+def test_orders_since_reads_back_as_far_as_the_cursor_within_two_years() -> None:
+    # given: a cursor 400 days old (after a long outage), beyond the old 90-day clamp
+    since = format_timestamp(datetime.now(UTC) - timedelta(days=400), millis=True)
     responses.get(ORDERS, json={"total": 0, "orders": []})
-    page = make_connector().orders_since("2020-01-01T00:00:00Z")
-    sent = responses.calls[0].request.params["filter"]
-    assert not sent.startswith("lastmodifieddate:[2020")
+    # when
+    page = make_connector().orders_since(since, page_size=500)
+    # then: the filter starts at the cursor, and the page size stays within eBay's 200
+    params = responses.calls[0].request.params
+    assert params["filter"] == f"lastmodifieddate:[{since}..]"
+    assert params["limit"] == "200"
     assert page.orders == []
     assert page.next_cursor is None
+
+
+@responses.activate
+def test_orders_since_refuses_a_cursor_beyond_two_years_instead_of_skipping() -> None:
+    with pytest.raises(PermanentError) as refused:
+        make_connector().orders_since("2020-01-01T00:00:00Z")
+    assert refused.value.code == POLL_WINDOW_EXCEEDED
+    assert "2020-01-01T00:00:00Z" in refused.value.message
+    assert len(responses.calls) == 0  # nothing read, nothing skipped
 
 
 @responses.activate

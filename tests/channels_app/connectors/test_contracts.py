@@ -1,0 +1,255 @@
+"""Every connector operation against the sandbox that validates requests by the platforms'
+published definitions (sandbox/contracts/): pimsync sends nothing the platform refuses.
+
+Each platform's scenario runs every operation pimsync uses - prices and quantities
+in a small batch and in one larger than the platform's call maximum, the
+read-back, an order poll over several pages, cancel, fulfil (with a known and an
+unknown carrier where it matters) and the connection test - and then asserts the
+sandbox refused nothing and answered nothing outside the definition. A field,
+argument or parameter renamed in a connector fails here (the last tests show it
+for one rename per platform).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from channels_app.connectors import shopify as shopify_module
+from channels_app.connectors.amazon import AmazonConnector
+from channels_app.connectors.base import (
+    Connector,
+    ListingRef,
+    OrderData,
+    PriceUpdate,
+    QuantityUpdate,
+)
+from channels_app.connectors.ebay import EbayConnector
+from channels_app.connectors.errors import PermanentError
+from channels_app.connectors.shopify import ShopifyConnector
+from channels_app.connectors.woocommerce import WooCommerceConnector
+from sandbox.platform import SandboxPlatform
+from sandbox.server import RunningSandbox, start_sandbox
+from tests.support.sandbox import (
+    amazon_config,
+    ebay_config,
+    seed_listings,
+    shopify_config,
+    woocommerce_config,
+)
+
+SMALL = 3
+
+
+@pytest.fixture
+def validating_sandbox() -> Iterator[RunningSandbox]:
+    """The sandbox with its own answers checked against the definitions too."""
+    running = start_sandbox(scale_limits=1000)
+    for platform in running.app.platforms.values():
+        platform.check_answers = True
+    running.platform("amazon").feed_processing_seconds = 0.0  # type: ignore[attr-defined]
+    yield running
+    running.stop()
+
+
+def exercise(
+    connector: Connector,
+    platform: SandboxPlatform,
+    listings: list[ListingRef],
+    *,
+    large: int,
+    cancels: bool = True,
+) -> None:
+    """Push (small, then large), read back, poll orders over pages, cancel, fulfil, test."""
+    small, everything = listings[:SMALL], listings[: SMALL + large]
+    for batch in (small, everything):
+        prices = connector.push_prices([PriceUpdate(ref, Decimal("12.50")) for ref in batch])
+        quantities = connector.push_quantities(
+            [QuantityUpdate(ref, 7, expected_quantity=None) for ref in batch]
+        )
+        assert [r for r in [*prices, *quantities] if not r.ok] == []
+    states = connector.read_listings(everything)
+    assert {(s.price, s.quantity) for s in states} == {(Decimal("12.50"), 7)}
+    skus = [ref.sku for ref in listings[:2]]
+    orders = [platform.create_order([{"sku": sku, "quantity": 1}]) for sku in skus * 3]
+    seen = poll_everything(connector, page_size=2)
+    assert {o.id for o in orders} <= {o.external_id for o in seen}
+    cancelled = connector.cancel_order(orders[0].id, reason="oversell")
+    assert cancelled.ok if cancels else cancelled.code == "unsupported"
+    assert connector.fulfil_order(orders[1].id, tracking_number="1Z999", carrier="UPS").ok
+    assert connector.test_connection().ok
+
+
+def poll_everything(connector: Connector, *, page_size: int) -> list[OrderData]:
+    orders: list[OrderData] = []
+    cursor = "2026-01-01T00:00:00Z"
+    pages = 0
+    while True:
+        page = connector.orders_since(cursor, page_size=page_size)
+        orders.extend(page.orders)
+        pages += 1
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert pages > 1  # the paging parameters were exercised too
+    return orders
+
+
+def assert_nothing_refused(platform: SandboxPlatform) -> None:
+    assert list(platform.refusals) == []
+    assert list(platform.answer_problems) == []
+
+
+# ---------------------------------------------------------------------- the four platforms
+
+
+def rows(prefix: str, count: int, group: str = "") -> list[dict[str, Any]]:
+    return [
+        {"sku": f"{prefix}-{n:03d}", "price": "1", "quantity": 100, "group": group}
+        for n in range(count)
+    ]
+
+
+# platform -> (catalog rows, connector, size of the large batch)
+SCENARIOS: dict[str, tuple[list[dict[str, Any]], Callable[[str], Connector], int]] = {
+    # 260 variants of one product: productVariantsBulkUpdate takes 250 per call
+    "shopify": (
+        rows("S", 263, group="tee"),
+        lambda url: ShopifyConnector(shopify_config(url)),
+        260,
+    ),
+    # 150 items: products/batch calls of 100 and 30, one variations/batch call
+    "woocommerce": (
+        rows("W", 133) + rows("V", 20, group="hoodie"),
+        lambda url: WooCommerceConnector(woocommerce_config(url)),
+        150,
+    ),
+    # 30 SKUs: bulk calls of 25 and 5
+    "ebay": (rows("E", 33), lambda url: EbayConnector(ebay_config(url)), 30),
+}
+
+
+@pytest.mark.parametrize("platform_name", sorted(SCENARIOS))
+def test_every_operation_matches_the_platforms_definition(
+    validating_sandbox, platform_name: str
+) -> None:
+    catalog, make, large = SCENARIOS[platform_name]
+    platform = validating_sandbox.platform(platform_name)
+    listings = seed_listings(platform, catalog)
+    connector = make(validating_sandbox.platform_url(platform_name))
+
+    exercise(connector, platform, listings, large=large)
+
+    assert_nothing_refused(platform)
+
+
+def test_amazon_connector_matches_the_sp_api_models(validating_sandbox) -> None:
+    platform = validating_sandbox.platform("amazon")
+    listings = seed_listings(platform, rows("A", 213))
+    connector = AmazonConnector(amazon_config(validating_sandbox.platform_url("amazon")))
+
+    # 213 SKUs: above the feed threshold (200), so the large push is a JSON_LISTINGS_FEED;
+    # Amazon has no seller cancellation in pimsync (a permanent "unsupported", no call)
+    exercise(connector, platform, listings, large=210, cancels=False)
+    extra = platform.create_order([{"sku": listings[0].sku, "quantity": 1}])
+    unlisted = connector.fulfil_order(extra.id, tracking_number="T-1", carrier="Speedy Couriers")
+
+    assert unlisted.ok
+    assert platform.orders.get(extra.id).carrier == "Speedy Couriers"  # type: ignore[union-attr]
+    assert_nothing_refused(platform)
+
+
+# ---------------------------------------------------------------------- renames are caught
+
+
+def renamed(monkeypatch: pytest.MonkeyPatch, target: Any, name: str, old: str, new: str) -> None:
+    monkeypatch.setattr(target, name, getattr(target, name).replace(old, new))
+
+
+def test_a_renamed_graphql_argument_is_refused_as_shopify_refuses_it(
+    validating_sandbox, monkeypatch
+) -> None:
+    platform = validating_sandbox.platform("shopify")
+    order = platform.create_order(
+        [{"sku": seed_listings(platform, [{"sku": "S", "price": "1", "quantity": 5}])[0].sku}]
+    )
+    renamed(
+        monkeypatch, shopify_module, "CANCEL_MUTATION", "staffNote: $staffNote", "note: $staffNote"
+    )
+    connector = ShopifyConnector(shopify_config(validating_sandbox.platform_url("shopify")))
+
+    result = connector.cancel_order(order.id)
+
+    assert (result.ok, result.code) == (False, "argumentNotAccepted")
+    assert platform.refusals[-1]["problems"] == [
+        "Field 'orderCancel' doesn't accept argument 'note'"
+    ]
+
+
+def test_a_renamed_body_field_is_refused_by_ebay_and_woocommerce(
+    validating_sandbox, monkeypatch
+) -> None:
+    ebay_listing = seed_listings(
+        validating_sandbox.platform("ebay"), [{"sku": "E", "price": "1", "quantity": 5}]
+    )[0]
+    woo_listing = seed_listings(
+        validating_sandbox.platform("woocommerce"), [{"sku": "W", "price": "1", "quantity": 5}]
+    )[0]
+    ebay = EbayConnector(ebay_config(validating_sandbox.platform_url("ebay")))
+    woo = WooCommerceConnector(woocommerce_config(validating_sandbox.platform_url("woocommerce")))
+    original_woo_push = WooCommerceConnector._push
+
+    def woo_push_renamed(self: Any, listings: Any, bodies: Any) -> Any:
+        bodies = [
+            {"stock_qty" if k == "stock_quantity" else k: v for k, v in b.items()} for b in bodies
+        ]
+        return original_woo_push(self, listings, bodies)
+
+    monkeypatch.setattr(WooCommerceConnector, "_push", woo_push_renamed)
+    original_call = EbayConnector._call
+
+    def ebay_call_renamed(self: Any, method: str, url: str, **kwargs: Any) -> Any:
+        body = kwargs.get("json")
+        if isinstance(body, dict) and "requests" in body:
+            for entry in body["requests"]:
+                for offer in entry.get("offers", []):
+                    offer["availableQty"] = offer.pop("availableQuantity", None)
+        return original_call(self, method, url, **kwargs)
+
+    monkeypatch.setattr(EbayConnector, "_call", ebay_call_renamed)
+
+    ebay_result = ebay.push_quantities([QuantityUpdate(ebay_listing, 3)])[0]
+    woo_result = woo.push_quantities([QuantityUpdate(woo_listing, 3)])[0]
+
+    assert (ebay_result.ok, ebay_result.code, ebay_result.http_status) == (False, "25709", 400)
+    assert validating_sandbox.platform("ebay").refusals[-1]["problems"] == [
+        "body requests/0/offers/0: unknown field(s) availableQty"
+    ]
+    assert (woo_result.ok, woo_result.code) == (False, "rest_invalid_param")
+    assert validating_sandbox.platform("woocommerce").refusals[-1]["problems"] == [
+        "body update/0: unknown field(s) stock_qty"
+    ]
+
+
+def test_a_renamed_query_parameter_is_refused_by_amazon(validating_sandbox, monkeypatch) -> None:
+    connector = AmazonConnector(amazon_config(validating_sandbox.platform_url("amazon")))
+    original_call = AmazonConnector._call
+
+    def call_renamed(self: Any, operation: str, method: str, path: str, **kwargs: Any) -> Any:
+        params = dict(kwargs.pop("params", None) or {})
+        if "lastUpdatedAfter" in params:
+            params["lastUpdateAfter"] = params.pop("lastUpdatedAfter")
+        return original_call(self, operation, method, path, params=params, **kwargs)
+
+    monkeypatch.setattr(AmazonConnector, "_call", call_renamed)
+
+    with pytest.raises(PermanentError) as refused:
+        connector.orders_since("2026-01-01T00:00:00Z")
+
+    assert (refused.value.code, refused.value.status) == ("InvalidInput", 400)
+
+    problems = validating_sandbox.platform("amazon").refusals[-1]["problems"]
+    assert problems == ["query lastUpdateAfter: is not a parameter of this operation"]
