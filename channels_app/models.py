@@ -564,7 +564,8 @@ class InboundEvent(models.Model):
 
 
 class Customer(models.Model):
-    """One buyer across channels, matched by normalised e-mail, else phone."""
+    """One buyer across channels, matched by normalised e-mail, else phone.
+    A normalised e-mail names at most one customer."""
 
     email = models.CharField(max_length=254, blank=True, db_index=True)
     phone = models.CharField(max_length=32, blank=True, db_index=True)
@@ -573,6 +574,11 @@ class Customer(models.Model):
 
     class Meta:
         ordering = ["email", "phone"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["email"], condition=~Q(email=""), name="customer_email_unique"
+            )
+        ]
 
     def __str__(self) -> str:
         return self.email or self.phone or f"customer {self.pk}"

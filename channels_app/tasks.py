@@ -11,7 +11,7 @@ from celery import shared_task
 
 from . import dispatch
 from .health import health_evaluate_unless_recent
-from .orders.events import inbound_event_process, inbound_sweep
+from .orders.events import inbound_events_process, inbound_sweep
 from .orders.on_channel import order_cancel_on_channel, order_fulfil_on_channel
 from .orders.polling import channel_poll, channels_poll_due
 from .services import retention_purge
@@ -47,17 +47,19 @@ def order_cancel_oversold_task(order_id: int) -> bool:
 
 
 @shared_task(time_limit=120, soft_time_limit=110, ignore_result=True, acks_late=False)
-def inbound_event_process_task(event_id: int) -> str | None:
-    """Process one stored inbound event. Running it twice is harmless (row lock +
-    pending check); a lost task is caught by inbound_sweep_task."""
-    return inbound_event_process(event_id)
+def inbound_event_process_task(event_id: int) -> int:
+    """Process a stored inbound event, in a batch with any other never-tried ones.
+    Running it twice is harmless (row locks + pending check); a lost task is
+    caught by inbound_sweep_task. Returns how many events this run applied."""
+    return inbound_events_process([event_id])
 
 
-@shared_task(time_limit=300, soft_time_limit=290, ignore_result=True, acks_late=False)
+@shared_task(time_limit=120, soft_time_limit=110, ignore_result=True, acks_late=False)
 def inbound_events_process_task(event_ids: list[int]) -> int:
-    """Process a web process's batch of stored events in arrival order; returns how
-    many this run applied (others were already taken)."""
-    return sum(inbound_event_process(event_id) is not None for event_id in event_ids)
+    """Process a web process's stored events, and any other never-tried ones, in
+    batches in arrival order; returns how many this run applied (others were
+    already taken)."""
+    return inbound_events_process(event_ids)
 
 
 @shared_task(time_limit=600, soft_time_limit=570, ignore_result=True, acks_late=False)

@@ -179,6 +179,18 @@ def variant_delete(*, variant: Variant) -> None:
 
 
 def location_save(*, location: Location) -> Location:
-    location.full_clean()
-    location.save()
-    return location
+    """Validate and save a location. Activating or deactivating it changes what
+    every channel fed by it can sell, so the stock event fires for each variant
+    stocked there (in this transaction): their channels are pushed the new ATP."""
+    with transaction.atomic():
+        was_active = (
+            Location.objects.filter(pk=location.pk).values_list("is_active", flat=True).first()
+            if location.pk is not None
+            else None
+        )
+        location.full_clean()
+        location.save()
+        if was_active is not None and was_active != location.is_active:
+            variant_ids = location.stock_levels.values_list("variant_id", flat=True)
+            events.publish_stock_changed(variant_ids=list(variant_ids), location_ids=[location.pk])
+        return location

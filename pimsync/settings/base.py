@@ -252,6 +252,8 @@ PIMSYNC_WEBHOOK_SWEEP_GRACE_SECONDS = env.float("PIMSYNC_WEBHOOK_SWEEP_GRACE_SEC
 # A web process sends the ids of the events it stored as one task per window instead of
 # one task each (0 = one task per event, at once).
 PIMSYNC_INBOUND_ENQUEUE_WINDOW_MS = env.int("PIMSYNC_INBOUND_ENQUEUE_WINDOW_MS", default=20)
+# Stored events applied per transaction (each stock row a batch touches is locked once).
+PIMSYNC_INBOUND_BATCH_SIZE = env.int("PIMSYNC_INBOUND_BATCH_SIZE", default=200)
 # How long a web process reuses a channel's settings and webhook secret (a change saved in
 # the same process applies at once; other processes see it within this many seconds).
 PIMSYNC_WEBHOOK_CHANNEL_CACHE_SECONDS = env.float(
