@@ -16,24 +16,16 @@ def merge_duplicates(apps, schema_editor):
     ChannelOrder = apps.get_model("channels_app", "ChannelOrder")
     groups = defaultdict(list)
     for customer in Customer.objects.exclude(email="").order_by("created_at", "pk"):
-        normalised = customer.email.strip().lower()
-        if customer.email != normalised:
-            customer.email = normalised
-            customer.save(update_fields=["email"])
-        if normalised:
-            groups[normalised].append(customer)
-    for keeper, *others in groups.values():
-        if not others:
-            continue
+        groups[customer.email.strip().lower()].append(customer)
+    for email, (keeper, *others) in groups.items():
         for other in others:
-            if not keeper.phone and other.phone:
-                keeper.phone = other.phone
-            if not keeper.name and other.name:
-                keeper.name = other.name
-        keeper.save(update_fields=["phone", "name"])
+            keeper.phone = keeper.phone or other.phone
+            keeper.name = keeper.name or other.name
         ids = [other.pk for other in others]
         ChannelOrder.objects.filter(customer_id__in=ids).update(customer=keeper)
         Customer.objects.filter(pk__in=ids).delete()
+        keeper.email = email
+        keeper.save(update_fields=["email", "phone", "name"])
 
 
 class Migration(migrations.Migration):
