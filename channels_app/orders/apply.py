@@ -43,19 +43,20 @@ from inventory.selectors import stock_sellable_compute
 from synclog import services as synclog
 
 from ..connectors.base import OrderData, OrderLineData
-from ..dispatch import order_cancel_request_on_commit, order_fulfil_request_on_commit
 from ..models import (
     Channel,
     ChannelListing,
     ChannelOrder,
     ChannelOrderLine,
     Customer,
+    OrderChannelCall,
     OrderStatus,
     SyncKind,
 )
 from ..selectors import channel_locations_active
 from ..sync.markers import listings_mark_dirty
 from .customers import Contact, customer_contact, customers_match
+from .on_channel import order_channel_calls_request, order_fulfil_request
 
 log = logging.getLogger(__name__)
 Line = ChannelOrderLine.State
@@ -784,9 +785,11 @@ def order_effects_record(results: Iterable[OrderApplyResult]) -> None:
             kinds=[SyncKind.QUANTITY],
             forced=True,
         )
-    for result in results:
-        if result.cancel_on_channel:
-            order_cancel_request_on_commit(result.order.pk)
+    order_channel_calls_request(
+        order_ids=[r.order.pk for r in results if r.cancel_on_channel],
+        kind=OrderChannelCall.Kind.CANCEL,
+        payload={"reason": "oversold"},
+    )
     unmatched = sorted(
         {
             (r.order.channel_id, sku, _label(r.order), str(r.order.channel))
@@ -833,7 +836,8 @@ def order_stock_effects(order: ChannelOrder) -> QuerySet[StockMovement]:
 
 def order_mark_shipped(*, order: ChannelOrder, tracking_number: str = "", carrier: str = "") -> int:
     """Ship an order from pimsync: the ship movements now, and the channel is told
-    after commit (logged like any push). Returns the number of lines shipped.
+    after commit, retried until it confirms (on_channel). Returns the number of
+    lines shipped.
 
     Idempotent: the ship keys are the ones a later 'fulfilled' delivery from
     the channel would use, so that delivery changes nothing twice."""
@@ -851,7 +855,7 @@ def order_mark_shipped(*, order: ChannelOrder, tracking_number: str = "", carrie
                 shipped += 1
         order.status = OrderStatus.FULFILLED
         order.save(update_fields=["status", "updated_at"])
-        order_fulfil_request_on_commit(order.pk, tracking_number, carrier)
+        order_fulfil_request(order=order, tracking_number=tracking_number, carrier=carrier)
     return shipped
 
 

@@ -268,6 +268,23 @@ PIMSYNC_POLL_OVERLAP_SECONDS = env.int("PIMSYNC_POLL_OVERLAP_SECONDS", default=3
 PIMSYNC_POLL_PAGE_SIZE = env.int("PIMSYNC_POLL_PAGE_SIZE", default=100)
 PIMSYNC_POLL_MAX_PAGES = env.int("PIMSYNC_POLL_MAX_PAGES", default=20)
 PIMSYNC_POLL_DUE_SECONDS = env.float("PIMSYNC_POLL_DUE_SECONDS", default=30.0)
+# Calls to an order's channel (report a shipment, cancel an oversold order): attempts before
+# a call is dead-lettered (alerted, re-drivable from the admin or the API), the backoff
+# between attempts, how long a call being sent is leased to its worker, and the beat sweep
+# that sends due retries and calls whose task was lost.
+PIMSYNC_ORDER_CALL_MAX_ATTEMPTS = env.int("PIMSYNC_ORDER_CALL_MAX_ATTEMPTS", default=8)
+PIMSYNC_ORDER_CALL_RETRY_BASE_SECONDS = env.float(
+    "PIMSYNC_ORDER_CALL_RETRY_BASE_SECONDS", default=30.0
+)
+PIMSYNC_ORDER_CALL_RETRY_CAP_SECONDS = env.float(
+    "PIMSYNC_ORDER_CALL_RETRY_CAP_SECONDS", default=3600.0
+)
+PIMSYNC_ORDER_CALL_LEASE_SECONDS = env.int("PIMSYNC_ORDER_CALL_LEASE_SECONDS", default=120)
+PIMSYNC_ORDER_CALL_SWEEP_SECONDS = env.float("PIMSYNC_ORDER_CALL_SWEEP_SECONDS", default=30.0)
+CELERY_BEAT_SCHEDULE["order-calls-sweep"] = {
+    "task": "channels_app.tasks.order_channel_calls_sweep_task",
+    "schedule": PIMSYNC_ORDER_CALL_SWEEP_SECONDS,
+}
 CELERY_BEAT_SCHEDULE["inbound-sweep"] = {
     "task": "channels_app.tasks.inbound_sweep_task",
     "schedule": PIMSYNC_WEBHOOK_SWEEP_SECONDS,
