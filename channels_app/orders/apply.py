@@ -55,7 +55,7 @@ from ..models import (
 )
 from ..selectors import channel_locations_active
 from ..sync.markers import listings_mark_dirty
-from .customers import Contact, customer_contact, customers_match
+from .customers import Contact, customer_contact, customer_match, customers_match
 from .on_channel import order_channel_calls_request, order_fulfil_request
 
 log = logging.getLogger(__name__)
@@ -223,8 +223,11 @@ class OrderApplyScope:
 
     def customer(self, data: OrderData) -> Customer | None:
         contact = customer_contact(email=data.customer_email, phone=data.customer_phone)
-        self.customers_load([contact])
-        return self._customers.get(contact)
+        if contact in self._customers:
+            return self._customers[contact]
+        # Not prepared: matched (maybe created) inside the caller's savepoint, so it
+        # is not remembered — a rolled-back savepoint takes a new customer with it.
+        return customer_match(email=contact[0], phone=contact[1])
 
     def order_lock(self, channel: Channel, external_id: str) -> ChannelOrder | None:
         """The stored order, locked; None when it does not exist yet."""
