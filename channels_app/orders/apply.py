@@ -16,7 +16,8 @@ Many orders can share one transaction (a batch of inbound events, see
 events.py): an OrderApplyScope reads what they share once and takes their locks
 up front, always in the same order — orders, customers, reservations, stock rows,
 each in key order — so two batches never wait on each other in a cycle. Each
-order is then applied in its caller's savepoint (``order_attempt``); what its
+order is then applied in its caller's savepoint (``stock_savepoint``); the new
+orders are stored together (``OrderApplyScope.store_new``), and what their
 success sets off (alerts, the forced zero push, a cancel on the channel) is
 recorded once for the batch by ``order_effects_record``. One order on its own is
 a batch of one (``order_apply`` without a scope).
@@ -263,10 +264,7 @@ class OrderApplyScope:
             return
         results = list(self._new.values())
         self._new.clear()
-        now = timezone.now()
         orders = [r.order for r in results]
-        for order in orders:
-            order.created_at = order.updated_at = now
         ChannelOrder.objects.bulk_create(orders)
         lines = []
         for result in results:
@@ -662,8 +660,8 @@ def order_apply(
 
     Without ``scope`` the order is applied in a transaction of its own, with its
     alerts and pushes. With the ``scope`` of a batch it is applied inside the
-    caller's transaction, which must hold a savepoint for it (``order_attempt``)
-    and record the effects of the orders that succeeded (``order_effects_record``);
+    caller's transaction, which must hold a savepoint for it (``stock_savepoint``)
+    and record the effects of the orders that succeeded (``order_effects_record``).
     A new order is not stored yet: the caller accepts the result once its savepoint
     is kept (``scope.accept``) and stores the new orders together (``store_new``).
     """
