@@ -25,8 +25,9 @@ JSON lines (one object per line):
    (must equal ``--stock``), oversell conflicts (the rest), the stock level and
    whether it equals the sum of its ledger rows, event outcomes, how many
    deadlocks the workers logged, CPU seconds of PostgreSQL and the workers.
-3. ``storm_channels``: once the pushes the storm caused are out, each channel's
-   quantity of the SKU in the sandbox (0 everywhere).
+   With ``--settle``, ``channels_zero_after_storm_s``: seconds from the storm's
+   last order applied until each channel showed 0 for the SKU in the sandbox
+   (the pushes share the workers and their queue with the storm's tasks).
 """
 
 from __future__ import annotations
@@ -361,7 +362,7 @@ def storm_run(
         and deadlocks == 0,
     }
     if args.settle:
-        line["channels_after_s"] = channels
+        line["channels_zero_after_storm_s"] = channels
     return line
 
 
