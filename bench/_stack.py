@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -199,6 +201,42 @@ def pg_redis_start(state_dir: Path) -> dict[str, str]:
         if line.startswith("export ") and sep:
             exported[name] = value
     return exported
+
+
+def django_migrated(env: Mapping[str, str]) -> None:
+    """This process on ``env``'s database: ``manage.py migrate`` run, Django set up."""
+    os.environ.update(env)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        env=dict(env),
+        check=True,
+    )
+    import django
+
+    django.setup()
+
+
+@contextlib.contextmanager
+def bench_folders(prefix: str, *, keep: bool) -> Iterator[tuple[Path, Path]]:
+    """(work folder, PostgreSQL + Redis state folder) for one bench run: on the way
+    out the servers started there are stopped and both folders deleted (the work
+    folder kept with ``keep``, for its logs)."""
+    tmp = Path(tempfile.mkdtemp(prefix=f"{prefix}-"))
+    pg_dir = Path(tempfile.mkdtemp(prefix=f"{prefix}-pg-"))
+    try:
+        yield tmp, pg_dir
+    finally:
+        with contextlib.suppress(Exception):
+            from django.db import connections
+
+            connections.close_all()
+        pg_redis_stop(pg_dir)
+        shutil.rmtree(pg_dir, ignore_errors=True)
+        if keep:
+            print(f"kept {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def pg_redis_stop(state_dir: Path) -> None:

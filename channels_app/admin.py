@@ -717,8 +717,8 @@ class VariantAdmin(InventoryVariantAdmin):
             "<th class='num'>Channel ATP</th><th class='num'>Last pushed price</th>"
             "<th class='num'>Last pushed qty</th><th>Sync</th></tr>{}</table>"
             "<p class='ps-help'>Price: listing override, else the variant price through the "
-            "channel's price rule, never below MAP. ATP: available over the channel's locations "
-            "minus its buffer.</p>",
+            "channel's price rule, never below MAP. ATP: what the channel's active locations "
+            "can sell (each at least 0) minus its buffer.</p>",
             rows or mark_safe("<tr><td colspan='6'>No channels yet.</td></tr>"),
         )
 

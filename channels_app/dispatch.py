@@ -1,5 +1,5 @@
-"""Every task request channels_app makes: pushes, polls, inbound events, order
-calls to channels, reconciliation.
+"""Every task request channels_app makes: pushes, polls, inbound events, calls to
+orders' channels, reconciliation.
 
 Requests name their task (``pimsync.tasking.task_send``) instead of importing it:
 ``tasks.py`` is the top layer and imports the services it calls; nothing below it
@@ -10,7 +10,7 @@ imports ``tasks.py``. The guarantees are the same for every request:
 - **never blocking or failing the caller**: a broker failure is logged and the
   request reports False;
 - **a sweeper is the backstop**: the work itself lives in the database (markers,
-  inbound events, runs, orders), so a lost message delays it, never loses it.
+  inbound events, runs, order calls), so a lost message delays it, never loses it.
 
 Pushes are debounced: one flag per channel (ChannelSyncState.push_queued) turns
 many requests into one task; the sweeper, which looks at markers rather than at
@@ -44,8 +44,7 @@ PUSH = "channels_app.tasks.channel_push_task"
 POLL = "channels_app.tasks.channel_poll_task"
 INBOUND_EVENT = "channels_app.tasks.inbound_event_process_task"
 INBOUND_EVENTS = "channels_app.tasks.inbound_events_process_task"
-ORDER_CANCEL = "channels_app.tasks.order_cancel_oversold_task"
-ORDER_FULFIL = "channels_app.tasks.order_fulfil_on_channel_task"
+ORDER_CALLS = "channels_app.tasks.order_channel_calls_task"
 RECONCILE = "channels_app.tasks.channel_reconcile_task"
 RECONCILE_VERIFY = "channels_app.tasks.reconcile_verify_task"
 BATCH_WATCH = "channels_app.tasks.channel_batch_watch_task"
@@ -55,8 +54,7 @@ TASK_NAMES = (
     POLL,
     INBOUND_EVENT,
     INBOUND_EVENTS,
-    ORDER_CANCEL,
-    ORDER_FULFIL,
+    ORDER_CALLS,
     RECONCILE,
     RECONCILE_VERIFY,
 )
@@ -270,30 +268,33 @@ def inbound_event_enqueue_on_commit(event_id: int) -> None:
 # --- order calls to channels --------------------------------------------------------------------
 
 
-def order_cancel_request_on_commit(order_id: int) -> None:
-    """Cancel an oversold order on its channel once the oversell is committed."""
-    transaction.on_commit(
-        partial(
-            task_send,
-            ORDER_CANCEL,
-            args=[order_id],
-            what=f"cancelling oversold order {order_id} on its channel",
-            fallback="cancel it on the channel by hand",
-        )
-    )
+# Calls sent by one task: a batch of oversold orders' cancels goes out in a few tasks.
+ORDER_CALLS_PER_TASK = 50
 
 
-def order_fulfil_request_on_commit(order_id: int, tracking_number: str, carrier: str) -> None:
-    """Tell the channel an order shipped once the ship movements are committed."""
-    transaction.on_commit(
-        partial(
-            task_send,
-            ORDER_FULFIL,
-            args=[order_id, tracking_number, carrier],
-            what=f"telling the channel that order {order_id} shipped",
-            fallback="mark it shipped again once the broker is back",
+def order_channel_calls_send(call_ids: Sequence[int], *, countdown: float | None = None) -> bool:
+    """Ask a worker to make these calls to orders' channels; with the broker down they
+    stay pending and the order-call sweeper sends them."""
+    sent = True
+    for start in range(0, len(call_ids), ORDER_CALLS_PER_TASK):
+        chunk = list(call_ids[start : start + ORDER_CALLS_PER_TASK])
+        sent = (
+            task_send(
+                ORDER_CALLS,
+                args=[chunk],
+                countdown=countdown,
+                what=f"{len(chunk)} call(s) to orders' channels",
+                fallback="the order-call sweeper will send them",
+            )
+            and sent
         )
-    )
+    return sent
+
+
+def order_channel_calls_send_on_commit(call_ids: Sequence[int]) -> None:
+    """order_channel_calls_send once the calls' rows are committed."""
+    if call_ids:
+        transaction.on_commit(partial(order_channel_calls_send, list(call_ids)))
 
 
 # --- reconciliation -----------------------------------------------------------------------------

@@ -654,7 +654,8 @@ class InboundEvent(models.Model):
 
 
 class Customer(models.Model):
-    """One buyer across channels, matched by normalised e-mail, else phone."""
+    """One buyer across channels, matched by normalised e-mail, else phone.
+    A normalised e-mail names at most one customer."""
 
     email = models.CharField(max_length=254, blank=True, db_index=True)
     phone = models.CharField(max_length=32, blank=True, db_index=True)
@@ -663,6 +664,11 @@ class Customer(models.Model):
 
     class Meta:
         ordering = ["email", "phone"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["email"], condition=~Q(email=""), name="customer_email_unique"
+            )
+        ]
 
     def __str__(self) -> str:
         return self.email or self.phone or f"customer {self.pk}"
@@ -757,3 +763,44 @@ class ChannelOrderLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.quantity} × {self.sku}"
+
+
+class OrderChannelCall(models.Model):
+    """A call pimsync owes an order's channel: report the shipment (fulfil) or cancel
+    an order that lost the last unit (cancel). Written in the transaction that
+    decided it and kept until the channel confirms: retried with backoff, dead after
+    PIMSYNC_ORDER_CALL_MAX_ATTEMPTS (alerted) and re-drivable from the admin or the API."""
+
+    class Kind(models.TextChoices):
+        FULFIL = "fulfil", "Report shipment"
+        CANCEL = "cancel", "Cancel order"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+        DEAD = "dead", "Failed (dead letter)"
+
+    order = models.ForeignKey(ChannelOrder, on_delete=models.CASCADE, related_name="channel_calls")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    # fulfil: tracking_number, carrier; cancel: reason
+    payload = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(
+        help_text="When a pending call is due (while one is being sent: the end of its lease)"
+    )
+    last_error_code = models.CharField(max_length=64, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["order", "kind"], name="order_call_unique_per_kind")
+        ]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="order_call_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} of order {self.order_id} ({self.status})"

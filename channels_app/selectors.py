@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Prefetch, Q, QuerySet, Sum
 from django.utils import timezone
 
 from inventory.models import StockLevel, Variant
-from inventory.selectors import stock_available_expression
+from inventory.selectors import stock_sellable_expression
 
 from .connectors.shopify_versions import VersionStatus, channel_api_version, version_status
-from .models import BufferRule, Channel, ChannelListing, Platform, PriceRule
+from .models import BufferRule, Channel, ChannelListing, ChannelLocation, Platform, PriceRule
 from .pricing import buffer_units, channel_atp_compute, channel_price_compute
 
 
@@ -52,10 +52,12 @@ def _buffer_rules_for(
 
 
 def _available_over_locations(variant_ids: set[int], location_ids: list[int]) -> dict[int, int]:
+    """Per variant, what these locations can sell: each location's available
+    clamped at 0 before summing, as order allocation takes it."""
     rows = (
         StockLevel.objects.filter(variant_id__in=variant_ids, location_id__in=location_ids)
         .values("variant_id")
-        .annotate(avail=Sum(stock_available_expression()))
+        .annotate(avail=Sum(stock_sellable_expression()))
     )
     return {row["variant_id"]: int(row["avail"] or 0) for row in rows}
 
@@ -70,12 +72,23 @@ def channel_listings_for_skus(
     return listings, sorted(wanted - listed)
 
 
-def channel_location_ids(channel: Channel) -> list[int]:
-    return list(
-        channel.channel_locations.order_by("priority", "location_id").values_list(
-            "location_id", flat=True
-        )
+def channel_locations_active(channel_ids: Iterable[int]) -> dict[int, list[int]]:
+    """Per channel, the active locations that feed it, by priority: what ATP counts
+    and what orders are allocated from. A location deactivated while still linked
+    drops out of both at once."""
+    found: dict[int, list[int]] = {channel_id: [] for channel_id in channel_ids}
+    rows = (
+        ChannelLocation.objects.filter(channel_id__in=list(found), location__is_active=True)
+        .order_by("channel_id", "priority", "location_id")
+        .values_list("channel_id", "location_id")
     )
+    for channel_id, location_id in rows:
+        found[channel_id].append(location_id)
+    return found
+
+
+def channel_location_ids(channel: Channel) -> list[int]:
+    return channel_locations_active([channel.pk])[channel.pk]
 
 
 def channel_atp_bulk(*, channel: Channel, variant_ids: Iterable[int]) -> dict[int, int]:
@@ -158,7 +171,14 @@ def variants_channel_overview(*, variants: Sequence[Variant]) -> dict[int, list[
     ids = [v.pk for v in variants]
     if not ids:
         return {}
-    channels = list(Channel.objects.order_by("name").prefetch_related("channel_locations"))
+    channels = list(
+        Channel.objects.order_by("name").prefetch_related(
+            Prefetch(
+                "channel_locations",
+                queryset=ChannelLocation.objects.filter(location__is_active=True),
+            )
+        )
+    )
     listings = {
         (lst.variant_id, lst.channel_id): lst
         for lst in ChannelListing.objects.filter(variant_id__in=ids)
@@ -175,7 +195,7 @@ def variants_channel_overview(*, variants: Sequence[Variant]) -> dict[int, list[
         (row["variant_id"], row["location_id"]): row["units_available"]
         for row in StockLevel.objects.filter(variant_id__in=ids)
         .values("variant_id", "location_id")
-        .annotate(units_available=stock_available_expression())
+        .annotate(units_available=stock_sellable_expression())
     }
     result: dict[int, list[ChannelView]] = {}
     for variant in variants:

@@ -11,8 +11,8 @@ from celery import shared_task
 
 from . import dispatch
 from .health import health_evaluate_unless_recent
-from .orders.events import inbound_event_process, inbound_sweep
-from .orders.on_channel import order_cancel_on_channel, order_fulfil_on_channel
+from .orders.events import inbound_events_process, inbound_sweep
+from .orders.on_channel import order_channel_calls_run, order_channel_calls_sweep
 from .orders.polling import channel_poll, channels_poll_due
 from .services import retention_purge
 from .sync import engine
@@ -50,27 +50,23 @@ def channel_batch_watch_task(batch_id: int) -> str:
     return batch_watch_step(batch_id)
 
 
-@shared_task(time_limit=60, soft_time_limit=50, ignore_result=True)
-def order_cancel_oversold_task(order_id: int) -> bool:
-    """Cancel, on its channel, an order that lost the last unit to another channel."""
-    return order_cancel_on_channel(order_id, reason="oversold")
-
-
 # --- inbound orders (webhooks and polling) -------------------------------------------------
 
 
 @shared_task(time_limit=120, soft_time_limit=110, ignore_result=True, acks_late=False)
-def inbound_event_process_task(event_id: int) -> str | None:
-    """Process one stored inbound event. Running it twice is harmless (row lock +
-    pending check); a lost task is caught by inbound_sweep_task."""
-    return inbound_event_process(event_id)
+def inbound_event_process_task(event_id: int) -> int:
+    """Process a stored inbound event, in a batch with any other never-tried ones.
+    Running it twice is harmless (row locks + pending check); a lost task is
+    caught by inbound_sweep_task. Returns how many events this run applied."""
+    return inbound_events_process([event_id])
 
 
-@shared_task(time_limit=300, soft_time_limit=290, ignore_result=True, acks_late=False)
+@shared_task(time_limit=120, soft_time_limit=110, ignore_result=True, acks_late=False)
 def inbound_events_process_task(event_ids: list[int]) -> int:
-    """Process a web process's batch of stored events in arrival order; returns how
-    many this run applied (others were already taken)."""
-    return sum(inbound_event_process(event_id) is not None for event_id in event_ids)
+    """Process a web process's stored events, and any other never-tried ones, in
+    batches in arrival order; returns how many this run applied (others were
+    already taken)."""
+    return inbound_events_process(event_ids)
 
 
 @shared_task(time_limit=600, soft_time_limit=570, ignore_result=True, acks_late=False)
@@ -110,12 +106,22 @@ def channel_poll_due_task() -> list[int]:
     return channels_poll_due()
 
 
-@shared_task(time_limit=60, soft_time_limit=50, ignore_result=True)
-def order_fulfil_on_channel_task(
-    order_id: int, tracking_number: str = "", carrier: str = ""
-) -> bool:
-    """Tell the channel that an order pimsync shipped has shipped."""
-    return order_fulfil_on_channel(order_id, tracking_number=tracking_number, carrier=carrier)
+# --- calls to orders' channels ------------------------------------------------------------
+
+
+# Each call is leased to its worker for PIMSYNC_ORDER_CALL_LEASE_SECONDS (120 s by default):
+# the time limit keeps a task of up to 50 calls within reach of it.
+@shared_task(time_limit=110, soft_time_limit=100, ignore_result=True, acks_late=False)
+def order_channel_calls_task(call_ids: list[int]) -> dict[int, str]:
+    """Report shipments / cancel orders on their channels (OrderChannelCall rows).
+    Running it twice is harmless (each call is taken under a lease)."""
+    return order_channel_calls_run(call_ids)
+
+
+@shared_task(time_limit=30, soft_time_limit=25, ignore_result=True)
+def order_channel_calls_sweep_task() -> int:
+    """Send due retries and calls whose task was lost (beat)."""
+    return order_channel_calls_sweep()
 
 
 # --- reconciliation and retention -------------------------------------------------------------

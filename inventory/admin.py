@@ -345,6 +345,10 @@ class LocationAdmin(admin.ModelAdmin):
             )
         )
 
+    def save_model(self, request: HttpRequest, obj: Location, form: Any, change: bool) -> None:
+        # Through the service: (de)activating a location re-pushes its channels' ATP.
+        services.location_save(location=obj)
+
     @admin.display(description="SKUs stocked", ordering="n_skus")
     def skus_stocked(self, obj: Location) -> int:
         return obj.n_skus

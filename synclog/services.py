@@ -150,12 +150,14 @@ def _recently_resolved(kind: str, channel_id: int | None, sku: str, now: datetim
     )
 
 
-def _reopen(alert: Alert, *, message: str, severity: str, now: datetime) -> Alert:
+def _reopen(
+    alert: Alert, *, message: str, severity: str, now: datetime, occurrences: int = 1
+) -> Alert:
     alert.resolved_at = None
     alert.resolved_by = None
     alert.acknowledged_by = None  # the earlier occurrence was acknowledged, not this one
     alert.acknowledged_at = None
-    alert.count += 1
+    alert.count += occurrences
     alert.last_seen = now
     alert.message = message
     alert.severity = severity
@@ -188,8 +190,12 @@ def alert_raise(
     now: datetime | None = None,
     source: str = "",
     count_repeat: bool = True,
+    occurrences: int = 1,
 ) -> Alert:
     """Open the alert, or count a repeat of the open one (one per kind/channel/sku).
+
+    ``occurrences`` > 1 records that many occurrences at once (a batch of orders
+    that all lost the last unit of one SKU): counted as that many repeats.
 
     A subject whose alert resolved less than PIMSYNC_ALERT_REOPEN_SECONDS ago
     reopens that alert (a flap is one story, not two). Opening and reopening
@@ -207,7 +213,7 @@ def alert_raise(
             )
             if existing is not None:
                 if count_repeat:
-                    existing.count += 1
+                    existing.count += occurrences
                 existing.last_seen = now
                 existing.message = message
                 existing.severity = severity
@@ -217,7 +223,13 @@ def alert_raise(
             try:
                 with transaction.atomic():
                     if earlier is not None:
-                        alert = _reopen(earlier, message=message, severity=severity, now=now)
+                        alert = _reopen(
+                            earlier,
+                            message=message,
+                            severity=severity,
+                            now=now,
+                            occurrences=occurrences,
+                        )
                         event = Notification.Event.REOPENED
                     else:
                         alert = Alert.objects.create(
@@ -228,6 +240,7 @@ def alert_raise(
                             severity=severity,
                             last_seen=now,
                             source=source,
+                            count=occurrences,
                         )
                         event = Notification.Event.OPENED
                     _state_changed([(alert, event)], now)

@@ -124,10 +124,25 @@ ORDER = response(
                 "allocation": [{"location_id": 1, "quantity": 2}],
             }
         ],
+        "channel_calls": [
+            {
+                "id": 7,
+                "kind": "fulfil",
+                "status": "pending",
+                "attempts": 2,
+                "next_attempt_at": "2026-11-24T10:02:00Z",
+                "last_error_code": "503",
+                "last_error": "503 Service Unavailable",
+                "payload": {"tracking_number": "1Z999AA10123456784", "carrier": "UPS"},
+                "created_at": "2026-11-24T10:00:00Z",
+                "done_at": None,
+            }
+        ],
         "created_at": "2026-11-23T09:58:01Z",
         "updated_at": "2026-11-23T09:59:01Z",
     },
 )
+RETRIED_ON_CHANNEL = response("Calls sent again", {"calls_retried": 1, "order": ORDER.value})
 CUSTOMER = response(
     "Customer",
     {

@@ -16,6 +16,7 @@ from ..models import (
     ChannelOrder,
     ChannelOrderLine,
     Customer,
+    OrderChannelCall,
     Platform,
     PriceRule,
 )
@@ -253,9 +254,33 @@ class OrderLineSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class OrderChannelCallSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = OrderChannelCall
+        fields = (
+            "id",
+            "kind",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "last_error_code",
+            "last_error",
+            "payload",
+            "created_at",
+            "done_at",
+        )
+        read_only_fields = fields
+
+
 class OrderSerializer(serializers.ModelSerializer):
     channel_slug = serializers.CharField(source="channel.slug", read_only=True)
     lines = OrderLineSerializer(many=True, read_only=True)
+    channel_calls = OrderChannelCallSerializer(
+        many=True,
+        read_only=True,
+        help_text="Calls pimsync owes the order's channel: report the shipment, cancel an "
+        "oversold order (retried until confirmed; dead ones can be retried)",
+    )
 
     class Meta:
         model = ChannelOrder
@@ -280,6 +305,7 @@ class OrderSerializer(serializers.ModelSerializer):
             "has_unmatched_lines",
             "is_oversold",
             "lines",
+            "channel_calls",
             "created_at",
             "updated_at",
         )
@@ -295,6 +321,13 @@ class ShipInputSerializer(serializers.Serializer):
 
 class ShipOutputSerializer(serializers.Serializer):
     lines_shipped = serializers.IntegerField()
+    order = OrderSerializer()
+
+
+class RetryOnChannelOutputSerializer(serializers.Serializer):
+    calls_retried = serializers.IntegerField(
+        help_text="Calls sent again (those the channel already confirmed are left alone)"
+    )
     order = OrderSerializer()
 
 

@@ -44,11 +44,13 @@ from ..models import (
     ChannelOrder,
     ChannelOrderLine,
     Customer,
+    OrderChannelCall,
     OrderStatus,
     PriceRule,
     SyncMarker,
 )
 from ..orders.apply import order_mark_shipped
+from ..orders.on_channel import orders_channel_calls_retry
 from ..selectors import (
     channel_listings_for_skus,
     listing_sync_states,
@@ -63,6 +65,7 @@ from .serializers import (
     OrderSerializer,
     PriceRuleSerializer,
     QueuedSerializer,
+    RetryOnChannelOutputSerializer,
     ShipInputSerializer,
     ShipOutputSerializer,
     SkuListSerializer,
@@ -485,7 +488,8 @@ class OrderViewSet(
     filterset_class = filters.OrderFilter
     ordering = "-id"
     queryset = ChannelOrder.objects.select_related("channel").prefetch_related(
-        Prefetch("lines", queryset=ChannelOrderLine.objects.order_by("id"))
+        Prefetch("lines", queryset=ChannelOrderLine.objects.order_by("id")),
+        Prefetch("channel_calls", queryset=OrderChannelCall.objects.order_by("id")),
     )
 
     @extend_schema(
@@ -513,6 +517,23 @@ class OrderViewSet(
             raise ApiError(str(exc), code="invalid_transition", status_code=409) from exc
         fresh = self.get_queryset().get(pk=order.pk)
         return Response({"lines_shipped": shipped, "order": OrderSerializer(fresh).data})
+
+    @extend_schema(
+        summary="Retry the order's calls to its channel",
+        description="Sends again, with a fresh set of attempts, the calls to the order's "
+        "channel that did not get through (a shipment report or a cancellation that failed "
+        "for good, or is still retrying). Calls the channel confirmed are left alone, so "
+        "repeating it is harmless; an order with nothing to retry answers calls_retried 0.",
+        request=None,
+        responses={200: RetryOnChannelOutputSerializer},
+        examples=[examples.RETRIED_ON_CHANNEL],
+    )
+    @action(detail=True, methods=["post"], url_path="retry-on-channel")
+    def retry_on_channel(self, request: Request, pk: str | None = None) -> Response:
+        order = self.get_object()
+        retried = orders_channel_calls_retry(orders=ChannelOrder.objects.filter(pk=order.pk))
+        fresh = self.get_queryset().get(pk=order.pk)
+        return Response({"calls_retried": retried, "order": OrderSerializer(fresh).data})
 
 
 @extend_schema_view(

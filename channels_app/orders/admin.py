@@ -1,8 +1,10 @@
 """Admin for what channels tell pimsync: orders from every channel in one list,
-customers across channels, and the inbound event log.
+customers across channels, the inbound event log, and the calls pimsync owes
+orders' channels (shipments reported, oversold orders cancelled).
 
-Orders and events are records of what the channels said and did to stock, so
-they are read-only here; the one write is re-processing failed events.
+Orders, events and calls are records of what happened, so they are read-only
+here; the writes are actions: mark shipped, settle an oversell, re-process
+failed events, retry calls on the channel.
 """
 
 from __future__ import annotations
@@ -23,9 +25,17 @@ from django.utils.safestring import mark_safe
 from inventory.models import Location
 from pimsync.admin_utils import AdminMedia, badge, confirmed_action
 
-from ..models import ChannelOrder, ChannelOrderLine, Customer, InboundEvent, OrderStatus
+from ..models import (
+    ChannelOrder,
+    ChannelOrderLine,
+    Customer,
+    InboundEvent,
+    OrderChannelCall,
+    OrderStatus,
+)
 from .apply import order_mark_shipped, order_stock_effects, orders_oversell_settle
 from .events import inbound_events_reprocess
+from .on_channel import order_channel_calls_retry, orders_channel_calls_retry
 
 ORDER_TONES = {
     OrderStatus.PENDING: "info",
@@ -50,6 +60,16 @@ EVENT_TONES = {
     InboundEvent.Status.IGNORED: "muted",
     InboundEvent.Status.FAILED: "bad",
 }
+CALL_TONES = {
+    OrderChannelCall.Status.PENDING: "info",
+    OrderChannelCall.Status.DONE: "ok",
+    OrderChannelCall.Status.DEAD: "bad",
+}
+RETRY_EXPLANATION = (
+    "Calls to the channel that did not get through (failed for good, or still "
+    "retrying) are sent again now, with a fresh set of attempts. Calls the channel "
+    "already confirmed are left alone."
+)
 PRE_STYLE = "max-height:420px;overflow:auto;white-space:pre-wrap;word-break:break-all"
 
 
@@ -118,6 +138,37 @@ class OrderLineInline(ReadOnlyAdminMixin, admin.TabularInline):
         return ", ".join(parts) or "—"
 
 
+def _status_badge(obj: InboundEvent | OrderChannelCall, tones: dict[str, str]) -> str:
+    """The record's status; a pending one that failed before is "retrying"."""
+    if obj.status == "pending" and obj.attempts:
+        return badge("retrying", "warn")
+    return badge(obj.get_status_display(), tones.get(obj.status, "info"))
+
+
+def _call_status(obj: OrderChannelCall) -> str:
+    return _status_badge(obj, CALL_TONES)
+
+
+class OrderChannelCallInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = OrderChannelCall
+    extra = 0
+    fields = (
+        "kind",
+        "status_badge",
+        "attempts",
+        "next_attempt_at",
+        "done_at",
+        "payload",
+        "last_error",
+    )
+    readonly_fields = fields
+    verbose_name_plural = "Calls to the channel"
+
+    @admin.display(description="Status")
+    def status_badge(self, obj: OrderChannelCall) -> str:
+        return _call_status(obj)
+
+
 class ShipForm(forms.Form):
     tracking_number = forms.CharField(max_length=100, required=False)
     carrier = forms.CharField(max_length=60, required=False)
@@ -154,8 +205,8 @@ class ChannelOrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     )
     search_fields = ("=external_id", "name", "customer_email", "customer__name", "=lines__sku")
     list_per_page = 100
-    inlines = [OrderLineInline]
-    actions = ["mark_shipped_action", "settle_oversell_action"]
+    inlines = [OrderLineInline, OrderChannelCallInline]
+    actions = ["mark_shipped_action", "settle_oversell_action", "retry_on_channel_action"]
 
     @confirmed_action(
         description="Mark shipped (and tell the channel)",
@@ -190,6 +241,17 @@ class ChannelOrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def settle_oversell_action(self, request: HttpRequest, queryset: QuerySet, form: None) -> str:
         n = orders_oversell_settle(orders=queryset)
         return f"Settled the oversell conflict of {n} order(s)."
+
+    @confirmed_action(
+        description="Retry on channel (calls that did not get through)",
+        permissions=("ship",),
+        explanation=RETRY_EXPLANATION,
+    )
+    def retry_on_channel_action(self, request: HttpRequest, queryset: QuerySet, form: None) -> str:
+        n = orders_channel_calls_retry(orders=queryset)
+        if not n:
+            return "Nothing to retry: every call to these orders' channels got through."
+        return f"Sending {n} call(s) to the channels again."
 
     def has_ship_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("channels_app.change_channelorder")
@@ -239,7 +301,19 @@ class ChannelOrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     Media = AdminMedia
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return super().get_queryset(request).annotate(n_lines=Count("lines"))
+        # distinct: two to-many joins would multiply each other's counts.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                n_lines=Count("lines", distinct=True),
+                n_failed_calls=Count(
+                    "channel_calls",
+                    filter=Q(channel_calls__status=OrderChannelCall.Status.DEAD),
+                    distinct=True,
+                ),
+            )
+        )
 
     @admin.display(description="Order", ordering="name")
     def order_label(self, obj: ChannelOrder) -> str:
@@ -270,6 +344,8 @@ class ChannelOrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             marks.append(badge("oversold", "bad"))
         if obj.has_unmatched_lines:
             marks.append(badge("unmatched SKU", "bad"))
+        if getattr(obj, "n_failed_calls", 0):
+            marks.append(badge("channel call failed", "bad"))
         return mark_safe(" ".join(marks)) if marks else "—"  # noqa: S308 - badges are escaped
 
     @admin.display(description="Customer")
@@ -451,9 +527,7 @@ class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj: InboundEvent) -> str:
-        if obj.status == InboundEvent.Status.PENDING and obj.attempts:
-            return badge("retrying", "warn")
-        return badge(obj.get_status_display(), EVENT_TONES.get(obj.status, "info"))
+        return _status_badge(obj, EVENT_TONES)
 
     @admin.display(description="Error")
     def error_short(self, obj: InboundEvent) -> str:
@@ -498,3 +572,72 @@ class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         if not outcomes:
             return "No failed events were selected."
         return "Re-processed: " + ", ".join(f"{n} {s}" for s, n in sorted(outcomes.items())) + "."
+
+
+# --- calls to orders' channels ----------------------------------------------------------------
+
+
+@admin.register(OrderChannelCall)
+class OrderChannelCallAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "created_at",
+        "order_link",
+        "channel",
+        "kind",
+        "status_badge",
+        "attempts",
+        "next_attempt_at",
+        "error_short",
+    )
+    list_select_related = ("order__channel",)
+    list_filter = ("status", "kind", "order__channel")
+    search_fields = ("=order__external_id", "order__name")
+    list_per_page = 100
+    actions = ["retry_on_channel_action"]
+    fields = (
+        "order_link",
+        "channel",
+        "kind",
+        "status_badge",
+        "attempts",
+        "next_attempt_at",
+        "done_at",
+        "payload",
+        "last_error_code",
+        "last_error",
+        "created_at",
+        "updated_at",
+    )
+    readonly_fields = fields
+    Media = AdminMedia
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("channels_app.change_channelorder")
+
+    @admin.display(description="Order", ordering="order__placed_at")
+    def order_link(self, obj: OrderChannelCall) -> str:
+        url = reverse("admin:channels_app_channelorder_change", args=[obj.order_id])
+        return format_html('<a href="{}">{}</a>', url, obj.order.name or obj.order.external_id)
+
+    @admin.display(description="Channel", ordering="order__channel__name")
+    def channel(self, obj: OrderChannelCall) -> str:
+        return str(obj.order.channel)
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, obj: OrderChannelCall) -> str:
+        return _call_status(obj)
+
+    @admin.display(description="Error")
+    def error_short(self, obj: OrderChannelCall) -> str:
+        return obj.last_error[:120]
+
+    @confirmed_action(
+        description="Retry on channel",
+        permissions=("retry",),
+        explanation=RETRY_EXPLANATION,
+    )
+    def retry_on_channel_action(self, request: HttpRequest, queryset: QuerySet, form: None) -> str:
+        n = order_channel_calls_retry(calls=queryset)
+        if not n:
+            return "Nothing to retry: the selected calls already got through."
+        return f"Sending {n} call(s) to the channels again."

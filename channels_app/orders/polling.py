@@ -28,7 +28,7 @@ from ..dispatch import channel_poll_request, channel_sync_state
 from ..models import Channel, ChannelOrder, ChannelSyncState, InboundEvent
 from ..sync.connection import channel_connector
 from ..sync.markers import markers_release_after_poll
-from .events import ERROR_MAX_CHARS, inbound_event_process, order_data_to_json, order_skus
+from .events import ERROR_MAX_CHARS, inbound_events_apply, order_data_to_json, order_skus
 from .poll_window import poll_window_alert
 
 log = logging.getLogger(__name__)
@@ -148,15 +148,17 @@ def _poll_ingest(channel: Channel, page: OrdersPage, report: PollReport) -> None
             attempts=0,
         ).values_list("delivery_id", "pk")
     )
-    for event in fresh:
-        event_id = ids.get(event.delivery_id)
-        if event_id is None:
-            continue  # a concurrent poll got there first
-        outcome = inbound_event_process(event_id)
-        if outcome in (Status.PROCESSED, Status.IGNORED):
-            report.processed += 1
-        elif outcome is not None:
-            report.failed += 1
+    # In the page's order; an event missing here was taken by a concurrent poll. One a
+    # worker holds right now is waited for: when the poll ends, its page is applied.
+    ordered = [ids[e.delivery_id] for e in fresh if e.delivery_id in ids]
+    size = settings.PIMSYNC_INBOUND_BATCH_SIZE
+    for start in range(0, len(ordered), size):
+        outcomes = inbound_events_apply(event_ids=ordered[start : start + size], wait=True)
+        for outcome in outcomes.values():
+            if outcome in (Status.PROCESSED, Status.IGNORED):
+                report.processed += 1
+            else:
+                report.failed += 1
 
 
 def _poll_state_store(channel_id: int, hwm: str | None) -> str:

@@ -10,13 +10,25 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from ..errors import InsufficientStock, InvalidMovement
+from ..locks import BUCKETS
 from ..models import MovementReason, StockLevel, StockMovement
 from ..selectors import stock_available_compute
 
-BUCKETS = ("on_hand", "committed", "reserved", "damaged")
 # Reasons that promise units to someone: they may not take more than is available.
 PROMISING_REASONS = frozenset(
     {MovementReason.RESERVE, MovementReason.SALE, MovementReason.TRANSFER}
+)
+# What an inactive location still records: settling what it already holds (a hold
+# committed, units shipped or released) and an order's units coming back to where
+# they were shipped from. Anything else (receipts, counts, new promises) is refused.
+SETTLING_REASONS = frozenset(
+    {
+        MovementReason.COMMIT,
+        MovementReason.SHIP,
+        MovementReason.RELEASE,
+        MovementReason.RETURN,
+        MovementReason.DAMAGE,
+    }
 )
 
 

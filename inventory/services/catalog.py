@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from .. import events
 from ..errors import InvalidMovement, UnknownSku
-from ..models import MONEY_LIMIT, Location, Product, StockLevel, Variant
+from ..models import MONEY_LIMIT, Location, Product, Variant
 
 PRICE_FIELDS = ("price", "compare_at_price", "map_price")
 
@@ -201,23 +201,18 @@ def variant_delete(*, variant: Variant) -> None:
 
 
 def location_save(*, location: Location) -> Location:
-    """Save a location; (de)activating it fires the stock event for everything
-    stocked there (channels fed by it no longer count it, or count it again)."""
+    """Validate and save a location. Activating or deactivating it changes what
+    every channel fed by it can sell, so the stock event fires for each variant
+    stocked there (in this transaction): their channels are pushed the new ATP."""
     with transaction.atomic():
-        before = (
+        was_active = (
             Location.objects.filter(pk=location.pk).values_list("is_active", flat=True).first()
-            if location.pk
+            if location.pk is not None
             else None
         )
         location.full_clean()
         location.save()
-        if before is not None and before != location.is_active:
-            events.publish_stock_changed(
-                variant_ids=list(
-                    StockLevel.objects.filter(location=location).values_list(
-                        "variant_id", flat=True
-                    )
-                ),
-                location_ids=[location.pk],
-            )
-    return location
+        if was_active is not None and was_active != location.is_active:
+            variant_ids = location.stock_levels.values_list("variant_id", flat=True)
+            events.publish_stock_changed(variant_ids=list(variant_ids), location_ids=[location.pk])
+        return location

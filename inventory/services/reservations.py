@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from ..errors import InvalidMovement, InvalidTransition
+from ..errors import IdempotencyConflict, InvalidMovement, InvalidTransition
 from ..locks import reservation_lock
 from ..models import Location, MovementReason, Reservation, Variant
 from ._ledger import Deltas
@@ -31,15 +31,21 @@ def reservation_create(
     source_ref: str = "",
     expires_at: datetime | None = None,
 ) -> Reservation:
-    """Hold available units; a repeat of the key returns the first reservation."""
+    """Hold available units; a repeat of the key returns the first reservation.
+
+    A repeat is the same request: the same variant, location, quantity and source
+    (its expiry may differ, as "60 minutes from now" does on a retry). The key
+    used for a different hold raises IdempotencyConflict and changes nothing.
+    """
     if not isinstance(quantity, int) or quantity <= 0:
         raise InvalidMovement("A reservation needs a quantity above 0")
     if expires_at is None:
         minutes = settings.PIMSYNC_RESERVATION_DEFAULT_MINUTES
         expires_at = timezone.now() + timedelta(minutes=minutes)
+    request = (variant.pk, location.pk, quantity, source)
     existing = Reservation.objects.filter(idempotency_key=idempotency_key).first()
     if existing is not None:
-        return existing
+        return _same_reservation(existing, request)
     try:
         return _reservation_insert(
             variant=variant,
@@ -55,7 +61,17 @@ def reservation_create(
         existing = Reservation.objects.filter(idempotency_key=idempotency_key).first()
         if existing is None:
             raise
-        return existing
+        return _same_reservation(existing, request)
+
+
+def _same_reservation(existing: Reservation, request: tuple[int, int, int, str]) -> Reservation:
+    held = (existing.variant_id, existing.location_id, existing.quantity, existing.source)
+    if held != request:
+        raise IdempotencyConflict(
+            f"Idempotency key {existing.idempotency_key!r} was already used for a different "
+            "reservation"
+        )
+    return existing
 
 
 def _reservation_insert(

@@ -9,7 +9,10 @@ Stock rules (callers may rely on them; the bulk forms in bulk.py keep them too):
   transaction;
 - no bucket ever goes below zero, and units that are promised (reserve, sale,
   transfer) must be available; a physical fact (count, adjust, damage) may push
-  *available* below zero because it records reality, never a bucket.
+  *available* below zero because it records reality, never a bucket;
+- an inactive location takes no new stock or promises, but what it already holds
+  can still be settled (committed, shipped, released, returned): deactivating a
+  location never fails the orders already allocated there.
 """
 
 from __future__ import annotations
@@ -27,7 +30,15 @@ from .. import events
 from ..errors import IdempotencyConflict, InvalidMovement, UnknownLocation, UnknownSku
 from ..locks import stock_levels_lock
 from ..models import Location, MovementReason, StockLevel, StockMovement, Variant
-from ._ledger import BUCKETS, Deltas, MovementResult, check_result, same_payload, validate_common
+from ._ledger import (
+    BUCKETS,
+    SETTLING_REASONS,
+    Deltas,
+    MovementResult,
+    check_result,
+    same_payload,
+    validate_common,
+)
 
 
 @dataclass(frozen=True)
@@ -128,7 +139,7 @@ def stock_movement_apply(
     IdempotencyConflict; in every case nothing is written.
     """
     validate_common(reason, idempotency_key, source)
-    if not location.is_active:
+    if not location.is_active and reason not in SETTLING_REASONS:
         raise InvalidMovement(f"Location {location} is inactive")
     with transaction.atomic():
         level = stock_levels_lock([(variant.pk, location.pk)])[(variant.pk, location.pk)]

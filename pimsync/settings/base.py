@@ -270,6 +270,8 @@ PIMSYNC_WEBHOOK_SWEEP_GRACE_SECONDS = env.float("PIMSYNC_WEBHOOK_SWEEP_GRACE_SEC
 # A web process sends the ids of the events it stored as one task per window instead of
 # one task each (0 = one task per event, at once).
 PIMSYNC_INBOUND_ENQUEUE_WINDOW_MS = env.int("PIMSYNC_INBOUND_ENQUEUE_WINDOW_MS", default=20)
+# Stored events applied per transaction (each stock row a batch touches is locked once).
+PIMSYNC_INBOUND_BATCH_SIZE = env.int("PIMSYNC_INBOUND_BATCH_SIZE", default=200)
 # How long a web process reuses a channel's settings and webhook secret (a change saved in
 # the same process applies at once; other processes see it within this many seconds).
 PIMSYNC_WEBHOOK_CHANNEL_CACHE_SECONDS = env.float(
@@ -284,6 +286,23 @@ PIMSYNC_POLL_OVERLAP_SECONDS = env.int("PIMSYNC_POLL_OVERLAP_SECONDS", default=3
 PIMSYNC_POLL_PAGE_SIZE = env.int("PIMSYNC_POLL_PAGE_SIZE", default=100)
 PIMSYNC_POLL_MAX_PAGES = env.int("PIMSYNC_POLL_MAX_PAGES", default=20)
 PIMSYNC_POLL_DUE_SECONDS = env.float("PIMSYNC_POLL_DUE_SECONDS", default=30.0)
+# Calls to an order's channel (report a shipment, cancel an oversold order): attempts before
+# a call is dead-lettered (alerted, re-drivable from the admin or the API), the backoff
+# between attempts, how long a call being sent is leased to its worker, and the beat sweep
+# that sends due retries and calls whose task was lost.
+PIMSYNC_ORDER_CALL_MAX_ATTEMPTS = env.int("PIMSYNC_ORDER_CALL_MAX_ATTEMPTS", default=8)
+PIMSYNC_ORDER_CALL_RETRY_BASE_SECONDS = env.float(
+    "PIMSYNC_ORDER_CALL_RETRY_BASE_SECONDS", default=30.0
+)
+PIMSYNC_ORDER_CALL_RETRY_CAP_SECONDS = env.float(
+    "PIMSYNC_ORDER_CALL_RETRY_CAP_SECONDS", default=3600.0
+)
+PIMSYNC_ORDER_CALL_LEASE_SECONDS = env.int("PIMSYNC_ORDER_CALL_LEASE_SECONDS", default=120)
+PIMSYNC_ORDER_CALL_SWEEP_SECONDS = env.float("PIMSYNC_ORDER_CALL_SWEEP_SECONDS", default=30.0)
+CELERY_BEAT_SCHEDULE["order-calls-sweep"] = {
+    "task": "channels_app.tasks.order_channel_calls_sweep_task",
+    "schedule": PIMSYNC_ORDER_CALL_SWEEP_SECONDS,
+}
 CELERY_BEAT_SCHEDULE["inbound-sweep"] = {
     "task": "channels_app.tasks.inbound_sweep_task",
     "schedule": PIMSYNC_WEBHOOK_SWEEP_SECONDS,

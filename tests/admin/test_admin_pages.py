@@ -98,11 +98,12 @@ def test_every_list_page_makes_constant_queries_whatever_the_row_count(
 
 
 def some_orders(channel, prefix: str, n: int) -> None:
-    """Orders (with lines and customers) and inbound events, as channels send them."""
+    """Orders (with lines, customers and calls to their channel) and inbound events,
+    as channels send them."""
     from datetime import UTC, datetime
 
     from channels_app.connectors.base import OrderData, OrderLineData
-    from channels_app.models import InboundEvent
+    from channels_app.models import InboundEvent, OrderChannelCall
     from channels_app.orders.apply import order_apply
 
     sku = (
@@ -112,7 +113,7 @@ def some_orders(channel, prefix: str, n: int) -> None:
     )
     when = datetime(2026, 11, 1, tzinfo=UTC)
     for i in range(n):
-        order_apply(
+        result = order_apply(
             channel=channel,
             data=OrderData(
                 external_id=f"{prefix}{i}",
@@ -133,6 +134,14 @@ def some_orders(channel, prefix: str, n: int) -> None:
             source="poll",
         )
         InboundEvent.objects.create(channel=channel, source="poll", delivery_id=f"{prefix}{i}")
+        OrderChannelCall.objects.create(
+            order=result.order,
+            kind="cancel",
+            status=("pending", "done", "dead")[i % 3],
+            attempts=i % 3,
+            next_attempt_at=when,
+            last_error="503 Service Unavailable" if i % 3 != 1 else "",
+        )
 
 
 def runtime_rows() -> None:

@@ -138,3 +138,20 @@ def test_a_key_whose_stored_response_was_purged_still_applies_once(catalog, inte
     again = _post(integrator_api, RECEIVE, "po-9")
     assert again.status_code == 200  # the ledger already holds this change
     assert _on_hand() == 15
+
+
+def test_a_purged_reservation_key_reused_for_another_hold_is_409(catalog, integrator_api):
+    from pimsync.api.idempotency import api_idempotency_purge
+
+    hold = {"sku": "TEE-S", "location": "main", "quantity": 1}
+    first = _post(integrator_api, hold, "cart-7", path="/api/v1/reservations/")
+    ApiIdempotencyKey.objects.update(created_at="2000-01-01T00:00:00Z")
+    assert api_idempotency_purge(older_than_days=7) == 1
+
+    changed = _post(integrator_api, {**hold, "quantity": 3}, "cart-7", path="/api/v1/reservations/")
+    same = _post(integrator_api, hold, "cart-7", path="/api/v1/reservations/")
+
+    assert (first.status_code, changed.status_code) == (201, 409)
+    assert changed.json()["error"]["code"] == "idempotency_conflict"
+    assert (same.status_code, same.json()["id"]) == (201, first.json()["id"])
+    assert StockLevel.objects.get(variant__sku="TEE-S", location__code="main").reserved == 1

@@ -183,6 +183,7 @@ CALLS = [
     Call("orders list", "get", "/api/v1/orders/", (INT, OPS)),
     Call("order read", "get", "/api/v1/orders/{order}/", (INT, OPS)),
     Call("order ship", "post", "/api/v1/orders/{order}/ship/", (INT,), {"carrier": "UPS"}),
+    Call("order retry on channel", "post", "/api/v1/orders/{order}/retry-on-channel/", (INT,)),
     Call("customers list", "get", "/api/v1/customers/", (INT, OPS)),
     Call("customer read", "get", "/api/v1/customers/{customer}/", (INT, OPS)),
     Call("sync log", "get", "/api/v1/sync-log/?status=failed", (OPS,)),

@@ -31,3 +31,19 @@ def order_data(
         customer_email=email,
         customer_phone=phone,
     )
+
+
+def stored_poll_event(channel, data: OrderData):
+    """An InboundEvent as the poller stores it: the normalised order as JSON."""
+    from channels_app.models import InboundEvent
+    from channels_app.orders.events import order_data_to_json
+    from channels_app.orders.polling import poll_delivery_id
+
+    return InboundEvent.objects.create(
+        channel=channel,
+        source="poll",
+        delivery_id=poll_delivery_id(data),
+        topic="poll",
+        raw_body=order_data_to_json(data),
+        external_order_id=data.external_id,
+    )

@@ -60,7 +60,14 @@ def shopify_order(
     ).encode()
 
 
-def woo_order(order_id: int = 7001, *, status: str = "processing", minute: int = 0) -> bytes:
+def woo_order(
+    order_id: int = 7001,
+    *,
+    status: str = "processing",
+    minute: int = 0,
+    sku: str = "SKU-A",
+    quantity: int = 2,
+) -> bytes:
     """An order.* webhook body in WooCommerce's REST v3 shape."""
     return json.dumps(
         {
@@ -77,8 +84,8 @@ def woo_order(order_id: int = 7001, *, status: str = "processing", minute: int =
                     "id": order_id * 10,
                     "product_id": 12,
                     "variation_id": 0,
-                    "sku": "SKU-A",
-                    "quantity": 2,
+                    "sku": sku,
+                    "quantity": quantity,
                     "subtotal": "40.00",
                     "price": 20,
                 }

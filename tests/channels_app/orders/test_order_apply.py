@@ -288,7 +288,7 @@ def test_every_permutation_of_cancel_and_pay_is_consistent(stocked_channel, loca
 
 
 def test_marking_shipped_moves_stock_and_tells_the_channel_once(
-    stocked_channel, location, monkeypatch, django_capture_on_commit_callbacks
+    stocked_channel, location, monkeypatch, django_capture_on_commit_callbacks, task_sends
 ):
     from channels_app import dispatch
     from channels_app.connectors.base import ItemResult
@@ -304,20 +304,13 @@ def test_marking_shipped_moves_stock_and_tells_the_channel_once(
             return ItemResult(external_id, FailureKind.OK)
 
     monkeypatch.setattr("channels_app.orders.on_channel.channel_connector", lambda c: Channel())
-    monkeypatch.setattr(
-        "celery.current_app.send_task",
-        lambda name, args, **kw: (
-            name == dispatch.ORDER_FULFIL
-            and on_channel.order_fulfil_on_channel(
-                args[0], tracking_number=args[1], carrier=args[2]
-            )
-        ),
-    )
     order_apply(channel=stocked_channel, data=order_data("paid", 1), source="webhook")
     order = ChannelOrder.objects.get()
     with django_capture_on_commit_callbacks(execute=True):
         assert apply.order_mark_shipped(order=order, tracking_number="1Z999", carrier="UPS") == 1
     assert buckets(location) == (1, 0, 0)
+    [[call_ids]] = task_sends.args_of(dispatch.ORDER_CALLS)
+    assert on_channel.order_channel_calls_run(call_ids) == {call_ids[0]: "done"}
     assert calls == [("1001", "1Z999", "UPS")]
     assert SyncLogEntry.objects.get(event_type="order").status == "success"
     # the channel's own 'fulfilled' delivery afterwards changes nothing twice
@@ -326,7 +319,7 @@ def test_marking_shipped_moves_stock_and_tells_the_channel_once(
 
 
 def test_oversold_order_is_cancelled_on_its_channel_when_the_channel_says_so(
-    stocked_channel, monkeypatch, django_capture_on_commit_callbacks
+    stocked_channel, monkeypatch, django_capture_on_commit_callbacks, task_sends
 ):
     from channels_app import dispatch
     from channels_app.connectors.base import ItemResult
@@ -342,12 +335,6 @@ def test_oversold_order_is_cancelled_on_its_channel_when_the_channel_says_so(
             return ItemResult(external_id, FailureKind.OK)
 
     monkeypatch.setattr("channels_app.orders.on_channel.channel_connector", lambda c: Channel())
-    monkeypatch.setattr(
-        "celery.current_app.send_task",
-        lambda name, args, **kw: (
-            name == dispatch.ORDER_CANCEL and on_channel.order_cancel_on_channel(args[0])
-        ),
-    )
     stocked_channel.cancel_oversold_orders = True
     stocked_channel.save()
     too_many = [OrderLineData("L1", "SKU-A", 9, Decimal("20"))]
@@ -355,6 +342,8 @@ def test_oversold_order_is_cancelled_on_its_channel_when_the_channel_says_so(
         order_apply(
             channel=stocked_channel, data=order_data("paid", 1, lines=too_many), source="webhook"
         )
+    [[call_ids]] = task_sends.args_of(dispatch.ORDER_CALLS)
+    on_channel.order_channel_calls_run(call_ids)
     assert cancelled == [("1001", "oversold")]
     entry = SyncLogEntry.objects.get(event_type="order")
     assert (entry.status, entry.value_sent, entry.sku) == ("success", "cancel 1001", "SKU-A")
