@@ -306,7 +306,7 @@ class AmazonSandbox(SandboxPlatform):
             change = self._validate(item, marketplace, patches)
             status = "INVALID" if change.issues else "ACCEPTED"
             if not change.issues:
-                self._apply(item, change)
+                self._apply(item, change, via="patchListingsItem")
         return Response.json(
             200,
             {
@@ -341,11 +341,12 @@ class AmazonSandbox(SandboxPlatform):
             change.issues.append(_issue(INVALID_VALUE, "The value is invalid (injected failure)"))
         return change
 
-    def _apply(self, item: CatalogItem, change: _Change) -> None:
-        self.catalog.set_values(item.sku, price=change.price, quantity=change.quantity)
+    def _apply(self, item: CatalogItem, change: _Change, *, via: str) -> None:
         if change.price is not None:
+            self.catalog.set_values(item.sku, price=change.price)
             self.counters.count_items("price", 1)
         if change.quantity is not None:
+            self.write_quantity(item, change.quantity, via=via)
             self.counters.count_items("quantity", 1)
 
     def get_item(self, request: Request) -> Response:
@@ -599,7 +600,7 @@ class AmazonSandbox(SandboxPlatform):
         change = self._validate(item, marketplace, patches)
         if change.issues:
             return tagged(change.issues)
-        self._apply(item, change)
+        self._apply(item, change, via="JSON_LISTINGS_FEED")
         return []
 
     # ------------------------------------------------------------------ orders
@@ -662,6 +663,9 @@ class AmazonSandbox(SandboxPlatform):
     def get_order_items(self, request: Request) -> Response:
         with self.lock:
             order = self._order(request.params["order_id"])
+            # Orders v0 lists orders without their items: an order is seen once pimsync
+            # has its items (which SKUs it sold), not when getOrders named it.
+            self.mark_orders_seen([order])
             shipped = self.shipped.get(order.id, {})
             items = [
                 {

@@ -13,48 +13,16 @@ from channels_app.connectors.base import ChannelConfig, ListingRef, PriceUpdate,
 from channels_app.connectors.ebay import EbayConnector
 from channels_app.connectors.errors import FailureKind
 from channels_app.connectors.http import parse_timestamp
-from sandbox.amazon import AmazonSandbox
-from sandbox.ebay import EbaySandbox
 from sandbox.server import RunningSandbox
-from tests.support.sandbox import control, seed_listings
-
-EBAY_TOKEN = EbaySandbox.default_credentials["access_token"]
-AMAZON_TOKEN = AmazonSandbox.default_credentials["access_token"]
-SELLER = "A2SANDBOXSELLER"
-
-
-def ebay_config(running: RunningSandbox, **platform_config: Any) -> ChannelConfig:
-    return ChannelConfig(
-        channel_id=3,
-        platform="ebay",
-        base_url=running.platform_url("ebay"),
-        credentials={"access_token": EBAY_TOKEN},
-        platform_config={
-            "marketplace_id": "EBAY_US",
-            "rate_limit_per_second": 0,
-            **platform_config,
-        },
-        connect_timeout=2.0,
-        read_timeout=5.0,
-    )
-
-
-def amazon_config(running: RunningSandbox, **platform_config: Any) -> ChannelConfig:
-    return ChannelConfig(
-        channel_id=4,
-        platform="amazon",
-        base_url=running.platform_url("amazon"),
-        credentials={"access_token": AMAZON_TOKEN},
-        platform_config={
-            "seller_id": SELLER,
-            "marketplace_id": "ATVPDKIKX0DER",
-            "pacing": False,
-            "feed_poll_seconds": 0.05,
-            **platform_config,
-        },
-        connect_timeout=2.0,
-        read_timeout=5.0,
-    )
+from tests.support.sandbox import (
+    AMAZON_TOKEN,
+    EBAY_TOKEN,
+    SELLER,
+    amazon_config,
+    control,
+    ebay_config,
+    seed_listings,
+)
 
 
 def seed(running: RunningSandbox, platform: str, count: int, quantity: int = 5) -> list[ListingRef]:

@@ -18,7 +18,10 @@ from typing import Any
 import requests
 
 from channels_app.connectors.base import ChannelConfig, ListingRef
+from sandbox.amazon import AmazonSandbox
+from sandbox.ebay import EbaySandbox
 from sandbox.platform import SandboxPlatform
+from sandbox.server import RunningSandbox
 from sandbox.store import ID_KEYS
 
 SHOPIFY_TOKEN = "shpat_sandbox"
@@ -69,6 +72,45 @@ def woocommerce_config(base_url: str, **overrides: Any) -> ChannelConfig:
     }
     values.update(overrides)
     return ChannelConfig(**values)
+
+
+EBAY_TOKEN = EbaySandbox.default_credentials["access_token"]
+AMAZON_TOKEN = AmazonSandbox.default_credentials["access_token"]
+SELLER = "A2SANDBOXSELLER"
+
+
+def ebay_config(running: RunningSandbox, **platform_config: Any) -> ChannelConfig:
+    return ChannelConfig(
+        channel_id=3,
+        platform="ebay",
+        base_url=running.platform_url("ebay"),
+        credentials={"access_token": EBAY_TOKEN},
+        platform_config={
+            "marketplace_id": "EBAY_US",
+            "rate_limit_per_second": 0,
+            **platform_config,
+        },
+        connect_timeout=2.0,
+        read_timeout=5.0,
+    )
+
+
+def amazon_config(running: RunningSandbox, **platform_config: Any) -> ChannelConfig:
+    return ChannelConfig(
+        channel_id=4,
+        platform="amazon",
+        base_url=running.platform_url("amazon"),
+        credentials={"access_token": AMAZON_TOKEN},
+        platform_config={
+            "seller_id": SELLER,
+            "marketplace_id": "ATVPDKIKX0DER",
+            "pacing": False,
+            "feed_poll_seconds": 0.05,
+            **platform_config,
+        },
+        connect_timeout=2.0,
+        read_timeout=5.0,
+    )
 
 
 def seed_listings(platform: SandboxPlatform, rows: Sequence[Mapping[str, Any]]) -> list[ListingRef]:
