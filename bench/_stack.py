@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -285,3 +286,40 @@ class RssSampler:
             "samples": self.samples,
             "interval_s": self.interval,
         }
+
+
+# --------------------------------------------------------------------------- machine noise
+
+
+def cpu_loop() -> float:
+    """Milliseconds for a fixed piece of pure-Python work."""
+    started = time.perf_counter()
+    total = 0
+    for number in range(300_000):
+        total += number * number % 7
+    return (time.perf_counter() - started) * 1000
+
+
+def machine_noise(repeats: int = 9) -> dict[str, Any]:
+    """How busy the machine is right now: a fixed CPU loop timed ``repeats`` times
+    (the cores are shared, so every bench prints this before and after)."""
+    timings = sorted(cpu_loop() for _ in range(repeats))
+    median = statistics.median(timings)
+    return {
+        "metric": "machine_noise",
+        "cpu_loop_ms_median": round(median, 2),
+        "cpu_loop_ms_min": round(timings[0], 2),
+        "cpu_loop_ms_max": round(timings[-1], 2),
+        "spread_pct": round((timings[-1] - timings[0]) / median * 100, 1),
+        "repeats": repeats,
+    }
+
+
+def noise_line(when: str) -> dict[str, Any]:
+    """The machine_noise line with cores and load average, tagged before/after."""
+    load1, load5, load15 = os.getloadavg()
+    return machine_noise() | {
+        "when": when,
+        "cores": os.cpu_count(),
+        "loadavg": [round(load1, 2), round(load5, 2), round(load15, 2)],
+    }

@@ -88,12 +88,13 @@ from _stack import (  # noqa: E402
     Stack,
     Started,
     check_alive,
+    noise_line,
     pg_redis_start,
     pg_redis_stop,
     start_sandbox,
     start_workers,
 )
-from connectors import SHOPIFY_COST_PER_CALL, machine_noise  # noqa: E402
+from connectors import SHOPIFY_COST_PER_CALL  # noqa: E402
 
 PLATFORMS = ("shopify", "woocommerce", "ebay", "amazon")
 GOAL_P95_MS = {"embedded": 1000, "pg": 500}
@@ -104,15 +105,6 @@ WORKERS: list[Started] = []  # checked while waiting: a dead worker ends the lan
 
 def emit(line: dict[str, Any]) -> None:
     print(json.dumps(line), flush=True)
-
-
-def noise_line(when: str) -> dict[str, Any]:
-    load1, load5, load15 = os.getloadavg()
-    return machine_noise() | {
-        "when": when,
-        "cores": os.cpu_count(),
-        "loadavg": [round(load1, 2), round(load5, 2), round(load15, 2)],
-    }
 
 
 def percentile(values: Sequence[float], pct: float) -> float | None:
