@@ -60,7 +60,6 @@ eBay 10/s, Amazon patchListingsItem 5/s (the engine takes one token per call).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import random
@@ -88,6 +87,7 @@ from _stack import (  # noqa: E402
     Stack,
     Started,
     check_alive,
+    emit,
     noise_line,
     pg_redis_start,
     pg_redis_stop,
@@ -101,10 +101,6 @@ GOAL_P95_MS = {"embedded": 1000, "pg": 500}
 GOAL_BURST_RATIO = 1.15
 CENT = Decimal("0.01")
 WORKERS: list[Started] = []  # checked while waiting: a dead worker ends the lane
-
-
-def emit(line: dict[str, Any]) -> None:
-    print(json.dumps(line), flush=True)
 
 
 def percentile(values: Sequence[float], pct: float) -> float | None:
