@@ -40,14 +40,19 @@ def emit(line: dict[str, Any]) -> None:
 def bench_main(prefix: str, body: Callable[[Path, Path], None], *, keep: bool) -> int:
     """Run ``body(tmp, pg_dir)`` between machine_noise lines: ``tmp`` a fresh folder
     (logs, var), ``pg_dir`` an empty one for scripts/pg-redis.sh. Both are removed
-    afterwards (``keep``: tmp stays), the servers stopped, also after an error."""
+    afterwards (``keep``: tmp stays), the servers stopped, also after an error, which
+    is printed as an ``error`` line (exit code 1)."""
     signal.signal(signal.SIGTERM, _terminate)
     started = time.monotonic()
     emit(noise_line("before"))
     tmp = Path(tempfile.mkdtemp(prefix=f"pimsync-{prefix}-"))
     pg_dir = Path(tempfile.mkdtemp(prefix=f"pimsync-{prefix}-pg-"))
+    code = 0
     try:
         body(tmp, pg_dir)
+    except Exception as exc:  # one JSON line saying why the bench stopped
+        emit({"metric": "error", "error": f"{type(exc).__name__}: {exc}"})
+        code = 1
     finally:
         if "django" in sys.modules:
             with contextlib.suppress(Exception):
@@ -62,7 +67,7 @@ def bench_main(prefix: str, body: Callable[[Path, Path], None], *, keep: bool) -
             shutil.rmtree(tmp, ignore_errors=True)
     emit(noise_line("after"))
     emit({"metric": "total_seconds", "value": round(time.monotonic() - started, 1)})
-    return 0
+    return code
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -13,7 +13,14 @@ WooCommerce, eBay and Amazon, pushed once at 10x limits (not measured).
 
 JSON lines:
 
-1. ``crash``: one ``POST /api/v1/bulk/prices/`` with a new price for every SKU;
+1. ``broker_outage`` (with ``--broker-outage SECONDS``, run first): Redis (broker and
+   rate limiter) is stopped; during the outage ``--outage-changes`` (50) price
+   changes are made through the API (``PATCH /api/v1/variants/{id}/``, spread
+   over the first half of it; their answers are counted); Redis comes back
+   (empty, as after a crash); then the seconds from its return until every
+   channel shows every change, per channel and overall, against the goal of
+   10 s plus the floor of those changes (measured before this work: 39.6 s).
+2. ``crash``: one ``POST /api/v1/bulk/prices/`` with a new price for every SKU;
    then ``--kills`` times, at a random moment (0.5 to ``--max-gap`` s after the
    previous restart was ready), the push worker gets SIGKILL on its whole
    process group and is started again 5 s later. The channels' values are read
@@ -25,19 +32,13 @@ JSON lines:
    (bench/propagation.py's ``burst_floor``: the calls the connector needs at its
    largest batch over the documented limit), and ``met`` per channel:
    converged within 30 s of the last restart plus its floor.
-2. ``broker_outage`` (with ``--broker-outage SECONDS``): Redis (broker and
-   rate limiter) is stopped; during the outage ``--outage-changes`` (50) price
-   changes are made through the API (``PATCH /api/v1/variants/{id}/``, spread
-   over the first half of it; their answers are counted); Redis comes back
-   (empty, as after a crash); then the seconds from its return until every
-   channel shows every change, per channel and overall, against the goal of
-   10 s plus the floor of those changes (measured before this work: 39.6 s).
 3. ``machine_noise`` before and after; ``total_seconds``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import sys
 import threading
@@ -277,12 +278,26 @@ def crash_phase(
     )
 
 
+def settled_skus(prod: Production, count: int, wait: float) -> tuple[list[str], int]:
+    """``count`` SKUs (whole products first, as burst_floor groups them) with no push
+    pending on any channel, after waiting up to ``wait`` s for the queues to drain;
+    and how many pushes were still pending (work the crash phase left behind)."""
+    from channels_app.models import SyncMarker
+
+    with contextlib.suppress(TimeoutError):
+        wait_drained(wait, wait)
+    pending = SyncMarker.objects.filter(status=SyncMarker.Status.PENDING)
+    busy = set(pending.values_list("listing__variant__sku", flat=True))
+    return [sku for sku in prod.skus if sku not in busy][:count], pending.count()
+
+
 def outage_phase(prod: Production, args: argparse.Namespace, pg_dir: Path) -> None:
     from inventory.models import Variant
 
-    wait_drained(args.timeout, args.stall)
-    changes = min(args.outage_changes, len(prod.skus))
-    skus = prod.skus[:changes]  # whole products first: burst_floor's grouping
+    skus, pending = settled_skus(prod, args.outage_changes, args.settle)
+    changes = len(skus)
+    if not changes:
+        raise RuntimeError(f"no SKU without a pending push for the outage ({pending} pending)")
     floor = floors(prod, changes)
     variant_ids = dict(Variant.objects.filter(sku__in=skus).values_list("sku", "pk"))
     session = api_session(prod)
@@ -322,6 +337,7 @@ def outage_phase(prod: Production, args: argparse.Namespace, pg_dir: Path) -> No
             "metric": "broker_outage",
             "outage_s": args.broker_outage,
             "changes": changes,
+            "pushes_pending_before": pending,
             "api_statuses_during_outage": dict(statuses),
             "api_latency_max_s": round(max(latencies), 2) if latencies else None,
             "converged_after_broker_back_s": converged,
@@ -352,10 +368,13 @@ def run(args: argparse.Namespace, tmp: Path, pg_dir: Path) -> None:
             stall=args.stall,
         )
         emit(prod.setup_line() | {"restart_after_s": RESTART_AFTER_S})
-        if args.kills > 0:
-            crash_phase(stack, env, prod, args)
+        # The outage first: the crash phase may leave pushes leased for a long time
+        # (a killed worker's Amazon feed), which would leave no settled SKU to change.
         if args.broker_outage > 0:
             outage_phase(prod, args, pg_dir)
+        if args.kills > 0:
+            wait_drained(args.timeout, args.stall)
+            crash_phase(stack, env, prod, args)
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -373,6 +392,13 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help="stop Redis this long while prices change (0: skip)",
     )
     parser.add_argument("--outage-changes", type=int, default=50)
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=60.0,
+        help="wait this long for pending pushes before the outage; SKUs still pending "
+        "are left out of it",
+    )
     parser.add_argument("--grace", type=float, default=120.0, help="extra wait for convergence")
     parser.add_argument("--check-every", type=float, default=1.0)
     parser.add_argument("--default-concurrency", type=int, default=2)
