@@ -32,20 +32,15 @@ JSON lines (one object per line):
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import random
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +49,14 @@ sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 
 import propagation  # noqa: E402
 import requests  # noqa: E402
-from _stack import Stack, pg_redis_start, pg_redis_stop, start_sandbox, start_workers  # noqa: E402
-from ingest import production_env, start_gunicorn  # noqa: E402
+from _production import api_user_token, production_stack  # noqa: E402
+from _stack import (  # noqa: E402
+    bench_main,
+    start_beat,
+    start_gunicorn,
+    start_sandbox,
+    start_workers,
+)
 from propagation import (  # noqa: E402
     PLATFORMS,
     Sandbox,
@@ -65,7 +66,6 @@ from propagation import (  # noqa: E402
     emit,
     initial_sync,
     mismatches,
-    noise_line,
     percentile,
     wait_drained,
 )
@@ -130,15 +130,6 @@ def load(
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
         "unexpected_statuses": unexpected,
     }
-
-
-def api_user_token() -> str:
-    from django.contrib.auth import get_user_model
-
-    from pimsync.api.roles import user_api_token
-
-    user = get_user_model().objects.create_user("bench-api", is_staff=True)
-    return user_api_token(user=user)
 
 
 # --------------------------------------------------------------------------- phases
@@ -281,40 +272,23 @@ def bulk_prices_phase(
 
 
 def run(args: argparse.Namespace, tmp: Path, pg_dir: Path) -> None:
-    var_dir = tmp / "var"
-    var_dir.mkdir()
-    exported = pg_redis_start(pg_dir)
-    env = production_env(exported, var_dir) | {
-        # The bench measures the API, not its throttle: rates far above the load.
-        "PIMSYNC_API_RATE": "10000000/minute",
-        "PIMSYNC_API_BULK_RATE": "1000/minute",
-        "PIMSYNC_API_THROTTLE_REDIS_URL": exported["REDIS_URL"],
-    }
-    os.environ.update(env)
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-        cwd=BENCH.parent,
-        env=env,
-        check=True,
-    )
-    import django
-
-    django.setup()
     from django.db import connection
 
-    logs = tmp / "logs"
-    logs.mkdir()
-    with Stack(logs) as stack:
+    def unthrottled(exported: dict[str, str]) -> dict[str, str]:
+        # The bench measures the API, not its throttle: rates far above the load.
+        return {
+            "PIMSYNC_API_RATE": "10000000/minute",
+            "PIMSYNC_API_BULK_RATE": "1000/minute",
+            "PIMSYNC_API_THROTTLE_REDIS_URL": exported["REDIS_URL"],
+        }
+
+    with production_stack(tmp, pg_dir, unthrottled) as (stack, env):
         sandbox = Sandbox(start_sandbox(stack, env))
         rates = default_rates(sandbox.control("GET", "rate_limits"))
         build_catalog(sandbox, skus=args.skus, per_product=PER_PRODUCT, woo=args.woo, rates=rates)
         workers = start_workers(stack, env, count=1, concurrency=args.concurrency)
         propagation.WORKERS[:] = workers
-        stack.start(
-            "beat",
-            [sys.executable, "-m", "celery", "-A", "pimsync", "beat", "-l", "warning"],
-            env,
-        )
+        start_beat(stack, env)
         sync = (
             initial_sync(sandbox, rates, scale=10, timeout=args.timeout, stall=args.stall)
             if args.initial_sync
@@ -369,33 +343,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)  # unwinds through every finally: processes are stopped
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
-    signal.signal(signal.SIGTERM, _terminate)
-    started = time.monotonic()
-    emit(noise_line("before"))
-    tmp = Path(tempfile.mkdtemp(prefix="pimsync-api-"))
-    pg_dir = Path(tempfile.mkdtemp(prefix="pimsync-api-pg-"))
-    try:
-        run(args, tmp, pg_dir)
-    finally:
-        with contextlib.suppress(Exception):
-            from django.db import connections
-
-            connections.close_all()
-        pg_redis_stop(pg_dir)
-        shutil.rmtree(pg_dir, ignore_errors=True)
-        if args.keep:
-            print(f"kept {tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    emit(noise_line("after"))
-    emit({"metric": "total_seconds", "value": round(time.monotonic() - started, 1)})
-    return 0
+    return bench_main("api", partial(run, args), keep=args.keep)
 
 
 if __name__ == "__main__":

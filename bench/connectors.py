@@ -41,7 +41,6 @@ import argparse
 import json
 import logging
 import math
-import statistics
 import sys
 import time
 import traceback
@@ -52,6 +51,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _stack import machine_noise
 
 from channels_app.connectors.base import (
     ChannelConfig,
@@ -126,30 +127,6 @@ def amazon_config() -> dict[str, Any]:
         "seller_id": "A1BENCHSELLER",
         "marketplace_id": "ATVPDKIKX0DER",
         "product_type": "PRODUCT",
-    }
-
-
-# --------------------------------------------------------------------------- noise
-
-
-def cpu_loop() -> float:
-    started = time.perf_counter()
-    total = 0
-    for number in range(300_000):
-        total += number * number % 7
-    return (time.perf_counter() - started) * 1000
-
-
-def machine_noise(repeats: int = 9) -> dict[str, Any]:
-    timings = sorted(cpu_loop() for _ in range(repeats))
-    median = statistics.median(timings)
-    return {
-        "metric": "machine_noise",
-        "cpu_loop_ms_median": round(median, 2),
-        "cpu_loop_ms_min": round(timings[0], 2),
-        "cpu_loop_ms_max": round(timings[-1], 2),
-        "spread_pct": round((timings[-1] - timings[0]) / median * 100, 1),
-        "repeats": repeats,
     }
 
 

@@ -46,17 +46,14 @@ import os
 import queue
 import random
 import secrets
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -64,14 +61,15 @@ BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 
 import requests  # noqa: E402
+from _production import production_stack  # noqa: E402
 from _stack import (  # noqa: E402
-    Stack,
     Started,
+    bench_main,
     check_alive,
-    free_port,
-    pg_redis_start,
-    pg_redis_stop,
+    pid_file,
     process_tree,
+    start_beat,
+    start_gunicorn,
     start_sandbox,
     start_workers,
 )
@@ -81,7 +79,6 @@ from propagation import (  # noqa: E402
     default_rates,
     emit,
     initial_sync,
-    noise_line,
     percentile,
     wait_drained,
 )
@@ -106,6 +103,7 @@ class Delivery:
     webhook_id: str
     body: bytes
     headers: dict[str, str]
+    path: str = f"/webhooks/{SHOP_SLUG}/"  # the channel's webhook URL path
 
 
 def shopify_delivery(order_id: int, sku_index: int, sku: str) -> Delivery:
@@ -196,7 +194,6 @@ def sender(port: int, work: queue.SimpleQueue[Scheduled | None], out: SendResult
     from when this sender got round to it: a slow server then shows up as latency
     instead of hiding behind fewer requests (no coordinated omission)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    path = f"/webhooks/{SHOP_SLUG}/"
     opened = 0
     try:
         while (scheduled := work.get()) is not None:
@@ -207,7 +204,7 @@ def sender(port: int, work: queue.SimpleQueue[Scheduled | None], out: SendResult
                 time.sleep(wait)
             started = due if due is not None else time.perf_counter()
             try:
-                conn.request("POST", path, body=item.body, headers=item.headers)
+                conn.request("POST", item.path, body=item.body, headers=item.headers)
                 response = conn.getresponse()
                 data = response.read()
             except (OSError, http.client.HTTPException) as exc:
@@ -296,62 +293,6 @@ class CpuMeter:
 
 
 # --------------------------------------------------------------------------- stack
-
-
-def production_env(exported: dict[str, str], var_dir: Path) -> dict[str, str]:
-    from cryptography.fernet import Fernet
-
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "pimsync.settings.production",
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "PIMSYNC_FERNET_KEYS": Fernet.generate_key().decode(),
-        "SECURE_SSL_REDIRECT": "false",
-        "DATABASE_URL": exported["DATABASE_URL"],
-        "CELERY_BROKER_URL": exported["CELERY_BROKER_URL"],
-        "PIMSYNC_RATE_LIMIT_REDIS_URL": exported["REDIS_URL"],
-        "PIMSYNC_VAR_DIR": str(var_dir),
-        "PIMSYNC_SWEEP_SECONDS": "1",
-        "PIMSYNC_DEMO_ORDERS": "false",
-        "LOG_LEVEL": "WARNING",
-        "PYTHONUNBUFFERED": "1",
-    }
-
-
-def start_gunicorn(
-    stack: Stack, env: dict[str, str], *, workers: int, worker_class: str, threads: int
-) -> tuple[Started, int]:
-    for _ in range(5):
-        port = free_port()
-        command = [
-            str(BENCH.parent / ".venv" / "bin" / "gunicorn"),
-            "pimsync.wsgi",
-            "-w",
-            str(workers),
-            "-b",
-            f"127.0.0.1:{port}",
-            "-k",
-            worker_class,
-        ]
-        if worker_class == "gthread":
-            command += ["--threads", str(threads)]
-        item = stack.start(f"gunicorn-{port}", command, env)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and item.proc.poll() is None:
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).ok:
-                    return item, port
-            time.sleep(0.2)
-        if item.proc.poll() is None:
-            raise RuntimeError(f"gunicorn did not answer:\n{item.log_tail()}")
-    raise RuntimeError(f"gunicorn did not start:\n{stack.started[-1].log_tail()}")
-
-
-def pid_file(path: Path) -> list[int]:
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        return [int(path.read_text().split()[0])]
-    return []
 
 
 def seed(sandbox: Sandbox, skus: int) -> list[str]:
@@ -559,24 +500,9 @@ def propagation_phase(
 
 
 def run(args: argparse.Namespace, tmp: Path, pg_dir: Path) -> None:
-    var_dir = tmp / "var"
-    var_dir.mkdir()
-    env = production_env(pg_redis_start(pg_dir), var_dir)
-    os.environ.update(env)
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-        cwd=BENCH.parent,
-        env=env,
-        check=True,
-    )
-    import django
-
-    django.setup()
     from django.db import connection
 
-    logs = tmp / "logs"
-    logs.mkdir()
-    with Stack(logs) as stack:
+    with production_stack(tmp, pg_dir) as (stack, env):
         sandbox = Sandbox(start_sandbox(stack, env))
         skus = seed(sandbox, args.skus)
         workers = start_workers(
@@ -586,11 +512,7 @@ def run(args: argparse.Namespace, tmp: Path, pg_dir: Path) -> None:
             concurrency=args.concurrency,
             nice=args.worker_nice,
         )
-        beat = stack.start(
-            "beat",
-            [sys.executable, "-m", "celery", "-A", "pimsync", "beat", "-l", "warning"],
-            env,
-        )
+        beat = start_beat(stack, env)
         sync = initial_sync(
             sandbox,
             default_rates(sandbox.control("GET", "rate_limits")),
@@ -687,33 +609,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)  # unwinds through every finally: processes are stopped
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
-    signal.signal(signal.SIGTERM, _terminate)
-    started = time.monotonic()
-    emit(noise_line("before"))
-    tmp = Path(tempfile.mkdtemp(prefix="pimsync-ingest-"))
-    pg_dir = Path(tempfile.mkdtemp(prefix="pimsync-ingest-pg-"))
-    try:
-        run(args, tmp, pg_dir)
-    finally:
-        with contextlib.suppress(Exception):
-            from django.db import connections
-
-            connections.close_all()
-        pg_redis_stop(pg_dir)
-        shutil.rmtree(pg_dir, ignore_errors=True)
-        if args.keep:
-            print(f"kept {tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    emit(noise_line("after"))
-    emit({"metric": "total_seconds", "value": round(time.monotonic() - started, 1)})
-    return 0
+    return bench_main("ingest", partial(run, args), keep=args.keep)
 
 
 if __name__ == "__main__":

@@ -60,7 +60,6 @@ eBay 10/s, Amazon patchListingsItem 5/s (the engine takes one token per call).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import random
@@ -88,31 +87,20 @@ from _stack import (  # noqa: E402
     Stack,
     Started,
     check_alive,
+    emit,
+    noise_line,
     pg_redis_start,
     pg_redis_stop,
     start_sandbox,
     start_workers,
 )
-from connectors import SHOPIFY_COST_PER_CALL, machine_noise  # noqa: E402
+from connectors import SHOPIFY_COST_PER_CALL  # noqa: E402
 
 PLATFORMS = ("shopify", "woocommerce", "ebay", "amazon")
 GOAL_P95_MS = {"embedded": 1000, "pg": 500}
 GOAL_BURST_RATIO = 1.15
 CENT = Decimal("0.01")
 WORKERS: list[Started] = []  # checked while waiting: a dead worker ends the lane
-
-
-def emit(line: dict[str, Any]) -> None:
-    print(json.dumps(line), flush=True)
-
-
-def noise_line(when: str) -> dict[str, Any]:
-    load1, load5, load15 = os.getloadavg()
-    return machine_noise() | {
-        "when": when,
-        "cores": os.cpu_count(),
-        "loadavg": [round(load1, 2), round(load5, 2), round(load15, 2)],
-    }
 
 
 def percentile(values: Sequence[float], pct: float) -> float | None:

@@ -16,7 +16,7 @@ the resyncs.
 
 JSON lines:
 
-* ``machine_noise`` before and after (a fixed CPU loop, as bench/connectors.py).
+* ``machine_noise`` before and after (a fixed CPU loop, load average; bench/_stack.py).
 * per channel ``reconcile_channel``: ``read_seconds`` (time inside the bulk
   reads), ``local_seconds`` (everything else of the check: database, fresh
   price/ATP, comparison, findings), ``check_seconds`` (read + local, i.e. until
@@ -56,7 +56,6 @@ import math
 import os
 import random
 import shutil
-import statistics
 import sys
 import tempfile
 import threading
@@ -67,6 +66,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _stack import noise_line
 
 PLATFORMS = ("shopify", "woocommerce", "ebay", "amazon")
 GOAL_RATIO = 1.2
@@ -82,28 +83,6 @@ SEED_KEYS = {
 
 def emit(line: dict[str, Any]) -> None:
     print(json.dumps(line, default=str), flush=True)
-
-
-def cpu_loop() -> float:
-    started = time.perf_counter()
-    total = 0
-    for number in range(300_000):
-        total += number * number % 7
-    return (time.perf_counter() - started) * 1000
-
-
-def machine_noise(repeats: int = 9) -> dict[str, Any]:
-    timings = sorted(cpu_loop() for _ in range(repeats))
-    median = statistics.median(timings)
-    return {
-        "metric": "machine_noise",
-        "cpu_loop_ms_median": round(median, 2),
-        "cpu_loop_ms_min": round(timings[0], 2),
-        "cpu_loop_ms_max": round(timings[-1], 2),
-        "spread_pct": round((timings[-1] - timings[0]) / median * 100, 1),
-        "load_avg_1m": round(os.getloadavg()[0], 2),
-        "cores": os.cpu_count(),
-    }
 
 
 # --------------------------------------------------------------------------- floors
@@ -356,7 +335,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     from sandbox.server import start_sandbox
 
     call_command("migrate", verbosity=0)
-    emit(machine_noise())
+    emit(noise_line("before"))
     sandbox = start_sandbox()  # the documented limits
     try:
         started = time.perf_counter()
@@ -430,7 +409,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
                 "met": met,
             }
         )
-        emit(machine_noise() | {"when": "after"})
+        emit(noise_line("after"))
         return 0 if met else 1
     finally:
         sandbox.stop()

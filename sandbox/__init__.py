@@ -11,7 +11,8 @@ Production code never imports this package; ``python manage.py run_sandbox``
 * ``server.py``: the HTTP server and the ``/_control/`` API (see docs/sandbox.md).
 * What a platform is built from: ``http.py`` (requests, responses, routes, wire
   formats), ``store.py`` (catalog and orders), ``ratelimit.py``, ``faults.py``,
-  ``counters.py``, ``webhooks.py`` and ``clock.py`` (the time every deadline reads).
+  ``counters.py``, ``score.py`` (which orders pimsync has seen, stale overwrites),
+  ``webhooks.py`` and ``clock.py`` (the time every deadline reads).
 * ``contracts/``: the platforms' published definitions, trimmed to what pimsync
   uses, and the validators that refuse every request they do not allow.
 """

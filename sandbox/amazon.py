@@ -379,7 +379,7 @@ class AmazonSandbox(SandboxPlatform):
             change = self._validate(item, marketplace, patches)
             status = "INVALID" if change.issues else "ACCEPTED"
             if not change.issues:
-                self._apply(item, change)
+                self._apply(item, change, via="patchListingsItem")
         return Response.json(
             200,
             {
@@ -414,11 +414,12 @@ class AmazonSandbox(SandboxPlatform):
             change.issues.append(_issue(INVALID_VALUE, "The value is invalid (injected failure)"))
         return change
 
-    def _apply(self, item: CatalogItem, change: _Change) -> None:
-        self.catalog.set_values(item.sku, price=change.price, quantity=change.quantity)
+    def _apply(self, item: CatalogItem, change: _Change, *, via: str) -> None:
         if change.price is not None:
+            self.catalog.set_values(item.sku, price=change.price)
             self.counters.count_items("price", 1)
         if change.quantity is not None:
+            self.write_quantity(item, change.quantity, via=via)
             self.counters.count_items("quantity", 1)
 
     def get_item(self, request: Request) -> Response:
@@ -685,7 +686,7 @@ class AmazonSandbox(SandboxPlatform):
         change = self._validate(item, marketplace, patches)
         if change.issues:
             return tagged(change.issues)
-        self._apply(item, change)
+        self._apply(item, change, via="JSON_LISTINGS_FEED")
         return []
 
     # ------------------------------------------------------------------ orders
@@ -697,6 +698,8 @@ class AmazonSandbox(SandboxPlatform):
         with self.lock:
             matching = [o for o in self.orders.all() if _order_matches(o, query)]
             window = matching[start : start + int(query["size"])]
+            # Orders 2026-01-01 lists each order with its items: listed is seen.
+            self.mark_orders_seen(window)
             payload: JsonDict = {
                 "orders": [self.render_order(order) for order in window],
                 "lastUpdatedBefore": iso(datetime.now(UTC) - timedelta(minutes=2)),

@@ -1,4 +1,5 @@
-"""What a platform has seen: calls, rate-limited answers, faults, items written."""
+"""What a platform has seen: calls, rate-limited answers, faults, items written,
+and the stale overwrites it suffered (see score.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from collections import deque
 
 from .clock import Clock
 from .http import JsonDict
+
+# Stale overwrites kept in detail (the count has no limit).
+STALE_DETAIL_LIMIT = 1000
 
 
 class Counters:
@@ -27,6 +31,8 @@ class Counters:
             self.items: dict[str, int] = {}
             self.max_rate_1s = 0
             self._window: deque[float] = deque()
+            self.stale_overwrites = 0
+            self.stale_detail: deque[JsonDict] = deque(maxlen=STALE_DETAIL_LIMIT)
 
     def record_call(self, endpoint: str) -> None:
         now = self._clock()
@@ -50,6 +56,15 @@ class Counters:
         with self._lock:
             self.items[kind] = self.items.get(kind, 0) + n
 
+    def record_stale_overwrite(self, detail: JsonDict) -> None:
+        with self._lock:
+            self.stale_overwrites += 1
+            self.stale_detail.append(detail)
+
+    def stale_overwrites_detail(self) -> list[JsonDict]:
+        with self._lock:
+            return list(self.stale_detail)
+
     def snapshot(self) -> JsonDict:
         with self._lock:
             return {
@@ -59,4 +74,5 @@ class Counters:
                 "faults": dict(self.faults),
                 "items": dict(self.items),
                 "max_rate_1s": self.max_rate_1s,
+                "stale_overwrites": self.stale_overwrites,
             }

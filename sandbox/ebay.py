@@ -377,10 +377,11 @@ class EbaySandbox(SandboxPlatform):
             return answer(
                 400, ebay_error(25002, "This listing has reached its revision limit for today")
             )
-        self.catalog.set_values(item.sku, price=price, quantity=quantity)
         if price is not None:
+            self.catalog.set_values(item.sku, price=price)
             self.counters.count_items("price", 1)
         if quantity is not None:
+            self.write_quantity(item, quantity, via="bulkUpdatePriceQuantity")
             self.counters.count_items("quantity", 1)
         return answer(200)
 
@@ -496,6 +497,7 @@ class EbaySandbox(SandboxPlatform):
                 and (end is None or order.updated_at <= end)
             ]
             window = matching[offset : offset + limit]
+            self.mark_orders_seen(window)
             payload: JsonDict = {
                 "href": self._orders_href(request, offset, limit),
                 "total": len(matching),

@@ -24,11 +24,15 @@ class Faults:
     throttle: float = 0.0  # share answered as over the rate limit (the platform's 429/THROTTLED)
     item_failure: float = 0.0
     fail_skus: set[str] = field(default_factory=set)  # always fail these items
+    webhook_drop: float = 0.0  # share of order webhooks never delivered (as platforms do)
     outage_until: float = 0.0  # deadline on ``clock``
     endpoints: set[str] = field(default_factory=set)  # empty: every endpoint
     seed: int | None = None
     clock: Clock = field(default=time.monotonic, repr=False, compare=False)
     _rng: random.Random = field(default_factory=random.Random, repr=False)
+    # Webhook drops roll their own dice: with a seed, which deliveries are lost does
+    # not depend on how many API calls happened in between.
+    _webhook_rng: random.Random = field(default_factory=random.Random, repr=False)
 
     FIELDS: ClassVar[tuple[str, ...]] = (
         "error_5xx",
@@ -39,6 +43,7 @@ class Faults:
         "throttle",
         "item_failure",
         "fail_skus",
+        "webhook_drop",
         "outage_seconds",
         "endpoints",
         "seed",
@@ -49,7 +54,7 @@ class Faults:
         unknown = set(spec) - set(self.FIELDS)
         if unknown:
             raise ValueError(f"unknown fault keys: {sorted(unknown)}")
-        for key in ("error_5xx", "timeout", "auth", "throttle", "item_failure"):
+        for key in ("error_5xx", "timeout", "auth", "throttle", "item_failure", "webhook_drop"):
             if key in spec:
                 share = float(spec[key])
                 if not 0.0 <= share <= 1.0:
@@ -68,6 +73,7 @@ class Faults:
         if "seed" in spec:
             self.seed = None if spec["seed"] is None else int(spec["seed"])
             self._rng = random.Random(self.seed)  # noqa: S311 - fault dice, not crypto
+            self._webhook_rng = random.Random(self.seed)  # noqa: S311 - fault dice, not crypto
 
     def clear(self) -> None:
         fresh = Faults()
@@ -75,6 +81,7 @@ class Faults:
             setattr(self, name, getattr(fresh, name))
         self.item_failure = 0.0
         self.fail_skus = set()
+        self.webhook_drop = 0.0
         self.outage_until = 0.0
         self.endpoints = set()
 
@@ -82,8 +89,7 @@ class Faults:
         return not self.endpoints or route_name in self.endpoints
 
     def roll(self, share: float) -> bool:
-        # Not security relevant: a reproducible stream when a seed is set.
-        return share > 0.0 and (share >= 1.0 or self._rng.random() < share)
+        return _rolls(self._rng, share)
 
     def in_outage(self) -> bool:
         return self.clock() < self.outage_until
@@ -91,6 +97,10 @@ class Faults:
     def item_fails(self, sku: str) -> bool:
         """Whether one item of a batch should fail (partial batch failure)."""
         return sku in self.fail_skus or self.roll(self.item_failure)
+
+    def webhook_dropped(self) -> bool:
+        """Whether the next order webhook is lost (never delivered; polling still finds it)."""
+        return _rolls(self._webhook_rng, self.webhook_drop)
 
     def describe(self) -> JsonDict:
         return {
@@ -102,6 +112,12 @@ class Faults:
             "throttle": self.throttle,
             "item_failure": self.item_failure,
             "fail_skus": sorted(self.fail_skus),
+            "webhook_drop": self.webhook_drop,
             "outage_remaining": max(0.0, round(self.outage_until - self.clock(), 3)),
             "endpoints": sorted(self.endpoints),
         }
+
+
+def _rolls(rng: random.Random, share: float) -> bool:
+    # Not security relevant: a reproducible stream when a seed is set.
+    return share > 0.0 and (share >= 1.0 or rng.random() < share)

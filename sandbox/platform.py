@@ -64,7 +64,15 @@ Shared state per platform
 * ``counters`` (:class:`Counters`): calls, per-endpoint counts, rate-limited
   answers, faults given, items written, max observed calls in any 1 s window.
 * ``faults`` (:class:`Faults`): shares of 5xx / timeouts / 401, partial batch
-  failures (``item_fails(sku)``), outage for N seconds, optional endpoint filter.
+  failures (``item_fails(sku)``), outage for N seconds, optional endpoint filter,
+  a share of order webhooks dropped (``webhook_drop``).
+* ``score`` (:class:`~sandbox.score.Scorekeeper`): which orders pimsync has not
+  seen yet, and the stale overwrites (counted in ``counters``). A module keeps
+  it true with two calls: every API path that sets a SKU's quantity goes
+  through ``self.write_quantity(item, quantity, via="<operation>")`` (never
+  ``catalog.set_values(quantity=...)``), and every orders listing endpoint
+  (a poll) passes the orders it returns to ``self.mark_orders_seen(orders)``.
+  A delivered webhook (2xx) marks its order seen in ``emit_order_event``.
 * ``limits``: ``{limit_key: {"rate": r, "burst": b, ...}}``; the documented
   values are the defaults, tests raise them (``set_limits`` / ``scale_limits``).
   :class:`TokenBucket` (rate/burst) and :class:`CostBucket` (Shopify-style
@@ -106,6 +114,7 @@ from .http import (
     utcnow,
 )
 from .ratelimit import TokenBucket
+from .score import Scorekeeper
 from .store import (
     ID_KEYS,
     ORDER_TRANSITIONS,
@@ -116,6 +125,15 @@ from .store import (
     SandboxOrder,
 )
 from .webhooks import WebhookDelivery, WebhookRequest, WebhookTarget, post_webhook
+
+
+class OutOfStock(ValueError):
+    """A checkout the store refuses: the catalog shows fewer units than ordered."""
+
+    def __init__(self, sku: str, shown: int) -> None:
+        super().__init__(f"{sku} shows {shown} units: out of stock")
+        self.sku = sku
+        self.shown = shown
 
 
 class SandboxPlatform:
@@ -142,6 +160,7 @@ class SandboxPlatform:
         self.orders = OrderStore(self.lock)
         self.counters = Counters(clock)
         self.faults = Faults(clock=clock)
+        self.score = Scorekeeper(self.lock)
         self.credentials: dict[str, str] = dict(self.default_credentials)
         self.webhook_target: WebhookTarget | None = None
         self.deliveries: list[WebhookDelivery] = []
@@ -444,6 +463,20 @@ class SandboxPlatform:
         if self._on_change is not None:
             self._on_change()
 
+    def write_quantity(self, item: CatalogItem, quantity: int, *, via: str) -> None:
+        """Set a SKU's quantity as the platform's API does, and keep score: a write
+        that raises it over a sale pimsync has not seen is a stale overwrite."""
+        with self.lock:
+            before = item.quantity
+            self.catalog.set_values(item.sku, quantity=quantity)
+            overwrite = self.score.quantity_written(item.sku, before, quantity, via=via)
+            if overwrite is not None:
+                self.counters.record_stale_overwrite(overwrite.to_json())
+
+    def mark_orders_seen(self, orders: Iterable[SandboxOrder]) -> None:
+        """An orders poll returned these: pimsync has seen them from now on."""
+        self.score.mark_seen(order.id for order in orders)
+
     # ---- orders
 
     def create_order(
@@ -455,11 +488,15 @@ class SandboxPlatform:
         email: str = "",
         phone: str = "",
         adjust_stock: bool = True,
+        in_stock_only: bool = False,
     ) -> SandboxOrder:
         """Create an order from {sku, quantity, [price]} lines, as a buyer would.
 
         With ``adjust_stock`` the catalog loses the units at once (what the
-        platforms do on checkout); a cancellation gives them back.
+        platforms do on checkout); a cancellation gives them back. With
+        ``in_stock_only`` the checkout is refused (:class:`OutOfStock`) when the
+        catalog shows fewer units than ordered, as a store does; the check and
+        the sale are one step under the platform's lock.
         """
         if status not in ("pending", "paid"):
             raise ValueError("a new order is pending or paid")
@@ -480,6 +517,8 @@ class SandboxPlatform:
                 )
             if not order_lines:
                 raise ValueError("an order needs at least one line")
+            if in_stock_only:
+                self._check_in_stock(order_lines)
             number = len(self.orders) + 1001
             order = SandboxOrder(
                 id=str(self.next_id()),
@@ -497,8 +536,19 @@ class SandboxPlatform:
                 for line in order_lines:
                     self.catalog.adjust_quantity(line.sku, -line.quantity)
             self.orders.add(order)
+            self.score.order_placed(order)
         self.changed()
         return order
+
+    def _check_in_stock(self, lines: Iterable[OrderLine]) -> None:
+        wanted: dict[str, int] = {}
+        for line in lines:
+            wanted[line.sku] = wanted.get(line.sku, 0) + line.quantity
+        for sku, quantity in wanted.items():
+            item = self.catalog.get(sku)
+            shown = item.quantity if item is not None else 0
+            if shown < quantity:
+                raise OutOfStock(sku, shown)
 
     def order_transition(
         self,
@@ -526,6 +576,7 @@ class SandboxPlatform:
                 if order.stock_adjusted:
                     for line in order.lines:
                         self.catalog.adjust_quantity(line.sku, line.quantity)
+                self.score.forget(order.id)
             if action == "fulfil":
                 order.tracking_number = tracking_number
                 order.carrier = carrier
@@ -541,7 +592,14 @@ class SandboxPlatform:
         prepared = self.webhook_request(order, event, target)
         if prepared is None:
             return None
-        status, error = post_webhook(target.url, prepared)
+        if self.faults.webhook_dropped():
+            # Lost on the platform's side: never sent, the order waits for a poll.
+            self.counters.record_fault("webhook_drop")
+            status, error = None, "dropped (injected fault)"
+        else:
+            status, error = post_webhook(target.url, prepared)
+            if status is not None and 200 <= status < 300:
+                self.score.mark_seen([order.id])
         delivery = WebhookDelivery(
             platform=self.name,
             topic=prepared.topic,
@@ -563,6 +621,7 @@ class SandboxPlatform:
             self.catalog.clear()
             self.orders.clear()
             self.counters.reset()
+            self.score.reset()
             self.faults.clear()
             self.deliveries.clear()
             self.refusals.clear()

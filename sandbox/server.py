@@ -39,7 +39,7 @@ from typing import Any
 
 from .clock import Clock
 from .http import ApiError, JsonDict, Request, Response, to_decimal
-from .platform import SandboxPlatform
+from .platform import OutOfStock, SandboxPlatform
 from .webhooks import WebhookTarget
 
 logger = logging.getLogger(__name__)
@@ -110,6 +110,12 @@ class SandboxApp:
             ("POST", re.compile(r"/_control/values"), self._values_set),
             ("GET", re.compile(r"/_control/counters(?:/(?P<p>\w+))?"), self._counters),
             ("POST", re.compile(r"/_control/counters/reset"), self._counters_reset),
+            (
+                "GET",
+                re.compile(r"/_control/stale_overwrites(?:/(?P<p>\w+))?"),
+                self._stale_overwrites,
+            ),
+            ("GET", re.compile(r"/_control/quantities(?:/(?P<p>\w+))?"), self._quantities),
             ("POST", re.compile(r"/_control/reset"), self._reset),
             ("GET", re.compile(r"/_control/faults"), self._faults_get),
             ("POST", re.compile(r"/_control/faults"), self._faults_set),
@@ -222,6 +228,29 @@ class SandboxApp:
             return Response.json(200, self.platform(found["p"]).counters.snapshot())
         return Response.json(200, {n: p.counters.snapshot() for n, p in self.platforms.items()})
 
+    def _stale_overwrites(self, request: Request, found: re.Match[str]) -> Response:
+        """Per platform: the count, the orders pimsync has not seen yet, and each
+        overwrite (SKU, time, from -> to, the unseen orders, the operation)."""
+        targets = [self.platform(found["p"])] if found["p"] else list(self.platforms.values())
+        return Response.json(
+            200,
+            {
+                p.name: {
+                    "stale_overwrites": p.counters.stale_overwrites,
+                    "unseen_orders": p.score.unseen_count(),
+                    "detail": p.counters.stale_overwrites_detail(),
+                }
+                for p in targets
+            },
+        )
+
+    def _quantities(self, request: Request, found: re.Match[str]) -> Response:
+        """{platform: {sku: quantity}}: small enough to poll many times a second."""
+        targets = [self.platform(found["p"])] if found["p"] else list(self.platforms.values())
+        return Response.json(
+            200, {p.name: {i.sku: i.quantity for i in p.catalog.items()} for p in targets}
+        )
+
     def _counters_reset(self, request: Request, found: re.Match[str]) -> Response:
         for platform in self._selected(self._body(request)):
             platform.counters.reset()
@@ -323,14 +352,20 @@ class SandboxApp:
         body = self._body(request)
         platform = self.platform(str(body["platform"]))
         status = str(body.get("financial_status", "paid"))
-        order = platform.create_order(
-            body["lines"],
-            status="paid" if status == "paid" else "pending",
-            currency=str(body.get("currency", "USD")),
-            email=str(body.get("email", "")),
-            phone=str(body.get("phone", "")),
-            adjust_stock=bool(body.get("adjust_stock", True)),
-        )
+        try:
+            order = platform.create_order(
+                body["lines"],
+                status="paid" if status == "paid" else "pending",
+                currency=str(body.get("currency", "USD")),
+                email=str(body.get("email", "")),
+                phone=str(body.get("phone", "")),
+                adjust_stock=bool(body.get("adjust_stock", True)),
+                in_stock_only=bool(body.get("in_stock_only", False)),
+            )
+        except OutOfStock as exc:
+            return Response.json(
+                409, {"error": str(exc), "sku": exc.sku, "quantity_shown": exc.shown}
+            )
         delivery = (
             platform.emit_order_event(order, "created") if body.get("webhook", True) else None
         )

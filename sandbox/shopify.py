@@ -418,7 +418,7 @@ class ShopifySandbox(SandboxPlatform):
             changes = []
             for item, quantity, location in planned:
                 delta = quantity - item.quantity
-                self.catalog.set_values(item.sku, quantity=quantity)
+                self.write_quantity(item, quantity, via="inventorySetQuantities")
                 changes.append(
                     {
                         "name": spec["name"],
@@ -604,6 +604,7 @@ class ShopifySandbox(SandboxPlatform):
             stamp, order_id = self._decode_cursor(str(after))
             orders = [o for o in orders if (o.updated_at, int(o.id)) > (stamp, int(order_id))]
         page = orders[:first]
+        self.mark_orders_seen(page)
         found = LINE_FIRST.search(query)
         line_first = int(found.group(1)) if found else 0
         nodes = [self._order_node(o, line_first) for o in page]

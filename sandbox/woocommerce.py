@@ -321,9 +321,10 @@ class WooCommerceSandbox(SandboxPlatform):
                 return self._item_error(
                     item_id, "woocommerce_rest_product_not_saved", "Could not save the product."
                 )
-            return self._apply_update(item, row)
+            via = "products_batch" if parent is None else "variations_batch"
+            return self._apply_update(item, row, via=via)
 
-    def _apply_update(self, item: CatalogItem, row: Mapping[str, Any]) -> JsonDict:
+    def _apply_update(self, item: CatalogItem, row: Mapping[str, Any], *, via: str) -> JsonDict:
         """regular_price/sale_price map onto (compare_at_price, price): with a sale,
         the sale price is what buyers pay and the regular price is the "was" price."""
         regular = item.compare_at_price if item.compare_at_price is not None else item.price
@@ -356,7 +357,7 @@ class WooCommerceSandbox(SandboxPlatform):
             )
             self.counters.count_items("price", 1)
         if quantity is not None:
-            self.catalog.set_values(item.sku, quantity=quantity)
+            self.write_quantity(item, quantity, via=via)
             self.counters.count_items("quantity", 1)
         return self._product_json(item)
 
@@ -507,6 +508,8 @@ class WooCommerceSandbox(SandboxPlatform):
             orders = [o for o in orders if o.updated_at.replace(microsecond=0) > since]
         if request.arg("order", "desc") == "desc":
             orders.reverse()
+        per_page, page = self._paging(request)
+        self.mark_orders_seen(orders[(page - 1) * per_page : page * per_page])
         return self._paged(request, [self.render_order(o) for o in orders])
 
     def order_get(self, request: Request) -> Response:

@@ -8,6 +8,8 @@
 #                                         eval "$(scripts/pg-redis.sh start)"
 #   scripts/pg-redis.sh env DIR       print the same export lines again
 #   scripts/pg-redis.sh stop DIR      stop both servers and delete DIR
+#   scripts/pg-redis.sh redis-stop DIR    stop Redis alone (a broker outage, for benchmarks)
+#   scripts/pg-redis.sh redis-start DIR   start it again on the same port, with no data
 #
 # Exported: DATABASE_URL (a superuser role that may create the test database),
 # CELERY_BROKER_URL (Redis db 0), REDIS_URL (Redis db 1) and PIMSYNC_PG_REDIS_DIR (DIR).
@@ -227,8 +229,31 @@ redis_answers() ( # port
     [[ $reply == "+PONG"* ]]
 )
 
+# Starts redis-server on PORT with its state in DIR/redis; true once it answers.
+launch_redis() { # redis_bin port
+    local waited
+    rm -f "$DIR/redis/redis.pid"
+    as_service_user "$1" --bind 127.0.0.1 --port "$2" --protected-mode yes \
+        --save '' --appendonly no --dir "$DIR/redis" --daemonize yes \
+        --pidfile "$DIR/redis/redis.pid" --logfile "$DIR/redis/redis.log" \
+        --maxclients 1000 >/dev/null 2>&1 || true
+    # Redis writes its pid file only after it has bound the port, so a PONG
+    # with the pid file present is our server, not a stranger on that port.
+    for ((waited = 0; waited < 100; waited++)); do
+        if [[ -s $DIR/redis/redis.pid ]] && redis_answers "$2" 2>/dev/null; then
+            return 0
+        fi
+        if grep -qiE 'address already in use|could not create server' \
+            "$DIR/redis/redis.log" 2>/dev/null; then
+            return 1
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
 start_redis() {
-    local began port attempt redis_bin waited
+    local began port attempt redis_bin
     began=$(now_us)
     redis_bin=$(command -v redis-server || true)
     if [[ -z $redis_bin ]]; then
@@ -240,28 +265,14 @@ start_redis() {
 
     for ((attempt = 1; attempt <= PORT_TRIES; attempt++)); do
         port=$(free_port)
-        rm -f "$DIR/redis/redis.pid"
-        as_service_user "$redis_bin" --bind 127.0.0.1 --port "$port" --protected-mode yes \
-            --save '' --appendonly no --dir "$DIR/redis" --daemonize yes \
-            --pidfile "$DIR/redis/redis.pid" --logfile "$DIR/redis/redis.log" \
-            --maxclients 1000 >/dev/null 2>&1 || true
-        # Redis writes its pid file only after it has bound the port, so a PONG
-        # with the pid file present is our server, not a stranger on that port.
-        for ((waited = 0; waited < 100; waited++)); do
-            if [[ -s $DIR/redis/redis.pid ]] && redis_answers "$port" 2>/dev/null; then
-                printf 'REDIS_PORT=%q\n' "$port" >>"$DIR/state"
-                printf 'export CELERY_BROKER_URL=redis://127.0.0.1:%s/0\n' "$port" >>"$DIR/env.sh"
-                printf 'export REDIS_URL=redis://127.0.0.1:%s/1\n' "$port" >>"$DIR/env.sh"
-                log "$("$redis_bin" --version | cut -d' ' -f1-3) on 127.0.0.1:$port" \
-                    "(no persistence) up in $(seconds_since "$began")s"
-                return 0
-            fi
-            if grep -qiE 'address already in use|could not create server' \
-                "$DIR/redis/redis.log" 2>/dev/null; then
-                break
-            fi
-            sleep 0.1
-        done
+        if launch_redis "$redis_bin" "$port"; then
+            printf 'REDIS_PORT=%q\n' "$port" >>"$DIR/state"
+            printf 'export CELERY_BROKER_URL=redis://127.0.0.1:%s/0\n' "$port" >>"$DIR/env.sh"
+            printf 'export REDIS_URL=redis://127.0.0.1:%s/1\n' "$port" >>"$DIR/env.sh"
+            log "$("$redis_bin" --version | cut -d' ' -f1-3) on 127.0.0.1:$port" \
+                "(no persistence) up in $(seconds_since "$began")s"
+            return 0
+        fi
         stop_redis
         if ((attempt == PORT_TRIES)) ||
             ! grep -qi 'address already in use' "$DIR/redis/redis.log" 2>/dev/null; then
@@ -356,18 +367,39 @@ cmd_stop() {
     log "stopped PostgreSQL and Redis, removed $DIR in $(seconds_since "$began")s"
 }
 
+# Redis again on the port the clients know (after redis-stop): a broker outage ends.
+cmd_redis_start() {
+    local began port redis_bin
+    began=$(now_us)
+    require_state_dir
+    port=$(. "$DIR/state" && echo "${REDIS_PORT:-}")
+    [[ -n $port ]] || die "no Redis port recorded in $DIR/state"
+    redis_bin=$(command -v redis-server) || die "redis-server is not installed"
+    if ! launch_redis "$redis_bin" "$port"; then
+        tail -n 20 "$DIR/redis/redis.log" >&2 2>/dev/null || true
+        die "Redis did not start again on port $port"
+    fi
+    log "Redis back on 127.0.0.1:$port in $(seconds_since "$began")s"
+}
+
 main() {
     local command="${1:-}"
     DIR="${2:-}"
     case "$command" in
     start) cmd_start ;;
     stop) cmd_stop ;;
+    redis-stop)
+        require_state_dir
+        stop_redis
+        log "Redis stopped (PostgreSQL still running)"
+        ;;
+    redis-start) cmd_redis_start ;;
     env)
         require_state_dir
         cat "$DIR/env.sh"
         ;;
     *)
-        sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
+        sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
         exit 2
         ;;
     esac
