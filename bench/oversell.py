@@ -259,7 +259,7 @@ ORDER_ID_FIELD = {
     "shopify": "id",
     "woocommerce": "id",
     "ebay": "orderId",
-    "amazon": "AmazonOrderId",
+    "amazon": "orderId",  # Orders 2026-01-01
 }
 
 
