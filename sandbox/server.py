@@ -50,6 +50,7 @@ PLATFORM_CLASSES: dict[str, str] = {
     "woocommerce": "sandbox.woocommerce:WooCommerceSandbox",
     "ebay": "sandbox.ebay:EbaySandbox",
     "amazon": "sandbox.amazon:AmazonSandbox",
+    "magento": "sandbox.magento:MagentoSandbox",
 }
 
 ACTION_EVENTS = {"pay": "paid", "cancel": "cancelled", "fulfil": "fulfilled", "refund": "refunded"}

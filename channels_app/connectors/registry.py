@@ -16,6 +16,7 @@ CONNECTORS: dict[str, str] = {
     "woocommerce": "channels_app.connectors.woocommerce.WooCommerceConnector",
     "ebay": "channels_app.connectors.ebay.EbayConnector",
     "amazon": "channels_app.connectors.amazon.AmazonConnector",
+    "magento": "channels_app.connectors.magento.MagentoConnector",
 }
 
 
