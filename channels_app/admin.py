@@ -19,7 +19,7 @@ from pimsync.crypto import mask
 from synclog.admin import sync_log_action_register
 
 from . import services
-from .forms import ChannelAdminForm, credentials_masked
+from .forms import ChannelAdminForm, LinkVariantsForm, credentials_masked
 from .models import (
     BufferRule,
     Channel,
@@ -188,6 +188,7 @@ class ChannelAdmin(admin.ModelAdmin):
         "reconcile_now_action",
         "test_connection_action",
         "resume_action",
+        "link_variants_action",
     ]
     fieldsets = (
         (None, {"fields": ("name", "slug", "platform", "base_url", "currency", "is_enabled")}),
@@ -355,6 +356,30 @@ class ChannelAdmin(admin.ModelAdmin):
         for channel in queryset:
             services.channel_resume(channel=channel)
         return f"Resumed {queryset.count()} channel(s)."
+
+    @confirmed_action(
+        description="Link a product's variants to a Magento configurable",
+        form_class=LinkVariantsForm,
+        explanation="Reads the configurable's simple children from each selected channel and "
+        "lists the product's variants whose SKUs match, with the channel's ids; new or "
+        "changed listings are pushed.",
+    )
+    def link_variants_action(
+        self, request: HttpRequest, queryset: QuerySet, form: LinkVariantsForm
+    ) -> str:
+        messages_ = []
+        for channel in queryset:
+            try:
+                linked = services.product_variants_link(
+                    channel=channel,
+                    product=form.cleaned_data["product"],
+                    product_ref=form.cleaned_data["product_ref"],
+                )
+            except services.VariantLinkError as exc:
+                messages_.append(f"{channel}: {exc}")
+                continue
+            messages_.append(f"{channel}: {linked}")
+        return " ".join(messages_)
 
     @admin.display(description="Platform", ordering="platform")
     def platform_badge(self, obj: Channel) -> str:

@@ -29,7 +29,7 @@ def control(sandbox: RunningSandbox, method: str, path: str, payload: object = N
 
 # pimsync calls per second per channel: below the sandbox's limits scaled ×10
 # (Shopify's cost bucket restores 500 points/s there, ~10 per call).
-E2E_RATES = {"shopify": "20", "woocommerce": "40", "ebay": "30", "amazon": "30"}
+E2E_RATES = {"shopify": "20", "woocommerce": "40", "ebay": "30", "amazon": "30", "magento": "30"}
 
 
 def build_catalog(sandbox: RunningSandbox, n_variants: int = 200) -> list[Channel]:

@@ -16,7 +16,14 @@ from channels_app.tasks import channel_poll_task
 from inventory import services
 from inventory.models import StockLevel
 from sandbox.server import RunningSandbox
-from tests.support.sandbox import SHOPIFY_LOCATION, SHOPIFY_TOKEN, WOO_KEY, WOO_SECRET, control
+from tests.support.sandbox import (
+    MAGENTO_TOKEN,
+    SHOPIFY_LOCATION,
+    SHOPIFY_TOKEN,
+    WOO_KEY,
+    WOO_SECRET,
+    control,
+)
 
 SKU = "POLL-1"
 CONNECTION = {
@@ -30,6 +37,7 @@ CONNECTION = {
         {"access_token": "sandbox-amazon-token"},
         {"seller_id": "A2SANDBOXSELLER", "marketplace_id": "ATVPDKIKX0DER", "pacing": False},
     ),
+    "magento": ({"access_token": MAGENTO_TOKEN}, {}),
 }
 
 
@@ -175,7 +183,7 @@ def test_a_poll_cut_short_by_the_page_bound_continues_without_moving_the_cursor(
     assert ChannelOrder.objects.filter(channel=channel).count() == 35
 
 
-@pytest.mark.parametrize("platform", ["ebay", "amazon"])
+@pytest.mark.parametrize("platform", ["ebay", "amazon", "magento"])
 def test_polling_channels_without_webhooks_stores_their_cursor(sandbox, polled_channel, platform):
     channel = polled_channel(platform)
     create_orders(sandbox, platform, 5)

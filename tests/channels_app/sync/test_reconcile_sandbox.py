@@ -112,7 +112,7 @@ def assert_channel_matches(sandbox: RunningSandbox, channel: Channel) -> None:
     assert wrong == []
 
 
-@pytest.mark.parametrize("platform", ["shopify", "woocommerce", "ebay", "amazon"])
+@pytest.mark.parametrize("platform", ["shopify", "woocommerce", "ebay", "amazon", "magento"])
 def test_fifty_console_edits_are_found_fixed_read_back_and_resolved(sandbox, platform):
     # given: a channel in sync with pimsync, then 50 values edited in its console
     channel = catalog_in_sync(sandbox, platform)
