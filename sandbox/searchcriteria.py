@@ -190,33 +190,57 @@ def _coerce(sample: Any, raw: str) -> Any:
     return raw
 
 
-def _matches(row: Mapping[str, Any], flt: Filter) -> bool:
-    value = row.get(flt.field)
-    if flt.condition == "null":
-        return value is None
-    if flt.condition == "notnull":
-        return value is not None
-    if value is None:
-        return False
-    left = _comparable(value)
+def _predicate(flt: Filter) -> Callable[[Mapping[str, Any]], bool]:
+    """The filter as a test of one row (an ``in`` list is parsed once, not per row)."""
+    if flt.condition in ("null", "notnull"):
+        wants_null = flt.condition == "null"
+        return lambda row: (row.get(flt.field) is None) == wants_null
     if flt.condition in ("in", "nin"):
-        wanted = {_coerce(value, part.strip()) for part in flt.value.split(",")}
-        return (left in wanted) == (flt.condition == "in")
+        parts = [part.strip() for part in flt.value.split(",")]
+        as_text = set(parts)
+        as_number = set()
+        for part in parts:
+            try:
+                as_number.add(Decimal(part))
+            except InvalidOperation:
+                continue
+        inside = flt.condition == "in"
+
+        def member(row: Mapping[str, Any]) -> bool:
+            value = row.get(flt.field)
+            if value is None:
+                return False
+            left = _comparable(value)
+            found = left in (as_number if isinstance(left, Decimal) else as_text)
+            return found == inside
+
+        return member
     if flt.condition == "like":
-        pattern = re.escape(flt.value).replace("%", ".*").replace("_", ".")
-        return re.fullmatch(pattern, str(value), re.IGNORECASE) is not None
-    right = _coerce(value, flt.value)
-    try:
-        return {
-            "eq": left == right,
-            "neq": left != right,
-            "gt": left > right,
-            "gteq": left >= right,
-            "lt": left < right,
-            "lteq": left <= right,
-        }[flt.condition]
-    except TypeError:
-        return False
+        pattern = re.compile(
+            re.escape(flt.value).replace("%", ".*").replace("_", "."), re.IGNORECASE
+        )
+        return lambda row: (
+            row.get(flt.field) is not None and bool(pattern.fullmatch(str(row.get(flt.field))))
+        )
+
+    def compare(row: Mapping[str, Any]) -> bool:
+        value = row.get(flt.field)
+        if value is None:
+            return False
+        left, right = _comparable(value), _coerce(value, flt.value)
+        try:
+            return {
+                "eq": left == right,
+                "neq": left != right,
+                "gt": left > right,
+                "gteq": left >= right,
+                "lt": left < right,
+                "lteq": left <= right,
+            }[flt.condition]
+        except TypeError:
+            return False
+
+    return compare
 
 
 def _sort_key(value: Any) -> tuple[bool, Any]:
@@ -241,11 +265,8 @@ def search(
             raise SearchError("Invalid attribute identifier for filter (%1)", {"1": name})
     if max_page_size is not None and (criteria.page_size or 0) > max_page_size:
         raise SearchError("Maximum SearchCriteria pageSize is %max", {"max": max_page_size})
-    found = [
-        row
-        for row in rows
-        if all(any(_matches(row, flt) for flt in group) for group in criteria.groups)
-    ]
+    tests = [[_predicate(flt) for flt in group] for group in criteria.groups]
+    found = [row for row in rows if all(any(test(row) for test in group) for group in tests)]
     for name, direction in reversed(criteria.sort):
         found.sort(key=lambda row: _sort_key(row.get(name)), reverse=direction == "DESC")
     total = len(found)
