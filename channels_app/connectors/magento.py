@@ -576,9 +576,7 @@ class MagentoConnector:
         skus = list(dict.fromkeys(item.listing.channel_sku for item in items))
         try:
             item_ids = {
-                sku: _int(
-                    (product.get("extension_attributes") or {}).get("stock_item", {}).get("item_id")
-                )
+                sku: _int(_stock_item(product).get("item_id"))
                 for sku, product in self._products(skus).items()
             }
         except ConnectorError as exc:
@@ -962,8 +960,7 @@ class MagentoConnector:
         if self.options.msi:
             quantity = salable.get(ref.channel_sku)
         else:
-            stock_item = (product.get("extension_attributes") or {}).get("stock_item") or {}
-            quantity = _decimal(stock_item.get("qty"))
+            quantity = _decimal(_stock_item(product).get("qty"))
         return ListingState(
             sku=ref.sku, price=price, quantity=None if quantity is None else int(quantity)
         )
@@ -1167,6 +1164,11 @@ class MagentoConnector:
 
 
 # ---------------------------------------------------------------------- order helpers
+
+
+def _stock_item(product: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The legacy stock item a product search carries in its extension attributes."""
+    return (product.get("extension_attributes") or {}).get("stock_item") or {}
 
 
 def _operation_skus(operation: Mapping[str, Any]) -> list[str]:
