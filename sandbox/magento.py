@@ -75,6 +75,7 @@ from typing import Any, ClassVar
 from .http import ApiError, JsonDict, Request, Response, to_decimal, utcnow
 from .platform import SandboxPlatform
 from .searchcriteria import (
+    Criteria,
     SearchError,
     apply_fields,
     parse_criteria,
@@ -384,6 +385,7 @@ class MagentoSandbox(SandboxPlatform):
         self.shipments: dict[str, list[JsonDict]] = {}
         self.bulks: dict[str, _Bulk] = {}
         self.consumer_running = True
+        self._reservations: dict[str, Decimal] | None = None
         super().__init__(**kwargs)
         self.catalog = MagentoCatalog(self.lock, self)
 
@@ -485,6 +487,7 @@ class MagentoSandbox(SandboxPlatform):
             for ids in (self.invoiced, self.shipped, self.held):
                 ids.clear()
             self.consumer_running = True
+            self._reservations = None
         super().reset()
 
     def dump_extra(self) -> JsonDict:
@@ -515,20 +518,20 @@ class MagentoSandbox(SandboxPlatform):
         self.shipped = set(state.get("shipped") or [])
         self.held = set(state.get("held") or [])
         self.child_items = {str(k): int(v) for k, v in (state.get("child_items") or {}).items()}
+        self._reservations = None
 
     # ------------------------------------------------------------------ stock maths
 
     def reserved(self, sku: str) -> Decimal:
         """Units of orders placed but not shipped, cancelled or refunded (MSI reservations)."""
-        return Decimal(
-            sum(
-                line.quantity
-                for order in self.orders.all()
-                if order.stock_adjusted and order.status in ("pending", "paid")
-                for line in order.lines
-                if line.sku == sku
-            )
-        )
+        if self._reservations is None:  # summed once per change of the orders
+            totals: dict[str, Decimal] = {}
+            for order in self.orders.all():
+                if order.stock_adjusted and order.status in ("pending", "paid"):
+                    for line in order.lines:
+                        totals[line.sku] = totals.get(line.sku, Decimal(0)) + line.quantity
+            self._reservations = totals
+        return self._reservations.get(sku, Decimal(0))
 
     def _in_stock(self, sku: str) -> Decimal | None:
         """Quantity of the stock's in-stock sources; None if the SKU has none in it."""
@@ -832,7 +835,7 @@ class MagentoSandbox(SandboxPlatform):
         criteria = parse_criteria(request.query)
         with self.lock:
             found = search(
-                self._product_rows(),
+                self._product_rows(criteria),
                 criteria,
                 searchable=PRODUCT_FILTERS,
                 max_page_size=self._limit("max_page_size"),
@@ -882,7 +885,17 @@ class MagentoSandbox(SandboxPlatform):
 
     # ------------------------------------------------------------------ products
 
-    def _product_rows(self) -> list[JsonDict]:
+    def _product_rows(self, criteria: Criteria | None = None) -> list[JsonDict]:
+        """Every product as a search row; with criteria that name SKUs (``sku in``
+        or ``eq`` alone in a group), only those: a page costs its SKUs, not the catalog.
+        The search still applies every filter, so the answer is the same."""
+        skus = _named_skus(criteria) if criteria is not None else None
+        if skus is None:
+            items = self.catalog.items()
+            parents = list(self.parents.items())
+        else:
+            items = [item for sku in skus if (item := self.catalog.get(sku)) is not None]
+            parents = [(sku, self.parents[sku]) for sku in skus if sku in self.parents]
         rows = [
             {
                 "entity_id": int(item.ids["variant_id"]),
@@ -890,11 +903,11 @@ class MagentoSandbox(SandboxPlatform):
                 "type_id": "simple",
                 "_item": item,
             }
-            for item in self.catalog.items()
+            for item in items
         ]
         rows += [
             {"entity_id": entity_id, "sku": sku, "type_id": "configurable", "_item": None}
-            for sku, entity_id in self.parents.items()
+            for sku, entity_id in parents
         ]
         rows.sort(key=lambda row: row["entity_id"])
         return rows
@@ -949,7 +962,8 @@ class MagentoSandbox(SandboxPlatform):
     def products_search(self, request: Request) -> Response:
         store_id = STORE_CODES.get(request.params.get("store") or "default", 1)
         with self.lock:
-            found = self._search(request, self._product_rows(), PRODUCT_FILTERS)
+            rows = self._product_rows(parse_criteria(request.query))
+            found = self._search(request, rows, PRODUCT_FILTERS)
             found["items"] = [self.product_json(row, store_id) for row in found["items"]]
         fields = request.arg("fields")
         if fields:
@@ -1086,6 +1100,7 @@ class MagentoSandbox(SandboxPlatform):
         """Placing an order reserves its units (salable falls; sources stay)."""
         order = super().create_order(lines, **kwargs)
         with self.lock:
+            self._reservations = None
             if order.status == "paid":
                 self.invoiced.add(order.id)
             for line in order.lines:
@@ -1108,6 +1123,7 @@ class MagentoSandbox(SandboxPlatform):
             if order is not None and action == "fulfil" and order.stock_adjusted:
                 self._check_shippable(order)
             order = super().order_transition(order_id, action, **kwargs)
+            self._reservations = None
             if action == "pay":
                 self.invoiced.add(order.id)
             if action == "fulfil":
@@ -1383,3 +1399,13 @@ class MagentoSandbox(SandboxPlatform):
 
 
 PRODUCT_FILTERS = frozenset({"sku", "type_id", "entity_id"})
+
+
+def _named_skus(criteria: Criteria) -> list[str] | None:
+    """The SKUs a search is limited to by a group holding one ``sku`` in/eq filter."""
+    for group in criteria.groups:
+        if len(group) == 1 and group[0].field == "sku" and group[0].condition in ("in", "eq"):
+            flt = group[0]
+            parts = flt.value.split(",") if flt.condition == "in" else [flt.value]
+            return list(dict.fromkeys(part.strip() for part in parts))
+    return None
