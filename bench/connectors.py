@@ -27,8 +27,21 @@ SKU counts are chosen so that each phase's floor is about ``--floor-seconds``
 minutes: Shopify (1000 points, 100/s, 10 points per 250 SKUs) 45,000 SKUs in
 products of 250 variants; WooCommerce (5 requests/s, burst 10, 100 per batch)
 5,000; eBay (10/s, burst 25, 25 per call) 2,625; Amazon patches (5/s, burst 5,
-one SKU per call below the connector's feed threshold) 45. One extra Amazon run
-pushes 1,000 SKUs through a feed; it is processing-bound, not rate-bound.
+one SKU per call below the connector's feed threshold) 45; Magento 685 (see below).
+One extra Amazon run pushes 1,000 SKUs through a feed, one extra Magento run
+5,000 SKUs through one asynchronous bulk; both are processing-bound (the feed
+processor, the ``async.operations.all`` consumer), not rate-bound. The Magento
+bulk's floor adds the consumer's time as the sandbox models it
+(``processing_seconds``: a start delay plus a fixed time per operation of 20 SKUs)
+to the rate floor of its calls; the Amazon feed's ratio stays null.
+
+Magento has no rate limit of its own; its host has one. The sandbox is given
+``sandbox.magento.HOSTING_LIMITS`` (5 requests/s, burst 10: a small host's PHP-FPM
+pool) with Magento's Web API input limits on (20 items per synchronous call), and
+the connector the same figures as pacing. A quantity push needs more than its
+writes: it reads the stock (twice per connector) and, per 100 SKUs, the source
+items and the salable quantity (what unshipped orders hold must stay on the
+shelf), so those reads count in its floor (``extra_calls``).
 
 WooCommerce documents no rate limit; the sandbox's 5/s burst 10 models host
 capacity, and the connector is given the same figures as its pacing setting
@@ -44,7 +57,7 @@ import math
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -63,6 +76,7 @@ from channels_app.connectors.base import (
 )
 from channels_app.connectors.errors import FailureKind
 from channels_app.connectors.registry import connector_class
+from sandbox.magento import HOSTING_LIMITS, MagentoSandbox
 from sandbox.platform import SandboxPlatform
 from sandbox.server import RunningSandbox, start_sandbox
 from sandbox.store import ID_KEYS
@@ -79,6 +93,13 @@ class Plan:
     group_size: int = 0  # Shopify: variants per product
     items_per_call: int | None = None  # when the API takes fewer than the connector's batch
     platform_config: dict[str, Any] = field(default_factory=dict)
+    # Calls the operation needs besides its writes (op, SKUs) -> calls; they spend
+    # from the same limit (Magento reads what unshipped orders reserve before writing).
+    extra_calls: Callable[[str, int], int] | None = None
+    sandbox_limits: Mapping[str, Mapping[str, float]] | None = None  # instead of the defaults
+    # Time the platform needs after the calls (op, SKUs) -> seconds, added to the floor
+    # (Magento's async consumer running the bulk's operations, as the sandbox models it).
+    processing_seconds: Callable[[str, int], float] | None = None
 
 
 def plans(floor_seconds: float) -> list[Plan]:
@@ -119,7 +140,62 @@ def plans(floor_seconds: float) -> list[Plan]:
             lambda s: 1000,
             platform_config=amazon_config(),
         ),
+        Plan(
+            "magento",
+            "magento",
+            # a quantity push: 20 per write, two reads per 100 SKUs, the stock read once
+            lambda s: int((MAGENTO_HOST_BURST + MAGENTO_HOST_RATE * s - 2) / 7 * 100),
+            items_per_call=MAGENTO_INPUT_LIMIT,
+            platform_config=magento_config(async_threshold=0),
+            extra_calls=magento_reads,
+            sandbox_limits=magento_limits(),
+        ),
+        Plan(
+            "magento-async",
+            "magento",
+            lambda s: 5000,
+            platform_config=magento_config(
+                async_threshold=200, read_page_size=300, bulk_poll_seconds=0.5
+            ),
+            extra_calls=lambda op, skus: magento_reads(op, skus, page=300),
+            sandbox_limits=magento_limits(),
+            processing_seconds=lambda op, skus: (
+                MagentoSandbox.async_start_seconds
+                + math.ceil(skus / MAGENTO_INPUT_LIMIT) * MagentoSandbox.async_seconds_per_operation
+            ),
+        ),
     ]
+
+
+MAGENTO_INPUT_LIMIT = 20  # Magento's Web API input limit, when the merchant turns it on
+MAGENTO_HOST_RATE = HOSTING_LIMITS["default"]["rate"]
+MAGENTO_HOST_BURST = HOSTING_LIMITS["default"]["burst"]
+
+
+def magento_limits() -> dict[str, dict[str, float]]:
+    """A small host's limit, and Magento's input limits switched on."""
+    return {
+        "default": {"rate": MAGENTO_HOST_RATE, "burst": MAGENTO_HOST_BURST},
+        "input": {"list": MAGENTO_INPUT_LIMIT, "max_page_size": 300, "async": 5000},
+    }
+
+
+def magento_config(**options: Any) -> dict[str, Any]:
+    """Paced at the host's rate with one token less of burst (the host's bucket then
+    always holds one more: network jitter never turns into a 429), at most the input
+    limit per synchronous call."""
+    return {
+        "sync_batch_size": MAGENTO_INPUT_LIMIT,
+        "requests_per_second": MAGENTO_HOST_RATE,
+        "burst": MAGENTO_HOST_BURST - 1,
+        **options,
+    }
+
+
+def magento_reads(op: str, skus: int, page: int = 100) -> int:
+    """A quantity push reads the stock (2 calls) and, per page of SKUs, source items
+    and salable quantities (2 calls): what unshipped orders hold must stay on the shelf."""
+    return 2 + 2 * math.ceil(skus / page) if op == "quantities" else 0
 
 
 def amazon_config() -> dict[str, Any]:
@@ -193,7 +269,8 @@ def run_phase(
     box: RunningSandbox, plan: Plan, op: str, listings: list[ListingRef]
 ) -> dict[str, Any]:
     platform = box.platform(plan.platform)
-    platform.set_limits(platform.limits)  # fresh (full) buckets at the documented values
+    # fresh (full) buckets at the documented values (or the plan's, for a limit-less API)
+    platform.set_limits(plan.sandbox_limits or platform.limits, replace=True)
     platform.counters.reset()
     config = ChannelConfig(
         channel_id=1,
@@ -219,10 +296,14 @@ def run_phase(
     counters = platform.counters.snapshot()
     limit = write_limit(platform, counters)
     calls = math.ceil(len(updates) / (plan.items_per_call or batch))
+    if plan.extra_calls is not None:
+        calls += plan.extra_calls(op, len(updates))
     floor_seconds = 0.0
     if limit is not None:
         _, capacity, rate, cost = limit
         floor_seconds = max(0.0, calls * cost - capacity) / rate
+    processing = plan.processing_seconds(op, len(updates)) if plan.processing_seconds else 0.0
+    floor_seconds += processing
     return {
         "platform": plan.label,
         "op": op,
@@ -234,6 +315,7 @@ def run_phase(
         "floor_seconds": round(floor_seconds, 3),
         "floor_skus_per_s": round(len(updates) / floor_seconds, 1) if floor_seconds else None,
         "ratio": round(floor_seconds / seconds, 3) if floor_seconds else None,
+        "processing_seconds": round(processing, 3) if plan.processing_seconds else None,
         "max_batch": batch,
         "limit": dict(zip(("name", "capacity", "rate", "cost_per_call"), limit, strict=True))
         if limit

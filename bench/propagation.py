@@ -14,15 +14,16 @@ Each lane builds everything it uses and removes it afterwards:
 
 Then it starts ``manage.py run_sandbox`` on a free loopback port (documented
 limits), ``--workers`` Celery worker processes (``--concurrency`` pool children
-each; default one worker with 4, so the four channels are pushed in parallel)
+each; default one worker with 5, so the five channels are pushed in parallel)
 and, in place of beat, a thread of this process that calls
 ``channels_app.tasks.sweep_due_channels`` every ``--sweep-seconds`` (1 s).
 
 Catalog: ``--skus`` variants in products of ``--variants-per-product`` (4) on
-four channels: Shopify products of 4 variants (one productVariantsBulkUpdate
+five channels: Shopify products of 4 variants (one productVariantsBulkUpdate
 per product), WooCommerce simple products (``--woocommerce variations`` lists
 them as variations of 4-variant parents, one batch call per parent), eBay and
-Amazon per SKU. The sandbox is seeded with the same ids at 0.00 / 0.
+Amazon per SKU, Magento simple children of one configurable per product (prices by
+SKU in bulk). The sandbox is seeded with the same ids at 0.00 / 0.
 
 Phases and the JSON lines they print (one object per line):
 
@@ -33,19 +34,20 @@ Phases and the JSON lines they print (one object per line):
 2. ``single_change_latency`` (figure a): ``--changes`` (200) price changes, one
    at a time and at least ``--change-interval`` (0.5 s) apart, so no channel's
    rate limit is reached (Amazon allows 5 calls/s), each
-   ``inventory.services.variant_save`` of a random SKU, waiting until all four
+   ``inventory.services.variant_save`` of a random SKU, waiting until all five
    channels confirmed it (a success SyncLogEntry for
    that SKU and value). ``stored_ms``: the latency stored on those entries
-   (confirmation − first_dirty_at), per change the slowest of the four;
-   ``wall_ms``: own clock, from just before save() to the 4th entry's
-   created_at; ``observed_ms``: until this process saw all four.
+   (confirmation − first_dirty_at), per change the slowest of the five;
+   ``wall_ms``: own clock, from just before save() to the 5th entry's
+   created_at; ``observed_ms``: until this process saw all five.
 3. ``burst`` (figure b): one ``inventory.services.variant_set_prices`` call for
    every SKU, with full sandbox buckets; wall time until every channel
    confirmed every SKU, against the rate-limit floor: per channel the calls it
    needs at its maximum batch over its documented limit (capacity at start,
    refill rate), Amazon above the feed threshold one JSON_LISTINGS_FEED whose
-   floor is the sandbox's processing time. The channels are pushed in
-   parallel, so the floor is the slowest channel's. ``ratio_to_floor`` =
+   floor is the sandbox's processing time, Magento one asynchronous bulk per
+   5,000 SKUs whose floor is the sandbox consumer's time for its operations.
+   The channels are pushed in parallel, so the floor is the slowest channel's. ``ratio_to_floor`` =
    seconds / floor (goal ≤ 1.15). It stops early (``incomplete``) after
    ``--stall`` seconds without a new confirmation or 3 × floor + 120 s.
    Each phase line also counts the push tasks the workers ran and their errors.
@@ -54,7 +56,8 @@ Phases and the JSON lines they print (one object per line):
 
 pimsync's ``rate_limit_per_second`` per channel is what the sandbox's default
 limit allows: Shopify restore rate ÷ 10 points per mutation, WooCommerce 5/s,
-eBay 10/s, Amazon patchListingsItem 5/s (the engine takes one token per call).
+eBay 10/s, Amazon patchListingsItem 5/s, Magento the host's 5/s (the engine
+takes one token per call).
 """
 
 from __future__ import annotations
@@ -96,7 +99,9 @@ from _stack import (  # noqa: E402
 )
 from connectors import SHOPIFY_COST_PER_CALL  # noqa: E402
 
-PLATFORMS = ("shopify", "woocommerce", "ebay", "amazon")
+from sandbox.magento import HOSTING_LIMITS  # noqa: E402
+
+PLATFORMS = ("shopify", "woocommerce", "ebay", "amazon", "magento")
 GOAL_P95_MS = {"embedded": 1000, "pg": 500}
 GOAL_BURST_RATIO = 1.15
 CENT = Decimal("0.01")
@@ -135,7 +140,9 @@ class Sandbox:
         return response.json()
 
     def limits_reset(self) -> None:
+        """The documented limits, and a small host's for Magento (which documents none)."""
         self.control("POST", "rate_limits", {p: {"reset": True} for p in PLATFORMS})
+        self.control("POST", "rate_limits", {"magento": dict(HOSTING_LIMITS)})
 
     def limits_scale(self, factor: float) -> None:
         self.control("POST", "rate_limits", {p: {"scale": factor} for p in PLATFORMS})
@@ -149,6 +156,7 @@ def default_rates(limits: dict[str, Any]) -> dict[str, Decimal]:
         "woocommerce": Decimal(str(limits["woocommerce"]["default"]["rate"])),
         "ebay": Decimal(str(limits["ebay"]["default"]["rate"])),
         "amazon": Decimal(str(limits["amazon"]["patchListingsItem"]["rate"])),
+        "magento": Decimal(str(limits["magento"]["default"]["rate"])),
     }
 
 
@@ -169,6 +177,8 @@ def listing_ids(platform: str, index: int, product: int, sku: str, woo: str) -> 
         return {"external_product_id": parent, "external_variant_id": variation}
     if platform == "ebay":
         return {"offer_id": str(700000 + index), "listing_sku": sku}
+    if platform == "magento":  # simple children of one configurable per product
+        return {"external_product_id": f"PCFG{product}", "external_variant_id": str(300000 + index)}
     return {"listing_sku": sku}
 
 
@@ -280,8 +290,10 @@ def burst_floor(
 ) -> dict[str, dict[str, Any]]:
     """Seconds each channel needs at least for a price change of every SKU: the calls at
     the connector's largest batch over the documented limit (capacity at start, refill)."""
+    from channels_app.connectors.magento import MagentoOptions
     from channels_app.connectors.registry import connector_class
     from sandbox.amazon import AmazonSandbox
+    from sandbox.magento import MagentoSandbox
 
     def sizes() -> list[int]:  # variants per product
         full, rest = divmod(skus, per_product)
@@ -337,6 +349,19 @@ def burst_floor(
             "batch": "one patchListingsItem per SKU",
             "seconds": bucket(skus, spec["burst"], spec["rate"]),
         }
+    # Magento: one asynchronous bulk request per 5,000 prices, then the consumer
+    # runs one operation per synchronous batch (the connector's default size).
+    options = MagentoOptions()
+    bulks = math.ceil(skus / batch["magento"])
+    operations = math.ceil(skus / options.sync_batch_size)
+    spec = limits["magento"]["default"]
+    floors["magento"] = {
+        "calls": bulks,
+        "batch": f"async bulk ≤{batch['magento']} prices, operations of {options.sync_batch_size}",
+        "seconds": MagentoSandbox.async_start_seconds
+        + operations * MagentoSandbox.async_seconds_per_operation
+        + bucket(bulks, spec["burst"], spec["rate"]),
+    }
     return floors
 
 
@@ -753,6 +778,7 @@ def _run_lane(args: argparse.Namespace, env: dict[str, str], tmp: Path, started:
     logs.mkdir()
     with Stack(logs) as stack:
         sandbox = Sandbox(start_sandbox(stack, env))
+        sandbox.limits_reset()  # Magento: the host's limit
         limits = sandbox.control("GET", "rate_limits")
         rates = default_rates(limits)
         build_catalog(
@@ -779,7 +805,8 @@ def _run_lane(args: argparse.Namespace, env: dict[str, str], tmp: Path, started:
                 "concurrency": args.concurrency,
                 "sweeper": f"bench thread, sweep_due_channels every {args.sweep_seconds} s",
                 "pimsync_rates_per_s": {p: float(r) for p, r in rates.items()},
-                "sandbox_limits": "documented defaults",
+                "sandbox_limits": "documented defaults; Magento (none documented): "
+                f"a small host's {dict(HOSTING_LIMITS['default'])}",
             }
         )
         sampler = RssSampler([w.proc.pid for w in workers])
@@ -816,7 +843,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help="figure a: seconds from one change to the next at least",
     )
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=5)
     parser.add_argument("--sweep-seconds", type=float, default=1.0)
     parser.add_argument("--initial-scale", type=float, default=10.0)
     parser.add_argument(

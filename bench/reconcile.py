@@ -1,4 +1,4 @@
-"""Reconciliation of 4 channels x N listings against the sandbox at its DEFAULT limits.
+"""Reconciliation of 5 channels x N listings against the sandbox at its DEFAULT limits.
 
 Run from the repository root::
 
@@ -6,11 +6,12 @@ Run from the repository root::
 
 It migrates a throwaway SQLite database, seeds N variants (bulk, one location,
 stock rows written directly: a bench fixture, not a stock change) and one
-channel per platform (Shopify, WooCommerce, eBay, Amazon) with N listings each,
-seeds an in-process sandbox (documented limits, loopback HTTP) with the same
-ids and values, then edits ``--drift`` values per channel directly in the
-sandbox (as a person in the channel's console would). The four channels are
-reconciled at the same time (one thread each, as four workers would) with the
+channel per platform (Shopify, WooCommerce, eBay, Amazon, Magento) with N
+listings each, seeds an in-process sandbox (documented limits, loopback HTTP;
+Magento, which documents none, gets ``sandbox.magento.HOSTING_LIMITS``) with the
+same ids and values, then edits ``--drift`` values per channel directly in the
+sandbox (as a person in the channel's console would). The five channels are
+reconciled at the same time (one thread each, as five workers would) with the
 real connectors, ``channels_app.sync.reconcile`` and the real push engine for
 the resyncs.
 
@@ -25,7 +26,7 @@ JSON lines:
   ``check_ratio = check_seconds / floor_seconds`` (``read_ratio`` too, which can
   be below 1: the limits' buckets refill while pages are compared) and ``met``:
   check <= 1.2 x floor + the local time, and local time <= 15 s.
-* ``reconcile_all``: wall time of the four concurrent checks, the slowest
+* ``reconcile_all``: wall time of the five concurrent checks, the slowest
   channel's read floor and the ratio to it, and whether the goal holds:
   check wall time <= 1.2 x slowest floor + 15 s, every channel met, and every
   edited value found and fixed.
@@ -46,6 +47,9 @@ capacity at start = bucket size / burst, then the refill rate):
 * Amazon: ``searchListingsItems`` with 20 SKUs as ``identifiers`` (the
   documented maximum) including offers and fulfillment availability; 5/s,
   burst 5.
+* Magento: per 100 SKUs (the connector's page) one product search (price) and
+  one salable-quantity export, plus the stock and its sources once; a small
+  host's 5 requests/s, burst 10 (``HOSTING_LIMITS``).
 """
 
 from __future__ import annotations
@@ -69,7 +73,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _stack import noise_line
 
-PLATFORMS = ("shopify", "woocommerce", "ebay", "amazon")
+PLATFORMS = ("shopify", "woocommerce", "ebay", "amazon", "magento")
 GOAL_RATIO = 1.2
 GOAL_LOCAL_SECONDS = 15.0
 SEED_KEYS = {
@@ -106,6 +110,9 @@ def read_floor(platform: str, limits: dict[str, dict[str, float]], n: int, per_p
     elif platform == "ebay":
         calls = math.ceil(n / 25) + n
         spec = limits["default"]
+    elif platform == "magento":
+        calls = 2 + 2 * math.ceil(n / 100)
+        spec = limits["default"]
     else:
         calls = math.ceil(n / 20)
         spec = limits["searchListingsItems"]
@@ -129,6 +136,8 @@ def listing_ids(platform: str, index: int, product: int, sku: str, per_parent: i
         return {"external_product_id": parent, "external_variant_id": variation}
     if platform == "ebay":
         return {"offer_id": str(700000 + index), "listing_sku": sku}
+    if platform == "magento":  # simple children of one configurable per product
+        return {"external_product_id": f"RCFG{product}", "external_variant_id": str(300000 + index)}
     return {"listing_sku": sku}
 
 
@@ -168,9 +177,9 @@ def build_catalog(sandbox: Any, *, n: int, per_product: int, woo_per_parent: int
     for platform in PLATFORMS:
         spec = spec_of[platform]
         config = dict(spec["platform_config"])
-        if platform == "woocommerce":
-            # WooCommerce has no rate limit of its own: the host's capacity (the sandbox's
-            # 5/s, burst 10) is the channel's configured pacing.
+        if platform in ("woocommerce", "magento"):
+            # WooCommerce and Magento have no rate limit of their own: the host's
+            # capacity (the sandbox's 5/s, burst 10) is the channel's configured pacing.
             config |= {"requests_per_second": 4.8, "burst": 9}
         channel = Channel.objects.create(
             name=f"{platform} (bench)",
@@ -224,10 +233,11 @@ def edit_in_console(sandbox: Any, channel: Any, n: int, rng: random.Random) -> N
             item = platform.catalog.get(listing.channel_sku) or platform.catalog.find_by_id(
                 "listing_sku", listing.channel_sku
             )
+            # set_values, as the control API does: Magento keeps its sources and prices.
             if i % 2:
-                item.price += Decimal("5.00")
+                platform.catalog.set_values(item.sku, price=item.price + Decimal("5.00"))
             else:
-                item.quantity = rng.choice([0, 3, 500])
+                platform.catalog.set_values(item.sku, quantity=rng.choice([0, 3, 500]))
 
 
 # --------------------------------------------------------------------------- running
@@ -332,11 +342,13 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     from django.core.management import call_command
 
     from channels_app.sync import reconcile
+    from sandbox.magento import HOSTING_LIMITS
     from sandbox.server import start_sandbox
 
     call_command("migrate", verbosity=0)
     emit(noise_line("before"))
     sandbox = start_sandbox()  # the documented limits
+    sandbox.platform("magento").set_limits(HOSTING_LIMITS)  # Magento documents none
     try:
         started = time.perf_counter()
         channels = build_catalog(

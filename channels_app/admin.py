@@ -21,7 +21,7 @@ from synclog.admin import sync_log_action_register
 
 from . import services
 from .connectors.shopify_versions import VersionState
-from .forms import ChannelAdminForm, credentials_masked
+from .forms import ChannelAdminForm, LinkVariantsForm, credentials_masked
 from .models import (
     BufferRule,
     Channel,
@@ -215,6 +215,7 @@ class ChannelAdmin(admin.ModelAdmin):
         "test_connection_action",
         "resume_action",
         "poll_restart_action",
+        "link_variants_action",
     ]
     fieldsets = (
         (None, {"fields": ("name", "slug", "platform", "base_url", "currency", "is_enabled")}),
@@ -434,6 +435,30 @@ class ChannelAdmin(admin.ModelAdmin):
         return format_html(
             "{} {}", badge(status.state.value, VERSION_TONES[status.state]), status.message
         )
+
+    @confirmed_action(
+        description="Link a product's variants to a Magento configurable",
+        form_class=LinkVariantsForm,
+        explanation="Reads the configurable's simple children from each selected channel and "
+        "lists the product's variants whose SKUs match, with the channel's ids; new or "
+        "changed listings are pushed.",
+    )
+    def link_variants_action(
+        self, request: HttpRequest, queryset: QuerySet, form: LinkVariantsForm
+    ) -> str:
+        messages_ = []
+        for channel in queryset:
+            try:
+                linked = services.product_variants_link(
+                    channel=channel,
+                    product=form.cleaned_data["product"],
+                    product_ref=form.cleaned_data["product_ref"],
+                )
+            except services.VariantLinkError as exc:
+                messages_.append(f"{channel}: {exc}")
+                continue
+            messages_.append(f"{channel}: {linked}")
+        return " ".join(messages_)
 
     @admin.display(description="Platform", ordering="platform")
     def platform_badge(self, obj: Channel) -> str:

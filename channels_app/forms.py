@@ -6,10 +6,26 @@ import json
 
 from django import forms
 
+from inventory.models import Product
 from pimsync.crypto import mask
 
-from .connectors.shopify_versions import api_version_problem
-from .models import Channel, Platform
+from .connectors.registry import credentials_problems
+from .models import Channel
+
+PLATFORM_CONFIG_HELP = (
+    "Non-secret settings, by platform (docs/channels.md): Shopify "
+    '{"location_id": "gid://shopify/Location/1", "api_version": "2026-01"}; Amazon '
+    "seller_id, marketplace_id, product_type; eBay marketplace_id; Magento "
+    '{"store_code": "default", "price_store_id": 0, "msi": true, "source_codes": '
+    '["default"], "stock_id": 1, "async_threshold": 500} (store_code: the store view in '
+    "the API URL, whose prices are read; price_store_id: 0 = default scope, or a store "
+    "view of the website when prices are per website; msi false: legacy single-source "
+    "stock; source_codes: the MSI sources pimsync writes, the first holds the stock; "
+    "stock_id: the stock whose salable quantity buyers see; async_threshold: pushes of "
+    "more SKUs go through Magento's asynchronous bulk API, 0 = never; also "
+    "sync_batch_size (20 when Magento's Web API input limits are on), read_page_size, "
+    "requests_per_second and burst for a host's rate limit)."
+)
 
 
 class ChannelAdminForm(forms.ModelForm):
@@ -45,15 +61,8 @@ class ChannelAdminForm(forms.ModelForm):
             *Channel.SYNC_SETTINGS,
             *Channel.RECONCILE_SETTINGS,
         )
-
-    def clean(self) -> dict:
-        cleaned = super().clean() or {}
-        config = cleaned.get("platform_config")
-        if cleaned.get("platform") == Platform.SHOPIFY and isinstance(config, dict):
-            problem = api_version_problem(config)
-            if problem:
-                self.add_error("platform_config", problem)
-        return cleaned
+        widgets = {"platform_config": forms.Textarea(attrs={"rows": 6, "cols": 70})}
+        help_texts = {"platform_config": PLATFORM_CONFIG_HELP}
 
     def clean_new_credentials(self) -> dict | None:
         raw = self.cleaned_data["new_credentials"].strip()
@@ -71,6 +80,15 @@ class ChannelAdminForm(forms.ModelForm):
             )
         return value
 
+    def clean(self) -> dict:
+        cleaned = super().clean() or {}
+        platform = cleaned.get("platform") or self.instance.platform
+        new = cleaned.get("new_credentials")
+        credentials = new if new is not None else (self.instance.credentials or {})
+        for problem in credentials_problems(platform, credentials):
+            self.add_error("new_credentials", problem)
+        return cleaned
+
     def save(self, commit: bool = True) -> Channel:
         channel = super().save(commit=False)
         if self.cleaned_data.get("new_credentials") is not None:
@@ -81,6 +99,21 @@ class ChannelAdminForm(forms.ModelForm):
             channel.save()
             self.save_m2m()
         return channel
+
+
+class LinkVariantsForm(forms.Form):
+    product = forms.ModelChoiceField(
+        queryset=Product.objects.all(),
+        to_field_name="handle",
+        widget=forms.TextInput,
+        help_text="The pimsync product, by its handle",
+    )
+    product_ref = forms.CharField(
+        max_length=100,
+        label="Channel product",
+        help_text="Magento: the SKU of the configurable product whose simple children are "
+        "this product's variants (matched by SKU)",
+    )
 
 
 def credentials_masked(credentials: dict) -> dict[str, str]:

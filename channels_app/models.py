@@ -20,6 +20,7 @@ class Platform(models.TextChoices):
     WOOCOMMERCE = "woocommerce", "WooCommerce"
     EBAY = "ebay", "eBay"
     AMAZON = "amazon", "Amazon"
+    MAGENTO = "magento", "Magento 2 / Adobe Commerce"
 
 
 class Channel(models.Model):
@@ -154,6 +155,15 @@ class Channel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from .connectors.registry import platform_config_problems
+
+        problems = platform_config_problems(self.platform, self.platform_config)
+        if problems:
+            raise ValidationError({"platform_config": problems})
 
 
 class ChannelLocation(models.Model):

@@ -16,11 +16,13 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
+from inventory.models import Product
 from synclog import services as synclog
 from synclog.models import ReconciliationRun
 
 from . import dispatch
-from .connectors.base import ConnectionCheck
+from .connectors.base import ConnectionCheck, VariantReader
+from .connectors.errors import ConnectorError
 from .models import (
     BufferRule,
     Channel,
@@ -218,6 +220,95 @@ def sync_log_redrive(*, entries: QuerySet) -> Queued:
     return Queued(
         skus=listings.values("variant_id").distinct().count(),
         channels=listings.values("channel_id").distinct().count(),
+    )
+
+
+class VariantLinkError(ValueError):
+    """The channel product's variants could not be read or matched; nothing changed."""
+
+
+@dataclass(frozen=True)
+class VariantsLinked:
+    product_ref: str
+    created: list[str]  # SKUs newly listed
+    updated: list[str]  # SKUs whose listing got the channel's ids
+    unchanged: list[str]
+    missing_on_channel: list[str]  # the product's SKUs the channel product lacks
+    unknown_to_pimsync: list[str]  # the channel product's SKUs no variant of the product has
+
+    def __str__(self) -> str:
+        text = (
+            f"Linked {len(self.created) + len(self.updated) + len(self.unchanged)} variant(s) "
+            f"to {self.product_ref}: {len(self.created)} new listing(s), "
+            f"{len(self.updated)} updated."
+        )
+        if self.missing_on_channel:
+            text += f" Not on the channel: {', '.join(self.missing_on_channel)}."
+        if self.unknown_to_pimsync:
+            text += f" Unknown to this product: {', '.join(self.unknown_to_pimsync)}."
+        return text
+
+
+def product_variants_link(
+    *, channel: Channel, product: Product, product_ref: str
+) -> VariantsLinked:
+    """List a pimsync product's variants on ``channel`` as the variants of the
+    channel product ``product_ref`` (Magento: the SKU of a configurable, whose
+    simple children are matched by SKU). A listing is created for each match, or
+    given the channel's ids; new or changed listings are pushed. Reads the
+    channel first (no transaction open meanwhile); raises VariantLinkError when
+    the channel cannot list variants, the product has none there, or none match."""
+    connector = channel_connector(channel)
+    if not isinstance(connector, VariantReader):
+        raise VariantLinkError(
+            f"{channel.get_platform_display()} channels cannot list a product's variants"
+        )
+    try:
+        children = connector.read_product_variants(product_ref)
+    except ConnectorError as exc:
+        raise VariantLinkError(f"{channel}: {exc.message}") from exc
+    by_sku = {child.sku: child for child in children}
+    variants = list(product.variants.order_by("sku"))
+    matched = [v for v in variants if v.sku in by_sku]
+    if not matched:
+        raise VariantLinkError(
+            f"None of {product}'s SKUs is a variant of {product_ref} on {channel}"
+            + (f" (it has {', '.join(sorted(by_sku)[:10])})" if by_sku else " (it has none)")
+        )
+    created, updated, unchanged = [], [], []
+    with transaction.atomic():
+        existing = {
+            lst.variant_id: lst
+            for lst in ChannelListing.objects.filter(channel=channel, variant__in=matched)
+        }
+        for variant in matched:
+            child = by_sku[variant.sku]
+            ids = {
+                "external_product_id": child.product_id,
+                "external_variant_id": child.variant_id,
+                "listing_sku": "",
+            }
+            listing = existing.get(variant.pk)
+            if listing is None:
+                listing_save(listing=ChannelListing(channel=channel, variant=variant, **ids))
+                created.append(variant.sku)
+                continue
+            changed = {name for name, value in ids.items() if getattr(listing, name) != value}
+            if not changed:
+                unchanged.append(variant.sku)
+                continue
+            for name in changed:
+                setattr(listing, name, ids[name])
+            listing_save(listing=listing, changed_fields=changed)
+            updated.append(variant.sku)
+    known = {v.sku for v in variants}
+    return VariantsLinked(
+        product_ref=product_ref,
+        created=created,
+        updated=updated,
+        unchanged=unchanged,
+        missing_on_channel=sorted(known - set(by_sku)),
+        unknown_to_pimsync=sorted(set(by_sku) - known),
     )
 
 

@@ -1,5 +1,6 @@
 """The demo catalog that `make run` seeds: 50 products × 4 sizes over 2 locations,
-one channel per platform pointing at the local sandbox, one buffer rule and one
+one channel per platform pointing at the local sandbox (Magento lists each
+product as a configurable with four simple children), one buffer rule and one
 price rule. Seeding is idempotent: existing data is kept."""
 
 from __future__ import annotations
@@ -68,6 +69,21 @@ SANDBOX_CHANNELS = [
         "rate": "5",
         "locations": ("main",),
     },
+    {
+        "platform": "magento",
+        "name": "Magento (sandbox)",
+        "slug": "magento",
+        "credentials": {"access_token": "sandbox-magento-token"},
+        "platform_config": {
+            "store_code": "default",
+            "price_store_id": 0,
+            "msi": True,
+            "source_codes": ["default"],
+            "stock_id": 1,
+        },
+        "rate": "5",
+        "locations": ("main", "store"),
+    },
 ]
 
 
@@ -86,6 +102,10 @@ def listing_ids(platform: str, index: int, product_index: int, sku: str) -> dict
         }
     if platform == "ebay":
         return {"offer_id": str(700000 + index), "listing_sku": sku}
+    if platform == "magento":
+        # Simple children of one configurable per product, named by the SKUs' stem.
+        parent = sku.rsplit("-", 1)[0] if "-" in sku else f"CFG-{product_index}"
+        return {"external_product_id": parent, "external_variant_id": str(30000 + index)}
     return {"listing_sku": sku}
 
 

@@ -7,7 +7,8 @@ Production code never imports this package; ``python manage.py run_sandbox``
 
 * ``platform.py``: :class:`~sandbox.platform.SandboxPlatform`, the interface a
   platform module implements; ``shopify.py``, ``woocommerce.py``, ``ebay.py``,
-  ``amazon.py`` implement it.
+  ``amazon.py`` and ``magento.py`` implement it (``searchcriteria.py``: Magento's
+  search and ``fields`` query parameters).
 * ``server.py``: the HTTP server and the ``/_control/`` API (see docs/sandbox.md).
 * What a platform is built from: ``http.py`` (requests, responses, routes, wire
   formats), ``store.py`` (catalog and orders), ``ratelimit.py``, ``faults.py``,

@@ -1,7 +1,8 @@
 """The base class every platform module builds on: :class:`SandboxPlatform`.
 
 ``server.py`` owns the HTTP server and the ``/_control/`` API; each platform
-module (``shopify.py``, ``woocommerce.py``, ``ebay.py``, ``amazon.py``) defines
+module (``shopify.py``, ``woocommerce.py``, ``ebay.py``, ``amazon.py``,
+``magento.py``) defines
 ONE subclass of :class:`SandboxPlatform` that speaks that platform's wire format.
 
 Interface a platform module implements

@@ -1,6 +1,7 @@
 """HTTP server of the channel sandbox: platform dispatch and the /_control/ API.
 
-``/shopify/...``, ``/woocommerce/...``, ``/ebay/...``, ``/amazon/...`` go to the
+``/shopify/...``, ``/woocommerce/...``, ``/ebay/...``, ``/amazon/...``,
+``/magento/...`` go to the
 platform objects (see ``platform.py``); ``/_control/...`` lets a test, the demo or a
 person seed the catalog, edit values, create orders (delivered as signed
 webhooks), inject faults and change rate limits. docs/sandbox.md lists it all.
@@ -50,6 +51,7 @@ PLATFORM_CLASSES: dict[str, str] = {
     "woocommerce": "sandbox.woocommerce:WooCommerceSandbox",
     "ebay": "sandbox.ebay:EbaySandbox",
     "amazon": "sandbox.amazon:AmazonSandbox",
+    "magento": "sandbox.magento:MagentoSandbox",
 }
 
 ACTION_EVENTS = {"pay": "paid", "cancel": "cancelled", "fulfil": "fulfilled", "refund": "refunded"}

@@ -7,8 +7,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from inventory.api.serializers import VariantSerializer
+from inventory.models import Product
 
-from ..connectors.shopify_versions import api_version_problem
+from ..connectors.registry import credentials_problems, platform_config_problems
 from ..models import (
     BufferRule,
     Channel,
@@ -159,10 +160,18 @@ class ChannelSerializer(serializers.ModelSerializer):
         return value
 
     def validate(self, attrs: dict) -> dict:
-        platform = attrs.get("platform", getattr(self.instance, "platform", ""))
-        config = attrs.get("platform_config", getattr(self.instance, "platform_config", {}))
-        if platform == Platform.SHOPIFY and (problem := api_version_problem(config)):
-            raise serializers.ValidationError({"platform_config": [problem]})
+        """The platform's own checks of its settings and credentials (new or stored)."""
+        instance = self.instance if isinstance(self.instance, Channel) else None
+        platform = attrs.get("platform", instance.platform if instance else "")
+        config = attrs.get("platform_config", instance.platform_config if instance else {})
+        credentials = attrs.get("credentials", instance.credentials if instance else {})
+        errors = {}
+        if problems := platform_config_problems(platform, config):
+            errors["platform_config"] = problems
+        if problems := credentials_problems(platform, credentials):
+            errors["credentials"] = problems
+        if errors:
+            raise serializers.ValidationError(errors)
         return attrs
 
 
@@ -210,6 +219,31 @@ class ListingSerializer(serializers.ModelSerializer):
     @extend_schema_field(SyncStateSerializer(allow_null=True))
     def get_sync_state(self, obj: ChannelListing) -> dict | None:
         return _sync_state(obj, self.context.get("sync_states", {}))
+
+
+class LinkVariantsInputSerializer(serializers.Serializer):
+    channel = serializers.PrimaryKeyRelatedField(queryset=Channel.objects.all())
+    product = serializers.PrimaryKeyRelatedField(queryset=Product.objects.all())
+    product_ref = serializers.CharField(
+        max_length=100,
+        help_text="The channel product whose variants to link (Magento: the configurable's SKU)",
+    )
+
+
+class LinkVariantsOutputSerializer(serializers.Serializer):
+    product_ref = serializers.CharField()
+    created = serializers.ListField(child=serializers.CharField(), help_text="SKUs newly listed")
+    updated = serializers.ListField(
+        child=serializers.CharField(), help_text="SKUs whose listing got the channel's ids"
+    )
+    unchanged = serializers.ListField(child=serializers.CharField())
+    missing_on_channel = serializers.ListField(
+        child=serializers.CharField(), help_text="The product's SKUs the channel product lacks"
+    )
+    unknown_to_pimsync = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="The channel product's SKUs that no variant of this product has",
+    )
 
 
 class BufferRuleSerializer(serializers.ModelSerializer):

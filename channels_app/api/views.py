@@ -61,6 +61,8 @@ from .serializers import (
     BufferRuleSerializer,
     ChannelSerializer,
     CustomerSerializer,
+    LinkVariantsInputSerializer,
+    LinkVariantsOutputSerializer,
     ListingSerializer,
     OrderSerializer,
     PriceRuleSerializer,
@@ -208,6 +210,27 @@ CHANNEL_EXAMPLE = OpenApiExample(
         "rate_limit_per_second": "2",
     },
 )
+MAGENTO_CHANNEL_EXAMPLE = OpenApiExample(
+    "A Magento 2 channel (MSI)",
+    request_only=True,
+    value={
+        "name": "Magento EU",
+        "slug": "magento-eu",
+        "platform": "magento",
+        "base_url": "https://shop.example.com",
+        "currency": "EUR",
+        "platform_config": {
+            "store_code": "default",
+            "price_store_id": 0,
+            "msi": True,
+            "source_codes": ["default"],
+            "stock_id": 1,
+            "async_threshold": 500,
+        },
+        "credentials": {"access_token": "<integration access token>"},
+        "rate_limit_per_second": "4",
+    },
+)
 SKUS_EXAMPLE = OpenApiExample(
     "Two SKUs", value={"skus": ["DEMO-001-M", "DEMO-001-L"]}, request_only=True
 )
@@ -238,8 +261,17 @@ def listings_listed_or_refuse(channel: Channel, skus: Iterable[str]) -> QuerySet
     retrieve=extend_schema(
         summary="Read a channel (credentials are never returned)", examples=[examples.CHANNEL]
     ),
-    create=extend_schema(summary="Create a channel (staff)", examples=[CHANNEL_EXAMPLE]),
-    update=extend_schema(summary="Replace a channel (staff)", examples=[CHANNEL_EXAMPLE]),
+    create=extend_schema(
+        summary="Create a channel (staff)",
+        description="`platform_config` per platform: docs/channels.md (Magento: store_code, "
+        "price_store_id, msi, source_codes, stock_id, async_threshold, sync_batch_size, "
+        "read_page_size, requests_per_second, burst, bulk_poll_seconds, "
+        "bulk_max_wait_seconds; checked on save).",
+        examples=[CHANNEL_EXAMPLE, MAGENTO_CHANNEL_EXAMPLE],
+    ),
+    update=extend_schema(
+        summary="Replace a channel (staff)", examples=[CHANNEL_EXAMPLE, MAGENTO_CHANNEL_EXAMPLE]
+    ),
     partial_update=extend_schema(
         summary="Change a channel (staff)",
         description="New credentials lift an auth pause; enabling pushes every listing.",
@@ -383,6 +415,47 @@ class ListingViewSet(ServiceModelViewSet):
 
     def save_through_service(self, instance: ChannelListing, changed: set[str]) -> ChannelListing:
         return services.listing_save(listing=instance, changed_fields=changed)
+
+    @extend_schema(
+        summary="Link a product's variants to a channel product's variants by SKU",
+        description="Reads the channel product's variants (Magento: the simple children of "
+        "the configurable `product_ref`), lists each variant of `product` whose SKU matches "
+        "with the channel's ids and pushes the new or changed listings. 400 `link_failed` "
+        "when the channel cannot list variants or none match (nothing changes).",
+        request=LinkVariantsInputSerializer,
+        responses={200: LinkVariantsOutputSerializer},
+        examples=[
+            OpenApiExample(
+                "Magento configurable",
+                request_only=True,
+                value={"channel": 5, "product": 12, "product_ref": "DEMO-001"},
+            ),
+            OpenApiExample(
+                "Four children linked",
+                response_only=True,
+                value={
+                    "product_ref": "DEMO-001",
+                    "created": ["DEMO-001-L", "DEMO-001-M", "DEMO-001-S", "DEMO-001-XL"],
+                    "updated": [],
+                    "unchanged": [],
+                    "missing_on_channel": [],
+                    "unknown_to_pimsync": [],
+                },
+            ),
+        ],
+    )
+    @action(detail=False, methods=["post"], url_path="link-variants")
+    def link_variants(self, request: Request) -> Response:
+        serializer = LinkVariantsInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            linked = services.product_variants_link(
+                channel=data["channel"], product=data["product"], product_ref=data["product_ref"]
+            )
+        except services.VariantLinkError as exc:
+            raise ApiError(str(exc), code="link_failed") from exc
+        return Response(LinkVariantsOutputSerializer(linked).data)
 
 
 @extend_schema_view(

@@ -20,12 +20,13 @@ class ChannelConfig:
     """Everything a connector needs to know about one channel connection."""
 
     channel_id: int
-    platform: str  # "shopify" | "woocommerce" | "ebay" | "amazon"
+    platform: str  # "shopify" | "woocommerce" | "ebay" | "amazon" | "magento"
     base_url: str  # e.g. https://shop.myshopify.com or http://127.0.0.1:8700/shopify
     credentials: Mapping[str, str]  # decrypted; never log
     webhook_secret: str = ""  # decrypted; never log
     # Non-secret platform settings: shopify "location_id" (gid), "api_version";
-    # amazon "seller_id", "marketplace_id", "product_type"; ebay "marketplace_id".
+    # amazon "seller_id", "marketplace_id", "product_type"; ebay "marketplace_id";
+    # magento: see connectors.magento.MagentoOptions.
     platform_config: Mapping[str, Any] = field(default_factory=dict)
     batch_size: int | None = None  # optional cap below the platform maximum
     connect_timeout: float = 5.0
@@ -42,8 +43,10 @@ class ListingRef:
 
     sku: str  # pimsync's master SKU
     listing_sku: str = ""  # the channel's SKU if it differs (eBay/Amazon key on it)
-    product_id: str = ""  # Shopify product gid, WooCommerce parent product id
-    variant_id: str = ""  # Shopify variant gid, WooCommerce product/variation id
+    # Shopify product gid, WooCommerce parent product id, Magento configurable parent SKU
+    product_id: str = ""
+    # Shopify variant gid, WooCommerce product/variation id, Magento product entity id
+    variant_id: str = ""
     inventory_item_id: str = ""  # Shopify InventoryItem gid
     offer_id: str = ""  # eBay offer id
 
@@ -220,4 +223,11 @@ class AsyncBatchConnector(Protocol):
         self, status: BatchStatus, listings: Sequence[ListingRef]
     ) -> list[ItemResult]:
         """One result per listing, in the order they were submitted."""
+@runtime_checkable
+class VariantReader(Protocol):
+    """Optional: a connector that can list the variants of one channel product
+    (Magento: the simple children of a configurable), for linking them by SKU."""
+
+    def read_product_variants(self, product_ref: str) -> list[ListingRef]:
+        """The product's variants as listings: channel SKU and channel ids."""
         ...

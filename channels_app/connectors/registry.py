@@ -7,7 +7,8 @@ from breaking every other channel, and keep start-up cheap.
 from __future__ import annotations
 
 import importlib
-from typing import cast
+from collections.abc import Callable
+from typing import Any, cast
 
 from .base import ChannelConfig, Connector
 
@@ -16,6 +17,15 @@ CONNECTORS: dict[str, str] = {
     "woocommerce": "channels_app.connectors.woocommerce.WooCommerceConnector",
     "ebay": "channels_app.connectors.ebay.EbayConnector",
     "amazon": "channels_app.connectors.amazon.AmazonConnector",
+    "magento": "channels_app.connectors.magento.MagentoConnector",
+}
+
+
+# Platforms whose connector module checks its channel settings (functions
+# platform_config_problems / credentials_problems returning messages).
+SETTINGS_CHECKS: dict[str, str] = {
+    "magento": "channels_app.connectors.magento",
+    "shopify": "channels_app.connectors.shopify",
 }
 
 
@@ -41,3 +51,22 @@ def get_connector(config: ChannelConfig) -> Connector:
 
 def platforms() -> list[str]:
     return sorted(CONNECTORS)
+
+
+def _settings_check(platform: str, name: str) -> Callable[[Any], list[str]] | None:
+    module = SETTINGS_CHECKS.get(platform)
+    if module is None:
+        return None
+    return cast("Callable[[Any], list[str]]", getattr(importlib.import_module(module), name))
+
+
+def platform_config_problems(platform: str, platform_config: Any) -> list[str]:
+    """What is wrong with a channel's platform_config for its platform ([] when nothing)."""
+    check = _settings_check(platform, "platform_config_problems")
+    return check(platform_config) if check else []
+
+
+def credentials_problems(platform: str, credentials: Any) -> list[str]:
+    """What is missing from a channel's credentials for its platform ([] when nothing)."""
+    check = _settings_check(platform, "credentials_problems")
+    return check(credentials) if check else []

@@ -73,7 +73,12 @@ from .http import (
     ok_result,
     parse_timestamp,
 )
-from .shopify_versions import DEFAULT_VERSION, channel_api_version, version_status
+from .shopify_versions import (
+    DEFAULT_VERSION,
+    api_version_problem,
+    channel_api_version,
+    version_status,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -1012,3 +1017,20 @@ class ShopifyConnector:
         name = shop.get("name") or shop.get("myshopifyDomain") or "shop"
         status = version_status(self.api_version, today=datetime.now(UTC).date())
         return ConnectionCheck(True, f"connected to {name} ({status.message})")
+
+
+# --------------------------------------------------------------------------- settings checks
+
+
+def platform_config_problems(raw: Any) -> list[str]:
+    """What is wrong with a Shopify channel's platform_config ([] when nothing):
+    an api_version Shopify never released (a retired one only warns)."""
+    if not isinstance(raw, Mapping):
+        return ["platform_config: a JSON object"]
+    problem = api_version_problem(raw)
+    return [problem] if problem else []
+
+
+def credentials_problems(credentials: Any) -> list[str]:
+    """Nothing is checked before the connection test (which says what it found)."""
+    return []

@@ -9,7 +9,7 @@ answered 200, and the sweeper processes it. A delivery id seen before is
 answered 200 and not stored or processed again.
 
 Only Shopify and WooCommerce deliver order webhooks over HTTP with a secret
-pimsync can check; eBay and Amazon orders are polled.
+pimsync can check; eBay, Amazon and Magento orders are polled.
 """
 
 from __future__ import annotations

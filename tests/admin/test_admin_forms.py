@@ -343,3 +343,33 @@ def test_reconcile_now_with_the_broker_down_fails_the_run_instead_of_blocking_th
     run = ReconciliationRun.objects.get()
     assert run.status == "failed"
     assert "Could not be queued" in run.error_message
+
+
+def test_a_magento_channel_is_created_with_its_settings_checked(admin_client):
+    url = reverse("admin:channels_app_channel_add")
+    data = channel_form_data(
+        Channel(
+            name="Magento EU", slug="magento-eu", platform="magento", base_url="https://m.test"
+        ),
+        platform_config='{"msi": "yes", "stock_id": 0}',
+    )
+
+    refused = admin_client.post(url, data).content.decode()
+    created = admin_client.post(
+        url,
+        {
+            **data,
+            "platform_config": '{"store_code": "default", "source_codes": ["default"]}',
+            "new_credentials": '{"access_token": "integration-token-1"}',
+        },
+    )
+
+    assert "msi: true or false" in refused
+    assert "stock_id: a whole number from 1" in refused
+    assert "integration access token" in refused  # no credentials given
+    assert created.status_code == 302
+    channel = Channel.objects.get(slug="magento-eu")
+    assert (channel.platform, channel.credentials) == (
+        "magento",
+        {"access_token": "integration-token-1"},
+    )

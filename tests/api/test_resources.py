@@ -128,6 +128,33 @@ def test_cursor_pagination_walks_every_row_once(catalog, staff_api):
     assert len(seen) == len(set(seen)) == 3
 
 
+def test_a_magento_channel_needs_valid_settings_and_its_token(catalog, staff_api):
+    body = {
+        "name": "Magento",
+        "slug": "magento",
+        "platform": "magento",
+        "base_url": "https://magento.example.com",
+        "platform_config": {"msi": True, "source_codes": ["default", "default"]},
+    }
+
+    refused = staff_api.post("/api/v1/channels/", body, format="json")
+    created = staff_api.post(
+        "/api/v1/channels/",
+        {**body, "platform_config": {"stock_id": 2}, "credentials": {"access_token": "tok-1"}},
+        format="json",
+    )
+
+    assert refused.status_code == 400
+    fields = refused.json()["error"]["details"]["fields"]
+    assert fields["platform_config"] == [
+        'source_codes: a list of distinct MSI source codes, e.g. ["default"]'
+    ]
+    assert fields["credentials"] == ['credentials: {"access_token": "<integration access token>"}']
+    assert created.status_code == 201, created.content
+    assert created.json()["platform_config"] == {"stock_id": 2}
+    assert not Channel.objects.filter(platform="magento", platform_config__msi=True).exists()
+
+
 def test_channel_credentials_are_write_only(catalog, staff_api):
     secret_token, secret_hook = "shpat_super_secret_value_1", "whsec_very_secret_2"
     created = staff_api.post(

@@ -20,6 +20,7 @@ from inventory import services
 from synclog.models import Alert, ReconciliationRun, SyncLogEntry
 from tests import factories
 from tests.support.roles import ROLE_NAMES
+from tests.support.sandbox import MAGENTO_TOKEN
 
 pytestmark = pytest.mark.django_db
 
@@ -35,6 +36,7 @@ class Call:
     allowed: tuple[str, ...]
     body: dict[str, Any] | None = None
     idempotency: bool = False
+    fixtures: tuple[str, ...] = ()  # more ids the call needs (fixtures returning a dict)
 
 
 CALLS = [
@@ -149,6 +151,14 @@ CALLS = [
     ),
     Call(
         "listing change", "patch", "/api/v1/listings/{listing}/", (MER,), {"price_override": "18"}
+    ),
+    Call(
+        "link variants",
+        "post",
+        "/api/v1/listings/link-variants/",
+        (MER,),
+        {"channel": "{magento_channel}", "product": "{product}", "product_ref": "TEE"},
+        fixtures=("magento_world",),
     ),
     Call("buffer rules list", "get", "/api/v1/buffer-rules/", ALL),
     Call("buffer rule read", "get", "/api/v1/buffer-rules/{buffer_rule}/", ALL),
@@ -270,6 +280,25 @@ def world(catalog):
     }
 
 
+@pytest.fixture
+def magento_world(catalog, sandbox):
+    """A Magento channel on the sandbox whose configurable TEE has the catalog's SKUs."""
+    sandbox.platform("magento").seed(
+        [
+            {"sku": v.sku, "price": "20.00", "quantity": 10, "group": "TEE"}
+            for v in catalog["variants"]
+        ]
+    )
+    channel = factories.ChannelFactory(
+        slug="magento",
+        platform="magento",
+        base_url=sandbox.platform_url("magento"),
+        credentials={"access_token": MAGENTO_TOKEN},
+        platform_config={},
+    )
+    return {"magento_channel": channel.pk}
+
+
 def factories_customer():
     from channels_app.models import Customer
 
@@ -316,9 +345,12 @@ def _outcome(call: Call, role: str, client, ids: dict[str, int]) -> str | None:
 
 @pytest.mark.parametrize("role", ROLE_NAMES)
 @pytest.mark.parametrize("call", CALLS, ids=[c.name for c in CALLS])
-def test_role_access(call: Call, role: str, world, client_for) -> None:
+def test_role_access(call: Call, role: str, world, client_for, request) -> None:
     """Allowed roles and staff succeed, other roles get 403, anonymous gets 401."""
-    assert _outcome(call, role, client_for(role), world) is None
+    ids = dict(world)
+    for name in call.fixtures:
+        ids.update(request.getfixturevalue(name))
+    assert _outcome(call, role, client_for(role), ids) is None
 
 
 def test_every_routed_endpoint_is_in_the_table() -> None:

@@ -109,10 +109,10 @@ def ops_dashboard_walk(live_server, page) -> None:
     # When they follow the dashboard link from the admin index
     page.click(f"a[href='{reverse('admin:synclog_opsdashboard_changelist')}']")
 
-    # Then four channel cards and their charts show, with the snapshot states
+    # Then the five channel cards and their charts show, with the snapshot states
     cards = page.locator(".ps-card")
     cards.first.wait_for()
-    assert cards.count() == 4
+    assert cards.count() == 5
     for card in cards.all():
         assert card.is_visible()
     assert (
@@ -122,7 +122,7 @@ def ops_dashboard_walk(live_server, page) -> None:
         == "Circuit open"
     )
     charts = page.locator("svg.ps-chart")
-    assert charts.count() == 8
+    assert charts.count() == 10
     for chart in charts.all():
         assert chart.is_visible()
         assert chart.bounding_box()["height"] > 60

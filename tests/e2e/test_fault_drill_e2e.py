@@ -19,17 +19,19 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from channels_app import services as channel_services
 from channels_app.dispatch import sweep_due_channels
 from channels_app.health import health_evaluate
 from channels_app.models import Channel, ChannelAlertSettings, ChannelListing, SyncMarker
 from channels_app.sync.markers import listings_mark_dirty
 from inventory import services
 from inventory.models import Variant
-from synclog.models import Alert, ChannelHealthSnapshot, Incident
+from synclog.models import Alert, ChannelHealthSnapshot, DriftFinding, Incident, SyncLogEntry
 from tests.support.e2e import (
     assert_every_channel_matches,
     build_catalog,
     control,
+    wait_for_runs,
     wait_until_drained,
 )
 
@@ -138,10 +140,75 @@ def test_two_minute_outage_of_one_channel_opens_dead_channel_and_an_incident_tha
     later = health_evaluate(now=timezone.now() + window + timedelta(minutes=1))
     assert later.states[down.pk] == "healthy"
     assert open_alert("degraded", down) is None
-    assert assert_every_channel_matches(sandbox_server) == 4 * 80
+    assert assert_every_channel_matches(sandbox_server) == 5 * 80
     print(
         f"\noutage {OUTAGE_SECONDS:.0f} s: dead-channel after {dead_after_s:.1f} s, other "
         f"channels drained a mid-outage batch in {others_drained_s:.1f} s, backlog drained "
         f"{drained_s:.1f} s after the start, incident TTR {incident.ttr_seconds} s "
         f"({incident.alerts.count()} alerts)"
+    )
+
+
+def test_magento_maintenance_window_the_others_sync_through_and_reconciliation_heals(
+    sandbox_server, start_worker
+):
+    """The seed's partial failure: Magento answers 503 (maintenance mode) for a while.
+    The other four channels keep syncing, the sync log shows Magento's failures per
+    SKU, the backlog goes out once Magento is back, and the values a maintenance-time
+    import overwrote in Magento are found and healed by the reconciliation."""
+    outage = OUTAGE_SECONDS / 2
+    channels = build_catalog(sandbox_server, n_variants=80)
+    magento = next(c for c in channels if c.platform == "magento")
+    others = [c for c in channels if c != magento]
+    start_worker()
+    listings_mark_dirty(ChannelListing.objects.all())
+    wait_until_drained(sweep_due_channels, timeout=120)
+    variants = list(Variant.objects.order_by("pk"))
+
+    # --- the maintenance window ------------------------------------------------------------
+    control(sandbox_server, "POST", "faults", {"magento": {"outage_seconds": outage}})
+    started = time.monotonic()
+    repriced = variants[:20]
+    reprice(repriced, 3456)
+    # ... and an import run during the window overwrites ten other SKUs in Magento
+    imported = variants[40:50]
+    control(
+        sandbox_server,
+        "POST",
+        "values",
+        {"magento": [{"sku": v.sku, "price": "1.11", "quantity": 999} for v in imported]},
+    )
+    others_drained_s = None
+    while time.monotonic() - started < outage - 1:
+        states = tick()
+        assert all(states[c.pk] == "healthy" for c in others), states
+        if others_drained_s is None and pending(others) == 0:
+            others_drained_s = time.monotonic() - started
+        time.sleep(0.5)
+
+    assert others_drained_s is not None, "the other channels stopped syncing"
+    assert pending([magento]) == 20  # the price markers of the 20 SKUs wait
+    failed = SyncLogEntry.objects.filter(channel=magento, error_code="maintenance")
+    assert set(failed.values_list("sku", flat=True)) == {v.sku for v in repriced}
+    assert not SyncLogEntry.objects.filter(channel__in=others).exclude(status="success").exists()
+
+    # --- back: the backlog drains, the reconciliation heals the import ----------------------
+    while time.monotonic() - started < outage + 1:
+        time.sleep(0.2)
+    wait_until_drained(sweep_due_channels, timeout=120)
+    assert not failed.filter(resolved_at__isnull=True).exists(), "a later success resolves each"
+    requested = channel_services.reconcile_request(channels=[magento], trigger="manual")
+    [run] = wait_for_runs([run_id for _, run_id, _ in requested.started], timeout=120)
+
+    findings = DriftFinding.objects.filter(run=run)
+    assert {f.sku for f in findings} == {v.sku for v in imported}
+    assert (run.status, run.checked, run.errors) == ("finished", 80, 0), run.error_message
+    assert run.drifted == run.fixed == len(imported)
+    assert not findings.filter(resolved_at__isnull=True).exists()
+    assert assert_every_channel_matches(sandbox_server) == 5 * 80
+    print(
+        f"\nmagento maintenance {outage:.0f} s: others drained a batch in "
+        f"{others_drained_s:.1f} s, "
+        f"{failed.count()} failed magento attempts logged per SKU, reconciliation fixed "
+        f"{run.fixed} imported values"
     )

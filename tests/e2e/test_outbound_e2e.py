@@ -49,13 +49,13 @@ def test_thousand_changes_converge_under_faults_without_exceeding_limits(
     sandbox_server, start_worker
 ):
     build_catalog(sandbox_server)
-    listings_mark_dirty(ChannelListing.objects.all())  # initial sync of 200 SKUs × 4 channels
+    listings_mark_dirty(ChannelListing.objects.all())  # initial sync of 200 SKUs × 5 channels
     faults = {"error_5xx": 0.10, "throttle": 0.05, "seed": 7}
     control(
         sandbox_server,
         "POST",
         "faults",
-        dict.fromkeys(("shopify", "woocommerce", "ebay", "amazon"), faults),
+        dict.fromkeys(("shopify", "woocommerce", "ebay", "amazon", "magento"), faults),
     )
     control(sandbox_server, "POST", "counters/reset", {})
     start_worker()
@@ -66,7 +66,7 @@ def test_thousand_changes_converge_under_faults_without_exceeding_limits(
     seconds = wait_until_drained(sweep_due_channels, timeout=300)
     counters = control(sandbox_server, "GET", "counters")
     control(sandbox_server, "DELETE", "faults")
-    assert assert_every_channel_matches(sandbox_server) == 800
+    assert assert_every_channel_matches(sandbox_server) == 5 * 200
     for platform, c in counters.items():
         assert c["rate_limited"] == 0, f"pimsync exceeded {platform}'s limit: {c}"
         assert sum(c["faults"].values()) > 0, f"no fault was injected on {platform}: {c}"
@@ -98,5 +98,5 @@ def test_worker_killed_mid_batch_loses_nothing(sandbox_server, start_worker):
     Channel.objects.filter(platform="amazon").update(rate_limit_per_second=Decimal("30"))
     start_worker("survivor")
     wait_until_drained(sweep_due_channels, timeout=240)
-    assert assert_every_channel_matches(sandbox_server) == 800
+    assert assert_every_channel_matches(sandbox_server) == 5 * 200
     print(f"\n{leased} markers were leased by the killed worker; all converged after restart")

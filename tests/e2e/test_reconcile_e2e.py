@@ -6,7 +6,6 @@ and resolves exactly those."""
 from __future__ import annotations
 
 import random
-import time
 
 import pytest
 
@@ -14,11 +13,12 @@ from channels_app import services
 from channels_app.dispatch import sweep_due_channels
 from channels_app.models import Channel, ChannelListing
 from channels_app.sync.markers import listings_mark_dirty
-from synclog.models import Alert, DriftFinding, ReconciliationRun
+from synclog.models import Alert, DriftFinding
 from tests.support.e2e import (
     assert_every_channel_matches,
     build_catalog,
     control,
+    wait_for_runs,
     wait_until_drained,
 )
 
@@ -27,7 +27,7 @@ EDITS = 50
 
 
 def edit_consoles(sandbox, rng: random.Random) -> dict[int, set[str]]:
-    """50 edits spread over the four channels: a price here, a quantity there."""
+    """50 edits spread over the five channels: a price here, a quantity there."""
     listings = list(ChannelListing.objects.select_related("variant", "channel"))
     picked = rng.sample(listings, EDITS)
     by_platform: dict[str, list[dict]] = {}
@@ -44,22 +44,10 @@ def edit_consoles(sandbox, rng: random.Random) -> dict[int, set[str]]:
     return changed
 
 
-def wait_for_runs(run_ids: list[int], timeout: float) -> list[ReconciliationRun]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        runs = list(ReconciliationRun.objects.filter(pk__in=run_ids))
-        if all(r.status != "running" for r in runs):
-            return runs
-        sweep_due_channels()  # what beat's sweeper does for lost pushes
-        time.sleep(0.5)
-    states = list(ReconciliationRun.objects.filter(pk__in=run_ids).values())
-    raise AssertionError(f"reconciliation did not finish in {timeout} s: {states}")
-
-
 def test_fifty_console_edits_are_found_fixed_and_resolved_by_the_workers(
     sandbox_server, start_worker, settings
 ):
-    # given: four channels in sync after a full push by the workers
+    # given: five channels in sync after a full push by the workers
     build_catalog(sandbox_server, n_variants=120)
     start_worker("rec", concurrency=2)
     listings_mark_dirty(ChannelListing.objects.all(), forced=True)
@@ -70,7 +58,7 @@ def test_fifty_console_edits_are_found_fixed_and_resolved_by_the_workers(
     # when: "Reconcile now" on every channel
     requested = services.reconcile_request(channels=Channel.objects.all(), trigger="manual")
     run_ids = [run_id for _, run_id, _ in requested.started]
-    assert len(run_ids) == 4
+    assert len(run_ids) == 5
     runs = wait_for_runs(run_ids, timeout=240)
     # then: each run found exactly its channel's edits, fixed them and read them back
     for run in runs:

@@ -51,8 +51,8 @@ def test_seed_set_get_values_counters_and_reset(sandbox) -> None:
 
 
 def test_unknown_platform_and_route_are_404(sandbox) -> None:
-    assert control(sandbox.url, "GET", "/_control/values/magento")[0] == 404
-    assert requests.get(sandbox.url + "/magento/rest/V1/products", timeout=5).status_code == 404
+    assert control(sandbox.url, "GET", "/_control/values/bigcommerce")[0] == 404
+    assert requests.get(sandbox.url + "/bigcommerce/api/v3/catalog", timeout=5).status_code == 404
     assert woo(sandbox.url, "GET", "coupons").status_code == 404
     status, health = control(sandbox.url, "GET", "/_control/health")
     assert status == 200

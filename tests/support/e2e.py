@@ -19,6 +19,7 @@ from inventory import services
 from inventory.models import Location, Product, Variant
 from pimsync.demo import SANDBOX_CHANNELS, listing_ids
 from sandbox.server import RunningSandbox
+from synclog.models import ReconciliationRun
 
 
 def control(sandbox: RunningSandbox, method: str, path: str, payload: object = None) -> object:
@@ -29,7 +30,7 @@ def control(sandbox: RunningSandbox, method: str, path: str, payload: object = N
 
 # pimsync calls per second per channel: below the sandbox's limits scaled ×10
 # (Shopify's cost bucket restores 500 points/s there, ~10 per call).
-E2E_RATES = {"shopify": "20", "woocommerce": "40", "ebay": "30", "amazon": "30"}
+E2E_RATES = {"shopify": "20", "woocommerce": "40", "ebay": "30", "amazon": "30", "magento": "30"}
 
 
 def build_catalog(sandbox: RunningSandbox, n_variants: int = 200) -> list[Channel]:
@@ -98,6 +99,21 @@ def wait_until_drained(sweep: Callable[[], object], timeout: float) -> float:
         "channel__platform", "attempts", "last_error"
     )[:10]
     raise AssertionError(f"queue did not drain in {timeout} s; e.g. {list(pending)}")
+
+
+def wait_for_runs(run_ids: list[int], timeout: float) -> list[ReconciliationRun]:
+    """Reconciliation runs once they are no longer running (the sweeper runs meanwhile)."""
+    from channels_app.dispatch import sweep_due_channels
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = list(ReconciliationRun.objects.filter(pk__in=run_ids))
+        if all(r.status != "running" for r in runs):
+            return runs
+        sweep_due_channels()  # what beat's sweeper does for lost pushes
+        time.sleep(0.5)
+    states = list(ReconciliationRun.objects.filter(pk__in=run_ids).values())
+    raise AssertionError(f"reconciliation did not finish in {timeout} s: {states}")
 
 
 def assert_every_channel_matches(sandbox: RunningSandbox) -> int:

@@ -24,6 +24,7 @@ from sandbox.store import ID_KEYS
 SHOPIFY_TOKEN = "shpat_sandbox"
 SHOPIFY_LOCATION = "gid://shopify/Location/1"
 WOO_KEY, WOO_SECRET = "ck_sandbox", "cs_sandbox"
+MAGENTO_TOKEN = "sandbox-magento-token"
 WEBHOOK_SECRET = "whsec-test-secret"
 
 GRAPHQL = "/shopify/admin/api/2026-01/graphql.json"
@@ -42,33 +43,46 @@ class FakeClock:
         self.now += seconds
 
 
+def _config(base_url: str, overrides: dict[str, Any], **defaults: Any) -> ChannelConfig:
+    """A connector config for the sandbox: short timeouts, ``overrides`` win."""
+    values = {"base_url": base_url, "connect_timeout": 2.0, "read_timeout": 5.0, **defaults}
+    return ChannelConfig(**(values | overrides))
+
+
 def shopify_config(base_url: str, **overrides: Any) -> ChannelConfig:
-    values: dict[str, Any] = {
-        "channel_id": 1,
-        "platform": "shopify",
-        "base_url": base_url,
-        "credentials": {"access_token": SHOPIFY_TOKEN},
-        "webhook_secret": WEBHOOK_SECRET,
-        "platform_config": {"location_id": SHOPIFY_LOCATION},
-        "connect_timeout": 2.0,
-        "read_timeout": 5.0,
-    }
-    values.update(overrides)
-    return ChannelConfig(**values)
+    return _config(
+        base_url,
+        overrides,
+        channel_id=1,
+        platform="shopify",
+        credentials={"access_token": SHOPIFY_TOKEN},
+        webhook_secret=WEBHOOK_SECRET,
+        platform_config={"location_id": SHOPIFY_LOCATION},
+    )
 
 
 def woocommerce_config(base_url: str, **overrides: Any) -> ChannelConfig:
-    values: dict[str, Any] = {
-        "channel_id": 2,
-        "platform": "woocommerce",
-        "base_url": base_url,
-        "credentials": {"consumer_key": WOO_KEY, "consumer_secret": WOO_SECRET},
-        "webhook_secret": WEBHOOK_SECRET,
-        "connect_timeout": 2.0,
-        "read_timeout": 5.0,
-    }
-    values.update(overrides)
-    return ChannelConfig(**values)
+    return _config(
+        base_url,
+        overrides,
+        channel_id=2,
+        platform="woocommerce",
+        credentials={"consumer_key": WOO_KEY, "consumer_secret": WOO_SECRET},
+        webhook_secret=WEBHOOK_SECRET,
+    )
+
+
+def magento_config(base_url: str, **overrides: Any) -> ChannelConfig:
+    """A Magento channel on the sandbox; ``platform_config`` keys merge into the defaults."""
+    platform_config = {"bulk_poll_seconds": 0.05, **overrides.pop("platform_config", {})}
+    return _config(
+        base_url,
+        overrides,
+        channel_id=5,
+        platform="magento",
+        credentials={"access_token": MAGENTO_TOKEN},
+        platform_config=platform_config,
+    )
 
 
 EBAY_TOKEN = "sandbox-ebay-token"

@@ -1,6 +1,6 @@
 """`make run`'s trickle of sandbox orders: sales arrive, stock falls, the other
-channels follow. Shopify and WooCommerce orders come as signed webhooks, eBay and
-Amazon ones through polling. Dev tooling: it only talks to the sandbox."""
+channels follow. Shopify and WooCommerce orders come as signed webhooks, eBay,
+Amazon and Magento ones through polling. Dev tooling: it only talks to the sandbox."""
 
 from __future__ import annotations
 
@@ -94,7 +94,10 @@ class Command(BaseCommand):
         rendered = created.get("order") or {}
         # Each platform names its order id its own way.
         order_id = str(
-            rendered.get("id") or rendered.get("orderId") or rendered.get("AmazonOrderId")
+            rendered.get("id")
+            or rendered.get("orderId")
+            or rendered.get("AmazonOrderId")
+            or rendered.get("entity_id")
         )
         self.stdout.write(
             f"{channel.platform}: order {order_id} ({status}) for {listing.variant.sku}"

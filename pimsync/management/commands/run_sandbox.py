@@ -1,7 +1,7 @@
 """``python manage.py run_sandbox --port 8700 [--state FILE] [--seed-file FILE]``.
 
-Serves the local channel sandbox (Shopify, WooCommerce, eBay, Amazon stand-ins
-and the /_control/ API) on 127.0.0.1 until Ctrl-C. See docs/sandbox.md.
+Serves the local channel sandbox (Shopify, WooCommerce, eBay, Amazon, Magento
+stand-ins and the /_control/ API) on 127.0.0.1 until Ctrl-C. See docs/sandbox.md.
 
 The one module outside tests and bench/ that may import ``sandbox``: Django
 imports a command module only when that command runs, so serving pimsync never

@@ -553,7 +553,7 @@ def test_registry_picks_the_connector_by_platform() -> None:
 
     assert connector_class("shopify") is ShopifyConnector
     assert connector_class("woocommerce") is WooCommerceConnector
-    assert platforms() == ["amazon", "ebay", "shopify", "woocommerce"]
+    assert platforms() == ["amazon", "ebay", "magento", "shopify", "woocommerce"]
     assert {connector_class(name).platform for name in platforms()} == set(platforms())
-    with pytest.raises(UnknownPlatformError, match="magento"):
-        connector_class("magento")
+    with pytest.raises(UnknownPlatformError, match="bigcommerce"):
+        connector_class("bigcommerce")

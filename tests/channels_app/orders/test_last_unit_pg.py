@@ -18,7 +18,7 @@ from tests.support.orders import order_data
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
-def test_thousand_orders_for_hundred_units_across_four_channels(
+def test_thousand_orders_for_hundred_units_across_five_channels(
     channel_factory,
     channel_location_factory,
     location,
@@ -36,7 +36,7 @@ def test_thousand_orders_for_hundred_units_across_four_channels(
         idempotency_key="seed",
     )
     channels = []
-    for platform in ("shopify", "woocommerce", "ebay", "amazon"):
+    for platform in ("shopify", "woocommerce", "ebay", "amazon", "magento"):
         ch = channel_factory(platform=platform)
         channel_location_factory(channel=ch, location=location)
         listing_factory(channel=ch, variant=variant)
@@ -46,7 +46,7 @@ def test_thousand_orders_for_hundred_units_across_four_channels(
     def place(n: int) -> bool:
         try:
             result = order_apply(
-                channel=channels[n % 4],
+                channel=channels[n % len(channels)],
                 data=order_data("paid", 1, external_id=f"O{n}", lines=line),
                 source="webhook",
             )
@@ -66,7 +66,7 @@ def test_thousand_orders_for_hundred_units_across_four_channels(
         on_hand=Sum("delta_on_hand"), committed=Sum("delta_committed")
     )
     assert (sums["on_hand"], sums["committed"]) == (100, 100)
-    assert [channel_atp(channel=ch, variant=variant) for ch in channels] == [0, 0, 0, 0]
+    assert [channel_atp(channel=ch, variant=variant) for ch in channels] == [0] * 5
     forced = SyncMarker.objects.filter(listing__variant=variant, kind="quantity", is_forced=True)
     assert sorted(forced.values_list("channel_id", flat=True)) == sorted(ch.pk for ch in channels)
 
@@ -94,4 +94,4 @@ def test_thousand_orders_for_hundred_units_across_four_channels(
     monkeypatch.setattr(engine, "channel_connector", lambda channel: Recorder(channel.platform))
     for ch in channels:
         engine.channel_push(ch.pk, time_budget=30)
-    assert told == {"shopify": 0, "woocommerce": 0, "ebay": 0, "amazon": 0}
+    assert told == {"shopify": 0, "woocommerce": 0, "ebay": 0, "amazon": 0, "magento": 0}

@@ -10,13 +10,20 @@ from django.utils import timezone
 
 from channels_app import dispatch
 from channels_app.connectors.http import encode_page_cursor
-from channels_app.models import ChannelOrder, ChannelSyncState, InboundEvent
+from channels_app.models import ChannelOrder, ChannelSyncState, Customer, InboundEvent
 from channels_app.orders.polling import channel_poll, channels_poll_due, poll_start_cursor
 from channels_app.tasks import channel_poll_task
 from inventory import services
 from inventory.models import StockLevel
 from sandbox.server import RunningSandbox
-from tests.support.sandbox import SHOPIFY_LOCATION, SHOPIFY_TOKEN, WOO_KEY, WOO_SECRET, control
+from tests.support.sandbox import (
+    MAGENTO_TOKEN,
+    SHOPIFY_LOCATION,
+    SHOPIFY_TOKEN,
+    WOO_KEY,
+    WOO_SECRET,
+    control,
+)
 
 SKU = "POLL-1"
 CONNECTION = {
@@ -30,6 +37,7 @@ CONNECTION = {
         {"access_token": "sandbox-amazon-token"},
         {"seller_id": "A2SANDBOXSELLER", "marketplace_id": "ATVPDKIKX0DER", "pacing": False},
     ),
+    "magento": ({"access_token": MAGENTO_TOKEN}, {}),
 }
 
 
@@ -147,6 +155,46 @@ def test_woocommerce_poll_reads_250_orders_across_pages_without_duplicates(
     assert committed() == 249
 
 
+def test_a_magento_configurable_line_counts_once_and_its_buyer_is_matched(sandbox, polled_channel):
+    channel = polled_channel("magento")
+    # the SKU is the simple child of a configurable in Magento
+    sandbox.platform("magento").seed(
+        [{"sku": SKU, "price": "20.00", "quantity": 1000, "group": "POLL"}]
+    )
+    known = Customer.objects.create(email="ann@example.com", name="Ann")
+    status, answer = control(
+        sandbox.url,
+        "POST",
+        "/_control/orders",
+        {
+            "platform": "magento",
+            "lines": [{"sku": SKU, "quantity": 2}],
+            "financial_status": "pending",
+            "email": "Ann@Example.com",
+        },
+    )
+    assert status == 201
+    assert [i["product_type"] for i in answer["order"]["items"]] == ["configurable", "simple"]
+
+    channel_poll(channel.pk)
+    order = ChannelOrder.objects.get(channel=channel)
+    level = StockLevel.objects.get(variant__sku=SKU)
+
+    assert [(line.sku, line.quantity, line.state) for line in order.lines.all()] == [
+        (SKU, 2, "reserved")
+    ]
+    assert (level.reserved, level.committed) == (2, 0)
+    assert order.customer == known
+
+    # invoiced in Magento: the reservation becomes a commitment, once
+    control(sandbox.url, "POST", f"/_control/orders/magento/{order.external_id}", {"action": "pay"})
+    channel_poll(channel.pk)
+
+    level.refresh_from_db()
+    assert (level.reserved, level.committed) == (0, 2)
+    assert ChannelOrder.objects.get(pk=order.pk).status == "paid"
+
+
 def test_a_poll_cut_short_by_the_page_bound_continues_without_moving_the_cursor(
     sandbox, polled_channel, settings, task_sends
 ):
@@ -181,7 +229,7 @@ def test_a_poll_cut_short_by_the_page_bound_continues_without_moving_the_cursor(
     assert ChannelOrder.objects.filter(channel=channel).count() == 35
 
 
-@pytest.mark.parametrize("platform", ["ebay", "amazon"])
+@pytest.mark.parametrize("platform", ["ebay", "amazon", "magento"])
 def test_polling_channels_without_webhooks_stores_their_cursor(sandbox, polled_channel, platform):
     channel = polled_channel(platform)
     create_orders(sandbox, platform, 5)

@@ -342,7 +342,7 @@ def test_an_unknown_or_disabled_channel_is_404(shop, post, enqueued):
     assert InboundEvent.objects.count() == 0
 
 
-@pytest.mark.parametrize("platform", ["ebay", "amazon"])
+@pytest.mark.parametrize("platform", ["ebay", "amazon", "magento"])
 def test_platforms_without_http_webhooks_are_404_with_a_reason(
     db, channel_factory, post, enqueued, platform
 ):

@@ -120,6 +120,7 @@ def test_force_resync_pushes_unchanged_values(shop, fake):
         ("woocommerce", 100, "quantity", [100] * 6),
         ("ebay", 25, "quantity", [25] * 24),
         ("amazon", 25000, "quantity", [600]),  # above the feed threshold: one feed
+        ("magento", 5000, "quantity", [600]),  # the connector picks sync calls or async bulk
     ],
 )
 def test_batches_at_each_platform_maximum(

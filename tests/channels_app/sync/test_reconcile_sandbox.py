@@ -121,7 +121,7 @@ def import_orders_then_push(channel_id: int) -> None:
     engine.channel_push(channel_id)
 
 
-@pytest.mark.parametrize("platform", ["shopify", "woocommerce", "ebay", "amazon"])
+@pytest.mark.parametrize("platform", ["shopify", "woocommerce", "ebay", "amazon", "magento"])
 def test_fifty_console_edits_are_found_fixed_read_back_and_resolved(sandbox, platform):
     # given: a channel in sync with pimsync, then 50 values edited in its console
     channel = catalog_in_sync(sandbox, platform)
