@@ -2,9 +2,12 @@
 
 Every order change a channel reports, by webhook or found by polling, is first
 an InboundEvent row, then processed on one path: parse, then
-``apply.order_apply``. Storing comes first, so nothing received is lost while
-the broker or the workers are down; the sweeper processes what no task picked
-up and retries failures with backoff. Processing locks the event row and only
+``apply.order_apply``. A channel's inventory or product webhook is stored and
+processed the same way; its values are compared with pimsync's by
+``sync.edits.webhook_edits_check`` (channel-side edits seen at once).
+Storing comes first, so nothing received is lost while the broker or the
+workers are down; the sweeper processes what no task picked up and retries
+failures with backoff. Processing locks the event row and only
 touches a pending event, so an event is applied at most once however many
 tasks, sweeps or admin clicks reach it. Applying the same order state twice
 (a webhook and the poll that finds the same change) is harmless: order_apply
@@ -18,6 +21,7 @@ import logging
 import math
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, fields
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -31,11 +35,12 @@ from django.utils import timezone
 from pimsync.backoff import backoff_elapsed
 from synclog.services import alert_raise, alert_resolve
 
-from ..connectors.base import OrderData, OrderLineData
+from ..connectors.base import ListingEdit, OrderData, OrderLineData
 from ..connectors.errors import ConnectorError, FailureKind, PermanentError
 from ..connectors.http import parse_timestamp
 from ..models import InboundEvent
 from ..sync.connection import channel_connector
+from ..sync.edits import webhook_edits_check
 from .apply import order_apply
 
 log = logging.getLogger(__name__)
@@ -111,14 +116,15 @@ def order_data_from_json(text: str) -> OrderData:
 # --- processing ---------------------------------------------------------------------------------
 
 
-def _order_of(event: InboundEvent) -> OrderData | None:
-    """The order an event reports, or None for topics that carry none."""
+def _contents(event: InboundEvent) -> tuple[OrderData | None, Sequence[ListingEdit]]:
+    """The order an event reports and the listing values it reports (a channel's
+    inventory or product webhook); either may be absent."""
     if event.source == Source.POLL:
-        return order_data_from_json(event.raw_body)
+        return order_data_from_json(event.raw_body), ()
     parsed = channel_connector(event.channel).parse_webhook(
         event.headers, event.raw_body.encode("utf-8")
     )
-    return parsed.order
+    return parsed.order, parsed.edits
 
 
 def inbound_event_process(event_id: int) -> str | None:
@@ -145,12 +151,24 @@ def inbound_event_process(event_id: int) -> str | None:
         event.attempts += 1
         try:
             with transaction.atomic():
-                order = _order_of(event)
+                order, edits = _contents(event)
                 if order is not None:
                     order_apply(channel=event.channel, data=order, source=event.source)
+                compared = (
+                    webhook_edits_check(
+                        channel=event.channel,
+                        edits=edits,
+                        delivery_id=event.delivery_id,
+                        received_at=event.received_at,
+                        now=now,
+                    )
+                    if edits
+                    else Counter()
+                )
         except Exception as exc:  # whatever failed, the event must record it and stay findable
             return _record_failure(event, exc, now)
-        event.status = Status.PROCESSED if order is not None else Status.IGNORED
+        listed = compared.total() - compared["unlisted"]
+        event.status = Status.PROCESSED if order is not None or listed else Status.IGNORED
         event.processed_at = now
         event.error = ""
         if order is not None and not event.external_order_id:
