@@ -480,6 +480,30 @@ def drift_findings_agree(
     ).update(resolved_at=now or timezone.now())
 
 
+def drift_findings_pushed(
+    *, channel_id: int, listing_ids: Sequence[int], field: str, now: datetime | None = None
+) -> int:
+    """pimsync's value of this field was just written to the channel and confirmed:
+    the open findings a webhook reported for these listings no longer hold (a
+    pushed-back edit is undone; a flagged one was overwritten by a newer value, and
+    its "choose" alert settles). Returns how many were resolved."""
+    now = now or timezone.now()
+    open_findings = DriftFinding.objects.filter(
+        channel_id=channel_id,
+        listing_id__in=list(listing_ids),
+        field=field,
+        source=DriftFinding.Source.WEBHOOK,
+        resolved_at__isnull=True,
+    )
+    flagged = set(
+        open_findings.filter(decision=DriftFinding.Decision.FLAGGED).values_list("sku", flat=True)
+    )
+    resolved = open_findings.update(resolved_at=now)
+    for sku in sorted(flagged):
+        channel_edit_alert_settle(channel_id=channel_id, sku=sku, now=now)
+    return resolved
+
+
 def channel_edit_alert_settle(*, channel_id: int, sku: str, now: datetime | None = None) -> int:
     """Resolve the SKU's "choose" alert once no flagged finding of it is open."""
     waiting = DriftFinding.objects.filter(

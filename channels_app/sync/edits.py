@@ -68,6 +68,7 @@ from ..models import (
     SyncMarker,
 )
 from ..selectors import channel_atp_bulk, channel_price_bulk, listing_is_for_sale
+from .connection import channel_connector, listing_ref
 from .guard import baseline_record, skus_being_imported
 from .markers import listings_mark_dirty
 from .reconcile import CENT, Thresholds, price_drift, quantity_drift
@@ -83,6 +84,10 @@ class Verdict(StrEnum):
     SUPERSEDED = "superseded"
     WAIT_ORDERS = "waiting_orders"
     DRIFT = "drift"
+    # Read back before a difference becomes a finding: the channel shows pimsync's value
+    # by now (a body built before pimsync's write: WooCommerce sends every field of the
+    # product, the one pimsync did not write as it was then).
+    STALE = "stale"
 
 
 def edit_verdict(
@@ -253,9 +258,12 @@ def webhook_edits_check(
     return outcomes
 
 
-def _act(report: Report, expected: Decimal, now: datetime) -> str:
-    """Decide one report and do what its verdict asks; returns the outcome."""
+def _act(report: Report, expected: Decimal, now: datetime, *, read: bool = False) -> str:
+    """Decide one report and do what its verdict asks; returns the outcome. A
+    difference is read back from the channel first (``read``: it was)."""
     verdict = _verdict(report, expected)
+    if verdict is Verdict.DRIFT and read:
+        return _drift(report, expected, now)
     channel = report.listing.channel
     if verdict is Verdict.AGREES:
         resolved = synclog.drift_findings_agree(
@@ -268,8 +276,38 @@ def _act(report: Report, expected: Decimal, now: datetime) -> str:
         _wait(report, verdict, now)
         return verdict
     if verdict is Verdict.DRIFT:
+        confirmed = _read_back(report, expected)
+        if confirmed is None:
+            return Verdict.STALE
+        if confirmed.value != report.value:
+            # The channel moved on since the report: its value now is the one to judge.
+            return _act(confirmed, expected, now, read=True)
         return _drift(report, expected, now)
     return verdict
+
+
+def _read_back(report: Report, expected: Decimal) -> Report | None:
+    """The channel's current value of the reported field, read through its rate
+    budget: None when it shows pimsync's value by now, else a report of what it
+    shows (the report itself when it cannot be read: the channel said so a moment ago)."""
+    listing = report.listing
+    try:
+        states = channel_connector(listing.channel).read_listings([listing_ref(listing)])
+    except Exception:
+        log.exception("reading %s back before recording an edit", report.sku)
+        return report
+    state = states[0] if states else None
+    live = None
+    if state is not None and state.found and state.error is None:
+        live = state.price if report.kind == SyncKind.PRICE else state.quantity
+    if live is None:
+        return report
+    value = Decimal(live).quantize(CENT) if report.kind == SyncKind.PRICE else Decimal(live)
+    if value == expected:
+        return None
+    if value == report.value:
+        return report
+    return Report(listing, report.kind, value, report.delivery_id, timezone.now())
 
 
 def _wait(report: Report, verdict: Verdict, now: datetime) -> None:
@@ -383,7 +421,8 @@ def _take_channel(
     user: User | None = None,
 ) -> str:
     """Make the channel's value pimsync's; returns why not ("" when done)."""
-    problem = _take_channel_value(listing, finding.field, finding.found, key=key)
+    ref = finding.delivery_id or f"drift finding {finding.pk}"
+    problem = _take_channel_value(listing, finding.field, finding.found, key=key, ref=ref)
     if not problem:
         synclog.drift_finding_decide(
             finding=finding, decision=decision, resolved=True, user=user, now=now
@@ -424,7 +463,9 @@ def _first_location(channel: Channel) -> Location | None:
     return link.location if link else None
 
 
-def _take_channel_value(listing: ChannelListing, kind: str, value: Decimal, *, key: str) -> str:
+def _take_channel_value(
+    listing: ChannelListing, kind: str, value: Decimal, *, key: str, ref: str
+) -> str:
     """Make the channel's value pimsync's; returns why it could not ("" when done).
 
     A price becomes the listing's price override. A quantity is booked as a stock
@@ -455,6 +496,7 @@ def _take_channel_value(listing: ChannelListing, kind: str, value: Decimal, *, k
             counted_on_hand=counted,
             source=f"channel:{channel.pk}",
             idempotency_key=key,
+            source_ref=ref[:255],
             note=f"{channel} shows {int(value)} where pimsync published {atp}: taken as a "
             "count of this location (conflict policy: trust the channel)",
         )

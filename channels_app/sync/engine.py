@@ -397,6 +397,14 @@ def _record_success(
         else ["last_pushed_quantity", "last_confirmed_quantity", "last_quantity_pushed_at"]
     )
     ChannelListing.objects.bulk_update(listings, [*fields, "last_pushed_at", "last_confirmed_at"])
+    if listings:
+        # An edit a channel's webhook reported for these fields is overwritten now.
+        synclog.drift_findings_pushed(
+            channel_id=listings[0].channel_id,
+            listing_ids=[lst.pk for lst in listings],
+            field=kind,
+            now=now,
+        )
     _delete_unless_redirtied([w.marker for w in done], now, finishing_batch=finishing_batch)
     attempts = []
     for w in done:
