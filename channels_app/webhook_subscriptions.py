@@ -15,7 +15,8 @@ topic, which the channel page shows:
     failed      the channel refused the call; the error is kept
 
 A subscription the connector does not mark as pimsync's (a webhook a person made
-by hand in WooCommerce for another address) is left alone.
+by hand in WooCommerce for another address) is left alone; one made by hand for
+pimsync's own address counts as registered.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from .sync.connection import channel_connector
 
 log = logging.getLogger(__name__)
 State = WebhookSubscription.State
-OURS_PREFIX = "pimsync"
 
 
 def channel_public_url(channel: Channel) -> str:
@@ -85,7 +85,8 @@ class Registration:
 
 
 def _is_ours(subscription: Subscription, address: str) -> bool:
-    return subscription.address == address or subscription.name.lower().startswith(OURS_PREFIX)
+    """pimsync's to repair: made by it, or delivering to its address already."""
+    return subscription.ours or subscription.address == address
 
 
 def _found(found: list[Subscription], address: str) -> TopicOutcome:

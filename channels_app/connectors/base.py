@@ -172,6 +172,9 @@ class Subscription:
     external_id: str  # the channel's id of the subscription
     active: bool = True  # WooCommerce pauses or disables webhooks; Shopify's are always on
     name: str = ""
+    # Made by pimsync (its to repair): every subscription Shopify lists is this app's;
+    # a WooCommerce store also holds webhooks people and plugins made.
+    ours: bool = False
 
 
 @dataclass(frozen=True)

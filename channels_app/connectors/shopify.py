@@ -1080,6 +1080,7 @@ class ShopifyConnector:
             topic=TOPIC_NAMES.get(topic, topic),
             address=str(node.get("uri") or ""),
             external_id=str(node.get("id") or ""),
+            ours=True,  # the Admin API lists only this app's subscriptions
         )
 
     # ------------------------------------------------------------------ order actions

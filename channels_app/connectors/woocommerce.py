@@ -575,12 +575,14 @@ class WooCommerceConnector:
 
     @staticmethod
     def _subscription(row: Mapping[str, Any]) -> Subscription:
+        name = str(row.get("name") or "")
         return Subscription(
             topic=str(row.get("topic") or ""),
             address=str(row.get("delivery_url") or ""),
             external_id=str(row.get("id") or ""),
             active=row.get("status") == "active",
-            name=str(row.get("name") or ""),
+            name=name,
+            ours=name.lower().startswith(WEBHOOK_NAME_PREFIX),
         )
 
     # ------------------------------------------------------------------ order actions
