@@ -23,6 +23,11 @@ def subscribe_shopify(sandbox, topic: str, uri: str) -> dict:
     return answer.json()["data"]["webhookSubscriptionCreate"]
 
 
+def subscribe_woo(sandbox, topic: str, url: str) -> dict:
+    body = {"topic": topic, "delivery_url": url, "secret": "s"}
+    return woo(sandbox.url, "POST", "webhooks", json=body).json()
+
+
 def topics_received(receiver) -> list[str]:
     return [
         r.headers.get("X-Shopify-Topic") or r.headers.get("X-WC-Webhook-Topic")
@@ -77,12 +82,7 @@ def test_a_shopify_sale_announces_the_level_and_a_woocommerce_sale_does_not(
     for name in ("shopify", "woocommerce"):
         sandbox.platform(name).seed([{"sku": "A", "price": "5.00", "quantity": 4}])
     subscribe_shopify(sandbox, "INVENTORY_LEVELS_UPDATE", webhook_receiver.url)
-    woo(
-        sandbox.url,
-        "POST",
-        "webhooks",
-        json={"topic": "product.updated", "delivery_url": webhook_receiver.url, "secret": "s"},
-    )
+    subscribe_woo(sandbox, "product.updated", webhook_receiver.url)
 
     for name in ("shopify", "woocommerce"):
         control(
@@ -100,12 +100,7 @@ def test_a_shopify_sale_announces_the_level_and_a_woocommerce_sale_does_not(
 def test_woocommerce_disables_a_webhook_after_five_failed_deliveries(sandbox, webhook_receiver):
     platform = sandbox.platform("woocommerce")
     platform.seed([{"sku": "W", "price": "5.00", "quantity": 4}])
-    created = woo(
-        sandbox.url,
-        "POST",
-        "webhooks",
-        json={"topic": "product.updated", "delivery_url": webhook_receiver.url, "secret": "s"},
-    ).json()
+    created = subscribe_woo(sandbox, "product.updated", webhook_receiver.url)
     webhook_receiver.status = 500
 
     for quantity in range(7):
@@ -140,12 +135,7 @@ def test_subscriptions_survive_a_restart(tmp_path, webhook_receiver):
     state = tmp_path / "state.json"
     with start_sandbox(state_file=state) as first:
         subscribe_shopify(first, "ORDERS_PAID", webhook_receiver.url)
-        woo(
-            first.url,
-            "POST",
-            "webhooks",
-            json={"topic": "order.created", "delivery_url": webhook_receiver.url, "secret": "s"},
-        )
+        subscribe_woo(first, "order.created", webhook_receiver.url)
 
     with start_sandbox(state_file=state) as second:
         shopify = [s.to_json() for s in second.platform("shopify").subscriptions.values()]
