@@ -20,7 +20,10 @@ fields. The operations:
 * ``nodes(ids:)`` over ProductVariant ids (price + available at a location),
 * ``orders(first:, after:, query: "updated_at:>'…'", sortKey: UPDATED_AT)``,
 * ``order(id:) { fulfillmentOrders }``, ``orderCancel``, ``fulfillmentCreate``,
-* ``shop { name }`` (connection test).
+* ``shop { name }`` (connection test),
+* ``webhookSubscriptions(first:, after:, topics:)``, ``webhookSubscriptionCreate``
+  and ``webhookSubscriptionUpdate`` (``webhookSubscription: {uri, format}``;
+  HTTPS addresses, plain HTTP on loopback too).
 
 Rate limit: a leaky bucket of query cost (``limits["cost"]``): maximum 1000
 points (the bucket size seen in real responses; current docs do not publish it)
@@ -37,8 +40,13 @@ Ids: products ``gid://shopify/Product/N``, variants
 ``gid://shopify/ProductVariant/N``, inventory items ``gid://shopify/InventoryItem/N``;
 seeded rows with the same ``group`` share one product. The one location is
 ``gid://shopify/Location/1``. The sandbox implements 2026-01 semantics whatever
-version the path names. Webhooks: REST order JSON signed with
-``X-Shopify-Hmac-Sha256`` = base64(HMAC-SHA256(secret, body)).
+version the path names. Webhooks: REST JSON signed with ``X-Shopify-Hmac-Sha256``
+= base64(HMAC-SHA256(secret, body)) — the console target's secret, or for the
+subscriptions registered through the API the app's client secret
+(``credentials["client_secret"]``, default ``shpss_sandbox``); orders/* carry the
+REST order, ``inventory_levels/update`` a level (sent for every change: API
+writes, console edits, sales), ``products/update`` the REST product with every
+variant (sent for price changes, one per product).
 """
 
 from __future__ import annotations

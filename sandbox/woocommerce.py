@@ -16,6 +16,9 @@ Under ``/woocommerce/wp-json/wc/v3/``:
 * ``GET orders?modified_after=<ISO>&dates_are_gmt=true&orderby=modified&order=asc
   &per_page=..&page=..`` with ``X-WP-Total`` / ``X-WP-TotalPages`` / ``Link``;
   ``GET|PUT orders/{id}`` (``{"status": "cancelled" | "completed" | ...}``).
+* ``GET webhooks``, ``POST webhooks`` (``topic``, ``delivery_url``, ``secret``,
+  ``name``, ``status``) and ``PUT webhooks/{id}``: the webhooks registered
+  through the API (the secret is write-only, as in WooCommerce).
 
 Auth: HTTP Basic ``consumer_key:consumer_secret``, or the same two as query
 parameters (for hosts that strip the Authorization header).
@@ -41,11 +44,14 @@ Ids: a seeded row without ``group`` is a simple product (``product_id ==
 variant_id``); rows sharing a ``group`` are variations of one variable product
 (``product_id`` = parent id, ``variant_id`` = variation id).
 
-Webhooks: ``order.created`` / ``order.updated`` with the order JSON, signed in
+Webhooks: ``order.created`` / ``order.updated`` with the order JSON and
+``product.updated`` with the product JSON (a batch update or a console edit
+saves the product; a checkout's stock change does not), signed in
 ``X-WC-Webhook-Signature`` = base64(HMAC-SHA256(secret, body)) after
 WordPress's ``wp_specialchars_decode`` of the secret; the delivery id is a hash
 of (webhook id, current second), so two deliveries in one second share it, as
-in WooCommerce.
+in WooCommerce. A registered webhook is disabled after more than 5 consecutive
+failed deliveries.
 """
 
 from __future__ import annotations
