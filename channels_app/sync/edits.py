@@ -258,9 +258,12 @@ def webhook_edits_check(
     return outcomes
 
 
-def _act(report: Report, expected: Decimal, now: datetime, *, read: bool = False) -> str:
+def _act(
+    report: Report, expected: Decimal, now: datetime, *, read: bool = False, fresh: bool = True
+) -> str:
     """Decide one report and do what its verdict asks; returns the outcome. A
-    difference is read back from the channel first (``read``: it was)."""
+    difference is read back from the channel first (``read``: it was); ``fresh``:
+    a report just received (not a waiting one compared again)."""
     verdict = _verdict(report, expected)
     if verdict is Verdict.DRIFT and read:
         return _drift(report, expected, now)
@@ -273,7 +276,7 @@ def _act(report: Report, expected: Decimal, now: datetime, *, read: bool = False
             synclog.channel_edit_alert_settle(channel_id=channel.pk, sku=report.sku, now=now)
         return verdict
     if verdict in (Verdict.WAIT_PUSH, Verdict.WAIT_ORDERS):
-        _wait(report, verdict, now)
+        _wait(report, verdict, now, fresh=fresh)
         return verdict
     if verdict is Verdict.DRIFT:
         confirmed = _read_back(report, expected)
@@ -281,7 +284,7 @@ def _act(report: Report, expected: Decimal, now: datetime, *, read: bool = False
             return Verdict.STALE
         if confirmed.value != report.value:
             # The channel moved on since the report: its value now is the one to judge.
-            return _act(confirmed, expected, now, read=True)
+            return _act(confirmed, expected, now, read=True, fresh=fresh)
         return _drift(report, expected, now)
     return verdict
 
@@ -310,7 +313,11 @@ def _read_back(report: Report, expected: Decimal) -> Report | None:
     return Report(listing, report.kind, value, report.delivery_id, timezone.now())
 
 
-def _wait(report: Report, verdict: Verdict, now: datetime) -> None:
+def _wait(report: Report, verdict: Verdict, now: datetime, *, fresh: bool) -> None:
+    """Keep the report until it can be compared. A fresh one is looked at again in
+    a moment (the push or the order webhook may be done by then); one waiting for
+    orders asks for an orders poll (again on every re-check: at most one per
+    PIMSYNC_HELD_POLL_SECONDS per channel)."""
     waiting = (
         ChannelEdit.Waiting.PUSH if verdict is Verdict.WAIT_PUSH else ChannelEdit.Waiting.ORDERS
     )
@@ -333,7 +340,7 @@ def _wait(report: Report, verdict: Verdict, now: datetime) -> None:
     channel_id = report.listing.channel_id
     if waiting == ChannelEdit.Waiting.ORDERS:
         transaction.on_commit(partial(channel_poll_request_for_holds, channel_id))
-    else:
+    if fresh:
         channel_edits_recheck_later(channel_id)
 
 
@@ -541,7 +548,7 @@ def _recheck_one(pk: int, now: datetime) -> str:
         report = Report(listing, row.kind, row.reported, row.delivery_id, row.received_at)
         expected = _expected(row.channel, [report])[(listing.variant_id, row.kind)]
         row.delete()
-        return _act(report, expected, now)
+        return _act(report, expected, now, fresh=False)
 
 
 def channel_edits_sweep(*, now: datetime | None = None) -> int:
