@@ -616,7 +616,9 @@ class SandboxPlatform:
         for topic, body in self.item_webhooks(item, price=price, quantity=quantity, cause=cause):
             for target in self.targets_for(topic, console=False):
                 prepared = self.webhook_request(topic, body, target, stamp=stamp, subject=item.sku)
-                self.outbox.put(Outgoing(target, prepared, item.sku, self._delivered))
+                self.outbox.put(
+                    Outgoing(target, prepared, item.sku, self._delivered, self._still_active)
+                )
                 queued += 1
         return queued
 
@@ -632,6 +634,11 @@ class SandboxPlatform:
                 ]
             target = self.webhook_target
         return [target] if console and target is not None else []
+
+    def _still_active(self, target: WebhookTarget) -> bool:
+        with self.lock:
+            subscription = self.subscriptions.get(target.webhook_id)
+            return subscription is not None and subscription.status == "active"
 
     def _delivered(
         self,

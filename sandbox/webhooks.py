@@ -150,6 +150,8 @@ class Outgoing:
     request: WebhookRequest
     subject: str
     done: Callable[[WebhookTarget, WebhookRequest, str, int | None, str], object]
+    # Asked right before sending: a webhook disabled meanwhile delivers nothing more.
+    wanted: Callable[[WebhookTarget], bool] = lambda target: True
 
 
 class Outbox:
@@ -190,6 +192,8 @@ class Outbox:
         while True:
             outgoing = self._queue.get()
             try:
+                if not outgoing.wanted(outgoing.target):
+                    continue
                 status, error = self._post(outgoing.target.url, outgoing.request)
                 outgoing.done(outgoing.target, outgoing.request, outgoing.subject, status, error)
             finally:

@@ -17,6 +17,10 @@ now, in the transaction that processes the stored event:
                 compared again once an orders poll that started after the report
                 has been applied and no order event of the SKU is pending — then
                 the sale is in pimsync's numbers and the value agrees
+    stale       before a difference becomes a finding, the channel's current value
+                is read (one read): pimsync's value by now means the body was built
+                before pimsync's write reached it (WooCommerce sends every field of
+                a saved product) and it is dropped; yet another value is judged instead
     drift       anything else: a DriftFinding (source "webhook"), handled by the
                 channel's conflict policy when beyond its drift threshold:
                 trust pimsync (push pimsync's value back), trust the channel (the
