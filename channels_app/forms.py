@@ -34,6 +34,12 @@ class ChannelAdminForm(forms.ModelForm):
         max_length=300,
         help_text="API root, e.g. https://shop.myshopify.com (the demo uses the local sandbox)",
     )
+    public_url = forms.URLField(
+        assume_scheme="https",
+        max_length=300,
+        required=False,
+        help_text=Channel._meta.get_field("public_url").help_text,
+    )
     new_credentials = forms.CharField(
         label="Replace credentials",
         required=False,
@@ -60,6 +66,7 @@ class ChannelAdminForm(forms.ModelForm):
             "platform_config",
             *Channel.SYNC_SETTINGS,
             *Channel.RECONCILE_SETTINGS,
+            *Channel.EDIT_SETTINGS,
         )
         widgets = {"platform_config": forms.Textarea(attrs={"rows": 6, "cols": 70})}
         help_texts = {"platform_config": PLATFORM_CONFIG_HELP}

@@ -23,6 +23,19 @@ class Platform(models.TextChoices):
     MAGENTO = "magento", "Magento 2 / Adobe Commerce"
 
 
+# The platforms that deliver webhooks over HTTP with a secret pimsync can check, and whose
+# webhook subscriptions pimsync registers through their API.
+WEBHOOK_PLATFORMS = frozenset({Platform.SHOPIFY, Platform.WOOCOMMERCE})
+
+
+class ConflictPolicy(models.TextChoices):
+    """What happens when a channel shows a value someone edited in its own console."""
+
+    TRUST_PIMSYNC = "trust_pimsync", "Trust pimsync: push pimsync's value back"
+    TRUST_CHANNEL = "trust_channel", "Trust the channel: take its value into pimsync"
+    FLAG = "flag", "Flag for a person: alert with both values and let them choose"
+
+
 class Channel(models.Model):
     name = models.CharField(max_length=120)
     slug = models.SlugField(max_length=60, unique=True, help_text="Used in the webhook URL")
@@ -119,6 +132,21 @@ class Channel(models.Model):
         validators=[MinValueValidator(1)],
         help_text="… or once it has been failing this many hours, whichever comes first",
     )
+    # Channel-side edits (webhooks) and the webhooks pimsync registers on the channel.
+    conflict_policy = models.CharField(
+        max_length=16,
+        choices=ConflictPolicy.choices,
+        default=ConflictPolicy.TRUST_PIMSYNC,
+        help_text="A price or quantity edited in the channel's own console: push pimsync's "
+        "value back, take the channel's (a quantity as a stock count of the channel's "
+        "first-priority location, a price as this listing's price override), or ask a person",
+    )
+    public_url = models.URLField(
+        max_length=300,
+        blank=True,
+        help_text="pimsync's address as this channel reaches it, for the webhooks registered "
+        "on it (empty = the site-wide PIMSYNC_PUBLIC_URL)",
+    )
     is_enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -144,6 +172,7 @@ class Channel(models.Model):
         "drift_price_amount",
         "drift_price_percent",
     )
+    EDIT_SETTINGS = ("conflict_policy", "public_url")
 
     class Meta:
         ordering = ["name"]
@@ -661,6 +690,71 @@ class InboundEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} {self.topic or 'event'} {self.delivery_id}"
+
+
+class WebhookSubscription(models.Model):
+    """One topic pimsync reads from a channel, and what the channel has registered for it
+    (as last checked when the channel was saved or tested)."""
+
+    class State(models.TextChoices):
+        REGISTERED = "registered", "Registered"
+        MISSING = "missing", "Missing"
+        WRONG_URL = "wrong_url", "Registered to another URL"
+        DISABLED = "disabled", "Registered but not active"
+        FAILED = "failed", "Failed"
+
+    channel = models.ForeignKey(
+        Channel, on_delete=models.CASCADE, related_name="webhook_subscriptions"
+    )
+    topic = models.CharField(max_length=100, help_text="The platform's topic name")
+    state = models.CharField(max_length=10, choices=State.choices)
+    external_id = models.CharField(max_length=200, blank=True, help_text="The channel's id")
+    address = models.CharField(
+        max_length=500, blank=True, help_text="Where the channel delivers this topic"
+    )
+    error = models.TextField(blank=True)
+    note = models.CharField(max_length=300, blank=True, help_text="What the last check did")
+    checked_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["channel", "topic"]
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "topic"], name="subscription_one_per_topic")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.topic} on {self.channel_id}: {self.state}"
+
+
+class ChannelEdit(models.Model):
+    """A value a channel reported by webhook that could not be compared with pimsync's
+    yet: a push of that field was on its way, or the value was below pimsync's and
+    the channel's orders had to be imported first (a sale is not an edit). Deleted
+    once decided."""
+
+    class Waiting(models.TextChoices):
+        PUSH = "push", "A push of this field is on its way"
+        ORDERS = "orders", "The channel's orders are being imported"
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="edits_waiting")
+    listing = models.ForeignKey(ChannelListing, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=8, choices=SyncKind.choices)
+    reported = models.DecimalField(max_digits=14, decimal_places=2)
+    delivery_id = models.CharField(max_length=200)
+    received_at = models.DateTimeField()
+    waiting_for = models.CharField(max_length=8, choices=Waiting.choices)
+    checked_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["received_at", "pk"]
+        constraints = [
+            # The channel's latest report of a field replaces an older one still waiting.
+            models.UniqueConstraint(fields=["listing", "kind"], name="edit_one_per_listing_kind")
+        ]
+        indexes = [models.Index(fields=["channel", "waiting_for"], name="edit_waiting_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.reported} of listing {self.listing_id} ({self.waiting_for})"
 
 
 class Customer(models.Model):

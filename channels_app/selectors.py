@@ -72,6 +72,17 @@ def channel_listings_for_skus(
     return listings, sorted(wanted - listed)
 
 
+def listing_is_for_sale(listing: ChannelListing) -> bool:
+    """Whether the channel may offer this listing at all (enabled listing, active
+    variant, product not archived); what is not for sale is told 0."""
+    variant = listing.variant
+    return (
+        listing.is_enabled
+        and variant.is_active
+        and variant.product.status != variant.product.Status.ARCHIVED
+    )
+
+
 def channel_locations_active(channel_ids: Iterable[int]) -> dict[int, list[int]]:
     """Per channel, the active locations that feed it, by priority: what ATP counts
     and what orders are allocated from. A location deactivated while still linked

@@ -34,6 +34,9 @@ SANDBOX_CHANNELS = [
         "name": "Shopify (sandbox)",
         "slug": "shopify",
         "credentials": {"access_token": "shpat_sandbox"},
+        # Shopify signs the webhooks an app registers with the app's client secret: the
+        # sandbox app's (docs/sandbox.md). WooCommerce takes the channel's own secret.
+        "webhook_secret": "shpss_sandbox",
         "platform_config": {"location_id": "gid://shopify/Location/1", "api_version": "2026-01"},
         "rate": "2",
         "locations": ("main", "store"),
@@ -203,7 +206,8 @@ def _channels(variants: list[Variant], locations: dict[str, Location]) -> None:
             platform=spec["platform"],
             base_url=f"{sandbox}/{spec['platform']}",
             credentials=spec["credentials"],
-            webhook_secret=f"whsec_{spec['slug']}_{secrets.token_hex(8)}",
+            webhook_secret=spec.get("webhook_secret")
+            or f"whsec_{spec['slug']}_{secrets.token_hex(8)}",
             platform_config=spec["platform_config"],
             rate_limit_per_second=Decimal(spec["rate"]),
         )

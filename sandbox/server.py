@@ -221,6 +221,13 @@ class SandboxApp:
                     compare_at_price=None if compare_at is None else to_decimal(compare_at),
                     clear_compare_at="compare_at_price" in row and compare_at is None,
                 )
+                # The store tells its webhook subscribers, as it does for any edit.
+                platform.item_changed(
+                    item,
+                    price="price" in row or "compare_at_price" in row,
+                    quantity="quantity" in row,
+                    cause="console",
+                )
                 changed.append(item.to_json())
             result[platform.name] = changed
         return Response.json(200, result)
@@ -332,6 +339,8 @@ class SandboxApp:
         result = {
             name: {
                 "url": p.webhook_target.url if p.webhook_target else None,
+                "subscriptions": [sub.to_json() for sub in p.subscriptions.values()],
+                "queued": p.outbox.pending,
                 "deliveries": [d.to_json() for d in p.deliveries[-50:]],
             }
             for name, p in self.platforms.items()

@@ -141,12 +141,43 @@ class OrdersPage:
 
 
 @dataclass(frozen=True)
+class ListingEdit:
+    """A listing's value as a channel reported it by webhook (Shopify
+    inventory_levels/update and products/update, WooCommerce product.updated).
+
+    It may be a person's edit in the channel's console, a sale, or the echo of
+    pimsync's own write: the receiver tells them apart. The listing is found by
+    whichever ids the platform sends."""
+
+    kind: str  # "price" | "quantity" (SyncKind values)
+    value: Decimal
+    variant_id: str = ""  # Shopify variant gid, WooCommerce product/variation id
+    inventory_item_id: str = ""  # Shopify InventoryItem gid
+    sku: str = ""
+
+
+@dataclass(frozen=True)
 class WebhookEvent:
     delivery_id: str  # the platform's delivery / event id (dedupe key part)
     topic: str  # e.g. "orders/create", "order.updated"
     occurred_at: datetime | None
     order: OrderData | None
     payload: Mapping[str, Any]
+    edits: Sequence[ListingEdit] = ()
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A webhook subscription as the channel holds it."""
+
+    topic: str  # pimsync's name of the topic: the platform's delivery header value
+    address: str  # where the channel delivers it
+    external_id: str  # the channel's id of the subscription
+    active: bool = True  # WooCommerce pauses or disables webhooks; Shopify's are always on
+    name: str = ""
+    # Made by pimsync (its to repair): every subscription Shopify lists is this app's;
+    # a WooCommerce store also holds webhooks people and plugins made.
+    ours: bool = False
 
 
 @dataclass(frozen=True)
@@ -232,4 +263,25 @@ class VariantReader(Protocol):
 
     def read_product_variants(self, product_ref: str) -> list[ListingRef]:
         """The product's variants as listings: channel SKU and channel ids."""
+        ...
+
+
+@runtime_checkable
+class WebhookConnector(Protocol):
+    """A platform whose webhook subscriptions pimsync manages through its API
+    (Shopify webhookSubscriptionCreate, WooCommerce POST /webhooks). Pure I/O:
+    every method is one or a few calls and raises ConnectorError on failure."""
+
+    webhook_topics: tuple[str, ...]  # the topics pimsync reads, in pimsync's names
+
+    def webhook_subscriptions(self) -> list[Subscription]:
+        """The subscriptions of pimsync's topics the channel holds (all pages)."""
+        ...
+
+    def webhook_subscribe(self, topic: str, address: str) -> Subscription:
+        """Create a subscription of ``topic`` delivering to ``address``."""
+        ...
+
+    def webhook_subscription_repair(self, subscription: Subscription, address: str) -> Subscription:
+        """Point an existing subscription at ``address`` (and make it active)."""
         ...

@@ -312,6 +312,15 @@ CELERY_BEAT_SCHEDULE["channel-poll-due"] = {
     "schedule": PIMSYNC_POLL_DUE_SECONDS,
 }
 
+# --- channel-side edits and the webhooks registered on channels ---------------------------
+# pimsync's address as the channels reach it (scheme and host, no path), for the webhooks it
+# registers on Shopify and WooCommerce: <PIMSYNC_PUBLIC_URL>/webhooks/<channel slug>/. A
+# channel's own "public URL" overrides it. Empty: nothing is registered (the channel page
+# says so). Shopify only delivers to HTTPS addresses.
+PIMSYNC_PUBLIC_URL = env.str("PIMSYNC_PUBLIC_URL", default="")
+# A reported value whose field had a push on its way is compared again this much later.
+PIMSYNC_EDIT_RECHECK_SECONDS = env.float("PIMSYNC_EDIT_RECHECK_SECONDS", default=1.0)
+
 # --- reconciliation and drift ---------------------------------------------------------------
 from celery.schedules import crontab  # noqa: E402 - kept in this section
 

@@ -168,6 +168,7 @@ def woo(base_url: str, method: str, path: str, **kwargs: Any) -> requests.Respon
 class Received:
     headers: dict[str, str]
     body: bytes
+    path: str = ""
 
 
 @dataclass

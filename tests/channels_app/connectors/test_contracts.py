@@ -4,7 +4,8 @@ published definitions (sandbox/contracts/): pimsync sends nothing the platform r
 Each platform's scenario runs every operation pimsync uses - prices and quantities
 in a small batch and in one larger than the platform's call maximum, the
 read-back, an order poll over several pages, cancel, fulfil (with a known and an
-unknown carrier where it matters) and the connection test - and then asserts the
+unknown carrier where it matters), the connection test and, on Shopify and
+WooCommerce, the webhook subscriptions (create, list, repair) - and then asserts the
 sandbox refused nothing and answered nothing outside the definition. A field,
 argument or parameter renamed in a connector fails here (the last tests show it
 for one rename per platform).
@@ -26,6 +27,7 @@ from channels_app.connectors.base import (
     OrderData,
     PriceUpdate,
     QuantityUpdate,
+    WebhookConnector,
 )
 from channels_app.connectors.ebay import EbayConnector
 from channels_app.connectors.errors import PermanentError
@@ -81,6 +83,25 @@ def exercise(
     assert cancelled.ok if cancels else cancelled.code == "unsupported"
     assert connector.fulfil_order(orders[1].id, tracking_number="1Z999", carrier="UPS").ok
     assert connector.test_connection().ok
+    if isinstance(connector, WebhookConnector):
+        exercise_subscriptions(connector)
+
+
+def exercise_subscriptions(connector: WebhookConnector) -> None:
+    """Subscribe every topic pimsync reads, list them, point one at a new address.
+    (Loopback addresses on a closed port: nothing is delivered anywhere.)"""
+    address = "https://127.0.0.1:9/webhooks/shop/"
+    for topic in connector.webhook_topics:
+        assert connector.webhook_subscribe(topic, address).address == address
+    listed = connector.webhook_subscriptions()
+    assert sorted((s.topic, s.address) for s in listed) == sorted(
+        (topic, address) for topic in connector.webhook_topics
+    )
+    moved = connector.webhook_subscription_repair(listed[0], address.replace("shop", "shop-2"))
+    assert (moved.external_id, moved.address) == (
+        listed[0].external_id,
+        address.replace("shop", "shop-2"),
+    )
 
 
 def poll_everything(connector: Connector, *, page_size: int) -> list[OrderData]:
@@ -253,3 +274,29 @@ def test_a_renamed_query_parameter_is_refused_by_amazon(validating_sandbox, monk
 
     problems = validating_sandbox.platform("amazon").refusals[-1]["problems"]
     assert problems == ["query lastUpdateAfter: is not a parameter of this operation"]
+
+
+def test_the_pre_2024_callback_url_input_is_refused_as_shopify_2026_01_refuses_it(
+    validating_sandbox, monkeypatch
+) -> None:
+    # WebhookSubscriptionInput has `uri` in 2026-01; `callbackUrl` was the older name
+    connector = ShopifyConnector(shopify_config(validating_sandbox.platform_url("shopify")))
+    original_execute = ShopifyConnector.execute
+
+    def execute_renamed(self: Any, query: str, variables: Any, **kwargs: Any) -> Any:
+        subscription = dict(variables.get("subscription") or {})
+        if "uri" in subscription:
+            subscription["callbackUrl"] = subscription.pop("uri")
+            variables = {**variables, "subscription": subscription}
+        return original_execute(self, query, variables, **kwargs)
+
+    monkeypatch.setattr(ShopifyConnector, "execute", execute_renamed)
+
+    with pytest.raises(PermanentError) as refused:
+        connector.webhook_subscribe("products/update", "https://127.0.0.1:9/webhooks/shop/")
+
+    assert refused.value.code == "INVALID_VARIABLE"
+    assert validating_sandbox.platform("shopify").refusals[-1]["problems"] == [
+        "Variable $subscription of type WebhookSubscriptionInput! was provided invalid value "
+        "for callbackUrl (Field is not defined on WebhookSubscriptionInput)"
+    ]
