@@ -262,6 +262,31 @@ class EbayConnector:
             states.extend(self._read_chunk(chunk))
         return states
 
+    def read_quantities(self, listings: Sequence[ListingRef]) -> list[ListingState]:
+        """Quantities only (no price): one bulk_get_inventory_item per 25 SKUs, none of
+        the per-SKU offer reads a price needs. The quantity is the item's
+        shipToLocationAvailability, which pimsync writes together with the offer's
+        availableQuantity and eBay lowers with every sale."""
+        states: list[ListingState] = []
+        for chunk in _chunks(list(listings), MAX_BULK_ITEMS):
+            body = {"requests": [{"sku": listing.channel_sku} for listing in chunk]}
+            result = self._call("POST", f"{self.inventory_url}/bulk_get_inventory_item", json=body)
+            responses = _responses(result.data) if result.error is None else None
+            if result.error is not None or responses is None:
+                error = result.error or PermanentError(
+                    "bulk_get_inventory_item answered without a 'responses' list",
+                    code="unexpected_response",
+                    status=result.status,
+                )
+                states += [_state_error(listing.sku, error) for listing in chunk]
+                continue
+            by_sku = {str(r.get("sku", "")): r for r in responses}
+            states += [
+                self._listing_state(listing, by_sku.get(listing.channel_sku), {})
+                for listing in chunk
+            ]
+        return states
+
     def _read_chunk(self, chunk: Sequence[ListingRef]) -> list[ListingState]:
         body = {"requests": [{"sku": listing.channel_sku} for listing in chunk]}
         result = self._call("POST", f"{self.inventory_url}/bulk_get_inventory_item", json=body)
