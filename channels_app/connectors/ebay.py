@@ -121,14 +121,13 @@ class EbayConnector:
         self.batch_size = _cap(MAX_BULK_ITEMS, options.get("bulk_batch_size"), config.batch_size)
         self._single_sku_mode = self.batch_size == 1
         self._offer_ids: dict[str, str] = {}  # channel SKU -> offer id looked up earlier
-        self._token = str(config.credentials.get("access_token", ""))
         self.http = HttpClient(
             config,
             headers={
-                "Authorization": f"Bearer {self._token}",
                 "Content-Type": "application/json",
                 "X-EBAY-C-MARKETPLACE-ID": self.marketplace_id,
             },
+            auth=_bearer,
         )
         self.pacer = TokenBucket(
             float(options.get("rate_limit_per_second", 10.0)),
@@ -493,12 +492,10 @@ class EbayConnector:
             # B: Fulfillment API orderIds use the legacy order-id format that
             # Post-Order expects in legacyOrderId.
             json={"legacyOrderId": external_order_id, "cancelReason": cancel_reason},
-            headers={
-                # Post-Order is eBay's older REST family: OAuth user tokens go in
-                # as "IAF <token>" and marketplaces are spelled EBAY-US.
-                "Authorization": f"IAF {self._token}",
-                "X-EBAY-C-MARKETPLACE-ID": self.marketplace_id.replace("_", "-"),
-            },
+            # Post-Order is eBay's older REST family: OAuth user tokens go in as
+            # "IAF <token>" and marketplaces are spelled EBAY-US.
+            auth=_iaf,
+            headers={"X-EBAY-C-MARKETPLACE-ID": self.marketplace_id.replace("_", "-")},
         )
         if result.error is not None:
             return item_result(external_order_id, result.error)
@@ -562,6 +559,14 @@ class EbayConnector:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _iaf(token: str) -> dict[str, str]:
+    return {"Authorization": f"IAF {token}"}
 
 
 def _cap(platform_max: int, *overrides: Any) -> int:

@@ -66,9 +66,10 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from functools import partial
 from typing import Any
 
 import requests
@@ -100,6 +101,8 @@ _MIN_SECRET_LEN = 4
 _TOKEN_EPSILON = 1e-9
 
 RetryAfterHint = Callable[["HttpResult"], float | None]
+# The auth headers of a call, from the access token to send (e.g. a Bearer header).
+TokenHeaders = Callable[[str], Mapping[str, str]]
 
 
 @dataclass(frozen=True)
@@ -318,8 +321,13 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         extra_secrets: Iterable[str] = (),
         gated: bool = True,
+        auth: TokenHeaders | None = None,
     ) -> None:
         self.config = config
+        # The access token goes into each request's headers as it is sent: an OAuth
+        # channel's token is refreshed while a connector lives.
+        self._auth = auth
+        self._tokens_sent: set[str] = set()
         # Calls to the platform's API spend from the channel's rate budget; transfers
         # to pre-signed storage URLs (Amazon feed documents) are not API calls.
         self._gate = config.rate_gate if gated else None
@@ -342,7 +350,7 @@ class HttpClient:
         )
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
+        for secret in [*self._secrets, *self._tokens_sent]:
             text = text.replace(secret, REDACTED)
         return _SECRET_KEY_RE.sub(rf"\g<1>{REDACTED}", text)
 
@@ -362,6 +370,62 @@ class HttpClient:
         timeout: tuple[float, float] | None = None,
         retry_after_hint: RetryAfterHint | None = None,
         cost: float = 1.0,
+        auth: TokenHeaders | None = None,
+    ) -> HttpResult:
+        """One call. With token auth the current access token is sent, and a token the
+        API refuses is renewed once and the call sent again (each attempt spends from
+        the rate budget)."""
+        auth = auth or self._auth
+        send = partial(
+            self._send,
+            method,
+            url,
+            params=params,
+            json=json,
+            data=data,
+            expect_json=expect_json,
+            timeout=timeout,
+            retry_after_hint=retry_after_hint,
+            cost=cost,
+        )
+        if auth is None:
+            return send(headers=headers)
+        try:
+            token = self.config.current_access_token()
+        except ConnectorError as exc:  # no token to be had (refresh refused, endpoint down)
+            return HttpResult(status=None, error=exc)
+        result = send(headers=self._with_token(auth, token, headers))
+        renew = self.config.on_unauthorized
+        if renew is None or not _token_refused(result):
+            return result
+        try:
+            fresh = renew(token)
+        except ConnectorError as exc:
+            return replace(result, error=exc)
+        if not fresh or fresh == token:
+            return result
+        return send(headers=self._with_token(auth, fresh, headers))
+
+    def _with_token(
+        self, auth: TokenHeaders, token: str, headers: Mapping[str, str] | None
+    ) -> dict[str, str]:
+        if len(token) >= _MIN_SECRET_LEN:
+            self._tokens_sent.add(token)  # a refreshed token is masked in messages too
+        return {**auth(token), **(headers or {})}
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        data: bytes | str | None,
+        headers: Mapping[str, str] | None,
+        expect_json: bool,
+        timeout: tuple[float, float] | None,
+        retry_after_hint: RetryAfterHint | None,
+        cost: float,
     ) -> HttpResult:
         if self._gate is not None and cost > 0:
             self._gate(cost)
@@ -448,6 +512,14 @@ class HttpClient:
             error.code,
             error.message,
         )
+
+
+def _token_refused(result: HttpResult) -> bool:
+    """The API refused the access token: 401, or SP-API's 403 ``Unauthorized``
+    (Amazon answers an expired or revoked token with 403, not 401)."""
+    if result.error is None or result.error.kind is not FailureKind.AUTH:
+        return False
+    return result.status == 401 or result.error.code == "Unauthorized"
 
 
 # --------------------------------------------------------------------------- pacing

@@ -50,6 +50,7 @@ from typing import Any
 from .base import (
     ChannelConfig,
     ConnectionCheck,
+    CostReport,
     ItemResult,
     ListingRef,
     ListingState,
@@ -210,6 +211,13 @@ class ThrottleStatus:
 # refund_line_items[].restock_type values that put the unit back into sellable stock;
 # "no_restock" (e.g. a damaged return) does not.
 RESTOCK_TYPES = frozenset({"return", "cancel", "legacy_restock"})
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _refund_line_items(refunds: Any) -> Iterator[tuple[str, Mapping[str, Any]]]:
@@ -387,6 +395,24 @@ class ShopifyConnector:
                 logger.warning("shopify: unreadable throttleStatus %s", status)
         return dict(cost)
 
+    def _report_cost(self, requested: float, cost: Mapping[str, Any]) -> None:
+        """Tell the shared bucket what Shopify charged and says is left (nothing to tell
+        without ``extensions.cost``: an answer that never reached Shopify's API)."""
+        report = self.config.rate_report
+        if report is None or not cost:
+            return
+        status = cost.get("throttleStatus")
+        status = status if isinstance(status, Mapping) else {}
+        report(
+            CostReport(
+                requested=requested,
+                actual=_number(cost.get("actualQueryCost")),
+                available=_number(status.get("currentlyAvailable")),
+                restore_rate=_number(status.get("restoreRate")),
+                maximum=_number(status.get("maximumAvailable")),
+            )
+        )
+
     def _throttle_wait(self, cost: Mapping[str, Any]) -> float | None:
         status = cost.get("throttleStatus")
         if not isinstance(status, Mapping):
@@ -419,9 +445,11 @@ class ShopifyConnector:
             self.endpoint,
             json={"query": query, "variables": dict(variables)},
             retry_after_hint=self._hint,
+            cost=cost,  # points, from the channel's shared cost bucket
         )
         payload = result.data
         cost_info = self._remember_cost(payload)
+        self._report_cost(cost, cost_info)
         errors = payload.get("errors") if isinstance(payload, Mapping) else None
         if result.error is not None:
             # The body may still say THROTTLED (some responses use HTTP 429).
