@@ -30,6 +30,7 @@ Interface a platform module implements
 
     Optional overrides (all have working defaults):
       check_auth(request) -> Response | None     # default: accept everything
+                                   # (accepts_token(): static or issued, unexpired)
       error_response(status, code, message) -> Response   # platform's error JSON shape
       rate_limited_response(wait_seconds, request) -> Response  # default 429 + Retry-After
       admit(request, route) -> Response | None    # default: token bucket per route.limit_key
@@ -105,6 +106,7 @@ from .http import (
     to_decimal,
     utcnow,
 )
+from .oauth import TokenIssuer
 from .ratelimit import TokenBucket
 from .store import (
     ID_KEYS,
@@ -127,6 +129,8 @@ class SandboxPlatform:
     default_credentials: ClassVar[Mapping[str, str]] = {}
     # Route name (= the definition's operationId) -> trimmed definition it is checked against.
     contracts: ClassVar[Mapping[str, str]] = {}
+    # Platforms with an OAuth token endpoint: (access token prefix, default lifetime in s).
+    issues_tokens: ClassVar[tuple[str, float] | None] = None
 
     def __init__(
         self,
@@ -155,6 +159,10 @@ class SandboxPlatform:
         self.refusals: deque[JsonDict] = deque(maxlen=500)
         self.answer_problems: deque[JsonDict] = deque(maxlen=500)
         self.check_answers = False
+        self.tokens: TokenIssuer | None = None
+        if self.issues_tokens is not None:
+            prefix, ttl = self.issues_tokens
+            self.tokens = TokenIssuer(prefix=prefix, ttl=ttl, clock=clock)
         self._on_change = on_change
         self.set_limits(self.default_limits, replace=True)
         if limits:
@@ -310,6 +318,21 @@ class SandboxPlatform:
     def check_auth(self, request: Request) -> Response | None:
         """None when the request is authenticated, else the platform's 401."""
         return None
+
+    def issuer(self) -> TokenIssuer:
+        """The platform's token issuer (LookupError for a platform without OAuth)."""
+        if self.tokens is None:
+            raise LookupError(f"{self.name} has no token endpoint")
+        return self.tokens
+
+    def accepts_token(self, token: str) -> bool:
+        """The static ``credentials["access_token"]`` (never expires) or an access token
+        the platform's token endpoint issued and that has not expired."""
+        if not token:
+            return False
+        if token == self.credentials.get("access_token"):
+            return True
+        return self.tokens is not None and self.tokens.accepts(token)
 
     def error_response(self, status: int, code: str, message: str) -> Response:
         return Response.json(status, {"error": {"code": code, "message": message}})
@@ -568,6 +591,8 @@ class SandboxPlatform:
             self.refusals.clear()
             self.answer_problems.clear()
             self.set_limits(self.default_limits, replace=True)
+            if self.tokens is not None:
+                self.tokens.reset()
 
     def dump(self) -> JsonDict:
         with self.lock:
@@ -622,6 +647,7 @@ class SandboxPlatform:
             "faults": self.faults.describe(),
             "webhook_url": self.webhook_target.url if self.webhook_target else None,
             "refusals": len(self.refusals),
+            "tokens": self.tokens.describe() if self.tokens is not None else None,
             "routes": [
                 {
                     "method": r.method,

@@ -3,7 +3,9 @@
 ``/shopify/...``, ``/woocommerce/...``, ``/ebay/...``, ``/amazon/...`` go to the
 platform objects (see ``platform.py``); ``/_control/...`` lets a test, the demo or a
 person seed the catalog, edit values, create orders (delivered as signed
-webhooks), inject faults and change rate limits. docs/sandbox.md lists it all.
+webhooks), inject faults, change rate limits and the lifetime of the OAuth access
+tokens eBay and Login with Amazon issue (``/_control/tokens``). docs/sandbox.md
+lists it all.
 
 Start it in-process (tests)::
 
@@ -117,6 +119,8 @@ class SandboxApp:
             ("GET", re.compile(r"/_control/rate_limits"), self._limits_get),
             ("POST", re.compile(r"/_control/rate_limits"), self._limits_set),
             ("POST", re.compile(r"/_control/credentials"), self._credentials_set),
+            ("GET", re.compile(r"/_control/tokens"), self._tokens_get),
+            ("POST", re.compile(r"/_control/tokens"), self._tokens_set),
             ("GET", re.compile(r"/_control/refusals(?:/(?P<p>\w+))?"), self._refusals_get),
             ("DELETE", re.compile(r"/_control/refusals(?:/(?P<p>\w+))?"), self._refusals_clear),
             ("POST", re.compile(r"/_control/contracts"), self._contracts_set),
@@ -271,6 +275,27 @@ class SandboxApp:
         for platform, creds in self._each_platform(self._body(request)):
             platform.credentials = {str(k): str(v) for k, v in creds.items()}
         return Response.json(200, {"ok": True})
+
+    def _tokens_get(self, request: Request, found: re.Match[str]) -> Response:
+        """Per platform with a token endpoint: TTL, live tokens, grants, refusals."""
+        return Response.json(
+            200,
+            {n: p.tokens.describe() for n, p in self.platforms.items() if p.tokens is not None},
+        )
+
+    def _tokens_set(self, request: Request, found: re.Match[str]) -> Response:
+        """{platform: {"ttl": seconds, "revoke": true, "restore": true, "expire": true}}:
+        the lifetime of tokens issued from now on, revoking (or restoring) the
+        platform's refresh token, expiring every issued access token at once."""
+        for platform, spec in self._each_platform(self._body(request)):
+            if not isinstance(spec, dict):
+                raise bad_request(f"{platform.name}: expected an object")
+            try:
+                issuer = platform.issuer()
+            except LookupError as exc:
+                raise bad_request(str(exc)) from None
+            issuer.configure(spec, platform.credentials.get("refresh_token", ""))
+        return self._tokens_get(request, found)
 
     def _chosen(self, found: re.Match[str]) -> list[SandboxPlatform]:
         return [self.platform(found["p"])] if found["p"] else list(self.platforms.values())
