@@ -61,7 +61,9 @@ class Channel(models.Model):
         decimal_places=3,
         default=Decimal("2"),
         validators=[MinValueValidator(Decimal("0.001"))],
-        help_text="API calls per second shared by every worker",
+        help_text="API calls per second shared by every worker. Not used for Shopify: its "
+        "budget is the shop's cost bucket in query points, which pimsync follows from each "
+        "answer (platform_config cost_restore_rate / cost_bucket_size until the first).",
     )
     batch_size = models.PositiveIntegerField(
         null=True, blank=True, help_text="Items per call; empty = the platform's maximum"

@@ -557,6 +557,7 @@ def build_app(
     scale_limits: float | None = None,
     platforms: Mapping[str, str] | None = None,
     clock: Clock = time.monotonic,
+    token_ttl: float | None = None,
 ) -> SandboxApp:
     """The app with state loaded: --state wins when it exists, else --seed-file."""
     app = SandboxApp(
@@ -566,6 +567,10 @@ def build_app(
         state_file=state_file,
         clock=clock,
     )
+    if token_ttl is not None:
+        for platform in app.platforms.values():
+            if platform.tokens is not None:
+                platform.tokens.default_ttl = platform.tokens.ttl = float(token_ttl)
     if not app.load_state() and seed_file:
         app.seed_from_file(seed_file)
         app.save_if_dirty()
@@ -582,12 +587,14 @@ def start_sandbox(
     scale_limits: float | None = None,
     platforms: Mapping[str, str] | None = None,
     clock: Clock = time.monotonic,
+    token_ttl: float | None = None,
 ) -> RunningSandbox:
     """Serve in daemon threads and return at once (port 0 picks a free port).
 
     ``scale_limits`` multiplies every documented rate limit (tests pass e.g.
     1000); ``limits`` overrides per platform and limit key; ``clock`` is the
-    monotonic time every deadline reads (a test passes a fake it advances).
+    monotonic time every deadline reads (a test passes a fake it advances);
+    ``token_ttl`` the lifetime of issued OAuth access tokens (eBay, Amazon).
     """
     app = build_app(
         state_file=state_file,
@@ -596,6 +603,7 @@ def start_sandbox(
         scale_limits=scale_limits,
         platforms=platforms,
         clock=clock,
+        token_ttl=token_ttl,
     )
     server = SandboxHTTPServer((host, port), app)
     # A short poll interval makes stop() quick (tests start and stop many sandboxes).
@@ -628,10 +636,13 @@ def serve_forever(
     port: int = 8700,
     state_file: str | Path | None = None,
     seed_file: str | Path | None = None,
+    token_ttl: float | None = None,
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Blocking variant for the management command; Ctrl-C stops and saves."""
-    sandbox = start_sandbox(host=host, port=port, state_file=state_file, seed_file=seed_file)
+    sandbox = start_sandbox(
+        host=host, port=port, state_file=state_file, seed_file=seed_file, token_ttl=token_ttl
+    )
     if on_ready is not None:
         on_ready(sandbox.url)
     try:

@@ -17,6 +17,8 @@ when to call it, stores what it returns and locks so one worker refreshes for al
   ``grant_type=refresh_token, refresh_token, client_id, client_secret``. Answer:
   ``{"access_token": "Atza|…", "refresh_token": "Atzr|…", "token_type": "bearer",
   "expires_in": 3600}``. LWA returns the same refresh token, so it is not stored back.
+  A ``token_url`` that is a path (``/auth/o2/token``) is taken on the channel's base
+  URL: the local sandbox serves Login with Amazon under its Amazon prefix.
 
 Both refuse a revoked or unknown refresh token with HTTP 400 ``{"error":
 "invalid_grant", "error_description": …}`` and wrong client credentials with
@@ -102,9 +104,7 @@ def refresh_access_token(config: ChannelConfig) -> TokenGrant:
 def _ebay_request(config: ChannelConfig) -> HttpResult:
     credentials = config.credentials
     pair = f"{credentials['client_id']}:{credentials['client_secret']}".encode()
-    url = str(
-        config.platform_config.get("token_url") or config.base_url.rstrip("/") + EBAY_TOKEN_PATH
-    )
+    url = _token_url(config, EBAY_TOKEN_PATH)
     form = {
         "grant_type": "refresh_token",
         "refresh_token": credentials["refresh_token"],
@@ -117,7 +117,7 @@ def _ebay_request(config: ChannelConfig) -> HttpResult:
 
 def _lwa_request(config: ChannelConfig) -> HttpResult:
     credentials = config.credentials
-    url = str(config.platform_config.get("token_url") or LWA_TOKEN_URL)
+    url = _token_url(config, LWA_TOKEN_URL)
     form = {
         "grant_type": "refresh_token",
         "refresh_token": credentials["refresh_token"],
@@ -125,6 +125,13 @@ def _lwa_request(config: ChannelConfig) -> HttpResult:
         "client_secret": credentials["client_secret"],
     }
     return _post_form(config, url, form, {})
+
+
+def _token_url(config: ChannelConfig, default: str) -> str:
+    """``platform_config["token_url"]`` or the platform's; a path is on the channel's
+    base URL (the local sandbox serves Login with Amazon under its Amazon prefix)."""
+    url = str(config.platform_config.get("token_url") or default)
+    return config.base_url.rstrip("/") + url if url.startswith("/") else url
 
 
 def _post_form(
