@@ -17,8 +17,8 @@ its ``current`` and ``rejected`` are the connector's ``access_token`` and
   call costs no database read.
 * **A refused token** (the API answered 401 / SP-API 403 Unauthorized) is
   replaced once: by the token another worker stored meanwhile, or by a refresh;
-  the connector retries that call once. A token refused right after it was issued
-  is not refreshed again (the refusal is not about expiry: a missing role).
+  the connector retries that call once (a second refusal is the call's answer:
+  credentials the platform refuses whatever the token, e.g. a missing role).
 * **A refused refresh** (``invalid_grant``: revoked or expired refresh token;
   ``invalid_client``) pauses the channel like any auth failure
   (``ChannelSyncState.auth_failed_at`` and a critical ``auth_failed`` alert whose
@@ -50,9 +50,6 @@ from ..models import ChannelSyncState, ChannelToken
 
 log = logging.getLogger(__name__)
 
-# A token refused sooner than this after it was issued (and at most half its
-# lifetime) is not refreshed again: the platform refuses the call, not the token's age.
-JUST_ISSUED_SECONDS = 10.0
 # While the token endpoint cannot answer, a still-valid token is used and the
 # refresh tried again after this long.
 RETRY_REFRESH_SECONDS = 5.0
@@ -75,13 +72,6 @@ def _ahead(row: ChannelToken) -> timedelta:
 
 def _refresh_due(row: ChannelToken) -> datetime | None:
     return None if row.expires_at is None else row.expires_at - _ahead(row)
-
-
-def _just_issued(row: ChannelToken, now: datetime) -> bool:
-    if row.refreshed_at is None or row.expires_at is None:
-        return False
-    window = min(timedelta(seconds=JUST_ISSUED_SECONDS), (row.expires_at - row.refreshed_at) / 2)
-    return now - row.refreshed_at < window
 
 
 class TokenProvider:
@@ -114,15 +104,15 @@ class TokenProvider:
             return self._keep(row)
         return self._refresh(rejected=None)
 
-    def rejected(self, token: str) -> str | None:
-        """The API refused ``token``: the token to retry with, or None (no other)."""
+    def rejected(self, token: str) -> str:
+        """The API refused ``token``: the token to retry the call with (the one another
+        worker stored meanwhile, else a new one). Raises like :meth:`current`."""
         self._token, self._due = "", None
-        return self._refresh(rejected=token) or None
+        return self._refresh(rejected=token)
 
     # --- under the lock
 
     def _refresh(self, *, rejected: str | None) -> str:
-        """The token to use ("" for a rejected token that was just issued: none other)."""
         with transaction.atomic():
             ChannelToken.objects.get_or_create(channel_id=self.channel_id)
             row = ChannelToken.objects.select_for_update().get(channel_id=self.channel_id)
@@ -131,8 +121,6 @@ class TokenProvider:
                 raise AuthError(row.last_error, code="refresh_refused")
             if self._usable(row, now) and row.access_token != rejected:
                 return self._keep(row)  # another worker refreshed while we waited
-            if rejected is not None and rejected == row.access_token and _just_issued(row, now):
-                return ""
             try:
                 grant = self._refresher(self.config)
             except RetryableError:
