@@ -18,9 +18,6 @@ from .tokens import TokenProvider
 # the smallest documented: 1000 points restored at 50 points/s.
 SHOPIFY_BUCKET_POINTS = 1000.0
 SHOPIFY_RESTORE_POINTS = 50.0
-# pimsync refills a little slower than the platform restores: equal rates turn the
-# latency between our take and the platform's into THROTTLED answers.
-COST_PACING_MARGIN = 0.95
 REFRESHING_PLATFORMS = frozenset({Platform.EBAY, Platform.AMAZON})
 
 
@@ -60,7 +57,7 @@ def budget_of(channel: Channel) -> tuple[float, float]:
         options: dict[str, Any] = dict(channel.platform_config or {})
         restore = float(options.get("cost_restore_rate") or SHOPIFY_RESTORE_POINTS)
         size = float(options.get("cost_bucket_size") or SHOPIFY_BUCKET_POINTS)
-        return restore * COST_PACING_MARGIN, size
+        return restore, size
     rate = float(channel.rate_limit_per_second)
     return rate, max(1.0, rate)
 
@@ -70,11 +67,14 @@ def _spend(channel_id: int, rate: float, burst: float, tokens: float) -> None:
 
 
 def _settle(channel_id: int, rate: float, burst: float, report: CostReport) -> None:
-    """Shopify answered: the bucket follows what it charged and says is left."""
+    """Shopify answered: the bucket follows what it charged and says is left. Its rate
+    can be the shop's own: pimsync takes a call's points before sending and gets
+    the unused part back only after the answer, so it never counts more points
+    than the shop has."""
     charged = report.actual or 0.0  # None: the query did not run (THROTTLED), nothing charged
     rate_limiter().settle(
         channel_id,
-        rate=report.restore_rate * COST_PACING_MARGIN if report.restore_rate else rate,
+        rate=report.restore_rate or rate,
         burst=report.maximum or burst,
         refund=report.requested - charged,
         available=report.available,

@@ -10,7 +10,7 @@ import pytest
 
 from channels_app.connectors.base import ListingRef
 from channels_app.models import ChannelSyncState
-from channels_app.sync.connection import COST_PACING_MARGIN, channel_connector
+from channels_app.sync.connection import channel_connector
 from sandbox.server import RunningSandbox, start_sandbox
 from tests.support.sandbox import SHOPIFY_LOCATION, SHOPIFY_TOKEN, seed_listings
 
@@ -55,7 +55,7 @@ def test_the_bucket_learns_the_shops_size_rate_and_level_from_an_answer(
     channel_connector(channel).read_listings(listings)
 
     state = ChannelSyncState.objects.get(channel=channel)
-    assert (state.bucket_rate, state.bucket_burst) == (400 * COST_PACING_MARGIN, 400.0)
+    assert (state.bucket_rate, state.bucket_burst) == (400.0, 400.0)
     # 400 - 301 charged, a moment of restore since: never more than the shop said was left
     assert state.tokens == pytest.approx(99.0, abs=1.0)
 
@@ -98,4 +98,4 @@ def test_a_throttled_answer_gives_the_points_back_and_sets_the_level(
     bucket = ChannelSyncState.objects.get(channel=channel)
     # the 4 points requested came back, and the level is the shop's (not 1000 - 4)
     assert bucket.tokens == pytest.approx(0.0, abs=2.0)
-    assert (bucket.bucket_rate, bucket.bucket_burst) == (COST_PACING_MARGIN, 400.0)
+    assert (bucket.bucket_rate, bucket.bucket_burst) == (1.0, 400.0)

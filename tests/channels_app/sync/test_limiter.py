@@ -58,15 +58,15 @@ def test_database_limiter_follows_the_platforms_bucket_after_settle(channel_fact
     channel = channel_factory()
     limiter = DatabaseRateLimiter()
     time_machine.move_to(datetime(2026, 12, 1, 12, 0, tzinfo=UTC), tick=False)
-    # configured (until the platform says otherwise): 1000 points at 47.5/s
-    assert limiter.take(channel.pk, rate=47.5, burst=1000.0, tokens=751) == 0.0
+    # configured (until the platform says otherwise): 1000 points at 50/s
+    assert limiter.take(channel.pk, rate=50.0, burst=1000.0, tokens=751) == 0.0
 
     # the platform charged 502 of the 751, has 498 left, restores 100/s in a 2000 bucket
-    limiter.settle(channel.pk, rate=95.0, burst=2000.0, refund=249.0, available=498.0)
+    limiter.settle(channel.pk, rate=100.0, burst=2000.0, refund=249.0, available=498.0)
 
     state = ChannelSyncState.objects.get(channel=channel)
-    assert (state.tokens, state.bucket_rate, state.bucket_burst) == (498.0, 95.0, 2000.0)
+    assert (state.tokens, state.bucket_rate, state.bucket_burst) == (498.0, 100.0, 2000.0)
     # later takes use the platform's figures whatever the caller configured
-    assert limiter.take(channel.pk, rate=47.5, burst=1000.0, tokens=593) == pytest.approx(1.0)
+    assert limiter.take(channel.pk, rate=50.0, burst=1000.0, tokens=598) == pytest.approx(1.0)
     time_machine.shift(60)
-    assert limiter.take(channel.pk, rate=47.5, burst=1000.0, tokens=2000) == 0.0
+    assert limiter.take(channel.pk, rate=50.0, burst=1000.0, tokens=2000) == 0.0
