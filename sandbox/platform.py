@@ -632,7 +632,9 @@ class SandboxPlatform:
                 self.orders.add(SandboxOrder.from_state(data))
             target = state.get("webhook_target")
             self.webhook_target = WebhookTarget(target["url"], target["secret"]) if target else None
-            self.credentials = dict(state.get("credentials") or self.default_credentials)
+            # A state file from before a credential kind existed (the OAuth client of
+            # the token endpoints) keeps accepting what it stored, and the new kind.
+            self.credentials = {**self.default_credentials, **(state.get("credentials") or {})}
             self._next_id = max(self._next_id, int(state.get("next_id", 1000)))
             stamps = [o.updated_at for o in self.orders.all()]
             self._last_stamp = max([self._last_stamp, *stamps])
