@@ -53,8 +53,9 @@ Phases and the JSON lines they print (one object per line):
    children, sampled from /proc every 0.25 s during phases 1-3.
 
 pimsync's ``rate_limit_per_second`` per channel is what the sandbox's default
-limit allows: Shopify restore rate ÷ 10 points per mutation, WooCommerce 5/s,
-eBay 10/s, Amazon patchListingsItem 5/s (the engine takes one token per call).
+limit allows: WooCommerce 5/s, eBay 10/s, Amazon patchListingsItem 5/s (one token
+per call). Shopify's budget is the shop's cost bucket in points (each call takes its
+requested cost; the bucket follows ``extensions.cost``), so its setting is unused.
 """
 
 from __future__ import annotations

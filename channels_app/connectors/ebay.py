@@ -5,6 +5,10 @@ Fulfillment v1.20.7 (trimmed copies in sandbox/contracts/). ``base_url`` is the
 API host (``https://api.ebay.com`` or the sandbox's
 ``http://127.0.0.1:<port>/ebay``); the API paths are appended.
 
+Auth: ``Authorization: Bearer <user access token>`` (``IAF`` on Post-Order), the
+token from ``ChannelConfig.access_token`` (refreshed from the refresh token, see
+oauth.py) or a static ``credentials["access_token"]``; a 401 renews it once.
+
 Decisions (see the comments where they apply):
 
 * Batch size: 25 SKUs per ``bulk_update_price_quantity`` call, each SKU with its

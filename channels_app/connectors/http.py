@@ -2,20 +2,31 @@
 
 Interface
 ---------
-``HttpClient(config, *, headers=None, extra_secrets=())``
+``HttpClient(config, *, headers=None, extra_secrets=(), gated=True, auth=None)``
     One ``requests.Session`` per connector instance, with the User-Agent
     ``pimsync/0.1 (+connector)``, ``Accept: application/json``, the given default
-    headers (auth headers belong here) and ``(connect_timeout, read_timeout)``
-    from the ChannelConfig on every call. Redirects are not followed: an API
-    that redirects is misconfigured (wrong base URL, a login page), and
-    following it would resend credentials elsewhere.
+    headers (static auth headers belong here) and ``(connect_timeout,
+    read_timeout)`` from the ChannelConfig on every call. Redirects are not
+    followed: an API that redirects is misconfigured (wrong base URL, a login
+    page), and following it would resend credentials elsewhere. Every call first
+    spends ``cost`` from the channel's rate budget (``config.rate_gate``) unless
+    ``gated=False`` (pre-signed storage URLs).
+
+    ``auth(token) -> headers``: token auth. Each call sends the token
+    ``config.current_access_token()`` gives now (refreshed by the caller's token
+    provider on OAuth channels); when the API refuses it (401, or SP-API's 403
+    ``Unauthorized``) ``config.on_unauthorized(token)`` gives the token to send
+    the call once more with, or None (no retry). A token that cannot be had fails
+    the call before it goes.
 
 ``client.request(method, url, *, params=None, json=None, data=None, headers=None,
-expect_json=True, timeout=None, retry_after_hint=None) -> HttpResult``
+expect_json=True, timeout=None, retry_after_hint=None, cost=1.0, auth=None) -> HttpResult``
     Never raises for HTTP or transport failures; ``get/post/put/patch/delete``
     are shorthands. ``retry_after_hint(result)`` lets a connector supply the
     wait for a retryable failure whose response has no usable ``Retry-After``
-    (e.g. derived from Shopify's throttle status or Amazon's rate header).
+    (e.g. derived from Shopify's throttle status or Amazon's rate header);
+    ``auth`` overrides the client's token auth for one call (eBay Post-Order's
+    ``IAF`` scheme).
 
 ``HttpResult``: ``status`` (None when no response arrived), ``data`` (parsed
 JSON, or None for an empty body / ``expect_json=False``), ``body`` (raw bytes),
@@ -53,8 +64,9 @@ timestamp - the stored high-water mark - decodes to None), ``parse_timestamp``
 and ``format_timestamp`` (UTC, ``Z``, optional milliseconds).
 
 Secrets: no header is ever logged; URLs and messages pass through ``redact``,
-which masks every credential value of the ChannelConfig and the values of
-secret-looking query parameters (``consumer_secret``, ``access_token``, ...).
+which masks every credential value of the ChannelConfig, every access token the
+client sent, and the values of secret-looking query parameters
+(``consumer_secret``, ``access_token``, ...).
 """
 
 from __future__ import annotations

@@ -24,12 +24,16 @@ fit 2026-04 (``changeFromQuantity`` key always present, ``@idempotent`` sent).
   cursor pagination. The filter is inclusive because Shopify's timestamps have
   whole seconds: the orders of the high-water-mark second come again and are
   deduplicated downstream, none is lost.
-* Throttling: every response carries ``extensions.cost.throttleStatus``. A
-  THROTTLED error (HTTP 200 or 429, detected from the body) is retryable with
-  the wait (requested - currentlyAvailable) / restoreRate. Between the calls of
-  one batch the connector waits (at most ``max_pace_seconds``, default 2 s) when
-  the last throttle status says the next call would be throttled; a longer wait
-  is handed back to the caller as a retryable result.
+* Throttling: every call spends its requested query cost in points from the
+  channel's shared budget (``HttpClient.request(cost=...)``), and every answer's
+  ``extensions.cost`` goes back to it (``ChannelConfig.rate_report``): the points
+  not charged return and the bucket follows the shop's throttleStatus
+  (channels_app/sync/connection.py). A THROTTLED error (HTTP 200 or 429,
+  detected from the body) is retryable with the wait (requested -
+  currentlyAvailable) / restoreRate. Between the calls of one batch the connector
+  also waits (at most ``max_pace_seconds``, default 2 s) when the last throttle
+  status it saw says the next call would be throttled; a longer wait is handed
+  back to the caller as a retryable result.
 """
 
 from __future__ import annotations
