@@ -4,6 +4,7 @@ once stay inside its cost bucket."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +17,7 @@ from channels_app.connectors.base import ChannelConfig
 from channels_app.connectors.oauth import TokenGrant
 from channels_app.models import ChannelToken
 from channels_app.sync.connection import channel_config, channel_connector
-from channels_app.sync.limiter import rate_limiter
+from channels_app.sync.limiter import DatabaseRateLimiter, RedisRateLimiter, rate_limiter
 from channels_app.sync.tokens import TokenProvider
 from sandbox.server import RunningSandbox, start_sandbox
 from tests.support.sandbox import SHOPIFY_LOCATION, SHOPIFY_TOKEN, seed_listings
@@ -158,3 +159,28 @@ def _forget_bucket(channel_id: int) -> None:
     client = getattr(limiter, "_client", None)
     if client is not None:
         client.delete(f"pimsync:ratelimit:{channel_id}")
+
+
+@pytest.mark.parametrize("backend", ["database", "redis"])
+def test_settle_makes_every_worker_follow_the_platforms_bucket(
+    backend: str, channel_factory: Any
+) -> None:
+    channel = channel_factory()
+    if backend == "redis":
+        url = os.environ.get("REDIS_URL")
+        if not url:
+            pytest.fail("the PostgreSQL + Redis lane exports REDIS_URL")
+        limiter: Any = RedisRateLimiter(url)
+        limiter._client.delete(f"pimsync:ratelimit:{channel.pk}")
+    else:
+        limiter = DatabaseRateLimiter()
+    assert limiter.take(channel.pk, rate=50.0, burst=1000.0, tokens=751) == 0.0
+
+    # the shop charged 502, has 498 left, restores 100/s up to 2000
+    limiter.settle(channel.pk, rate=100.0, burst=2000.0, refund=249.0, available=498.0)
+
+    # another worker, still configured with the assumption, waits by the shop's figures
+    waits = in_parallel(
+        lambda _: limiter.take(channel.pk, rate=50.0, burst=1000.0, tokens=299), workers=2
+    )
+    assert sorted(waits) == [0.0, pytest.approx(1.0, abs=0.05)]
