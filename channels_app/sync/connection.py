@@ -18,6 +18,12 @@ from .tokens import TokenProvider
 # the smallest documented: 1000 points restored at 50 points/s.
 SHOPIFY_BUCKET_POINTS = 1000.0
 SHOPIFY_RESTORE_POINTS = 50.0
+# pimsync fills its copy of the bucket to this share of the shop's size. Its takes
+# precede the shop's deductions by the request's latency; while the shop's bucket
+# is full it restores nothing in that time, so a copy as large as the shop's would
+# run ahead by latency x restore rate (a tenth of a 1000-point bucket is a second
+# at 100 points/s).
+SHOPIFY_BUCKET_SHARE = 0.9
 REFRESHING_PLATFORMS = frozenset({Platform.EBAY, Platform.AMAZON})
 
 
@@ -57,7 +63,7 @@ def budget_of(channel: Channel) -> tuple[float, float]:
         options: dict[str, Any] = dict(channel.platform_config or {})
         restore = float(options.get("cost_restore_rate") or SHOPIFY_RESTORE_POINTS)
         size = float(options.get("cost_bucket_size") or SHOPIFY_BUCKET_POINTS)
-        return restore, size
+        return restore, size * SHOPIFY_BUCKET_SHARE
     rate = float(channel.rate_limit_per_second)
     return rate, max(1.0, rate)
 
@@ -67,15 +73,14 @@ def _spend(channel_id: int, rate: float, burst: float, tokens: float) -> None:
 
 
 def _settle(channel_id: int, rate: float, burst: float, report: CostReport) -> None:
-    """Shopify answered: the bucket follows what it charged and says is left. Its rate
-    can be the shop's own: pimsync takes a call's points before sending and gets
-    the unused part back only after the answer, so it never counts more points
-    than the shop has."""
+    """Shopify answered: the bucket follows what it charged and says is left, at the
+    shop's own restore rate (pimsync takes a call's points before sending and gets
+    the unused part back only after the answer) and a little under its size."""
     charged = report.actual or 0.0  # None: the query did not run (THROTTLED), nothing charged
     rate_limiter().settle(
         channel_id,
         rate=report.restore_rate or rate,
-        burst=report.maximum or burst,
+        burst=report.maximum * SHOPIFY_BUCKET_SHARE if report.maximum else burst,
         refund=report.requested - charged,
         available=report.available,
     )

@@ -52,12 +52,15 @@ def test_the_bucket_learns_the_shops_size_rate_and_level_from_an_answer(
     )
     channel = shopify_channel(channel_factory, small_bucket)
 
-    channel_connector(channel).read_listings(listings)
+    connector = channel_connector(channel)
+    connector.read_listings(listings)
 
     state = ChannelSyncState.objects.get(channel=channel)
-    assert (state.bucket_rate, state.bucket_burst) == (400.0, 400.0)
-    # 400 - 301 charged, a moment of restore since: never more than the shop said was left
-    assert state.tokens == pytest.approx(99.0, abs=1.0)
+    # the shop's restore rate; a tenth under its size (the latency of a request)
+    assert (state.bucket_rate, state.bucket_burst) == (400.0, 360.0)
+    # 900 - 301 taken before the call, then what the shop said was left (400 - 301 + a
+    # moment of restore): never more than that
+    assert state.tokens == connector.throttle.available
 
 
 def test_two_workers_reading_in_turn_are_never_throttled(
@@ -98,4 +101,4 @@ def test_a_throttled_answer_gives_the_points_back_and_sets_the_level(
     bucket = ChannelSyncState.objects.get(channel=channel)
     # the 4 points requested came back, and the level is the shop's (not 1000 - 4)
     assert bucket.tokens == pytest.approx(0.0, abs=2.0)
-    assert (bucket.bucket_rate, bucket.bucket_burst) == (1.0, 400.0)
+    assert (bucket.bucket_rate, bucket.bucket_burst) == (1.0, 360.0)

@@ -183,4 +183,8 @@ def test_settle_makes_every_worker_follow_the_platforms_bucket(
     waits = in_parallel(
         lambda _: limiter.take(channel.pk, rate=50.0, burst=1000.0, tokens=299), workers=2
     )
-    assert sorted(waits) == [0.0, pytest.approx(1.0, abs=0.05)]
+    first, second = sorted(waits)
+    # 498 left: one take goes at once, the other waits 100 points at 100/s (less the
+    # refill since the settle); without the settle: 249 at 50/s, a second and 7 s
+    assert first == 0.0
+    assert 0.5 < second <= 1.0
