@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
@@ -37,6 +38,7 @@ from .models import (
 from .orders.poll_window import channel_poll_restart
 from .selectors import (
     channel_api_version_status,
+    channel_token_status,
     channels_listing_variants,
     listing_sync_states,
     variant_channel_overview,
@@ -215,6 +217,7 @@ class ChannelAdmin(admin.ModelAdmin):
         "webhook_secret_display",
         "webhook_url",
         "api_version_status",
+        "token_status",
         "reconcile_schedule",
         "last_reconciliation",
         "webhook_subscriptions_display",
@@ -243,6 +246,7 @@ class ChannelAdmin(admin.ModelAdmin):
                     "webhook_url",
                     "platform_config",
                     "api_version_status",
+                    "token_status",
                 ),
             },
         ),
@@ -446,6 +450,13 @@ class ChannelAdmin(admin.ModelAdmin):
         if request.method == "GET" and status is not None and status.needs_attention:
             self.message_user(request, status.message, messages.WARNING)
         return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description="Access token")
+    def token_status(self, obj: Channel) -> str:
+        status = channel_token_status(channel=obj) if obj.pk else None
+        if status is None:
+            return "— (this platform's keys do not expire)"
+        return status.describe(timezone.now())
 
     @admin.display(description="API version")
     def api_version_badge(self, obj: Channel) -> str:

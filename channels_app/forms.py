@@ -44,8 +44,10 @@ class ChannelAdminForm(forms.ModelForm):
         label="Replace credentials",
         required=False,
         widget=forms.Textarea(attrs={"rows": 3, "cols": 70, "autocomplete": "off"}),
-        help_text='JSON object, e.g. {"access_token": "…"}. Leave empty to keep the stored '
-        "credentials. Stored encrypted; never shown again.",
+        help_text='JSON object, e.g. {"access_token": "…"}; eBay and Amazon: {"client_id": "…", '
+        '"client_secret": "…", "refresh_token": "…"}, and pimsync refreshes the access token '
+        "itself (docs/channels.md). Leave empty to keep the stored credentials. Stored "
+        "encrypted; never shown again.",
     )
     new_webhook_secret = forms.CharField(
         label="Replace webhook secret",

@@ -75,7 +75,9 @@ class Channel(models.Model):
         decimal_places=3,
         default=Decimal("2"),
         validators=[MinValueValidator(Decimal("0.001"))],
-        help_text="API calls per second shared by every worker",
+        help_text="API calls per second shared by every worker. Not used for Shopify: its "
+        "budget is the shop's cost bucket in query points, which pimsync follows from each "
+        "answer (platform_config cost_restore_rate / cost_bucket_size until the first).",
     )
     batch_size = models.PositiveIntegerField(
         null=True, blank=True, help_text="Items per call; empty = the platform's maximum"
@@ -509,12 +511,37 @@ class ChannelSyncState(models.Model):
     poll_requested_at = models.DateTimeField(null=True, blank=True)
     poll_failed_at = models.DateTimeField(null=True, blank=True)
     poll_error = models.TextField(blank=True)
-    # Token bucket of the embedded (database) rate limiter.
+    # Token bucket of the embedded (database) rate limiter; the rate and size the
+    # platform reported (Shopify's cost bucket) once it did, else the settings apply.
     tokens = models.FloatField(default=0)
     tokens_at = models.DateTimeField(null=True, blank=True)
+    bucket_rate = models.FloatField(null=True, blank=True)
+    bucket_burst = models.FloatField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"sync state of {self.channel_id}"
+
+
+class ChannelToken(models.Model):
+    """The OAuth access token pimsync currently uses for a channel whose credentials
+    hold a refresh token (eBay, Amazon). One row per channel: its row lock is what
+    makes one worker refresh for all (channels_app/sync/tokens.py)."""
+
+    channel = models.OneToOneField(Channel, on_delete=models.CASCADE, related_name="token")
+    access_token = EncryptedTextField(blank=True, default="")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+    refresh_count = models.PositiveIntegerField(default=0)
+    # Which credentials (client id + refresh token) the token was obtained with: new
+    # credentials make the stored token and a recorded failure moot.
+    credentials_digest = models.CharField(max_length=64, blank=True)
+    # The platform refused the refresh: no further attempt until the credentials
+    # change or the channel is resumed.
+    failed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"access token of {self.channel_id}"
 
 
 def _seconds_setting(name: str) -> timedelta:

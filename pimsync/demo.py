@@ -54,7 +54,13 @@ SANDBOX_CHANNELS = [
         "platform": "ebay",
         "name": "eBay (sandbox)",
         "slug": "ebay",
-        "credentials": {"access_token": "sandbox-ebay-token"},
+        # Refresh-token credentials: pimsync obtains and refreshes the access token
+        # from the sandbox's token endpoint (docs/channels.md).
+        "credentials": {
+            "client_id": "sandbox-ebay-client",
+            "client_secret": "sandbox-ebay-secret",
+            "refresh_token": "v^1.1#i^1#r^1#sandbox-ebay-refresh",
+        },
         "platform_config": {"marketplace_id": "EBAY_US"},
         "rate": "5",
         "locations": ("main",),
@@ -63,11 +69,18 @@ SANDBOX_CHANNELS = [
         "platform": "amazon",
         "name": "Amazon (sandbox)",
         "slug": "amazon",
-        "credentials": {"access_token": "sandbox-amazon-token"},
+        "credentials": {
+            "client_id": "amzn1.application-oa2-client.sandbox",
+            "client_secret": "sandbox-amazon-secret",
+            "refresh_token": "Atzr|sandbox-amazon-refresh",
+        },
         "platform_config": {
             "seller_id": "A1SANDBOXSELLER",
             "marketplace_id": "ATVPDKIKX0DER",
             "product_type": "PRODUCT",
+            # Login with Amazon on the sandbox (a path on the base URL); the real
+            # one is https://api.amazon.com/auth/o2/token, the default.
+            "token_url": "/auth/o2/token",
         },
         "rate": "5",
         "locations": ("main",),

@@ -31,6 +31,7 @@ Interface a platform module implements
 
     Optional overrides (all have working defaults):
       check_auth(request) -> Response | None     # default: accept everything
+                                   # (accepts_token(): static or issued, unexpired)
       error_response(status, code, message) -> Response   # platform's error JSON shape
       rate_limited_response(wait_seconds, request) -> Response  # default 429 + Retry-After
       admit(request, route) -> Response | None    # default: token bucket per route.limit_key
@@ -132,6 +133,7 @@ from .http import (
     to_decimal,
     utcnow,
 )
+from .oauth import TokenIssuer
 from .ratelimit import TokenBucket
 from .score import Scorekeeper
 from .store import (
@@ -174,6 +176,8 @@ class SandboxPlatform:
     contracts: ClassVar[Mapping[str, str]] = {}
     # Consecutive failed deliveries after which a registered webhook is disabled (None: never).
     max_failed_deliveries: ClassVar[int | None] = None
+    # Platforms with an OAuth token endpoint: (access token prefix, default lifetime in s).
+    issues_tokens: ClassVar[tuple[str, float] | None] = None
 
     def __init__(
         self,
@@ -205,6 +209,10 @@ class SandboxPlatform:
         self.refusals: deque[JsonDict] = deque(maxlen=500)
         self.answer_problems: deque[JsonDict] = deque(maxlen=500)
         self.check_answers = False
+        self.tokens: TokenIssuer | None = None
+        if self.issues_tokens is not None:
+            prefix, ttl = self.issues_tokens
+            self.tokens = TokenIssuer(prefix=prefix, ttl=ttl, clock=clock)
         self._on_change = on_change
         self.set_limits(self.default_limits, replace=True)
         if limits:
@@ -360,6 +368,21 @@ class SandboxPlatform:
     def check_auth(self, request: Request) -> Response | None:
         """None when the request is authenticated, else the platform's 401."""
         return None
+
+    def issuer(self) -> TokenIssuer:
+        """The platform's token issuer (LookupError for a platform without OAuth)."""
+        if self.tokens is None:
+            raise LookupError(f"{self.name} has no token endpoint")
+        return self.tokens
+
+    def accepts_token(self, token: str) -> bool:
+        """The static ``credentials["access_token"]`` (never expires) or an access token
+        the platform's token endpoint issued and that has not expired."""
+        if not token:
+            return False
+        if token == self.credentials.get("access_token"):
+            return True
+        return self.tokens is not None and self.tokens.accepts(token)
 
     def error_response(self, status: int, code: str, message: str) -> Response:
         return Response.json(status, {"error": {"code": code, "message": message}})
@@ -774,6 +797,8 @@ class SandboxPlatform:
             self.refusals.clear()
             self.answer_problems.clear()
             self.set_limits(self.default_limits, replace=True)
+            if self.tokens is not None:
+                self.tokens.reset()
 
     def dump(self) -> JsonDict:
         with self.lock:
@@ -814,7 +839,9 @@ class SandboxPlatform:
                 self.orders.add(SandboxOrder.from_state(data))
             target = state.get("webhook_target")
             self.webhook_target = WebhookTarget(target["url"], target["secret"]) if target else None
-            self.credentials = dict(state.get("credentials") or self.default_credentials)
+            # A state file from before a credential kind existed (the OAuth client of
+            # the token endpoints) keeps accepting what it stored, and the new kind.
+            self.credentials = {**self.default_credentials, **(state.get("credentials") or {})}
             self.subscriptions = {
                 sub.id: sub
                 for sub in (Subscription.from_state(row) for row in state.get("subscriptions", []))
@@ -834,6 +861,7 @@ class SandboxPlatform:
             "webhook_url": self.webhook_target.url if self.webhook_target else None,
             "subscriptions": len(self.subscriptions),
             "refusals": len(self.refusals),
+            "tokens": self.tokens.describe() if self.tokens is not None else None,
             "routes": [
                 {
                     "method": r.method,

@@ -35,6 +35,39 @@ class ChannelConfig:
     # channel's one rate budget, shared by every worker (pushes, reads, polls, order
     # calls, connection tests alike). None: not limited (tests, scripts).
     rate_gate: Callable[[float], object] | None = field(default=None, compare=False, repr=False)
+    # Called after an answer that reports the platform's own budget (Shopify's
+    # extensions.cost): the shared limiter follows what the platform charged and
+    # says is left. None: nothing follows it.
+    rate_report: Callable[[CostReport], object] | None = field(
+        default=None, compare=False, repr=False
+    )
+    # OAuth channels whose credentials hold a refresh token (eBay, Amazon): returns a
+    # valid access token, refreshed ahead of expiry once for all workers; raises
+    # AuthError when the refresh is refused, RetryableError when the token endpoint
+    # is down. None: the static credentials["access_token"] is sent as it is.
+    access_token: Callable[[], str] | None = field(default=None, compare=False, repr=False)
+    # Called with an access token the API refused (401): the token to retry that call
+    # with once, or None when there is no other (a static token, or one just issued).
+    on_unauthorized: Callable[[str], str | None] | None = field(
+        default=None, compare=False, repr=False
+    )
+
+    def current_access_token(self) -> str:
+        """The access token to send now (may refresh it; may raise a ConnectorError)."""
+        if self.access_token is not None:
+            return self.access_token()
+        return str(self.credentials.get("access_token", ""))
+
+
+@dataclass(frozen=True)
+class CostReport:
+    """What one call cost in a platform's own budget unit (Shopify query points)."""
+
+    requested: float  # what was taken from the budget before the call
+    actual: float | None  # what the platform charged (None: the query did not run)
+    available: float | None = None  # the platform's bucket after the call
+    restore_rate: float | None = None  # per second
+    maximum: float | None = None  # the bucket's size
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,16 @@ fit 2026-04 (``changeFromQuantity`` key always present, ``@idempotent`` sent).
   cursor pagination. The filter is inclusive because Shopify's timestamps have
   whole seconds: the orders of the high-water-mark second come again and are
   deduplicated downstream, none is lost.
-* Throttling: every response carries ``extensions.cost.throttleStatus``. A
-  THROTTLED error (HTTP 200 or 429, detected from the body) is retryable with
-  the wait (requested - currentlyAvailable) / restoreRate. Between the calls of
-  one batch the connector waits (at most ``max_pace_seconds``, default 2 s) when
-  the last throttle status says the next call would be throttled; a longer wait
-  is handed back to the caller as a retryable result.
+* Throttling: every call spends its requested query cost in points from the
+  channel's shared budget (``HttpClient.request(cost=...)``), and every answer's
+  ``extensions.cost`` goes back to it (``ChannelConfig.rate_report``): the points
+  not charged return and the bucket follows the shop's throttleStatus
+  (channels_app/sync/connection.py). A THROTTLED error (HTTP 200 or 429,
+  detected from the body) is retryable with the wait (requested -
+  currentlyAvailable) / restoreRate. Between the calls of one batch the connector
+  also waits (at most ``max_pace_seconds``, default 2 s) when the last throttle
+  status it saw says the next call would be throttled; a longer wait is handed
+  back to the caller as a retryable result.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from typing import Any
 from .base import (
     ChannelConfig,
     ConnectionCheck,
+    CostReport,
     ItemResult,
     ListingEdit,
     ListingRef,
@@ -261,6 +266,13 @@ class ThrottleStatus:
 RESTOCK_TYPES = frozenset({"return", "cancel", "legacy_restock"})
 
 
+def _number(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _refund_line_items(refunds: Any) -> Iterator[tuple[str, Mapping[str, Any]]]:
     """(line item id, refund line item) over an order's refunds, skipping junk."""
     for refund in refunds if isinstance(refunds, list) else []:
@@ -437,6 +449,24 @@ class ShopifyConnector:
                 logger.warning("shopify: unreadable throttleStatus %s", status)
         return dict(cost)
 
+    def _report_cost(self, requested: float, cost: Mapping[str, Any]) -> None:
+        """Tell the shared bucket what Shopify charged and says is left (nothing to tell
+        without ``extensions.cost``: an answer that never reached Shopify's API)."""
+        report = self.config.rate_report
+        if report is None or not cost:
+            return
+        status = cost.get("throttleStatus")
+        status = status if isinstance(status, Mapping) else {}
+        report(
+            CostReport(
+                requested=requested,
+                actual=_number(cost.get("actualQueryCost")),
+                available=_number(status.get("currentlyAvailable")),
+                restore_rate=_number(status.get("restoreRate")),
+                maximum=_number(status.get("maximumAvailable")),
+            )
+        )
+
     def _throttle_wait(self, cost: Mapping[str, Any]) -> float | None:
         status = cost.get("throttleStatus")
         if not isinstance(status, Mapping):
@@ -469,9 +499,11 @@ class ShopifyConnector:
             self.endpoint,
             json={"query": query, "variables": dict(variables)},
             retry_after_hint=self._hint,
+            cost=cost,  # points, from the channel's shared cost bucket
         )
         payload = result.data
         cost_info = self._remember_cost(payload)
+        self._report_cost(cost, cost_info)
         errors = payload.get("errors") if isinstance(payload, Mapping) else None
         if result.error is not None:
             # The body may still say THROTTLED (some responses use HTTP 429).

@@ -71,6 +71,7 @@ from .guard import (
 )
 from .lease import lease_length, leased_run
 from .rules import Action, Decision, Limits, price_decide, quantity_decide
+from .tokens import channel_token_reset
 
 log = logging.getLogger(__name__)
 EVENT_TYPE: dict[str, str] = {SyncKind.PRICE: "price", SyncKind.QUANTITY: "inventory"}
@@ -583,8 +584,9 @@ def _record_auth_failure(channel_id: int, items: list[Work], now: datetime) -> l
         kind="auth_failed",
         channel_id=channel_id,
         severity="critical",
-        message=f"The channel refused our credentials ({message[:300]}). Pushes are paused until "
-        "the credentials are replaced.",
+        # Long enough for a refused token refresh, whose message says what to do.
+        message=f"The channel refused our credentials ({message[:1200]}). Pushes are paused "
+        "until the credentials are replaced.",
         now=now,
     )
     return [_attempt(items[0].marker.kind, w, "failed") for w in items]
@@ -912,5 +914,6 @@ def channel_resume(channel_id: int) -> None:
     ChannelSyncState.objects.filter(channel_id=channel_id).update(
         auth_failed_at=None, auth_error=""
     )
+    channel_token_reset(channel_id=channel_id)
     synclog.alert_resolve(kind="auth_failed", channel_id=channel_id, sku="")
     channel_push_request_on_commit(channel_id)

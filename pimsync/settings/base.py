@@ -247,6 +247,9 @@ PIMSYNC_PUSH_STALE_SECONDS = env.float("PIMSYNC_PUSH_STALE_SECONDS", default=15.
 # Where the shared rate limiter keeps its buckets: a redis:// URL, or empty for
 # the database (embedded default).
 PIMSYNC_RATE_LIMIT_REDIS_URL = env.str("PIMSYNC_RATE_LIMIT_REDIS_URL", default="")
+# OAuth channels (eBay, Amazon): the access token is refreshed this long before it
+# expires (at most a quarter of its lifetime ahead), by one worker for all.
+PIMSYNC_TOKEN_REFRESH_AHEAD_SECONDS = env.int("PIMSYNC_TOKEN_REFRESH_AHEAD_SECONDS", default=300)
 CELERY_BEAT_SCHEDULE["sync-sweep"] = {
     "task": "channels_app.tasks.sync_sweep_task",
     "schedule": PIMSYNC_SWEEP_SECONDS,

@@ -32,6 +32,9 @@ COLOURS = {
 ONE_SHOT = frozenset({"hooks"})
 
 
+DEMO_TOKEN_TTL_SECONDS = 600
+
+
 def _commands(host: str, port: int, sandbox_port: int) -> dict[str, list[str]]:
     python = sys.executable
     var = Path(settings.VAR_DIR)
@@ -100,6 +103,10 @@ def _commands(host: str, port: int, sandbox_port: int) -> dict[str, list[str]]:
             str(var / "sandbox_state.json"),
             "--seed-file",
             str(var / "sandbox_seed.json"),
+            # Ten-minute tokens: the demo's eBay and Amazon channels refresh theirs
+            # every few minutes (the platforms' own last one and two hours).
+            "--token-ttl",
+            str(DEMO_TOKEN_TTL_SECONDS),
         ],
     }
 

@@ -14,14 +14,17 @@ for one rename per platform).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from channels_app.connectors import oauth as oauth_module
 from channels_app.connectors import shopify as shopify_module
 from channels_app.connectors.amazon import AmazonConnector
 from channels_app.connectors.base import (
+    ChannelConfig,
     Connector,
     ListingRef,
     OrderData,
@@ -30,14 +33,17 @@ from channels_app.connectors.base import (
     WebhookConnector,
 )
 from channels_app.connectors.ebay import EbayConnector
-from channels_app.connectors.errors import PermanentError
+from channels_app.connectors.errors import AuthError, PermanentError
+from channels_app.connectors.oauth import refresh_access_token
 from channels_app.connectors.shopify import ShopifyConnector
 from channels_app.connectors.woocommerce import WooCommerceConnector
 from sandbox.platform import SandboxPlatform
 from sandbox.server import RunningSandbox, start_sandbox
 from tests.support.sandbox import (
+    AMAZON_SELLER,
     amazon_config,
     ebay_config,
+    oauth_config,
     seed_listings,
     shopify_config,
     woocommerce_config,
@@ -64,6 +70,7 @@ def exercise(
     *,
     large: int,
     cancels: bool = True,
+    after_pushes: Callable[[], object] = lambda: None,
 ) -> None:
     """Push (small, then large), read back, poll orders over pages, cancel, fulfil, test."""
     small, everything = listings[:SMALL], listings[: SMALL + large]
@@ -73,6 +80,7 @@ def exercise(
             [QuantityUpdate(ref, 7, expected_quantity=None) for ref in batch]
         )
         assert [r for r in [*prices, *quantities] if not r.ok] == []
+    after_pushes()
     states = connector.read_listings(everything)
     assert {(s.price, s.quantity) for s in states} == {(Decimal("12.50"), 7)}
     skus = [ref.sku for ref in listings[:2]]
@@ -181,6 +189,86 @@ def test_amazon_connector_matches_the_sp_api_models(validating_sandbox) -> None:
     assert unlisted.ok
     assert platform.orders.get(extra.id).carrier == "Speedy Couriers"  # type: ignore[union-attr]
     assert_nothing_refused(platform)
+
+
+# ---------------------------------------------------------------------- OAuth token calls
+
+
+class Refreshing:
+    """A token source that refreshes through the platform's grant, as tokens.py does."""
+
+    def __init__(self, config: ChannelConfig) -> None:
+        self.config = config
+        self.token = ""
+        self.grants = 0
+
+    def current(self) -> str:
+        return self.token or self.renew("")
+
+    def renew(self, rejected: str) -> str:
+        self.token = refresh_access_token(self.config).access_token
+        self.grants += 1
+        return self.token
+
+
+@pytest.mark.parametrize(
+    ("platform_name", "make", "catalog", "large"),
+    [
+        ("ebay", EbayConnector, rows("E", 33), 30),
+        ("amazon", AmazonConnector, rows("A", 213), 210),
+    ],
+)
+def test_refreshed_tokens_and_their_grants_match_the_definitions(
+    validating_sandbox, platform_name: str, make: Any, catalog: list[Any], large: int
+) -> None:
+    platform = validating_sandbox.platform(platform_name)
+    listings = seed_listings(platform, catalog)
+    base = oauth_config(
+        validating_sandbox,
+        platform_name,
+        platform_config={
+            **({"pacing": False, "feed_poll_seconds": 0.05} if platform_name == "amazon" else {}),
+            "seller_id": AMAZON_SELLER,
+            "rate_limit_per_second": 0,
+        },
+    )
+    tokens = Refreshing(base)
+    connector = make(replace(base, access_token=tokens.current, on_unauthorized=tokens.renew))
+
+    # every issued token expires after the pushes: the read-back is refused, renewed, retried
+    exercise(
+        connector,
+        platform,
+        listings,
+        large=large,
+        cancels=platform_name == "ebay",
+        after_pushes=platform.issuer().expire_all,
+    )
+
+    assert tokens.grants == 2
+    assert platform.issuer().describe()["expired_refusals"] == 1
+    assert_nothing_refused(platform)
+
+
+def test_a_renamed_grant_field_is_refused_as_the_token_endpoint_refuses_it(
+    validating_sandbox, monkeypatch
+) -> None:
+    encode = oauth_module.urlencode
+
+    def renamed(form: dict[str, str]) -> str:
+        return encode({("clientId" if k == "client_id" else k): v for k, v in form.items()})
+
+    monkeypatch.setattr(oauth_module, "urlencode", renamed)
+
+    with pytest.raises(AuthError) as refused:
+        refresh_access_token(oauth_config(validating_sandbox, "amazon"))
+
+    assert (refused.value.code, refused.value.status) == ("invalid_request", 400)
+    problems = validating_sandbox.platform("amazon").refusals[-1]["problems"]
+    assert problems == [
+        "body: 'client_id' is a required property",
+        "body: unknown field(s) clientId",
+    ]
 
 
 # ---------------------------------------------------------------------- renames are caught
