@@ -80,6 +80,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import json
 import math
 import random
 import sys
@@ -810,8 +811,12 @@ def storm_deliveries(
         target = WebhookTarget(f"{prod.base}/webhooks/{slug(platform)}/", secret)
         for _ in range(split[platform]):
             order = local.create_order([{"sku": sku, "quantity": 1}], adjust_stock=False)
-            request = local.webhook_request(order, "created", target)
-            assert request is not None
+            topic = local.order_webhook_topic("created")
+            assert topic is not None
+            body = json.dumps(local.render_order(order)).encode()
+            request = local.webhook_request(
+                topic, body, target, stamp=order.updated_at, subject=order.id
+            )
             deliveries.append(
                 Delivery(
                     order_id=int(order.id),

@@ -255,10 +255,40 @@ def build_catalog(
 
 
 def set_rates(rates: dict[str, Decimal], factor: Decimal = Decimal(1)) -> None:
+    """Each channel's rate, times ``factor``; Amazon's per-operation usage plans too
+    (platform_config ``rate_limits``), and the shared operation buckets start full."""
+    from channels_app.connectors.amazon import OPERATION_LIMITS
     from channels_app.models import Channel
 
     for platform, rate in rates.items():
         Channel.objects.filter(platform=platform).update(rate_limit_per_second=rate * factor)
+    scaled = {
+        operation: {"rate": rate * float(factor), "burst": burst * float(factor)}
+        for operation, (rate, burst) in OPERATION_LIMITS.items()
+    }
+    for channel in Channel.objects.filter(platform="amazon"):
+        options = dict(channel.platform_config or {})
+        if factor == 1:
+            options.pop("rate_limits", None)
+        else:
+            options["rate_limits"] = scaled
+        Channel.objects.filter(pk=channel.pk).update(platform_config=options)
+    operation_buckets_clear()
+
+
+def operation_buckets_clear() -> None:
+    """Forget what the per-operation buckets spent (at another rate)."""
+    from django.conf import settings
+
+    from channels_app.models import OperationBucket
+
+    OperationBucket.objects.all().delete()
+    if settings.PIMSYNC_RATE_LIMIT_REDIS_URL:
+        import redis
+
+        client = redis.Redis.from_url(settings.PIMSYNC_RATE_LIMIT_REDIS_URL)
+        for key in client.scan_iter("pimsync:ratelimit:*:*"):
+            client.delete(key)
 
 
 def mismatches(sandbox: Sandbox, *, quantities: bool) -> dict[str, int]:

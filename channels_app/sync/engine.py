@@ -298,12 +298,24 @@ def _chunks(
             by_product[_call_group(connector.platform, w.listing)].append(w)
         groups = list(by_product.values())
     if connector.platform == "amazon":
-        threshold = int(getattr(connector, "feed_threshold", 200))
-        if urgent or len(work) <= threshold:
-            # One patch per SKU: the shared limiter paces each call. Urgent work
-            # never waits for a feed to be processed.
-            limit = 1
+        return _amazon_chunks(connector, work, limit, urgent=urgent)
     return [g[i : i + limit] for g in groups for i in range(0, len(g), limit)]
+
+
+def _amazon_chunks(
+    connector: Connector, work: list[Work], limit: int, *, urgent: bool
+) -> list[list[Work]]:
+    """One patch per SKU (the shared limiter paces each call) for urgent work and for
+    SKUs still in a feed Amazon is processing (an urgent change that came after the
+    feed) - urgent work never waits for a feed, and a SKU is never in two feeds; a
+    feed for the rest when there are more than the connector's threshold."""
+    threshold = int(getattr(connector, "feed_threshold", 200))
+    patched = [w for w in work if urgent or w.marker.batch_id]
+    rest = [w for w in work if not (urgent or w.marker.batch_id)]
+    if len(rest) <= threshold:
+        patched, rest = patched + rest, []
+    singles = [[w] for w in patched]
+    return singles + [rest[i : i + limit] for i in range(0, len(rest), limit)]
 
 
 def _one_product_per_call(platform: str, kind: str) -> bool:
@@ -692,9 +704,11 @@ def _submit_batch(run: Run, kind: str, chunk: list[Work]) -> bool:
             submitted_at=now,
             next_check_at=now + timedelta(seconds=settings.PIMSYNC_BATCH_CHECK_SECONDS),
         )
+        # The feed carries their values: no longer urgent. A change that is urgent
+        # again while Amazon processes the feed is patched past it (_amazon_chunks).
         SyncMarker.objects.filter(
             pk__in=[w.marker.pk for w in chunk], claim_token=run.token
-        ).update(batch=batch, claimed_until=None, claim_token="")
+        ).update(batch=batch, claimed_until=None, claim_token="", is_urgent=False)
         batch_watch_later(batch.pk)
     run.report.submitted += len(chunk)
     return True

@@ -201,3 +201,35 @@ def test_an_urgent_zero_overtakes_a_sku_in_a_feed_and_the_feed_cannot_undo_it(fa
     # ... and the current value goes again afterwards: the channel ends at 0
     assert int(shown()[variants[0].sku]["quantity"]) == 0
     assert {int(v["quantity"]) for sku, v in shown().items() if sku != variants[0].sku} == {30}
+
+
+def test_urgent_values_in_a_feed_are_not_fed_again_while_amazon_processes_it(fast_feeds):
+    """Low stock everywhere (every quantity urgent) above the feed threshold: one feed
+    carries them; later runs do not take them again into a second feed."""
+    sandbox = fast_feeds
+    channel = amazon_catalog(sandbox)
+    location = Location.objects.get()
+    for v in Variant.objects.order_by("pk"):
+        services.stock_adjust(
+            variant=v,
+            location=location,
+            quantity=1,
+            reason="receive",
+            source="t",
+            idempotency_key=f"low-{v.sku}",
+        )
+    assert SyncMarker.objects.filter(kind="quantity", is_urgent=True).count() == N
+    engine.channel_push(channel.pk, time_budget=30)
+    batch = ChannelBatch.objects.get()
+    assert SyncMarker.objects.filter(batch=batch, is_urgent=False).count() == N
+    for _ in range(3):
+        assert engine.channel_push(channel.pk, time_budget=30).calls == 0
+    assert ChannelBatch.objects.count() == 1
+    assert watch_until_finished(batch) == "finished"
+    assert calls(sandbox, "createFeed") == 1
+    assert {int(v["quantity"]) for v in live_prices_and_quantities(sandbox)} == {1}
+
+
+def live_prices_and_quantities(sandbox: RunningSandbox) -> list[dict[str, str]]:
+    _, live = control(sandbox.url, "GET", "/_control/values/amazon")
+    return list(live.values())
