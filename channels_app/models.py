@@ -814,3 +814,39 @@ class OrderChannelCall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} of order {self.order_id} ({self.status})"
+
+
+class WebhookSecretEvent(models.Model):
+    """Who saw or changed a channel's webhook secret, when and how: every reveal,
+    rotation and replacement is recorded (the secret itself never is)."""
+
+    class Action(models.TextChoices):
+        REVEALED = "revealed", "Revealed"
+        ROTATED = "rotated", "Rotated (new secret generated)"
+        REPLACED = "replaced", "Replaced (secret typed in)"
+
+    class Via(models.TextChoices):
+        ADMIN = "admin", "Admin"
+        API = "api", "REST API"
+        COMMAND = "command", "manage.py webhook_secret"
+
+    channel = models.ForeignKey(
+        Channel, on_delete=models.CASCADE, related_name="webhook_secret_events"
+    )
+    action = models.CharField(max_length=10, choices=Action.choices)
+    via = models.CharField(max_length=10, choices=Via.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Kept when the user is deleted later: the record still says who it was.
+    username = models.CharField(max_length=150, blank=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "webhook secret access"
+        verbose_name_plural = "webhook secret accesses"
+
+    def __str__(self) -> str:
+        who = self.username or "a command"
+        return f"{self.get_action_display()} on {self.channel} by {who}"

@@ -31,11 +31,13 @@ from .models import (
     PriceRule,
     SyncKind,
     SyncMarker,
+    WebhookSecretEvent,
 )
 from .sync import engine
 from .sync.connection import channel_connector
 from .sync.markers import buffer_rule_affected_listings, listings_mark_dirty
 from .sync.reconcile import ReconcileBusyError, listings_by_channel, reconciliation_start
+from .webhook_secrets import Actor, webhook_secret_event_record
 
 LISTING_PRICE_FIELDS = {"price_override"}
 LISTING_IDENTITY_FIELDS = {
@@ -148,12 +150,23 @@ def channel_locations_changed(*, channel: Channel) -> int:
     )
 
 
-def channel_save(*, channel: Channel, changed_fields: Iterable[str] = ()) -> Channel:
-    """Save a channel. New credentials lift an auth pause; enabling pushes everything."""
+def channel_save(
+    *,
+    channel: Channel,
+    changed_fields: Iterable[str] = (),
+    user: Actor = None,
+    via: str = WebhookSecretEvent.Via.ADMIN,
+) -> Channel:
+    """Save a channel. New credentials lift an auth pause; enabling pushes everything;
+    a webhook secret typed in is recorded (who, how) like a reveal or a rotation."""
     changed = set(changed_fields)
     with transaction.atomic():
         channel.full_clean()
         channel.save()
+        if changed & {"new_webhook_secret", "webhook_secret"}:
+            webhook_secret_event_record(
+                channel=channel, action=WebhookSecretEvent.Action.REPLACED, via=via, user=user
+            )
         if changed & {"new_credentials", "credentials", "base_url"}:
             engine.channel_resume(channel.pk)
         if "is_enabled" in changed and channel.is_enabled:
