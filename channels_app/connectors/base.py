@@ -223,6 +223,8 @@ class AsyncBatchConnector(Protocol):
         self, status: BatchStatus, listings: Sequence[ListingRef]
     ) -> list[ItemResult]:
         """One result per listing, in the order they were submitted."""
+
+
 @runtime_checkable
 class VariantReader(Protocol):
     """Optional: a connector that can list the variants of one channel product

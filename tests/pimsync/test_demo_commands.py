@@ -22,8 +22,8 @@ def test_seed_demo_prints_the_port_it_is_given(settings, tmp_path) -> None:
     assert "API: http://127.0.0.1:8123/api/docs/" in text
     assert ":8000" not in text
     password = (tmp_path / "demo-login.txt").read_text().split(":", 1)[1]
-    assert running_banner("0.0.0.0", 8123).splitlines() == [
-        "pimsync is running: http://0.0.0.0:8123/admin/ — Ctrl-C stops everything.",
+    assert running_banner("localhost", 8123).splitlines() == [
+        "pimsync is running: http://localhost:8123/admin/ — Ctrl-C stops everything.",
         f"Admin login: user admin  password {password}",
     ]
 
