@@ -17,3 +17,4 @@ class ChannelsAppConfig(AppConfig):
         events.sellable_changed.connect(
             markers.on_sellable_changed, dispatch_uid="channels.sellable"
         )
+        events.content_changed.connect(markers.on_content_changed, dispatch_uid="channels.content")

@@ -197,6 +197,12 @@ class ChannelListing(models.Model):
     )
     price_override = models.DecimalField(**MONEY, null=True, blank=True)
     is_enabled = models.BooleanField(default=True)
+    sync_content = models.BooleanField(
+        default=False,
+        help_text="pimsync owns what the channel shows of this listing's product (title, "
+        "description, images, options, barcode): edits are pushed. Set when pimsync "
+        "published the product there.",
+    )
     last_pushed_price = models.DecimalField(**MONEY, null=True, blank=True)
     last_pushed_quantity = models.IntegerField(null=True, blank=True)
     last_pushed_at = models.DateTimeField(null=True, blank=True)
@@ -205,6 +211,10 @@ class ChannelListing(models.Model):
     last_confirmed_price = models.DecimalField(**MONEY, null=True, blank=True)
     last_confirmed_quantity = models.IntegerField(null=True, blank=True)
     last_confirmed_at = models.DateTimeField(null=True, blank=True)
+    # A digest per part of the content the channel was last told (product, images,
+    # variant: channels_app.content), so an edit pushes only what changed.
+    last_pushed_content = models.JSONField(default=dict, blank=True)
+    last_content_pushed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -219,6 +229,8 @@ class ChannelListing(models.Model):
         "last_confirmed_price",
         "last_confirmed_quantity",
         "last_confirmed_at",
+        "last_pushed_content",
+        "last_content_pushed_at",
     )
 
     class Meta:
@@ -354,6 +366,13 @@ class PriceRule(models.Model):
 class SyncKind(models.TextChoices):
     PRICE = "price", "Price"
     QUANTITY = "quantity", "Quantity"
+    # Product content (title, description, images, options, barcode) of a listing
+    # pimsync published: pushed after quantities and prices, batched and rate-limited
+    # like them.
+    ATTRIBUTE = "attribute", "Product content"
+
+
+KIND_MAX_LENGTH = 12
 
 
 class ChannelBatch(models.Model):
@@ -369,7 +388,7 @@ class ChannelBatch(models.Model):
         ABANDONED = "abandoned", "Abandoned (its SKUs were queued again)"
 
     channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="batches")
-    kind = models.CharField(max_length=8, choices=SyncKind.choices)
+    kind = models.CharField(max_length=KIND_MAX_LENGTH, choices=SyncKind.choices)
     external_id = models.CharField(max_length=200, help_text="The channel's id (Amazon feed id)")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.SUBMITTED)
     # [{"marker", "listing", "sku", "channel_sku", "value", "change_token"}] in submission order
@@ -409,7 +428,7 @@ class SyncMarker(models.Model):
 
     listing = models.ForeignKey(ChannelListing, on_delete=models.CASCADE, related_name="markers")
     channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="markers")
-    kind = models.CharField(max_length=8, choices=SyncKind.choices)
+    kind = models.CharField(max_length=KIND_MAX_LENGTH, choices=SyncKind.choices)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
     first_dirty_at = models.DateTimeField()
     last_dirty_at = models.DateTimeField()
@@ -850,3 +869,45 @@ class WebhookSecretEvent(models.Model):
     def __str__(self) -> str:
         who = self.username or "a command"
         return f"{self.get_action_display()} on {self.channel} by {who}"
+
+
+class ChannelPublication(models.Model):
+    """A pimsync product created on a channel by pimsync ("Publish to channel"): where it
+    stands, the channel's id for it and what the last attempt said. Publishing again
+    updates the product on the channel and lists variants added since."""
+
+    class Status(models.TextChoices):
+        PUBLISHING = "publishing", "Publishing (the channel is being called)"
+        PUBLISHED = "published", "Published"
+        PARTIAL = "partial", "Partly published (some variants refused)"
+        FAILED = "failed", "Failed"
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="publications")
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="publications")
+    status = models.CharField(max_length=10, choices=Status.choices)
+    product_ref = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="The channel's id of the product: Shopify product gid, WooCommerce product "
+        "id, eBay inventory item group key, Amazon parent SKU, Magento configurable SKU",
+    )
+    published_variants = models.PositiveIntegerField(default=0)
+    failed_variants = models.PositiveIntegerField(default=0)
+    message = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    first_published_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["channel", "product"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "product"], name="publication_one_per_channel_product"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product} on {self.channel} ({self.status})"

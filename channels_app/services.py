@@ -87,6 +87,8 @@ def listing_save(
             kinds = [SyncKind.PRICE]
         else:
             kinds = []
+        if listing.sync_content and (is_new or changed is None or "sync_content" in changed):
+            kinds.append(SyncKind.ATTRIBUTE)  # pimsync takes over the listing's content
         if kinds:
             # A disabled listing is marked too: its channel must be told 0.
             listings_mark_dirty(
@@ -215,6 +217,9 @@ def markers_redrive(*, markers: QuerySet[SyncMarker]) -> int:
     return count
 
 
+KIND_OF_EVENT = {"price": SyncKind.PRICE, "attribute": SyncKind.ATTRIBUTE}
+
+
 def sync_log_redrive(*, entries: QuerySet) -> Queued:
     """Re-drive the SKUs of dead sync log entries: their markers if still
     dead-lettered, else a forced push of the listing's current value."""
@@ -222,7 +227,7 @@ def sync_log_redrive(*, entries: QuerySet) -> Queued:
     kinds_by_listing: dict[int, set[str]] = {}
     for listing_id, event_type in pairs:
         if listing_id:
-            kind = SyncKind.PRICE if event_type == "price" else SyncKind.QUANTITY
+            kind = KIND_OF_EVENT.get(event_type, SyncKind.QUANTITY)
             kinds_by_listing.setdefault(listing_id, set()).add(kind)
     with transaction.atomic():
         for listing_id, kinds in kinds_by_listing.items():

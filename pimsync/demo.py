@@ -52,7 +52,16 @@ SANDBOX_CHANNELS = [
         "name": "eBay (sandbox)",
         "slug": "ebay",
         "credentials": {"access_token": "sandbox-ebay-token"},
-        "platform_config": {"marketplace_id": "EBAY_US"},
+        # Publishing needs a leaf category, the seller's business policies and inventory
+        # location (docs/publishing.md); the sandbox knows these.
+        "platform_config": {
+            "marketplace_id": "EBAY_US",
+            "category_id": "15687",
+            "fulfillment_policy_id": "sandbox-fulfillment",
+            "payment_policy_id": "sandbox-payment",
+            "return_policy_id": "sandbox-return",
+            "merchant_location_key": "sandbox-warehouse",
+        },
         "rate": "5",
         "locations": ("main",),
     },
@@ -65,6 +74,7 @@ SANDBOX_CHANNELS = [
             "seller_id": "A1SANDBOXSELLER",
             "marketplace_id": "ATVPDKIKX0DER",
             "product_type": "PRODUCT",
+            "country_of_origin": "US",
         },
         "rate": "5",
         "locations": ("main",),

@@ -243,6 +243,9 @@ PIMSYNC_HELD_POLL_SECONDS = env.float("PIMSYNC_HELD_POLL_SECONDS", default=5.0)
 # Seconds between two status reads of a batch a channel is processing (an Amazon feed:
 # getFeed allows 2 calls/s, so this costs nothing and reports within seconds).
 PIMSYNC_BATCH_CHECK_SECONDS = env.float("PIMSYNC_BATCH_CHECK_SECONDS", default=5.0)
+# A publish of one product on one channel that started less than this long ago refuses
+# a second one (a crashed request's claim lapses after it).
+PIMSYNC_PUBLISH_LEASE_SECONDS = env.int("PIMSYNC_PUBLISH_LEASE_SECONDS", default=600)
 PIMSYNC_PUSH_TIME_BUDGET_SECONDS = env.float("PIMSYNC_PUSH_TIME_BUDGET_SECONDS", default=40.0)
 PIMSYNC_SWEEP_SECONDS = env.float("PIMSYNC_SWEEP_SECONDS", default=2.0)
 PIMSYNC_PUSH_STALE_SECONDS = env.float("PIMSYNC_PUSH_STALE_SECONDS", default=15.0)
