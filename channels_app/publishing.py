@@ -207,11 +207,10 @@ def _publish_record(
             }
             listing = _listing_for(channel, by_sku[pv.sku], sent[pv.sku], ids)
             value = sent[pv.sku]
-            listing.last_pushed_price = listing.last_confirmed_price = value.price
-            listing.last_price_pushed_at = now
-            if pv.quantity_set:
+            if pv.values_set:
+                listing.last_pushed_price = listing.last_confirmed_price = value.price
                 listing.last_pushed_quantity = listing.last_confirmed_quantity = value.quantity
-                listing.last_quantity_pushed_at = now
+                listing.last_price_pushed_at = listing.last_quantity_pushed_at = now
             listing.last_pushed_at = listing.last_confirmed_at = now
             listing.last_pushed_content = listing_content_parts(listing, content)
             listing.last_content_pushed_at = now

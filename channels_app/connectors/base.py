@@ -305,14 +305,15 @@ class ContentUpdate:
 
 @dataclass(frozen=True)
 class PublishedVariant:
-    """What the channel made of one variant: its ids (ok) or why not. ``quantity_set``
-    is False when the variant was created but its quantity could not be set (the
-    quantity push that follows sets it)."""
+    """What the channel made of one variant: its ids (ok) or why not. ``values_set``
+    is False when the variant is listed but its price and quantity may not be the
+    ones published (a quantity call that failed, an offer made earlier): the pushes
+    that follow set them."""
 
     sku: str
     listing: ListingRef
     result: ItemResult
-    quantity_set: bool = True
+    values_set: bool = True
 
 
 @dataclass(frozen=True)

@@ -285,7 +285,7 @@ def _with_quantities(
         )
     }
     return [
-        replace(p, quantity_set=results.get(p.sku, False)) if p.result.ok else p for p in published
+        replace(p, values_set=results.get(p.sku, False)) if p.result.ok else p for p in published
     ]
 
 

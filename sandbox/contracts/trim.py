@@ -7,7 +7,10 @@ reads the trimmed files.
   operations named in its ``x-pimsync`` block and the definitions they reach by
   ``$ref``, with descriptions, summaries, examples and documentation-only
   extensions removed. A kept JSON copy is right when trimming the official file
-  again gives exactly the copy (:func:`openapi_differences`).
+  again gives exactly the copy (:func:`openapi_differences`). Where a definition's
+  schema contradicts its own documented wire format, ``x-pimsync.corrections``
+  (``[{"at": JSON pointer, "value": schema, "why": ...}]``) replaces that schema in
+  the copy; each is applied again at every check, so it stays visible and named.
 * :func:`trim_json_schema` - the same clean-up for a plain JSON Schema kept whole.
 * :func:`sdl_differences` - a trimmed GraphQL SDL against the official schema:
   every kept type, field, argument, input field, default, interface, union
@@ -174,7 +177,21 @@ def trim_openapi(official: Mapping[str, Any], keep: Mapping[str, Any]) -> JsonDi
     stripped = strip_docs({k: v for k, v in trimmed.items() if k != "x-pimsync"})
     # The title names the API: kept although a documentation key elsewhere.
     stripped["info"] = {k: info[k] for k in ("title", "version") if k in info}
+    for correction in keep.get("corrections", []):
+        _set_pointer(stripped, str(correction["at"]), copy.deepcopy(correction["value"]))
     return {"x-pimsync": dict(keep), **_sorted_sections(stripped)}
+
+
+def _set_pointer(document: JsonDict, pointer: str, value: Any) -> None:
+    """Replace what the JSON pointer names (it must exist: a correction of nothing is
+    an error, not a silent no-op)."""
+    parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer.lstrip("/").split("/")]
+    node: Any = document
+    for part in parts[:-1]:
+        node = node[part]
+    if parts[-1] not in node:
+        raise KeyError(f"correction at {pointer}: nothing there to correct")
+    node[parts[-1]] = value
 
 
 def _sorted_sections(document: JsonDict) -> JsonDict:
