@@ -75,9 +75,7 @@ def test_a_product_is_published_with_its_variants_prices_quantities_and_content(
 
 
 @pytest.mark.parametrize("platform", ["shopify", "woocommerce", "ebay"])
-def test_a_description_edit_reaches_the_channel_as_an_attribute_push(
-    validating, platform
-) -> None:
+def test_a_description_edit_reaches_the_channel_as_an_attribute_push(validating, platform) -> None:
     channel = publishing_channels(validating, [platform])[platform]
     product = sock_product()
     product_publish(channel=channel, product=product)
@@ -94,7 +92,9 @@ def test_a_description_edit_reaches_the_channel_as_an_attribute_push(
     assert {shown[sku]["description"] for sku in shown} == {
         "<p>Merino trail sock, now with a reinforced heel.</p>"
     }
-    logged = SyncLogEntry.objects.filter(channel=channel, event_type="attribute", value_sent="product")
+    logged = SyncLogEntry.objects.filter(
+        channel=channel, event_type="attribute", value_sent="product"
+    )
     assert sorted(logged.values_list("sku", "status")) == [
         (sku, "success") for sku in ("TRAIL-SOCK-L", "TRAIL-SOCK-M", "TRAIL-SOCK-S")
     ]
