@@ -330,8 +330,6 @@ class PublishResult:
 class ContentPublisher(Protocol):
     """A platform pimsync can create products on and keep their content current."""
 
-    max_content_batch: int
-
     def publish_product(self, product: ProductContent) -> PublishResult:
         """Create (or, when it exists, update) the product with its variants, prices and
         quantities; one PublishedVariant per variant. Raises ConnectorError when nothing

@@ -264,8 +264,6 @@ def _offers(
 class EbayContent:
     """publish_product / push_content of EbayConnector (see the module docstring)."""
 
-    max_content_batch = MAX_BULK
-
     def publish_product(self: _Transport, product: ProductContent) -> PublishResult:
         settings = _settings(self.config)
         items = [

@@ -194,8 +194,6 @@ def _product_set(
 class ShopifyContent:
     """publish_product / push_content of ShopifyConnector (see the module docstring)."""
 
-    max_content_batch = MAX_VARIANTS
-
     def publish_product(self: _Transport, product: ProductContent) -> PublishResult:
         if len(product.variants) > MAX_VARIANTS:
             raise PermanentError(

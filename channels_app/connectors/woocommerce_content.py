@@ -214,8 +214,6 @@ def _batch(
 class WooCommerceContent:
     """publish_product / push_content of WooCommerceConnector (see the module docstring)."""
 
-    max_content_batch = BATCH_LIMIT
-
     def publish_product(self: _Transport, product: ProductContent) -> PublishResult:
         if not product.has_variants:
             variant = product.variants[0]

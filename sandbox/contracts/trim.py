@@ -12,6 +12,9 @@ reads the trimmed files.
   (``[{"at": JSON pointer, "value": schema, "why": ...}]``) replaces that schema in
   the copy; each is applied again at every check, so it stays visible and named.
 * :func:`trim_json_schema` - the same clean-up for a plain JSON Schema kept whole.
+* :func:`trim_product_type` - an Amazon product type definition (a JSON Schema of
+  listing attributes) cut to the attributes in ``x-pimsync.attributes`` and the
+  conditional rules (``allOf`` entries, by position) in ``x-pimsync.rules``.
 * :func:`sdl_differences` - a trimmed GraphQL SDL against the official schema:
   every kept type, field, argument, input field, default, interface, union
   member and enum value must exist there with the same type; every argument or
@@ -209,6 +212,38 @@ def _sorted_sections(document: JsonDict) -> JsonDict:
 def trim_json_schema(official: Mapping[str, Any], keep: Mapping[str, Any]) -> JsonDict:
     """A plain JSON Schema kept whole, documentation removed."""
     return {"x-pimsync": dict(keep), **strip_docs(dict(official), names=False)}
+
+
+def trim_product_type(official: Mapping[str, Any], keep: Mapping[str, Any]) -> JsonDict:
+    """The definition with only the kept attributes (each whole), the required ones
+    among them and the kept rules; documentation removed."""
+    attributes = list(keep["attributes"])
+    properties = official.get("properties", {})
+    missing = [name for name in attributes if name not in properties]
+    if missing:
+        raise KeyError(f"attributes not in the official definition: {missing}")
+    rules = official.get("allOf", [])
+    trimmed: JsonDict = {
+        key: copy.deepcopy(official[key])
+        for key in ("$schema", "$id", "$defs", "type")
+        if key in official
+    }
+    trimmed["required"] = [name for name in official.get("required", []) if name in attributes]
+    trimmed["properties"] = {name: copy.deepcopy(properties[name]) for name in attributes}
+    if "additionalProperties" in official:
+        trimmed["additionalProperties"] = official["additionalProperties"]
+    trimmed["allOf"] = [copy.deepcopy(rules[index]) for index in keep.get("rules", [])]
+    return {"x-pimsync": dict(keep), **strip_docs(trimmed)}
+
+
+def product_type_differences(kept: Mapping[str, Any], official: Mapping[str, Any]) -> list[str]:
+    """Where the kept attributes differ from the official definition's ([] = same)."""
+    keep = kept.get("x-pimsync") or {}
+    try:
+        expected = trim_product_type(official, keep)
+    except (KeyError, IndexError) as exc:
+        return [f"cannot trim the official definition: {exc}"]
+    return json_differences(kept, expected)
 
 
 def json_differences(kept: Any, expected: Any, path: str = "") -> list[str]:

@@ -39,7 +39,7 @@ def validating(sandbox: RunningSandbox) -> RunningSandbox:
     return sandbox
 
 
-@pytest.mark.parametrize("platform", ["shopify", "woocommerce", "ebay"])
+@pytest.mark.parametrize("platform", ["shopify", "woocommerce", "ebay", "amazon"])
 def test_a_product_is_published_with_its_variants_prices_quantities_and_content(
     validating, platform
 ) -> None:
@@ -61,8 +61,11 @@ def test_a_product_is_published_with_its_variants_prices_quantities_and_content(
         sku = listing.channel_sku
         assert shown[sku]["title"] == "Trail Sock"
         assert "Merino trail sock." in shown[sku]["description"]
-        # option names as the platform spells them (eBay's aspects are title-cased)
-        assert {k.lower(): v for k, v in shown[sku]["options"].items()} == listing.variant.options
+        size = listing.variant.options["size"]
+        if platform == "amazon":  # a SIZE family: the size is in the child's title
+            assert shown[sku]["variant_title"] == f"Trail Sock - {size}"
+        else:  # option names as the platform spells them (eBay's aspects are title-cased)
+            assert {k.lower(): v for k, v in shown[sku]["options"].items()} == {"size": size}
         assert Decimal(live[sku]["price"]) == Decimal("12.00")
         assert live[sku]["quantity"] == 7
     assert shown["TRAIL-SOCK-S"]["images"] == IMAGES
@@ -74,7 +77,7 @@ def test_a_product_is_published_with_its_variants_prices_quantities_and_content(
     assert refusals(validating, platform) == {"refusals": [], "answer_problems": []}
 
 
-@pytest.mark.parametrize("platform", ["shopify", "woocommerce", "ebay"])
+@pytest.mark.parametrize("platform", ["shopify", "woocommerce", "ebay", "amazon"])
 def test_a_description_edit_reaches_the_channel_as_an_attribute_push(validating, platform) -> None:
     channel = publishing_channels(validating, [platform])[platform]
     product = sock_product()
