@@ -90,6 +90,8 @@ SANDBOX_CHANNELS = [
             "msi": True,
             "source_codes": ["default"],
             "stock_id": 1,
+            # The store's attribute holding barcodes (Magento has none out of the box).
+            "barcode_attribute": "gtin",
         },
         "rate": "5",
         "locations": ("main", "store"),

@@ -45,6 +45,7 @@ from .base import (
 )
 from .errors import ConnectorError, FailureKind, PermanentError, RetryableError
 from .http import item_result, ok_result
+from .publish import with_quantities
 
 MAX_VARIANTS = 250  # productSet in synchronous mode; every input array is capped at 250
 PRODUCT_SET_COST = 10
@@ -250,7 +251,7 @@ class ShopifyContent:
             published.append(
                 PublishedVariant(variant.sku, ref, ok_result(variant.sku, http_status=200))
             )
-        return PublishResult(product_id, _with_quantities(self, product, published))
+        return PublishResult(product_id, with_quantities(self.push_quantities, product, published))
 
     def push_content(self: _Transport, items: Sequence[ContentUpdate]) -> list[ItemResult]:
         results: list[ItemResult | None] = [None] * len(items)
@@ -267,24 +268,6 @@ class ShopifyContent:
             for index, outcome in zip(indexes, _push_product(self, product_id, group), strict=True):
                 results[index] = outcome
         return [r for r in results if r is not None]
-
-
-def _with_quantities(
-    transport: _Transport, product: ProductContent, published: list[PublishedVariant]
-) -> list[PublishedVariant]:
-    """Set the created variants' quantities (absolute, no compare); a variant whose
-    quantity was not set is still listed, its quantity push follows."""
-    quantities = {v.sku: v.quantity for v in product.variants}
-    created = [p for p in published if p.result.ok]
-    results = {
-        r.sku: r.ok
-        for r in transport.push_quantities(
-            [QuantityUpdate(p.listing, max(0, quantities[p.sku])) for p in created]
-        )
-    }
-    return [
-        replace(p, values_set=results.get(p.sku, False)) if p.result.ok else p for p in published
-    ]
 
 
 def _push_product(
