@@ -20,7 +20,7 @@ from pimsync.admin_utils import AdminMedia, badge, confirmed_action, stock_tone
 from pimsync.crypto import mask
 from synclog.admin import sync_log_action_register
 
-from . import services
+from . import admin_publishing, services  # noqa: F401 - admin_publishing registers the product admin
 from .admin_secrets import WebhookSecretEventInline, webhook_secret_view
 from .connectors.shopify_versions import VersionState
 from .forms import ChannelAdminForm, LinkVariantsForm, credentials_masked
@@ -49,6 +49,8 @@ LISTING_SYNC_FIELDS = (
     "last_confirmed_price",
     "last_confirmed_quantity",
     "last_confirmed_at",
+    "last_pushed_content",
+    "last_content_pushed_at",
 )
 
 
@@ -538,7 +540,7 @@ class ChannelListingAdmin(admin.ModelAdmin):
         "is_enabled",
     )
     list_select_related = ("variant", "channel")
-    list_filter = ("channel", "channel__platform", "is_enabled")
+    list_filter = ("channel", "channel__platform", "is_enabled", "sync_content")
     search_fields = (
         "=variant__sku",
         "listing_sku",

@@ -77,7 +77,14 @@ def sock_product(
 def single_product(handle: str = "cap") -> Product:
     """A product of one variant without options."""
     product = services.product_save(
-        product=Product(title="Cap", handle=handle, description="A cap.", vendor="Acme")
+        product=Product(
+            title="Cap",
+            handle=handle,
+            description="A cap.",
+            vendor="Acme",
+            product_type="Hats",
+            image_urls=[IMAGES[0]],
+        )
     )
     services.variant_save(
         variant=Variant(product=product, sku=handle.upper(), price=Decimal("9.50"))
