@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('synclog', '0006_held_pushes_poll_gap'),
+        ('synclog', '0007_drift_findings_from_webhooks'),
     ]
 
     operations = [
