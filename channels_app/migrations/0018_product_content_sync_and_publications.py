@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('channels_app', '0016_webhook_secret_events'),
+        ('channels_app', '0017_webhook_secret_events'),
         ('inventory', '0006_product_image_urls'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

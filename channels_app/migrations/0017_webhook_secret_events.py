@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('channels_app', '0015_oauth_tokens_and_cost_bucket'),
+        ('channels_app', '0016_operation_rate_buckets'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
