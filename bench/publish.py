@@ -12,7 +12,8 @@ documented limits (Magento: a small host's), ``--workers`` Celery worker
 processes (``--concurrency`` children each, default and push queues) and beat's
 part in a thread of this process (the push sweeper every second). The channels
 are configured as the demo's (pimsync/demo.py), with its rates: Shopify 2
-calls/s, the others 5.
+calls/s, the others 5. Shopify's calls are paced by the shop's cost-point bucket
+(docs/channels.md), not by calls per second: its ``floor_s`` is only an upper bound.
 
 JSON lines:
 
