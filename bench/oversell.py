@@ -17,7 +17,9 @@ Catalog: ``--skus`` SKUs with ``--stock-min``..``--stock-max`` units (one
 location) on Shopify, WooCommerce, eBay and Amazon, plus one storm SKU with
 ``--storm-stock`` units, pushed once (at 10x limits, not measured). Channel
 settings: eBay and Amazon are polled every ``--poll-seconds`` (10, the smallest
-interval pimsync accepts); Shopify and WooCommerce, which send webhooks, keep
+interval pimsync accepts; Amazon's searchOrders quota, a burst of 20 and then one
+call per three minutes, lets pimsync make about 20 of them before its shared bucket
+defers the rest as QuotaWait without calling); Shopify and WooCommerce, which send webhooks, keep
 the default 300 s fallback poll. Beat checks which polls are due every 2 s
 (PIMSYNC_POLL_DUE_SECONDS) and a poll re-reads ``--poll-overlap`` seconds (30;
 the default 300 would make every 10 s Amazon poll read the items of every
@@ -456,7 +458,17 @@ def poll_all_and_drain(channel_ids: Sequence[int], timeout: float, stall: float)
     for channel_id in channel_ids:
         report = channel_poll(channel_id)
         platform = Channel.objects.get(pk=channel_id).platform
+        refused = []
+        # Amazon's searchOrders quota (one call per 3 minutes once its burst of 20 is
+        # spent) may not allow this poll yet: ask again until it does.
+        while report.error and time.monotonic() - started < timeout:
+            refused.append(report.error)
+            time.sleep(5)
+            report = channel_poll(channel_id)
         polls[platform] = {"orders": report.orders, "new": report.new_events}
+        if refused:
+            polls[platform]["refused_first"] = len(refused)
+            polls[platform]["first_refusal"] = refused[0][:120]
         if report.error:
             polls[platform]["error"] = report.error
     while InboundEvent.objects.filter(status=InboundEvent.Status.PENDING).exists():
