@@ -3,6 +3,9 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements/dev.lock pyproject.toml | cksum | cut -d' ' -f1)
+# Where `make run` serves (`make run PORT=8010`); the sandbox stays on 8700.
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 .PHONY: install run test test-pg lint format bench clean migrate seed
 
@@ -20,12 +23,12 @@ migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
 seed: migrate
-	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py seed_demo --host $(HOST) --port $(PORT)
 
 # Installs, migrates, seeds the demo (kept on re-run) and runs web + worker +
 # beat + channel sandbox in the foreground; Ctrl-C stops them all.
 run: seed
-	$(BIN)/python manage.py run_stack
+	$(BIN)/python manage.py run_stack --host $(HOST) --port $(PORT)
 
 E2E_DIR := $(CURDIR)/var/e2e
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
@@ -20,7 +21,8 @@ from pimsync.admin_utils import AdminMedia, badge, confirmed_action, stock_tone
 from pimsync.crypto import mask
 from synclog.admin import sync_log_action_register
 
-from . import services
+from . import admin_publishing, services  # noqa: F401 - admin_publishing registers the product admin
+from .admin_secrets import WebhookSecretEventInline, webhook_secret_view
 from .connectors.shopify_versions import VersionState
 from .forms import ChannelAdminForm, LinkVariantsForm, credentials_masked
 from .models import (
@@ -52,6 +54,8 @@ LISTING_SYNC_FIELDS = (
     "last_confirmed_price",
     "last_confirmed_quantity",
     "last_confirmed_at",
+    "last_pushed_content",
+    "last_content_pushed_at",
 )
 
 
@@ -222,7 +226,13 @@ class ChannelAdmin(admin.ModelAdmin):
         "last_reconciliation",
         "webhook_subscriptions_display",
     )
-    inlines = [ChannelLocationInline, AlertSettingsInline, ListingInline, NewListingInline]
+    inlines = [
+        ChannelLocationInline,
+        AlertSettingsInline,
+        ListingInline,
+        NewListingInline,
+        WebhookSecretEventInline,
+    ]
     actions = [
         "push_now_action",
         "force_resync_action",
@@ -311,7 +321,8 @@ class ChannelAdmin(admin.ModelAdmin):
         return obj.n_pending
 
     def save_model(self, request: HttpRequest, obj: Channel, form: Any, change: bool) -> None:
-        services.channel_save(channel=obj, changed_fields=form.changed_data if change else ())
+        changed = form.changed_data if change else [k for k, v in form.cleaned_data.items() if v]
+        services.channel_save(channel=obj, changed_fields=changed, user=request.user)
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         if formset.model is ChannelListing:
@@ -537,7 +548,20 @@ class ChannelAdmin(admin.ModelAdmin):
 
     @admin.display(description="Stored webhook secret")
     def webhook_secret_display(self, obj: Channel) -> str:
-        return mask(obj.webhook_secret) or "none stored"
+        stored = mask(obj.webhook_secret) or "none stored"
+        if not obj.pk:
+            return stored
+        url = reverse("admin:channels_app_channel_webhook_secret", args=[obj.pk])
+        return format_html('{} <a href="{}">Reveal or rotate…</a>', stored, url)
+
+    def get_urls(self) -> list[Any]:
+        view = self.admin_site.admin_view(partial(webhook_secret_view, self))
+        return [
+            path(
+                "<path:object_id>/webhook-secret/", view, name="channels_app_channel_webhook_secret"
+            ),
+            *super().get_urls(),
+        ]
 
     @admin.display(description="Webhook URL")
     def webhook_url(self, obj: Channel) -> str:
@@ -591,7 +615,7 @@ class ChannelListingAdmin(admin.ModelAdmin):
         "is_enabled",
     )
     list_select_related = ("variant", "channel")
-    list_filter = ("channel", "channel__platform", "is_enabled")
+    list_filter = ("channel", "channel__platform", "is_enabled", "sync_content")
     search_fields = (
         "=variant__sku",
         "listing_sku",

@@ -18,6 +18,7 @@ class ChannelsAppConfig(AppConfig):
         events.sellable_changed.connect(
             markers.on_sellable_changed, dispatch_uid="channels.sellable"
         )
+        events.content_changed.connect(markers.on_content_changed, dispatch_uid="channels.content")
         # A person's choice on a flagged channel-side edit (offered by synclog's admin)
         # is carried out here: synclog never imports channels_app.
         drift_decider_register(edits.edit_findings_choose)

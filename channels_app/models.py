@@ -228,6 +228,12 @@ class ChannelListing(models.Model):
     )
     price_override = models.DecimalField(**MONEY, null=True, blank=True)
     is_enabled = models.BooleanField(default=True)
+    sync_content = models.BooleanField(
+        default=False,
+        help_text="pimsync owns what the channel shows of this listing's product (title, "
+        "description, images, options, barcode): edits are pushed. Set when pimsync "
+        "published the product there.",
+    )
     last_pushed_price = models.DecimalField(**MONEY, null=True, blank=True)
     last_pushed_quantity = models.IntegerField(null=True, blank=True)
     last_pushed_at = models.DateTimeField(null=True, blank=True)
@@ -236,6 +242,10 @@ class ChannelListing(models.Model):
     last_confirmed_price = models.DecimalField(**MONEY, null=True, blank=True)
     last_confirmed_quantity = models.IntegerField(null=True, blank=True)
     last_confirmed_at = models.DateTimeField(null=True, blank=True)
+    # A digest per part of the content the channel was last told (product, images,
+    # variant: channels_app.content), so an edit pushes only what changed.
+    last_pushed_content = models.JSONField(default=dict, blank=True)
+    last_content_pushed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -250,6 +260,8 @@ class ChannelListing(models.Model):
         "last_confirmed_price",
         "last_confirmed_quantity",
         "last_confirmed_at",
+        "last_pushed_content",
+        "last_content_pushed_at",
     )
 
     class Meta:
@@ -385,6 +397,13 @@ class PriceRule(models.Model):
 class SyncKind(models.TextChoices):
     PRICE = "price", "Price"
     QUANTITY = "quantity", "Quantity"
+    # Product content (title, description, images, options, barcode) of a listing
+    # pimsync published: pushed after quantities and prices, batched and rate-limited
+    # like them.
+    ATTRIBUTE = "attribute", "Product content"
+
+
+KIND_MAX_LENGTH = 12
 
 
 class ChannelBatch(models.Model):
@@ -400,7 +419,7 @@ class ChannelBatch(models.Model):
         ABANDONED = "abandoned", "Abandoned (its SKUs were queued again)"
 
     channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="batches")
-    kind = models.CharField(max_length=8, choices=SyncKind.choices)
+    kind = models.CharField(max_length=KIND_MAX_LENGTH, choices=SyncKind.choices)
     external_id = models.CharField(max_length=200, help_text="The channel's id (Amazon feed id)")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.SUBMITTED)
     # [{"marker", "listing", "sku", "channel_sku", "value", "change_token"}] in submission order
@@ -440,7 +459,7 @@ class SyncMarker(models.Model):
 
     listing = models.ForeignKey(ChannelListing, on_delete=models.CASCADE, related_name="markers")
     channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="markers")
-    kind = models.CharField(max_length=8, choices=SyncKind.choices)
+    kind = models.CharField(max_length=KIND_MAX_LENGTH, choices=SyncKind.choices)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
     first_dirty_at = models.DateTimeField()
     last_dirty_at = models.DateTimeField()
@@ -785,9 +804,16 @@ class ChannelEdit(models.Model):
         PUSH = "push", "A push of this field is on its way"
         ORDERS = "orders", "The channel's orders are being imported"
 
+    # A channel's edits compared with pimsync's are of prices and quantities; a
+    # published product's content is pimsync's to push, never an edit to take.
+    KINDS = (
+        (SyncKind.PRICE.value, SyncKind.PRICE.label),
+        (SyncKind.QUANTITY.value, SyncKind.QUANTITY.label),
+    )
+
     channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="edits_waiting")
     listing = models.ForeignKey(ChannelListing, on_delete=models.CASCADE, related_name="+")
-    kind = models.CharField(max_length=8, choices=SyncKind.choices)
+    kind = models.CharField(max_length=8, choices=KINDS)
     reported = models.DecimalField(max_digits=14, decimal_places=2)
     delivery_id = models.CharField(max_length=200)
     received_at = models.DateTimeField()
@@ -957,3 +983,81 @@ class OrderChannelCall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} of order {self.order_id} ({self.status})"
+
+
+class WebhookSecretEvent(models.Model):
+    """Who saw or changed a channel's webhook secret, when and how: every reveal,
+    rotation and replacement is recorded (the secret itself never is)."""
+
+    class Action(models.TextChoices):
+        REVEALED = "revealed", "Revealed"
+        ROTATED = "rotated", "Rotated (new secret generated)"
+        REPLACED = "replaced", "Replaced (secret typed in)"
+
+    class Via(models.TextChoices):
+        ADMIN = "admin", "Admin"
+        API = "api", "REST API"
+        COMMAND = "command", "manage.py webhook_secret"
+
+    channel = models.ForeignKey(
+        Channel, on_delete=models.CASCADE, related_name="webhook_secret_events"
+    )
+    action = models.CharField(max_length=10, choices=Action.choices)
+    via = models.CharField(max_length=10, choices=Via.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Kept when the user is deleted later: the record still says who it was.
+    username = models.CharField(max_length=150, blank=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "webhook secret access"
+        verbose_name_plural = "webhook secret accesses"
+
+    def __str__(self) -> str:
+        who = self.username or "a command"
+        return f"{self.get_action_display()} on {self.channel} by {who}"
+
+
+class ChannelPublication(models.Model):
+    """A pimsync product created on a channel by pimsync ("Publish to channel"): where it
+    stands, the channel's id for it and what the last attempt said. Publishing again
+    updates the product on the channel and lists variants added since."""
+
+    class Status(models.TextChoices):
+        PUBLISHING = "publishing", "Publishing (the channel is being called)"
+        PUBLISHED = "published", "Published"
+        PARTIAL = "partial", "Partly published (some variants refused)"
+        FAILED = "failed", "Failed"
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="publications")
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="publications")
+    status = models.CharField(max_length=10, choices=Status.choices)
+    product_ref = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="The channel's id of the product: Shopify product gid, WooCommerce product "
+        "id, eBay inventory item group key, Amazon parent SKU, Magento configurable SKU",
+    )
+    published_variants = models.PositiveIntegerField(default=0)
+    failed_variants = models.PositiveIntegerField(default=0)
+    message = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    first_published_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["channel", "product"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "product"], name="publication_one_per_channel_product"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product} on {self.channel} ({self.status})"

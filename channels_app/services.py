@@ -32,11 +32,13 @@ from .models import (
     PriceRule,
     SyncKind,
     SyncMarker,
+    WebhookSecretEvent,
 )
 from .sync import engine
 from .sync.connection import channel_connector
 from .sync.markers import buffer_rule_affected_listings, listings_mark_dirty
 from .sync.reconcile import ReconcileBusyError, listings_by_channel, reconciliation_start
+from .webhook_secrets import Actor, webhook_secret_event_record
 from .webhook_subscriptions import Registration, channel_webhooks_register
 
 LISTING_PRICE_FIELDS = {"price_override"}
@@ -87,6 +89,8 @@ def listing_save(
             kinds = [SyncKind.PRICE]
         else:
             kinds = []
+        if listing.sync_content and (is_new or changed is None or "sync_content" in changed):
+            kinds.append(SyncKind.ATTRIBUTE)  # pimsync takes over the listing's content
         if kinds:
             # A disabled listing is marked too: its channel must be told 0.
             listings_mark_dirty(
@@ -150,14 +154,25 @@ def channel_locations_changed(*, channel: Channel) -> int:
     )
 
 
-def channel_save(*, channel: Channel, changed_fields: Iterable[str] = ()) -> Channel:
+def channel_save(
+    *,
+    channel: Channel,
+    changed_fields: Iterable[str] = (),
+    user: Actor = None,
+    via: str = WebhookSecretEvent.Via.ADMIN,
+) -> Channel:
     """Save a channel. New credentials lift an auth pause; enabling pushes everything;
-    an enabled Shopify or WooCommerce channel has its webhooks created or repaired
-    (a task after commit: the channel's API is not called inside the save)."""
+    a webhook secret typed in is recorded (who, how) like a reveal or a rotation; an
+    enabled Shopify or WooCommerce channel has its webhooks created or repaired (a task
+    after commit: the channel's API is not called inside the save)."""
     changed = set(changed_fields)
     with transaction.atomic():
         channel.full_clean()
         channel.save()
+        if changed & {"new_webhook_secret", "webhook_secret"}:
+            webhook_secret_event_record(
+                channel=channel, action=WebhookSecretEvent.Action.REPLACED, via=via, user=user
+            )
         if changed & {"new_credentials", "credentials", "base_url"}:
             engine.channel_resume(channel.pk)
         if "is_enabled" in changed and channel.is_enabled:
@@ -211,6 +226,9 @@ def markers_redrive(*, markers: QuerySet[SyncMarker]) -> int:
     return count
 
 
+KIND_OF_EVENT = {"price": SyncKind.PRICE, "attribute": SyncKind.ATTRIBUTE}
+
+
 def sync_log_redrive(*, entries: QuerySet) -> Queued:
     """Re-drive the SKUs of dead sync log entries: their markers if still
     dead-lettered, else a forced push of the listing's current value."""
@@ -218,7 +236,7 @@ def sync_log_redrive(*, entries: QuerySet) -> Queued:
     kinds_by_listing: dict[int, set[str]] = {}
     for listing_id, event_type in pairs:
         if listing_id:
-            kind = SyncKind.PRICE if event_type == "price" else SyncKind.QUANTITY
+            kind = KIND_OF_EVENT.get(event_type, SyncKind.QUANTITY)
             kinds_by_listing.setdefault(listing_id, set()).add(kind)
     with transaction.atomic():
         for listing_id, kinds in kinds_by_listing.items():

@@ -24,6 +24,10 @@ price_changed = Signal()
 # kwargs: variant_ids: frozenset[int] — whether these variants may be sold at all
 # changed (a variant deactivated or reactivated, its product archived or restored).
 sellable_changed = Signal()
+# kwargs: variant_ids: frozenset[int] — what a channel shows of these variants changed
+# (their product's title, description, vendor, type or images; their options, barcode
+# or title).
+content_changed = Signal()
 
 
 class _Batch:
@@ -31,6 +35,7 @@ class _Batch:
         self.stock: dict[int, set[int]] = defaultdict(set)  # location -> variants
         self.prices: set[int] = set()
         self.sellable: set[int] = set()
+        self.content: set[int] = set()
 
 
 _batch: ContextVar[_Batch | None] = ContextVar("inventory_event_batch", default=None)
@@ -65,6 +70,14 @@ def publish_sellable_changed(*, variant_ids: Iterable[int]) -> None:
     sellable_changed.send(sender="inventory", variant_ids=frozenset(variant_ids))
 
 
+def publish_content_changed(*, variant_ids: Iterable[int]) -> None:
+    batch = _batch.get()
+    if batch is not None:
+        batch.content.update(variant_ids)
+        return
+    content_changed.send(sender="inventory", variant_ids=frozenset(variant_ids))
+
+
 @contextmanager
 def events_batched() -> Iterator[None]:
     """Collect the events of many writes and publish them when the block ends:
@@ -93,3 +106,5 @@ def events_batched() -> Iterator[None]:
         publish_price_changed(variant_ids=batch.prices)
     if batch.sellable:
         publish_sellable_changed(variant_ids=batch.sellable)
+    if batch.content:
+        publish_content_changed(variant_ids=batch.content)

@@ -34,15 +34,42 @@ class Product(models.Model):
     description = models.TextField(blank=True)
     vendor = models.CharField(max_length=120, blank=True)
     product_type = models.CharField(max_length=120, blank=True)
+    image_urls = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Image URLs (http or https), the main image first, e.g. ["https://…/a.jpg"]. '
+        "Channels that take images by URL download them when the product is published.",
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    # What a channel shows of the product: a change is pushed to the channels whose
+    # listings pimsync published (channels_app, sync kind "attribute").
+    CONTENT_FIELDS = ("title", "description", "vendor", "product_type", "image_urls")
+    MAX_IMAGES = 10
 
     class Meta:
         ordering = ["title"]
 
     def __str__(self) -> str:
         return self.title
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+        from django.core.validators import URLValidator
+
+        urls = self.image_urls
+        if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+            raise ValidationError({"image_urls": "A list of image URLs."})
+        if len(urls) > self.MAX_IMAGES:
+            raise ValidationError({"image_urls": f"At most {self.MAX_IMAGES} images."})
+        check = URLValidator(schemes=["http", "https"])
+        for url in urls:
+            try:
+                check(url)
+            except ValidationError:
+                raise ValidationError({"image_urls": f"Not an http(s) URL: {url!r}"}) from None
 
 
 class VariantQuerySet(models.QuerySet):
@@ -77,6 +104,9 @@ class Variant(models.Model):
     )
     barcode = models.CharField(max_length=64, blank=True, db_index=True)
     is_active = models.BooleanField(default=True)
+
+    # The variant's part of what a channel shows (see Product.CONTENT_FIELDS).
+    CONTENT_FIELDS = ("title", "options", "barcode")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 

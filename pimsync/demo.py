@@ -61,7 +61,16 @@ SANDBOX_CHANNELS = [
             "client_secret": "sandbox-ebay-secret",
             "refresh_token": "v^1.1#i^1#r^1#sandbox-ebay-refresh",
         },
-        "platform_config": {"marketplace_id": "EBAY_US"},
+        # Publishing needs a leaf category, the seller's business policies and inventory
+        # location (docs/publishing.md); the sandbox knows these.
+        "platform_config": {
+            "marketplace_id": "EBAY_US",
+            "category_id": "15687",
+            "fulfillment_policy_id": "sandbox-fulfillment",
+            "payment_policy_id": "sandbox-payment",
+            "return_policy_id": "sandbox-return",
+            "merchant_location_key": "sandbox-warehouse",
+        },
         "rate": "5",
         "locations": ("main",),
     },
@@ -78,6 +87,7 @@ SANDBOX_CHANNELS = [
             "seller_id": "A1SANDBOXSELLER",
             "marketplace_id": "ATVPDKIKX0DER",
             "product_type": "PRODUCT",
+            "country_of_origin": "US",
             # Login with Amazon on the sandbox (a path on the base URL); the real
             # one is https://api.amazon.com/auth/o2/token, the default.
             "token_url": "/auth/o2/token",
@@ -96,6 +106,8 @@ SANDBOX_CHANNELS = [
             "msi": True,
             "source_codes": ["default"],
             "stock_id": 1,
+            # The store's attribute holding barcodes (Magento has none out of the box).
+            "barcode_attribute": "gtin",
         },
         "rate": "5",
         "locations": ("main", "store"),

@@ -7,9 +7,14 @@ Amazon's ``{"errors": [{code, message, details}]}``, recorded in ``refusals``;
 feed documents are validated against the JSON_LISTINGS_FEED schema (an invalid
 document makes the feed FATAL). The operations:
 
-* ``PATCH|GET /listings/2021-08-01/items/{sellerId}/{sku}?marketplaceIds=``
-  (patchListingsItem: ``{productType, patches}`` -> ``{sku, status, submissionId,
-  issues}``; getListingsItem with ``includedData`` summaries, offers,
+* ``PUT|PATCH|GET /listings/2021-08-01/items/{sellerId}/{sku}?marketplaceIds=``
+  (putListingsItem: ``{productType, requirements, attributes}`` creates or
+  replaces the listing; patchListingsItem: ``{productType, patches}``; both ->
+  ``{sku, status, submissionId, issues}``: the attributes are checked against the
+  product type definition (amazon_product-type-PRODUCT.json) and a listing that
+  breaks it is INVALID with an ERROR issue per problem, recorded as a refusal;
+  a child names its parent SKU, which must exist; getListingsItem with
+  ``includedData`` summaries, offers,
   fulfillmentAvailability, issues) and ``GET .../items/{sellerId}``
   (searchListingsItems, ``pageSize`` <= 20, ``pageToken``, or up to 20 SKUs as
   ``identifiers`` with ``identifiersType=SKU``; ``includedData`` as on getListingsItem).
@@ -69,6 +74,7 @@ from urllib.parse import unquote
 from .contracts import contract_path
 from .contracts.openapi_contract import Problem
 from .contracts.openapi_contract import load_contract as load_openapi_contract
+from .contracts.product_type import AttributeProblem, ProductType, load_product_type
 from .http import ApiError, JsonDict, Request, Response, iso, parse_iso, to_decimal
 from .oauth import form, oauth_error
 from .platform import SandboxPlatform, describe_problem
@@ -85,6 +91,12 @@ FEEDS_CONTRACT = "amazon_feeds_2021-06-30.json"
 ORDERS_CONTRACT = "amazon_orders_2026-01-01.json"
 ORDERS_V0_CONTRACT = "amazon_ordersV0.json"
 FEED_SCHEMA = "amazon_listings-feed-schema-v2.json"
+PRODUCT_TYPE = "amazon_product-type-PRODUCT.json"
+# Attributes the sandbox reads besides price and quantity: what a shopper sees.
+IMAGE_ATTRIBUTES = (
+    "main_product_image_locator",
+    *(f"other_product_image_locator_{n}" for n in range(1, 9)),
+)
 # Amazon's carrier codes for shipment confirmations: the CarrierCode enumeration of
 # the feeds' amzn-base.xsd, the list Seller Central offers (the SP-API model types
 # carrierCode as a free string; a value off the list is refused, an unlisted carrier
@@ -143,12 +155,15 @@ class _Change:
     price: Decimal | None = None
     quantity: int | None = None
     issues: list[JsonDict] = field(default_factory=list)
+    attributes: JsonDict = field(default_factory=dict)  # other attributes it replaces
+    invalid: list[AttributeProblem] = field(default_factory=list)  # product type broken
 
 
 class AmazonSandbox(SandboxPlatform):
     name = "amazon"
     default_limits = {
         "patchListingsItem": {"rate": 5.0, "burst": 5.0},
+        "putListingsItem": {"rate": 5.0, "burst": 10.0},
         "getListingsItem": {"rate": 5.0, "burst": 10.0},
         "searchListingsItems": {"rate": 5.0, "burst": 5.0},
         "createFeedDocument": {"rate": 0.5, "burst": 15.0},
@@ -162,6 +177,7 @@ class AmazonSandbox(SandboxPlatform):
     contracts = {
         "lwaRefreshAccessToken": LWA_CONTRACT,
         "patchListingsItem": LISTINGS_CONTRACT,
+        "putListingsItem": LISTINGS_CONTRACT,
         "getListingsItem": LISTINGS_CONTRACT,
         "searchListingsItems": LISTINGS_CONTRACT,
         "createFeedDocument": FEEDS_CONTRACT,
@@ -199,6 +215,7 @@ class AmazonSandbox(SandboxPlatform):
         # SP-API usage plan.
         add("POST", LWA_PATH, self.lwa_token, name="lwaRefreshAccessToken", limit_key=None)
         add("PATCH", item, self.patch_item, name="patchListingsItem", limit_key="patchListingsItem")
+        add("PUT", item, self.put_item, name="putListingsItem", limit_key="putListingsItem")
         add("GET", item, self.get_item, name="getListingsItem", limit_key="getListingsItem")
         add(
             "GET",
@@ -428,13 +445,17 @@ class AmazonSandbox(SandboxPlatform):
             raise ApiError(_errors(400, "InvalidInput", "patches must hold at least one patch"))
         with self.lock:
             item = self._item(sku)
-            if item is None:
+            if item is None and f"parent:{sku}" not in self.products:
                 raise ApiError(_not_found(sku, marketplace))
             change = self._validate(item, marketplace, patches)
+            change.issues += [_issue(INVALID_VALUE, p.message, p.attribute) for p in change.invalid]
             status = "INVALID" if change.issues else "ACCEPTED"
             if not change.issues:
-                self._apply(item, change, via="patchListingsItem")
-        return Response.json(
+                if item is not None:
+                    self._apply(item, change, via="patchListingsItem")
+                if change.attributes:
+                    self._apply_attributes(sku, item, change.attributes)
+        response = Response.json(
             200,
             {
                 "sku": sku,
@@ -443,8 +464,104 @@ class AmazonSandbox(SandboxPlatform):
                 "issues": change.issues,
             },
         )
+        if change.invalid:
+            self.record_refusal(
+                request, response, [f"{p.attribute}: {p.message}" for p in change.invalid]
+            )
+        return response
 
-    def _validate(self, item: CatalogItem, marketplace: str, patches: list[Any]) -> _Change:
+    @property
+    def product_type(self) -> ProductType:
+        return load_product_type(contract_path(PRODUCT_TYPE))
+
+    def put_item(self, request: Request) -> Response:
+        """Create or replace a listing whole (putListingsItem)."""
+        marketplace = self._marketplace(request)
+        sku = unquote(request.params["sku"])
+        body = request.json()
+        attributes = body.get("attributes") or {}
+        requirements = str(body.get("requirements") or "LISTING")
+        invalid = self.product_type.listing_problems(attributes, requirements)
+        with self.lock:
+            issues = [_issue(INVALID_VALUE, p.message, p.attribute) for p in invalid]
+            parent = _child_parent(attributes)
+            if parent and f"parent:{parent}" not in self.products:
+                issues.append(
+                    _issue("8541", f"The parent SKU {parent} does not exist", "parent_sku")
+                )
+            if not issues and self.faults.item_fails(sku):
+                self.counters.record_fault("item")
+                issues.append(_issue(INVALID_VALUE, "The value is invalid (injected failure)"))
+            if not issues:
+                self._put(sku, marketplace, attributes, requirements)
+        response = Response.json(
+            200,
+            {
+                "sku": sku,
+                "status": "INVALID" if issues else "ACCEPTED",
+                "submissionId": uuid.uuid4().hex,
+                "issues": issues,
+            },
+        )
+        if issues and not self.faults.item_fails(sku):
+            self.record_refusal(request, response, [str(i["message"]) for i in issues])
+        return response
+
+    def _put(self, sku: str, marketplace: str, attributes: JsonDict, requirements: str) -> None:
+        if _value(attributes, "parentage_level") == "parent":
+            self._apply_attributes(sku, None, attributes)
+            return
+        item = self._item(sku)
+        if item is None:
+            item = CatalogItem(
+                sku=sku,
+                ids={"listing_sku": sku, "product_id": f"B0{self.next_id():08d}"},
+                price=Decimal("0"),
+                quantity=0,
+            )
+            self.catalog.put(item)
+        if "purchasable_offer" in attributes:
+            self.catalog.set_values(
+                item.sku, price=_offer_price(attributes["purchasable_offer"], marketplace)
+            )
+        if "fulfillment_availability" in attributes:
+            quantity = _channel_quantity(attributes["fulfillment_availability"])
+            self.write_quantity(item, quantity, via="putListingsItem")
+        parent = _child_parent(attributes)
+        item.content = {"product": f"parent:{parent}" if parent else f"listing:{sku}"}
+        self._apply_attributes(sku, item, attributes)
+
+    def _apply_attributes(
+        self, sku: str, item: CatalogItem | None, attributes: Mapping[str, Any]
+    ) -> None:
+        """What a shopper sees: a parent's page (item None), else the listing's own page
+        and its title, color and identifier (a child is shown on its parent's page)."""
+        page: dict[str, Any] = {}
+        for name, field_name in (
+            ("item_name", "title"),
+            ("product_description", "description"),
+            ("brand", "vendor"),
+        ):
+            if name in attributes:
+                page[field_name] = _value(attributes, name)
+        if any(name in attributes for name in IMAGE_ATTRIBUTES):
+            page["images"] = [
+                attributes[name][0]["media_location"]
+                for name in IMAGE_ATTRIBUTES
+                if name in attributes
+            ]
+        if item is not None:
+            if "item_name" in attributes:
+                item.content["title"] = _value(attributes, "item_name")
+            if "color" in attributes:
+                item.content.setdefault("options", {})["color"] = _value(attributes, "color")
+            identifier = attributes.get("externally_assigned_product_identifier")
+            if identifier:
+                item.content["barcode"] = str(identifier[0]["value"])
+        if page:
+            self.product_put(f"parent:{sku}" if item is None else f"listing:{sku}", page)
+
+    def _validate(self, item: CatalogItem | None, marketplace: str, patches: list[Any]) -> _Change:
         change = _Change()
         for patch in patches:
             if not isinstance(patch, Mapping) or patch.get("op") not in PATCH_OPS:
@@ -461,10 +578,15 @@ class AmazonSandbox(SandboxPlatform):
                     change.quantity = _channel_quantity(value)
                 elif not path.startswith("/attributes/") or path.count("/") != 2:
                     raise ValueError(f"only top-level attributes can be patched, not {path!r}")
+                else:
+                    name = path.rsplit("/", 1)[-1]
+                    problems = self.product_type.attribute_problems(name, value)
+                    change.invalid += problems
+                    change.attributes[name] = value
             except ValueError as exc:
                 attribute = path.rsplit("/", 1)[-1]
                 change.issues.append(_issue(INVALID_VALUE, str(exc), attribute))
-        if not change.issues and self.faults.item_fails(item.sku):
+        if not change.issues and item is not None and self.faults.item_fails(item.sku):
             change.issues.append(_issue(INVALID_VALUE, "The value is invalid (injected failure)"))
         return change
 
@@ -860,6 +982,19 @@ def _errors(status: int, code: str, message: str, details: str = "") -> Response
     return Response.json(
         status, {"errors": [{"code": code, "message": message, "details": details}]}
     )
+
+
+def _value(attributes: Mapping[str, Any], name: str) -> Any:
+    """The first entry's value of an attribute (item_name, brand, …)."""
+    entries = attributes.get(name) or [{}]
+    return entries[0].get("value", "")
+
+
+def _child_parent(attributes: Mapping[str, Any]) -> str:
+    for relation in attributes.get("child_parent_sku_relationship") or []:
+        if relation.get("parent_sku"):
+            return str(relation["parent_sku"])
+    return ""
 
 
 def _money(amount: Decimal, currency: str) -> JsonDict:

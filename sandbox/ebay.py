@@ -13,7 +13,17 @@ parameters}]}``, recorded in ``refusals``:
   (25727 over, 25734 duplicate SKU), 200/207.
 * ``GET /sell/inventory/v1/inventory_item`` (``limit`` 1-100, ``offset`` = page)
   and ``GET /sell/inventory/v1/inventory_item/{sku}``.
-* ``GET /sell/inventory/v1/offer?sku=`` - the SKU's one published offer.
+* ``GET /sell/inventory/v1/offer?sku=`` - the SKU's one offer (404 without one).
+* Publishing: ``POST .../bulk_create_or_replace_inventory_item`` (25 items; an item
+  is replaced whole: what a request leaves out is gone, the quantity too),
+  ``PUT .../inventory_item_group/{key}`` (its variant SKUs must exist),
+  ``POST .../bulk_create_offer`` (one offer per SKU and marketplace: a second is
+  refused with 25002 "Offer entity already exists"), ``POST .../offer/{id}/publish``
+  and ``POST .../offer/publish_by_inventory_item_group`` (an offer needs a
+  category, the three business policies and a merchant location the sandbox knows,
+  ``PUBLISHING_SETTINGS``, and its item a title, description and at least one
+  picture; else 25002 naming what is missing). A live listing shows its group's
+  title, description and pictures, or its single item's.
 * ``GET /sell/fulfillment/v1/order?filter=lastmodifieddate:[a..b]&limit&offset``
   (limit 1-200: "If a requested limit is more than 200, the call fails";
   offset counts records; orders "up to two years old": a start further back is
@@ -81,6 +91,14 @@ GRANTED_SCOPES = frozenset(
     }
 )
 INVENTORY_CONTRACT = "ebay_sell_inventory_v1.json"
+# The seller account's business policies and inventory location the sandbox knows
+# (real ids come from the Account API and createInventoryLocation).
+PUBLISHING_SETTINGS = {
+    "fulfillmentPolicyId": {"sandbox-fulfillment"},
+    "paymentPolicyId": {"sandbox-payment"},
+    "returnPolicyId": {"sandbox-return"},
+    "merchantLocationKey": {"sandbox-warehouse"},
+}
 FULFILLMENT_CONTRACT = "ebay_sell_fulfillment_v1.json"
 # A malformed request in general; the inventory API's "invalid value" for a body field.
 INVALID_REQUEST = (2004, "ACCESS", "Invalid request")
@@ -146,6 +164,11 @@ class EbaySandbox(SandboxPlatform):
         "getInventoryItems": INVENTORY_CONTRACT,
         "getInventoryItem": INVENTORY_CONTRACT,
         "getOffers": INVENTORY_CONTRACT,
+        "bulkCreateOrReplaceInventoryItem": INVENTORY_CONTRACT,
+        "createOrReplaceInventoryItemGroup": INVENTORY_CONTRACT,
+        "bulkCreateOffer": INVENTORY_CONTRACT,
+        "publishOffer": INVENTORY_CONTRACT,
+        "publishOfferByInventoryItemGroup": INVENTORY_CONTRACT,
         "getOrders": FULFILLMENT_CONTRACT,
         "getOrder": FULFILLMENT_CONTRACT,
         "createShippingFulfillment": FULFILLMENT_CONTRACT,
@@ -182,6 +205,31 @@ class EbaySandbox(SandboxPlatform):
             name="getInventoryItem",
         )
         add("GET", rf"{INVENTORY}/offer", self.get_offers, name="getOffers")
+        add(
+            "POST",
+            rf"{INVENTORY}/bulk_create_or_replace_inventory_item",
+            self.bulk_replace_items,
+            name="bulkCreateOrReplaceInventoryItem",
+        )
+        add(
+            "PUT",
+            rf"{INVENTORY}/inventory_item_group/(?P<key>[^/]+)",
+            self.put_group,
+            name="createOrReplaceInventoryItemGroup",
+        )
+        add("POST", rf"{INVENTORY}/bulk_create_offer", self.bulk_offers, name="bulkCreateOffer")
+        add(
+            "POST",
+            rf"{INVENTORY}/offer/publish_by_inventory_item_group",
+            self.publish_group,
+            name="publishOfferByInventoryItemGroup",
+        )
+        add(
+            "POST",
+            rf"{INVENTORY}/offer/(?P<offer_id>[^/]+)/publish",
+            self.publish_offer,
+            name="publishOffer",
+        )
         add("GET", rf"{FULFILLMENT}/order", self.get_orders, name="getOrders")
         add("GET", rf"{FULFILLMENT}/order/(?P<order_id>[^/]+)", self.get_order, name="getOrder")
         add(
@@ -379,29 +427,35 @@ class EbaySandbox(SandboxPlatform):
         )
 
     def _offer_json(self, item: CatalogItem, marketplace: str) -> JsonDict:
-        return {
+        offer: JsonDict = {
             "offerId": item.ids.get("offer_id", ""),
             "sku": self._channel_sku(item),
             "marketplaceId": marketplace,
             "format": "FIXED_PRICE",
             "availableQuantity": item.quantity,
             "pricingSummary": {"price": {"value": f"{item.price:.2f}", "currency": "USD"}},
-            "status": "PUBLISHED",
-            "listing": {
-                "listingId": item.ids.get("product_id", ""),
+            "status": "PUBLISHED" if item.ids.get("product_id") else "UNPUBLISHED",
+        }
+        if item.ids.get("product_id"):
+            offer["listing"] = {
+                "listingId": item.ids["product_id"],
                 "listingStatus": "ACTIVE",
                 "soldQuantity": 0,
-            },
-        }
+            }
+        return offer
 
     def _item_json(self, item: CatalogItem) -> JsonDict:
-        return {
+        product = item.content.get("item_product") or {"title": f"Sandbox item {item.sku}"}
+        data: JsonDict = {
             "sku": self._channel_sku(item),
             "locale": "en_US",
-            "product": {"title": f"Sandbox item {item.sku}"},
-            "condition": "NEW",
+            "product": product,
+            "condition": item.content.get("condition", "NEW"),
             "availability": {"shipToLocationAvailability": {"quantity": item.quantity}},
         }
+        if item.content.get("group"):
+            data["inventoryItemGroupKeys"] = [item.content["group"]]
+        return data
 
     # ------------------------------------------------------------------ inventory
 
@@ -550,10 +604,180 @@ class EbaySandbox(SandboxPlatform):
             raise self._refused(25707, "Invalid sku: the sku query parameter is required")
         with self.lock:
             item = self._item(sku)
-            if item is None:
+            if item is None or not item.ids.get("offer_id"):
                 raise self._bad_request(25713, "This Offer is not available", status=404)
             offer = self._offer_json(item, self._marketplace(request))
         return Response.json(200, {"total": 1, "size": 1, "limit": 100, "offers": [offer]})
+
+    # ------------------------------------------------------------------ publishing
+
+    def bulk_replace_items(self, request: Request) -> Response:
+        entries = self._requests(request)
+        if len(entries) > MAX_BULK:
+            raise self._refused(25002, f"A maximum of {MAX_BULK} requests is allowed per call")
+        with self.lock:
+            responses = [self._replace_item(entry) for entry in entries]
+        status = 200 if all(r["statusCode"] in (200, 201) for r in responses) else 207
+        return Response.json(status, {"responses": responses})
+
+    def _replace_item(self, entry: Mapping[str, Any]) -> JsonDict:
+        sku = str(entry.get("sku", ""))
+        answer: JsonDict = {"sku": sku, "locale": entry.get("locale", "en_US"), "warnings": []}
+        if self.faults.item_fails(sku):
+            self.counters.record_fault("item")
+            return {**answer, "statusCode": 400, "errors": [ebay_error(25709, "Invalid value")]}
+        item = self._item(sku)
+        product = dict(entry.get("product") or {})
+        availability = (entry.get("availability") or {}).get("shipToLocationAvailability") or {}
+        quantity = int(availability.get("quantity") or 0)  # a full replace: left out is 0
+        barcode = next(iter(product.get("ean") or product.get("upc") or []), "")
+        options = {
+            str(name): str(values[0])
+            for name, values in (product.get("aspects") or {}).items()
+            if name != "Brand" and values
+        }
+        if item is None:
+            item = CatalogItem(sku=sku, ids={"listing_sku": sku}, price=Decimal("0"), quantity=0)
+            self.catalog.put(item)
+            created = True
+        else:
+            created = False
+        group = item.content.get("group", "")
+        item.content.update(
+            item_product=product,
+            condition=entry.get("condition", "NEW"),
+            options=options,
+            barcode=str(barcode),
+            product=f"group:{group}" if group else f"item:{sku}",
+        )
+        self.product_put(
+            f"item:{sku}",
+            {
+                "title": product.get("title", ""),
+                "description": product.get("description", ""),
+                "images": list(product.get("imageUrls") or []),
+                "vendor": product.get("brand", ""),
+            },
+        )
+        self.write_quantity(item, quantity, via="bulkCreateOrReplaceInventoryItem")
+        return {**answer, "statusCode": 201 if created else 200, "errors": []}
+
+    def put_group(self, request: Request) -> Response:
+        key = unquote(request.params["key"])
+        body = request.json()
+        with self.lock:
+            skus = [str(s) for s in body.get("variantSKUs") or []]
+            unknown = [s for s in skus if self._item(s) is None]
+            if unknown:
+                raise self._bad_request(25702, f"SKU {unknown[0]} is not available")
+            self.product_put(
+                f"group:{key}",
+                {
+                    "title": body.get("title", ""),
+                    "description": body.get("description", ""),
+                    "images": list(body.get("imageUrls") or []),
+                    "variant_skus": skus,
+                    "varies_by": body.get("variesBy") or {},
+                },
+            )
+            for sku in skus:
+                item = self._item(sku)
+                if item is not None:
+                    item.content.update(group=key, product=f"group:{key}")
+        return Response(204, b"", {})
+
+    def bulk_offers(self, request: Request) -> Response:
+        entries = self._requests(request)
+        if len(entries) > MAX_BULK:
+            raise self._refused(25002, f"A maximum of {MAX_BULK} requests is allowed per call")
+        with self.lock:
+            responses = [self._create_offer(entry) for entry in entries]
+        status = 200 if all(r["statusCode"] == 200 for r in responses) else 207
+        return Response.json(status, {"responses": responses})
+
+    def _create_offer(self, entry: Mapping[str, Any]) -> JsonDict:
+        sku = str(entry.get("sku", ""))
+        answer: JsonDict = {
+            "sku": sku,
+            "marketplaceId": entry.get("marketplaceId", "EBAY_US"),
+            "format": entry.get("format", "FIXED_PRICE"),
+            "warnings": [],
+        }
+        item = self._item(sku)
+        if item is None:
+            error = ebay_error(25702, f"SKU {sku} is not available in the system")
+            return {**answer, "statusCode": 404, "errors": [error]}
+        if item.ids.get("offer_id"):
+            error = ebay_error(25002, "Offer entity already exists")
+            error["parameters"] = [{"name": "offerId", "value": item.ids["offer_id"]}]
+            return {**answer, "statusCode": 400, "errors": [error]}
+        offer_id = str(self.next_id())
+        item.ids["offer_id"] = offer_id
+        self.catalog.put(item)
+        item.content["offer"] = {
+            key: entry.get(key)
+            for key in ("categoryId", "merchantLocationKey", "listingPolicies", "marketplaceId")
+        }
+        price = (entry.get("pricingSummary") or {}).get("price")
+        if price:
+            self.catalog.set_values(item.sku, price=_price(price))
+        self.write_quantity(item, int(entry.get("availableQuantity") or 0), via="bulkCreateOffer")
+        return {**answer, "statusCode": 200, "offerId": offer_id, "errors": []}
+
+    def _publish_problems(self, item: CatalogItem) -> list[str]:
+        """Why eBay would not publish this item's offer ([] when it would)."""
+        offer = item.content.get("offer") or {}
+        problems = []
+        if not offer.get("categoryId"):
+            problems.append("categoryId is missing")
+        policies = offer.get("listingPolicies") or {}
+        for key, known in PUBLISHING_SETTINGS.items():
+            value = offer.get(key) if key == "merchantLocationKey" else policies.get(key)
+            if value not in known:
+                problems.append(f"{key} {value!r} is not one of the seller's")
+        page = self.products.get(str(item.content.get("product", "")), {})
+        if not page.get("title") or not page.get("description"):
+            problems.append("title and description are required")
+        if not page.get("images"):
+            problems.append("at least one picture is required")
+        return problems
+
+    def _go_live(self, items: list[CatalogItem]) -> Response:
+        problems = sorted({p for item in items for p in self._publish_problems(item)})
+        if problems:
+            raise self._bad_request(25002, "The offer cannot be published: " + "; ".join(problems))
+        listing_id = next((i.ids["product_id"] for i in items if i.ids.get("product_id")), "")
+        listing_id = listing_id or f"11{self.next_id():010d}"
+        for item in items:
+            item.ids["product_id"] = listing_id
+            self.catalog.put(item)
+        return Response.json(200, {"listingId": listing_id, "warnings": []})
+
+    def publish_offer(self, request: Request) -> Response:
+        offer_id = unquote(request.params["offer_id"])
+        with self.lock:
+            item = self.catalog.find_by_id("offer_id", offer_id)
+            if item is None:
+                raise self._bad_request(25713, "This Offer is not available", status=404)
+            if item.content.get("group"):
+                raise self._bad_request(
+                    25002, "This offer is part of a group: publish it by inventory item group"
+                )
+            return self._go_live([item])
+
+    def publish_group(self, request: Request) -> Response:
+        body = request.json()
+        key = str(body.get("inventoryItemGroupKey", ""))
+        with self.lock:
+            group = self.products.get(f"group:{key}")
+            if group is None:
+                raise self._bad_request(25705, f"The inventory item group {key} does not exist")
+            items = [self._item(sku) for sku in group.get("variant_skus", [])]
+            present = [i for i in items if i is not None]
+            lacking = [i.sku for i in present if not i.ids.get("offer_id")]
+            if lacking or len(present) != len(items):
+                raise self._bad_request(25002, f"No offer for the group's SKUs {lacking}")
+            return self._go_live(present)
 
     # ------------------------------------------------------------------ orders
 

@@ -42,6 +42,19 @@ Under ``/magento/rest[/{store_code}]`` (``default``, ``admin`` or ``all``):
   parent item carrying the child's SKU and price, and a simple child item
   with ``parent_item_id``.
 
+* Publishing (checked against sandbox/contracts/magento_v1.json, written from
+  Magento's service contracts): ``POST V1/products`` and ``PUT V1/products/{sku}``
+  (ProductRepositoryInterface::save: create, or change the fields given of the
+  product with that SKU; a simple or configurable product, its name, price,
+  visibility, custom attributes ``description``, ``url_key``, the select attributes
+  ``size`` / ``color`` by option id and a barcode attribute ``gtin``);
+  ``GET V1/products/attributes/{code}`` and ``POST .../{code}/options`` (the
+  store's select attributes ``ATTRIBUTES`` and their options; a label already there
+  is refused); ``GET|POST V1/configurable-products/{sku}/options[/all]`` (one
+  option per attribute) and ``POST V1/configurable-products/{sku}/child`` (the child
+  must have a value of each of the parent's option attributes). Images are not
+  taken by URL (Magento's media API takes file contents): none are stored.
+
 Refuses what Magento refuses for these operations: unknown body fields (``"%fieldName"
 is not supported...``), missing required arrays (``"%fieldName" is required...``),
 unknown searchCriteria keys, and, with input limits on (limit key ``input``:
@@ -72,6 +85,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from .contracts.openapi_contract import Problem
 from .http import ApiError, JsonDict, Request, Response, to_decimal, utcnow
 from .platform import SandboxPlatform
 from .searchcriteria import (
@@ -110,6 +124,11 @@ STORE_VIEWS: list[JsonDict] = [
     },
 ]
 STORE_CODES = {"admin": 0, "default": 1, "all": 0}
+PUBLISH_CONTRACT = "magento_v1.json"
+# The store's select attributes used by configurable products: code -> attribute id.
+ATTRIBUTES = {"color": 93, "size": 144}
+# Custom attributes a product may be given (other codes are refused).
+PRODUCT_ATTRIBUTES = frozenset({"description", "short_description", "url_key", "gtin", *ATTRIBUTES})
 WEBSITE = "base"
 STOCK_ID = 1
 SOURCES: dict[str, str] = {"default": "Default Source", "store": "City store"}
@@ -181,6 +200,13 @@ RESOURCES = {
     "orderUnhold": "Magento_Sales::unhold",
     "orderShip": "Magento_Sales::ship",
     "storeViews": "Magento_Backend::store",
+    "productSave": "Magento_Catalog::products",
+    "productUpdate": "Magento_Catalog::products",
+    "attributeGet": "Magento_Catalog::attributes_attributes",
+    "attributeOptionAdd": "Magento_Catalog::attributes_attributes",
+    "configurableOptionsList": "Magento_Catalog::products",
+    "configurableOptionSave": "Magento_Catalog::products",
+    "configurableChildAdd": "Magento_Catalog::products",
 }
 NOT_FOUND_PRODUCT = (
     "The product that was requested doesn't exist. Verify the product and try again."
@@ -242,6 +268,33 @@ ROUTES = (
     ("POST", rf"{V1}/orders/(?P<id>\d+)/unhold", "order_unhold", "orderUnhold"),
     ("POST", rf"{V1}/order/(?P<id>\d+)/ship", "order_ship", "orderShip"),
     ("GET", rf"{V1}/store/storeViews", "store_views", "storeViews"),
+    ("POST", rf"{V1}/products", "product_save", "productSave"),
+    ("PUT", rf"{V1}/products/(?P<sku>[^/]+)", "product_update", "productUpdate"),
+    ("GET", rf"{V1}/products/attributes/(?P<code>[^/]+)", "attribute_get", "attributeGet"),
+    (
+        "POST",
+        rf"{V1}/products/attributes/(?P<code>[^/]+)/options",
+        "attribute_option_add",
+        "attributeOptionAdd",
+    ),
+    (
+        "GET",
+        rf"{V1}/configurable-products/(?P<sku>[^/]+)/options/all",
+        "configurable_options_list",
+        "configurableOptionsList",
+    ),
+    (
+        "POST",
+        rf"{V1}/configurable-products/(?P<sku>[^/]+)/options",
+        "configurable_option_save",
+        "configurableOptionSave",
+    ),
+    (
+        "POST",
+        rf"{V1}/configurable-products/(?P<sku>[^/]+)/child",
+        "configurable_child_add",
+        "configurableChildAdd",
+    ),
 )
 
 
@@ -369,6 +422,18 @@ class MagentoCatalog(Catalog):
 class MagentoSandbox(SandboxPlatform):
     name = "magento"
     default_limits: ClassVar[Mapping[str, Mapping[str, float]]] = {}
+    contracts: ClassVar[Mapping[str, str]] = dict.fromkeys(
+        (
+            "productSave",
+            "productUpdate",
+            "attributeGet",
+            "attributeOptionAdd",
+            "configurableOptionsList",
+            "configurableOptionSave",
+            "configurableChildAdd",
+        ),
+        PUBLISH_CONTRACT,
+    )
     default_credentials: ClassVar[Mapping[str, str]] = {"access_token": "sandbox-magento-token"}
     # The simulated async.operations.all consumer (tests change these on the object).
     async_start_seconds = 0.5
@@ -384,6 +449,9 @@ class MagentoSandbox(SandboxPlatform):
         self.child_items: dict[str, int] = {}  # order line id -> its simple child item id
         self.shipments: dict[str, list[JsonDict]] = {}
         self.bulks: dict[str, _Bulk] = {}
+        # Select attributes: code -> {label: option id}; configurable SKU -> its options.
+        self.attribute_options: dict[str, dict[str, str]] = {code: {} for code in ATTRIBUTES}
+        self.configurable_options: dict[str, list[JsonDict]] = {}
         self.consumer_running = True
         self._reservations: dict[str, Decimal] | None = None
         super().__init__(**kwargs)
@@ -440,6 +508,29 @@ class MagentoSandbox(SandboxPlatform):
             return magento_error(404, "Request does not match any route.")
         return magento_error(status, message)
 
+    def refusal_response(self, problems: Any, request: Request) -> Response:
+        """The first problem as Magento's ServiceInputProcessor words it."""
+        problem: Problem = problems[0]
+        field_name = problem.path_parts[-1] if problem.path_parts else problem.name
+        if problem.message.startswith("unknown field(s) "):
+            field_name = problem.message.removeprefix("unknown field(s) ").split(", ")[0]
+            return magento_error(
+                400,
+                '"%fieldName" is not supported. Correct the field name and try again.',
+                {"fieldName": field_name},
+            )
+        if problem.message.endswith("is a required property"):
+            field_name = problem.message.split("'")[1]
+            return magento_error(
+                400, '"%fieldName" is required. Enter and try again.', {"fieldName": field_name}
+            )
+        return magento_error(
+            400,
+            'The "%value" value\'s type is invalid. The "%type" type was expected. Verify and '
+            "try again.",
+            {"value": str(problem.value), "type": problem.message},
+        )
+
     def rate_limited_response(self, wait_seconds: float, request: Request) -> Response:
         response = Response.text(
             429,
@@ -475,7 +566,9 @@ class MagentoSandbox(SandboxPlatform):
 
     def reset(self) -> None:
         with self.lock:
+            self.attribute_options = {code: {} for code in ATTRIBUTES}
             for store in (
+                self.configurable_options,
                 self.parents,
                 self.prices,
                 self.sources,
@@ -502,6 +595,8 @@ class MagentoSandbox(SandboxPlatform):
             "shipped": sorted(self.shipped),
             "held": sorted(self.held),
             "child_items": self.child_items,
+            "attribute_options": self.attribute_options,
+            "configurable_options": self.configurable_options,
         }
 
     def load_extra(self, state: Mapping[str, Any]) -> None:
@@ -518,6 +613,10 @@ class MagentoSandbox(SandboxPlatform):
         self.shipped = set(state.get("shipped") or [])
         self.held = set(state.get("held") or [])
         self.child_items = {str(k): int(v) for k, v in (state.get("child_items") or {}).items()}
+        self.attribute_options = {code: {} for code in ATTRIBUTES} | dict(
+            state.get("attribute_options") or {}
+        )
+        self.configurable_options = dict(state.get("configurable_options") or {})
         self._reservations = None
 
     # ------------------------------------------------------------------ stock maths
@@ -924,7 +1023,7 @@ class MagentoSandbox(SandboxPlatform):
         data: JsonDict = {
             "id": row["entity_id"],
             "sku": row["sku"],
-            "name": row["sku"],
+            "name": self.products.get(row["sku"], {}).get("title") or row["sku"],
             "attribute_set_id": 4,
             "status": 1,
             "type_id": row["type_id"],
@@ -991,6 +1090,186 @@ class MagentoSandbox(SandboxPlatform):
 
     def store_views(self, request: Request) -> Response:
         return Response.json(200, STORE_VIEWS)
+
+    # ------------------------------------------------------------------ publishing
+
+    def attribute_get(self, request: Request) -> Response:
+        code = request.params["code"]
+        if code not in ATTRIBUTES:
+            return magento_error(
+                404,
+                'The attribute with a "%1" attributeCode doesn\'t exist. Verify the attribute '
+                "and try again.",
+                [code],
+            )
+        with self.lock:
+            options = [{"label": " ", "value": ""}] + [
+                {"label": label, "value": value}
+                for label, value in self.attribute_options[code].items()
+            ]
+        return Response.json(
+            200,
+            {
+                "attribute_id": ATTRIBUTES[code],
+                "attribute_code": code,
+                "frontend_input": "select",
+                "default_frontend_label": code.capitalize(),
+                "is_user_defined": True,
+                "options": options,
+            },
+        )
+
+    def attribute_option_add(self, request: Request) -> Response:
+        code = request.params["code"]
+        label = str(request.json()["option"]["label"])
+        with self.lock:
+            if code not in ATTRIBUTES:
+                return magento_error(
+                    404, 'The attribute with a "%1" attributeCode doesn\'t exist.', [code]
+                )
+            options = self.attribute_options[code]
+            if label in options:
+                return magento_error(
+                    400, 'Admin store attribute option label "%1" is already exists.', [label]
+                )
+            options[label] = str(self.next_id())
+            return Response.json(200, f"id_{options[label]}")
+
+    def _attribute_label(self, code: str, value: Any) -> str:
+        for label, option_id in self.attribute_options.get(code, {}).items():
+            if option_id == str(value):
+                return label
+        raise refuse(
+            400,
+            'The value of attribute "%1" must be set to one of its options.',
+            [code],
+        )
+
+    def product_save(self, request: Request) -> Response:
+        body = request.json()["product"]
+        if not body.get("sku"):
+            raise refuse(
+                400, '"%fieldName" is required. Enter and try again.', {"fieldName": "sku"}
+            )
+        with self.lock:
+            return Response.json(200, self._save_product(str(body["sku"]), body))
+
+    def product_update(self, request: Request) -> Response:
+        sku = request.params["sku"]
+        body = request.json()["product"]
+        with self.lock:
+            return Response.json(200, self._save_product(sku, body))
+
+    def _save_product(self, sku: str, body: Mapping[str, Any]) -> JsonDict:
+        """Create the product, or change the fields given of the one with this SKU."""
+        attributes = {
+            str(a["attribute_code"]): a["value"] for a in body.get("custom_attributes") or []
+        }
+        unknown = sorted(set(attributes) - PRODUCT_ATTRIBUTES)
+        if unknown:
+            raise refuse(400, 'The "%1" attribute doesn\'t exist.', [unknown[0]])
+        options = {
+            code: self._attribute_label(code, value)
+            for code, value in attributes.items()
+            if code in ATTRIBUTES
+        }
+        item = self.catalog.get(sku)
+        configurable = sku in self.parents
+        type_id = body.get("type_id") or ("configurable" if configurable else "simple")
+        if item is None and not configurable:
+            if type_id == "configurable":
+                self.parents[sku] = self.next_id()
+                configurable = True
+            else:
+                item = CatalogItem(
+                    sku=sku,
+                    ids={"variant_id": str(self.next_id())},
+                    price=Decimal(0),
+                    quantity=0,
+                    content={"product": sku},
+                )
+                self.catalog.put(item)
+                self.sources.setdefault(sku, {})
+        if "price" in body and item is not None:
+            self.prices[sku] = {0: to_decimal(body["price"])}
+            self._refresh(sku)
+        if item is not None:
+            item.content.setdefault("options", {}).update(options)
+            if "gtin" in attributes:
+                item.content["barcode"] = str(attributes["gtin"])
+            if "name" in body:
+                item.content["title"] = str(body["name"])
+        fields = {"type_id": type_id}
+        if "name" in body:
+            fields["title"] = str(body["name"])
+        if "description" in attributes:
+            fields["description"] = str(attributes["description"])
+        if "visibility" in body:
+            fields["visibility"] = int(body["visibility"])
+        self.product_put(sku, fields)
+        self.counters.count_items("product", 1)
+        if item is None:
+            row = {"entity_id": self.parents[sku], "sku": sku, "type_id": "configurable"}
+        else:
+            row = {"entity_id": int(item.ids["variant_id"]), "sku": sku, "type_id": "simple"}
+        return self.product_json({**row, "_item": item}, 0)
+
+    def configurable_options_list(self, request: Request) -> Response:
+        sku = request.params["sku"]
+        with self.lock:
+            if sku not in self.parents:
+                return magento_error(404, NOT_FOUND_PRODUCT)
+            return Response.json(200, self.configurable_options.get(sku, []))
+
+    def configurable_option_save(self, request: Request) -> Response:
+        sku = request.params["sku"]
+        option = dict(request.json()["option"])
+        with self.lock:
+            if sku not in self.parents:
+                return magento_error(404, NOT_FOUND_PRODUCT)
+            existing = self.configurable_options.setdefault(sku, [])
+            if any(str(o.get("attribute_id")) == str(option.get("attribute_id")) for o in existing):
+                return magento_error(400, "Something went wrong while saving option.")
+            code = next(
+                (c for c, a in ATTRIBUTES.items() if str(a) == str(option.get("attribute_id"))),
+                None,
+            )
+            if code is None:
+                return magento_error(400, "Something went wrong while saving option.")
+            option["id"] = self.next_id()
+            option["product_id"] = self.parents[sku]
+            existing.append(option)
+            self.product_put(sku, {"options": [o.get("label") for o in existing]})
+            return Response.json(200, option["id"])
+
+    def configurable_child_add(self, request: Request) -> Response:
+        sku = request.params["sku"]
+        child_sku = str(request.json()["childSku"])
+        with self.lock:
+            child = self.catalog.get(child_sku)
+            if sku not in self.parents or child is None:
+                return magento_error(404, NOT_FOUND_PRODUCT)
+            if child.ids.get("product_id") == sku:
+                return magento_error(400, "The product is already attached.")
+            codes = [
+                c
+                for c, a in ATTRIBUTES.items()
+                for o in self.configurable_options.get(sku, [])
+                if str(o.get("attribute_id")) == str(a)
+            ]
+            missing = [c for c in codes if c not in child.content.get("options", {})]
+            if missing:
+                return magento_error(
+                    400,
+                    'The child product doesn\'t have the "%1" attribute value. Verify the value '
+                    "and try again.",
+                    [missing[0]],
+                )
+            self.catalog.remove(child_sku)
+            child.ids["product_id"] = sku
+            child.content["product"] = sku
+            self.catalog.put(child)
+            return Response.json(200, True)
 
     # ------------------------------------------------------------------ async bulk
 

@@ -129,6 +129,7 @@ from .http import (
     Request,
     Response,
     Route,
+    iso,
     parse_iso,
     to_decimal,
     utcnow,
@@ -204,6 +205,10 @@ class SandboxPlatform:
         self._buckets: dict[str, TokenBucket] = {}
         self._next_id = 1000
         self._last_stamp = datetime.min.replace(tzinfo=UTC)
+        # Products created through the API (publishing): product key -> what the
+        # platform shows of it ("title", "description", "images", "vendor", ...);
+        # the key is what a catalog item's content names as its "product".
+        self.products: dict[str, JsonDict] = {}
         # Requests refused as malformed, and the sandbox's own answers that broke the
         # definition (only checked with check_answers): both empty in a contract test.
         self.refusals: deque[JsonDict] = deque(maxlen=500)
@@ -547,6 +552,31 @@ class SandboxPlatform:
             if overwrite is not None:
                 self.counters.record_stale_overwrite(overwrite.to_json())
 
+    def content_view(self, item: CatalogItem) -> JsonDict:
+        """What a shopper sees of one SKU: its product's content and its own."""
+        product = self.products.get(str(item.content.get("product", "")), {})
+        return {
+            "product": item.content.get("product", ""),
+            "title": product.get("title", ""),
+            "description": product.get("description", ""),
+            "vendor": product.get("vendor", ""),
+            "product_type": product.get("product_type", ""),
+            "images": list(product.get("images", [])),
+            "options": dict(item.content.get("options", {})),
+            "barcode": item.content.get("barcode", ""),
+            "variant_title": item.content.get("title", ""),
+            "updated_at": product.get("updated_at", ""),
+        }
+
+    def product_put(self, key: str, fields: Mapping[str, Any]) -> JsonDict:
+        """Create or change a product's content (only the fields given)."""
+        with self.lock:
+            product = self.products.setdefault(key, {"key": key})
+            product.update(fields)
+            product["updated_at"] = iso(utcnow())
+            self.counters.count_items("content", 1)
+            return product
+
     def mark_orders_seen(self, orders: Iterable[SandboxOrder]) -> None:
         """An orders poll returned these: pimsync has seen them from now on."""
         self.score.mark_seen(order.id for order in orders)
@@ -789,6 +819,7 @@ class SandboxPlatform:
     def reset(self) -> None:
         with self.lock:
             self.catalog.clear()
+            self.products.clear()
             self.orders.clear()
             self.counters.reset()
             self.score.reset()
@@ -805,9 +836,14 @@ class SandboxPlatform:
             return {
                 "next_id": self._next_id,
                 "catalog": [
-                    {**item.to_json(), "updated_at": item.updated_at.isoformat()}
+                    {
+                        **item.to_json(),
+                        "updated_at": item.updated_at.isoformat(),
+                        "content": item.content,
+                    }
                     for item in self.catalog.items()
                 ],
+                "products": self.products,
                 "orders": [order.to_state() for order in self.orders.all()],
                 "webhook_target": (
                     {"url": self.webhook_target.url, "secret": self.webhook_target.secret}
@@ -833,8 +869,10 @@ class SandboxPlatform:
                         quantity=int(row["quantity"]),
                         compare_at_price=None if compare_at is None else to_decimal(compare_at),
                         updated_at=parse_iso(row["updated_at"]),
+                        content=dict(row.get("content") or {}),
                     )
                 )
+            self.products = dict(state.get("products") or {})
             for data in state.get("orders", []):
                 self.orders.add(SandboxOrder.from_state(data))
             target = state.get("webhook_target")
@@ -855,6 +893,7 @@ class SandboxPlatform:
         return {
             "platform": self.name,
             "skus": len(self.catalog),
+            "products": len(self.products),
             "orders": len(self.orders),
             "limits": self.limits,
             "faults": self.faults.describe(),

@@ -120,6 +120,7 @@ class SandboxApp:
                 self._stale_overwrites,
             ),
             ("GET", re.compile(r"/_control/quantities(?:/(?P<p>\w+))?"), self._quantities),
+            ("GET", re.compile(r"/_control/content/(?P<p>\w+)"), self._content),
             ("POST", re.compile(r"/_control/reset"), self._reset),
             ("GET", re.compile(r"/_control/faults"), self._faults_get),
             ("POST", re.compile(r"/_control/faults"), self._faults_set),
@@ -262,6 +263,20 @@ class SandboxApp:
         targets = [self.platform(found["p"])] if found["p"] else list(self.platforms.values())
         return Response.json(
             200, {p.name: {i.sku: i.quantity for i in p.catalog.items()} for p in targets}
+        )
+
+    def _content(self, request: Request, found: re.Match[str]) -> Response:
+        """{sku: what a shopper sees of it}: title, description, images, options, barcode
+        (``?sku=A&sku=B`` narrows it)."""
+        platform = self.platform(found["p"])
+        wanted = set(request.query.get("sku", []))
+        return Response.json(
+            200,
+            {
+                item.sku: platform.content_view(item)
+                for item in platform.catalog.items()
+                if not wanted or item.sku in wanted
+            },
         )
 
     def _counters_reset(self, request: Request, found: re.Match[str]) -> Response:

@@ -17,6 +17,14 @@ fields. The operations:
   nothing: any userError means nothing was applied),
 * ``productVariantsBulkUpdate`` (one product per call; ``allowPartialUpdates``
   applies the valid variants and reports the others),
+* ``productSet(identifier:, input:, synchronous:)`` (publishing and content: a
+  product found by ``identifier.id`` or ``handle``, else created; the fields given
+  replace the product's, ``productOptions`` / ``variants`` / ``files`` replace the
+  whole list - a variant left out is deleted; variants are matched by ``id``, else
+  by SKU; a new variant starts at quantity 0; all or nothing: any userError and
+  nothing is saved). Simplification: a SKU names one variant in
+  the sandbox (Shopify itself allows duplicate SKUs): a SKU of another product is
+  refused.
 * ``nodes(ids:)`` over ProductVariant ids (price + available at a location),
 * ``orders(first:, after:, query: "updated_at:>'…'", sortKey: UPDATED_AT)``,
 * ``order(id:) { fulfillmentOrders }``, ``orderCancel``, ``fulfillmentCreate``,
@@ -288,6 +296,10 @@ class ShopifySandbox(SandboxPlatform):
             return self._inventory_set, MUTATION_COST
         if "productVariantsBulkUpdate" in query:
             return self._variants_bulk_update, MUTATION_COST
+        if "productSet" in query:
+            variants = (variables.get("input") or {}).get("variants") or []
+            self._check_input_size(variants, "variants")
+            return self._product_set, MUTATION_COST
         if "orderCancel" in query:
             return self._order_cancel, MUTATION_COST
         if "fulfillmentCreate" in query:
@@ -595,6 +607,7 @@ class ShopifySandbox(SandboxPlatform):
             "__typename": "ProductVariant",
             "id": item.ids["variant_id"],
             "sku": item.sku,
+            "barcode": item.content.get("barcode") or None,
             "price": money(item.price),
             "compareAtPrice": money(item.compare_at_price),
             "product": {"id": item.ids["product_id"]},
@@ -606,6 +619,163 @@ class ShopifySandbox(SandboxPlatform):
                 },
             },
         }
+
+    # ---- productSet
+
+    def _product_set(self, query: str, variables: Mapping[str, Any]) -> tuple[JsonDict, int]:
+        spec = variables.get("input") or {}
+        identifier = variables.get("identifier") or {}
+        with self.lock:
+            product_id, errors = self._set_target(identifier)
+            variants = spec.get("variants")
+            if not errors and variants is not None:
+                errors = self._set_variant_errors(product_id, spec, variants)
+            if errors:
+                return {"productSet": {"product": None, "userErrors": errors}}, MUTATION_COST
+            product_id = product_id or gid("Product", self.next_id())
+            handle = str(spec.get("handle") or identifier.get("handle") or "")
+            self._set_product_fields(product_id, handle, spec)
+            if variants is not None:
+                self._set_variants(product_id, variants)
+            members = self._product_items(product_id)
+        product = {
+            "id": product_id,
+            "handle": self.products[product_id].get("handle", ""),
+            "variants": {"nodes": [self._variant_json(i) for i in members]},
+        }
+        return {"productSet": {"product": product, "userErrors": []}}, MUTATION_COST
+
+    def _product_items(self, product_id: str) -> list[CatalogItem]:
+        return [i for i in self.catalog.items() if i.ids.get("product_id") == product_id]
+
+    def _set_target(self, identifier: Mapping[str, Any]) -> tuple[str, list[JsonDict]]:
+        """The product productSet writes ("" = a new one), or why it cannot."""
+        if identifier.get("id"):
+            product_id = str(identifier["id"])
+            if product_id in self.products or self._product_items(product_id):
+                return product_id, []
+            error = user_error(
+                "PRODUCT_DOES_NOT_EXIST", ["identifier", "id"], "Product does not exist"
+            )
+            return "", [error]
+        handle = str(identifier.get("handle") or "")
+        for product_id, product in self.products.items():
+            if handle and product.get("handle") == handle:
+                return product_id, []
+        return "", []
+
+    def _set_variant_errors(
+        self, product_id: str, spec: Mapping[str, Any], variants: list[Any]
+    ) -> list[JsonDict]:
+        options = spec.get("productOptions")
+        if not options:
+            return [
+                user_error(
+                    "PRODUCT_OPTIONS_INPUT_MISSING",
+                    ["input", "productOptions"],
+                    "Product options input is required when updating variants.",
+                )
+            ]
+        declared = {
+            str(o.get("name")): {str(v.get("name")) for v in o.get("values") or []} for o in options
+        }
+        errors: list[JsonDict] = []
+        seen: set[tuple[tuple[str, str], ...]] = set()
+        for index, row in enumerate(variants):
+            path = ["input", "variants", str(index)]
+            values = tuple(
+                sorted((str(v.get("optionName")), str(v.get("name"))) for v in row["optionValues"])
+            )
+            if any(name not in declared or value not in declared[name] for name, value in values):
+                errors.append(
+                    user_error(
+                        "OPTION_VALUE_DOES_NOT_EXIST",
+                        [*path, "optionValues"],
+                        "Option value does not exist in the product options.",
+                    )
+                )
+            elif values in seen:
+                errors.append(
+                    user_error(
+                        "DUPLICATED_OPTION_VALUE",
+                        [*path, "optionValues"],
+                        "Duplicated option values across variants.",
+                    )
+                )
+            seen.add(values)
+            errors += self._set_variant_row_errors(product_id, row, path)
+        return errors
+
+    def _set_variant_row_errors(
+        self, product_id: str, row: Mapping[str, Any], path: list[str]
+    ) -> list[JsonDict]:
+        sku = str(row.get("sku") or "")
+        existing = self.catalog.get(sku) if sku else None
+        if row.get("id") and self.catalog.find_by_id("variant_id", str(row["id"])) is None:
+            return [
+                user_error(
+                    "PRODUCT_VARIANT_DOES_NOT_EXIST", [*path, "id"], "Variant does not exist"
+                )
+            ]
+        if existing is not None and existing.ids.get("product_id") not in (product_id, None):
+            return [user_error("INVALID_VARIANT", [*path, "sku"], f"SKU {sku} is taken")]
+        if self.faults.item_fails(sku):
+            self.counters.record_fault("item")
+            return [user_error("INVALID_VARIANT", [*path], "Variant could not be saved")]
+        return []
+
+    def _set_product_fields(self, product_id: str, handle: str, spec: Mapping[str, Any]) -> None:
+        fields: dict[str, Any] = {"id": product_id}
+        if handle:
+            fields["handle"] = handle
+        for key, name in (
+            ("title", "title"),
+            ("descriptionHtml", "description"),
+            ("vendor", "vendor"),
+            ("productType", "product_type"),
+            ("status", "status"),
+        ):
+            if key in spec:
+                fields[name] = spec[key]
+        if "files" in spec:
+            fields["images"] = [str(f.get("originalSource")) for f in spec["files"] or []]
+        if "productOptions" in spec:
+            fields["options"] = [str(o.get("name")) for o in spec["productOptions"] or []]
+        self.product_put(product_id, fields)
+
+    def _set_variants(self, product_id: str, variants: list[Any]) -> None:
+        kept: set[str] = set()
+        for row in variants:
+            item = (
+                self.catalog.find_by_id("variant_id", str(row["id"])) if row.get("id") else None
+            ) or self.catalog.get(str(row.get("sku") or ""))
+            sku = str(row.get("sku") or (item.sku if item else f"gid-{self.next_id()}"))
+            ids = dict(item.ids) if item else {}
+            ids.setdefault("product_id", product_id)
+            ids.setdefault("variant_id", gid("ProductVariant", self.next_id()))
+            ids.setdefault("inventory_item_id", gid("InventoryItem", self.next_id()))
+            compare_at = row.get("compareAtPrice", item.compare_at_price if item else None)
+            fresh = CatalogItem(
+                sku=sku,
+                ids=ids,
+                price=to_decimal(row["price"])
+                if row.get("price")
+                else (item.price if item else Decimal("0")),
+                quantity=item.quantity if item else 0,
+                compare_at_price=None if compare_at is None else to_decimal(compare_at),
+                content={
+                    "product": product_id,
+                    "options": {str(v["optionName"]): str(v["name"]) for v in row["optionValues"]},
+                    "barcode": str(row.get("barcode") or ""),
+                },
+            )
+            if item is not None and item.sku != sku:
+                self.catalog.remove(item.sku)
+            self.catalog.put(fresh)
+            kept.add(sku)
+        for gone in [i.sku for i in self._product_items(product_id) if i.sku not in kept]:
+            self.catalog.remove(gone)
+        self.counters.count_items("variant", len(variants))
 
     # ---- reads
 

@@ -20,6 +20,9 @@ class CatalogItem:
     quantity: int
     compare_at_price: Decimal | None = None
     updated_at: datetime = field(default_factory=utcnow)
+    # What the platform shows of this variant beyond price and quantity: "options"
+    # ({name: value}), "barcode", "title" (set by the product-creating operations).
+    content: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> JsonDict:
         return {
@@ -87,6 +90,13 @@ class Catalog:
                 item.compare_at_price = compare_at_price
             item.updated_at = utcnow()
             return item
+
+    def remove(self, sku: str) -> None:
+        with self._lock:
+            item = self._items.pop(sku, None)
+            if item is not None:
+                for key, value in item.ids.items():
+                    self._by_id.pop((key, value), None)
 
     def adjust_quantity(self, sku: str, delta: int) -> None:
         with self._lock:

@@ -4,12 +4,20 @@ Under ``/woocommerce/wp-json/wc/v3/``:
 
 * ``POST products/batch`` and ``POST products/{parent}/variations/batch``:
   ``{"create": [...], "update": [...], "delete": [...]}`` with at most 100 items
-  in total (else HTTP 413 ``woocommerce_rest_request_entity_too_large``); only
-  ``update`` is implemented (pimsync never creates or deletes). Each item is
-  processed alone and the response mirrors the request: the resource, or
-  ``{"id": N, "error": {"code", "message", "data": {"status": 400}}}``.
-  Fields: ``regular_price`` (string), ``sale_price``, ``stock_quantity`` (int,
-  needs ``manage_stock``), ``manage_stock``.
+  in total (else HTTP 413 ``woocommerce_rest_request_entity_too_large``);
+  ``update`` of products and variations, ``create`` of variations (pimsync
+  deletes nothing). Each item is processed alone and the response mirrors the
+  request: the resource, or ``{"id": N, "error": {"code", "message", "data":
+  {"status": 400}}}``. Fields: ``regular_price`` (string), ``sale_price``,
+  ``stock_quantity`` (int, needs ``manage_stock``), ``manage_stock``, and the
+  content: ``name``, ``description``, ``images`` (``[{src}]``, replaces the
+  list), ``global_unique_id`` (barcode), ``attributes`` (a variable product's
+  ``[{name, options, variation, visible}]``, a variation's ``[{name, option}]``:
+  the option must be one its parent offers for variations), ``sku``.
+* ``POST products`` (create a simple or variable product; a SKU already in use is
+  refused with ``product_invalid_sku``) and ``PUT products/{id}`` (the fields
+  given). A variable product is a parent without stock of its own; its
+  variations are the catalog items.
 * ``GET products?include=1,2&per_page=..&page=..`` (simple products) and
   ``GET products/{parent}/variations?include=..`` (per_page at most 100),
   ``_fields=`` trims the objects.
@@ -167,6 +175,8 @@ class WooCommerceSandbox(SandboxPlatform):
             "variations_batch",
             "products_list",
             "variations_list",
+            "product_create",
+            "product_update",
             "orders_list",
             "order_get",
             "order_update",
@@ -192,6 +202,10 @@ class WooCommerceSandbox(SandboxPlatform):
             name="variations_batch",
         )
         self.add_route("GET", rf"{API}/products", self.products_list, name="products_list")
+        self.add_route("POST", rf"{API}/products", self.product_create, name="product_create")
+        self.add_route(
+            "PUT", rf"{API}/products/(?P<id>\d+)", self.product_update, name="product_update"
+        )
         self.add_route(
             "GET",
             rf"{API}/products/(?P<parent>\d+)/variations",
@@ -284,10 +298,16 @@ class WooCommerceSandbox(SandboxPlatform):
     def _product_json(self, item: CatalogItem) -> JsonDict:
         is_variation = item.ids["product_id"] != item.ids["variant_id"]
         in_stock = item.quantity > 0
+        product = self.products.get(item.ids["product_id"], {})
         data = {
             "id": int(item.ids["variant_id"]),
-            "name": item.sku,
+            "name": product.get("title") or item.sku,
             "sku": item.sku,
+            "global_unique_id": item.content.get("barcode", ""),
+            "attributes": [
+                {"name": name, "option": value}
+                for name, value in item.content.get("options", {}).items()
+            ],
             "type": "variation" if is_variation else "simple",
             "parent_id": int(item.ids["product_id"]) if is_variation else 0,
             "price": money(item.price),
@@ -314,6 +334,9 @@ class WooCommerceSandbox(SandboxPlatform):
                 refusal=message,
             )
         result: JsonDict = {}
+        if body.get("create") and parent is not None:
+            result["create"] = [self._variation_create(row, parent) for row in body["create"]]
+            body = {k: v for k, v in body.items() if k != "create"}
         if body.get("update"):
             result["update"] = [self._update_one(row, parent) for row in body["update"]]
         for verb in ("create", "delete"):
@@ -360,6 +383,10 @@ class WooCommerceSandbox(SandboxPlatform):
                     item_id, "woocommerce_rest_product_not_saved", "Could not save the product."
                 )
             via = "products_batch" if parent is None else "variations_batch"
+            problem = self._content_problem(item, row, parent)
+            if problem:
+                return self._item_error(item_id, "woocommerce_rest_invalid_attribute", problem)
+            self._apply_content(item, row, parent)
             return self._apply_update(item, row, via=via)
 
     def _apply_update(self, item: CatalogItem, row: Mapping[str, Any], *, via: str) -> JsonDict:
@@ -400,6 +427,160 @@ class WooCommerceSandbox(SandboxPlatform):
         # Saving a product fires product.updated, changed values or not.
         self.item_changed(item, price=touches_price, quantity=quantity is not None)
         return self._product_json(item)
+
+    # ---- creating products (publishing) and their content
+
+    def _parent_options(self, parent: str) -> dict[str, set[str]]:
+        attributes = self.products.get(parent, {}).get("attributes", [])
+        return {
+            str(a.get("name")): {str(o) for o in a.get("options") or []}
+            for a in attributes
+            if a.get("variation")
+        }
+
+    def _content_problem(
+        self, item: CatalogItem | None, row: Mapping[str, Any], parent: str | None
+    ) -> str:
+        sku = row.get("sku")
+        if sku and (other := self.catalog.get(str(sku))) is not None and other is not item:
+            return f"Invalid or duplicated SKU: {sku}."
+        if parent is None or "attributes" not in row:
+            return ""
+        offered = self._parent_options(parent)
+        for attribute in row["attributes"]:
+            name, option = str(attribute["name"]), str(attribute["option"])
+            if option not in offered.get(name, set()):
+                return f"{name}: {option} is not an option of the parent product for variations."
+        return ""
+
+    def _apply_content(self, item: CatalogItem, row: Mapping[str, Any], parent: str | None) -> None:
+        """A variation's or simple product's own content; a simple product's texts and
+        images belong to its product record."""
+        if "global_unique_id" in row:
+            item.content["barcode"] = str(row["global_unique_id"])
+        if "attributes" in row and parent is not None:
+            item.content["options"] = {str(a["name"]): str(a["option"]) for a in row["attributes"]}
+        if "sku" in row and row["sku"] and row["sku"] != item.sku:
+            self.catalog.remove(item.sku)
+            item.sku = str(row["sku"])
+            self.catalog.put(item)
+        if parent is None:
+            self._product_fields(item.ids["product_id"], row)
+        item.content.setdefault("product", item.ids["product_id"])
+
+    def _product_fields(self, product_id: str, row: Mapping[str, Any]) -> None:
+        fields: dict[str, Any] = {}
+        for key, name in (("name", "title"), ("description", "description"), ("type", "type")):
+            if key in row:
+                fields[name] = row[key]
+        if "images" in row:
+            fields["images"] = [str(image["src"]) for image in row["images"]]
+        if "attributes" in row:
+            fields["attributes"] = list(row["attributes"])
+            fields["options"] = [str(a["name"]) for a in row["attributes"]]
+        if "sku" in row:
+            fields["sku"] = row["sku"]
+        if fields:
+            self.product_put(product_id, fields)
+
+    def product_create(self, request: Request) -> Response:
+        row = request.json()
+        with self.lock:
+            sku = str(row.get("sku") or "")
+            if sku and (self.catalog.get(sku) is not None or self._parent_by_sku(sku)):
+                return wc_error(400, "product_invalid_sku", "Invalid or duplicated SKU.")
+            product_id = str(self.next_id())
+            self._product_fields(product_id, {"type": "simple", **row})
+            if row.get("type", "simple") == "variable":
+                return Response.json(201, self._parent_json(product_id))
+            item = CatalogItem(
+                sku=sku or f"woo-{product_id}",
+                ids={"product_id": product_id, "variant_id": product_id},
+                price=Decimal("0"),
+                quantity=0,
+                content={"product": product_id, "barcode": str(row.get("global_unique_id", ""))},
+            )
+            self.catalog.put(item)
+            return Response.json(
+                201, self._apply_update(item, {"id": int(product_id), **row}, via="product_create")
+            )
+
+    def product_update(self, request: Request) -> Response:
+        product_id = request.params["id"]
+        row = request.json()
+        with self.lock:
+            item = self.catalog.find_by_id("variant_id", product_id)
+            if item is not None and item.ids["product_id"] == product_id:
+                problem = self._content_problem(item, row, None)
+                if problem:
+                    return wc_error(400, "product_invalid_sku", problem)
+                self._apply_content(item, row, None)
+                return Response.json(
+                    200,
+                    self._apply_update(item, {"id": int(product_id), **row}, via="product_update"),
+                )
+            if product_id not in self.products:
+                return wc_error(404, "woocommerce_rest_product_invalid_id", "Invalid ID.")
+            sku = row.get("sku")
+            if sku and (
+                self.catalog.get(str(sku))
+                or self._parent_by_sku(str(sku)) not in (None, product_id)
+            ):
+                return wc_error(400, "product_invalid_sku", "Invalid or duplicated SKU.")
+            self._product_fields(product_id, row)
+            return Response.json(200, self._parent_json(product_id))
+
+    def _parent_by_sku(self, sku: str) -> str | None:
+        for product_id, product in self.products.items():
+            if product.get("type") == "variable" and product.get("sku") == sku:
+                return product_id
+        return None
+
+    def _parent_json(self, product_id: str) -> JsonDict:
+        product = self.products[product_id]
+        children = [
+            int(i.ids["variant_id"])
+            for i in self.catalog.items()
+            if i.ids["product_id"] == product_id and i.ids["variant_id"] != product_id
+        ]
+        return {
+            "id": int(product_id),
+            "name": product.get("title", ""),
+            "type": "variable",
+            "sku": product.get("sku", ""),
+            "description": product.get("description", ""),
+            "images": [{"src": src} for src in product.get("images", [])],
+            "attributes": product.get("attributes", []),
+            "variations": sorted(children),
+            "price": "",
+            "manage_stock": False,
+            "stock_quantity": None,
+        }
+
+    def _variation_create(self, row: Any, parent: str) -> JsonDict:
+        with self.lock:
+            if self.products.get(parent, {}).get("type") != "variable":
+                return self._item_error(0, "woocommerce_rest_product_invalid_id", "Invalid ID.")
+            sku = str(row.get("sku") or "")
+            problem = self._content_problem(None, row, parent)
+            if problem:
+                return self._item_error(0, "woocommerce_rest_invalid_attribute", problem)
+            if self.faults.item_fails(sku):
+                self.counters.record_fault("item")
+                return self._item_error(0, "woocommerce_rest_product_not_saved", "Could not save.")
+            variation_id = str(self.next_id())
+            item = CatalogItem(
+                sku=sku or f"woo-{variation_id}",
+                ids={"product_id": parent, "variant_id": variation_id},
+                price=Decimal("0"),
+                quantity=0,
+                content={"product": parent},
+            )
+            self.catalog.put(item)
+            self._apply_content(item, row, parent)
+            return self._apply_update(
+                item, {"id": int(variation_id), **row}, via="variations_batch"
+            )
 
     def _price_field(self, row: Mapping[str, Any], name: str) -> Decimal:
         value = row[name]
@@ -479,7 +660,16 @@ class WooCommerceSandbox(SandboxPlatform):
             wanted = set(include)
             items = [i for i in items if i.ids["variant_id"] in wanted]
         items.sort(key=lambda i: int(i.ids["variant_id"]))
-        return self._paged(request, [self._product_json(i) for i in items])
+        rows = [self._product_json(i) for i in items]
+        parents = [
+            self._parent_json(pid)
+            for pid, product in self.products.items()
+            if product.get("type") == "variable"
+            and (not sku or product.get("sku") == sku)
+            and (include is None or pid in include)
+        ]
+        rows = sorted([*rows, *parents], key=lambda row: row["id"])
+        return self._paged(request, rows)
 
     def variations_list(self, request: Request) -> Response:
         parent = request.params["parent"]

@@ -10,8 +10,13 @@ with that source (under ``--specs``, default $PIMSYNC_SPECS_DIR or
   enum value exists in the official schema with the same type, and nothing the
   official schema requires was left out (sandbox.contracts.trim.sdl_differences).
 * ``*.json`` with ``x-pimsync.official``: the copy is exactly the official
-  document trimmed to the operations its ``x-pimsync`` block lists;
-  ``--write`` regenerates such copies (after adding an operation to the list).
+  document trimmed to the operations its ``x-pimsync`` block lists (an Amazon
+  product type: to its ``attributes`` and ``rules``); ``--write`` regenerates such
+  copies (after adding an operation or attribute to the list).
+* A product type whose full official definition is not in the specs folder (it
+  holds only a subset of Amazon's PRODUCT definition) is checked attribute by
+  attribute against that subset (``x-pimsync.subset``); the others are named as
+  not checked there, with the upstream file in ``x-pimsync.source``.
 
 WooCommerce publishes no machine-readable definition, so woocommerce_v3.json
 (hand-written, with its sources noted inside) is not compared.
@@ -33,9 +38,12 @@ from sandbox.contracts import CONTRACTS_DIR  # noqa: E402
 from sandbox.contracts.trim import (  # noqa: E402
     json_differences,
     openapi_differences,
+    product_type_differences,
     sdl_differences,
+    strip_docs,
     trim_json_schema,
     trim_openapi,
+    trim_product_type,
 )
 
 DEFAULT_SPECS = os.environ.get("PIMSYNC_SPECS_DIR", "/work/shared/reference/specs")
@@ -54,8 +62,13 @@ def check_file(path: Path, specs: Path, *, write: bool = False) -> list[str]:
     keep = kept.get("x-pimsync") or {}
     if "official" not in keep:
         return []  # hand-written (WooCommerce): nothing published to compare with
+    if "attributes" in keep and not (specs / keep["official"]).exists():
+        return subset_differences(kept, specs)
     official = json.loads((specs / keep["official"]).read_text())
-    if "operations" in keep:
+    if "attributes" in keep:
+        expected = trim_product_type(official, keep)
+        found = product_type_differences(kept, official)
+    elif "operations" in keep:
         expected = trim_openapi(official, keep)
         found = openapi_differences(kept, official)
     else:
@@ -65,6 +78,25 @@ def check_file(path: Path, specs: Path, *, write: bool = False) -> list[str]:
         path.write_text(json.dumps(expected, indent=1, sort_keys=False) + "\n")
         print(f"{path.name}: rewritten from {keep['official']}")
         return []
+    return found
+
+
+def subset_differences(kept: dict, specs: Path) -> list[str]:
+    """The kept attributes that the folder's subset of the definition holds, compared
+    one by one (the rest cannot be checked here: printed, not failed)."""
+    keep = kept["x-pimsync"]
+    subset = json.loads((specs / keep["subset"]).read_text())
+    found = []
+    for name, schema in kept["properties"].items():
+        if name in subset.get("properties", {}):
+            official = strip_docs({"properties": {name: subset["properties"][name]}})
+            found += json_differences({"properties": {name: schema}}, official)
+    unchecked = [n for n in kept["properties"] if n not in subset.get("properties", {})]
+    print(
+        f"  {len(kept['properties']) - len(unchecked)} attribute(s) checked against "
+        f"{keep['subset']}; {len(unchecked)} not in this folder's copy (upstream: "
+        f"{keep['source']})"
+    )
     return found
 
 

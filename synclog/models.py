@@ -16,6 +16,8 @@ class EventType(models.TextChoices):
     INVENTORY = "inventory", "Inventory"
     ORDER = "order", "Order"
     RECONCILE = "reconcile", "Reconcile"
+    # Product content: a product published on a channel, a later edit of what it shows.
+    ATTRIBUTE = "attribute", "Product content"
 
 
 class SyncStatus(models.TextChoices):

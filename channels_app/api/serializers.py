@@ -213,6 +213,7 @@ class ListingSerializer(serializers.ModelSerializer):
             "listing_sku",
             "price_override",
             "is_enabled",
+            "sync_content",
             "last_pushed_price",
             "last_pushed_quantity",
             "last_pushed_at",

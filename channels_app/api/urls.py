@@ -1,6 +1,6 @@
 from rest_framework.routers import BaseRouter
 
-from . import reconciliation, views
+from . import publications, reconciliation, views
 
 
 def register(router: BaseRouter) -> None:
@@ -9,6 +9,7 @@ def register(router: BaseRouter) -> None:
     router.register("variants", views.VariantWithChannelsViewSet, basename="variant")
     router.register("channels", views.ChannelViewSet, basename="channel")
     router.register("listings", views.ListingViewSet, basename="listing")
+    router.register("publications", publications.PublicationViewSet, basename="publication")
     router.register("buffer-rules", views.BufferRuleViewSet, basename="buffer-rule")
     router.register("price-rules", views.PriceRuleViewSet, basename="price-rule")
     router.register("orders", views.OrderViewSet, basename="order")

@@ -48,6 +48,7 @@ from ..models import (
     OrderStatus,
     PriceRule,
     SyncMarker,
+    WebhookSecretEvent,
 )
 from ..orders.apply import order_mark_shipped
 from ..orders.on_channel import orders_channel_calls_retry
@@ -310,7 +311,12 @@ class ChannelViewSet(ServiceModelViewSet):
         )
 
     def save_through_service(self, instance: Channel, changed: set[str]) -> Channel:
-        return services.channel_save(channel=instance, changed_fields=changed)
+        return services.channel_save(
+            channel=instance,
+            changed_fields=changed,
+            user=self.request.user,
+            via=WebhookSecretEvent.Via.API,
+        )
 
     def _queue(self, request: Request, *, forced: bool) -> Response:
         channel = self.get_object()

@@ -63,6 +63,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote
 
+from .amazon_content import AmazonContent
 from .base import (
     BatchStatus,
     ChannelConfig,
@@ -110,6 +111,7 @@ SEARCH_IDENTIFIERS_MAX = 20  # searchListingsItems: identifiers and pageSize are
 # from the SP-API models, the rest from the reference's table.
 OPERATION_LIMITS: dict[str, tuple[float, float]] = {
     "patchListingsItem": (5.0, 5.0),
+    "putListingsItem": (5.0, 10.0),
     "getListingsItem": (5.0, 10.0),
     "searchListingsItems": (5.0, 5.0),
     "createFeedDocument": (0.5, 15.0),
@@ -194,7 +196,7 @@ class _Patch:
     patch: dict[str, Any]
 
 
-class AmazonConnector:
+class AmazonConnector(AmazonContent):
     platform = "amazon"
     # One SKU per patch call; a push above the feed threshold becomes one feed.
     max_price_batch = MAX_FEED_MESSAGES

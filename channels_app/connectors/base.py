@@ -319,6 +319,112 @@ class VariantReader(Protocol):
         ...
 
 
+# --------------------------------------------------------------------------- product content
+
+
+@dataclass(frozen=True)
+class VariantContent:
+    """One variant of a product as it is published (or its content pushed)."""
+
+    sku: str  # pimsync's master SKU
+    channel_sku: str  # the SKU the channel keys it on (listing_sku or sku)
+    title: str  # the variant's own title ("" = the product's)
+    options: tuple[tuple[str, str], ...]  # (option name, value) in the product's option order
+    barcode: str  # GTIN / EAN / UPC, "" when none
+    price: Decimal
+    compare_at_price: Decimal | None
+    quantity: int  # the channel's ATP when published
+    listing: ListingRef  # the channel's ids when known (a re-publish, a content push)
+
+    @property
+    def options_label(self) -> str:
+        return " / ".join(value for _, value in self.options)
+
+
+@dataclass(frozen=True)
+class ProductContent:
+    """A pimsync product as one channel should show it: the descriptive data and every
+    variant listed (or to be listed) there."""
+
+    handle: str  # pimsync's product handle: the channel's handle / group key / parent SKU
+    title: str
+    description: str  # HTML as entered in pimsync
+    vendor: str
+    product_type: str
+    image_urls: tuple[str, ...]  # first = main image
+    option_names: tuple[str, ...]  # () for a product without options
+    variants: tuple[VariantContent, ...]
+    product_ref: str = ""  # the channel's product id when it was published before
+
+    @property
+    def has_variants(self) -> bool:
+        """Several variants, or named options: the channel's variable / configurable form."""
+        return len(self.variants) > 1 or bool(self.option_names)
+
+
+# Parts of a product's content a push may carry; ContentUpdate.changed names those that
+# differ from what the channel was last told (connectors send only what they must).
+CONTENT_PRODUCT = "product"  # title, description, vendor, product type
+CONTENT_IMAGES = "images"
+CONTENT_VARIANT = "variant"  # options, barcode, variant title
+CONTENT_PARTS = (CONTENT_PRODUCT, CONTENT_IMAGES, CONTENT_VARIANT)
+
+
+@dataclass(frozen=True)
+class ContentUpdate:
+    """Push one listing's content: its product as the channel should show it now, and
+    which parts changed since the last push (all of them when forced)."""
+
+    listing: ListingRef
+    product: ProductContent
+    changed: frozenset[str]
+
+    @property
+    def variant(self) -> VariantContent:
+        for variant in self.product.variants:
+            if variant.sku == self.listing.sku:
+                return variant
+        raise LookupError(f"{self.listing.sku} is not a variant of {self.product.handle}")
+
+
+@dataclass(frozen=True)
+class PublishedVariant:
+    """What the channel made of one variant: its ids (ok) or why not. ``values_set``
+    is False when the variant is listed but its price and quantity may not be the
+    ones published (a quantity call that failed, an offer made earlier): the pushes
+    that follow set them."""
+
+    sku: str
+    listing: ListingRef
+    result: ItemResult
+    values_set: bool = True
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    product_ref: str  # the channel's product id (Shopify gid, Woo parent id, eBay group...)
+    variants: list[PublishedVariant]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.variants) and all(v.result.ok for v in self.variants)
+
+
+@runtime_checkable
+class ContentPublisher(Protocol):
+    """A platform pimsync can create products on and keep their content current."""
+
+    def publish_product(self, product: ProductContent) -> PublishResult:
+        """Create (or, when it exists, update) the product with its variants, prices and
+        quantities; one PublishedVariant per variant. Raises ConnectorError when nothing
+        could be created (auth, throttling, the channel down)."""
+        ...
+
+    def push_content(self, items: Sequence[ContentUpdate]) -> list[ItemResult]:
+        """Push the changed content of these listings; one result per item, same SKUs."""
+        ...
+
+
 @runtime_checkable
 class WebhookConnector(Protocol):
     """A platform whose webhook subscriptions pimsync manages through its API

@@ -62,6 +62,7 @@ from .base import (
     QuantityUpdate,
     WebhookEvent,
 )
+from .ebay_content import EbayContent
 from .errors import POLL_WINDOW_EXCEEDED, ConnectorError, FailureKind, PermanentError
 from .http import (
     HttpClient,
@@ -108,7 +109,7 @@ class _BulkEntry:
     request: dict[str, Any]
 
 
-class EbayConnector:
+class EbayConnector(EbayContent):
     platform = "ebay"
     max_price_batch = MAX_BULK_ITEMS
     max_quantity_batch = MAX_BULK_ITEMS

@@ -118,6 +118,7 @@ from .http import (
     ok_result,
     parse_timestamp,
 )
+from .magento_content import MagentoContent
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +126,7 @@ ASYNC_MAX_ITEMS = 5000  # Web API input limit of an asynchronous request (when e
 MAX_PAGE_SIZE = 300  # Web API input limit on searchCriteria pageSize (when enabled)
 STORE_CODE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 SOURCE_CODE_RE = re.compile(r"^\S+$")
+ATTRIBUTE_CODE_RE = re.compile(r"^[a-z][a-z0-9_]{0,59}$")
 PLACEHOLDER_RE = re.compile(r"%(\w+)")
 INPUT_LIMIT_MESSAGE = "Maximum items of type"
 # Bulk operation statuses (Magento\AsynchronousOperations\Api\Data\OperationInterface).
@@ -170,6 +172,13 @@ class MagentoOptions:
     burst: float = 0.0  # pacing burst (0: the rate, at least 1)
     bulk_poll_seconds: float = 2.0  # longest wait between two bulk status reads
     bulk_max_wait_seconds: float = 90.0  # give up waiting for a bulk after this (retryable)
+    # Publishing (docs/publishing.md): the attribute set and website of new products,
+    # the select attribute a pimsync option is (default: its name in lower case), and
+    # the attribute holding the barcode ("" = Magento has none: not sent).
+    attribute_set_id: int = 4
+    website_id: int = 1
+    option_attributes: tuple[tuple[str, str], ...] = ()
+    barcode_attribute: str = ""
 
 
 OPTION_KEYS = frozenset(MagentoOptions.__dataclass_fields__)
@@ -216,7 +225,24 @@ def _parse_options(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
             values["source_codes"] = tuple(codes)
         else:
             problems.append('source_codes: a list of distinct MSI source codes, e.g. ["default"]')
+    if "option_attributes" in raw:
+        mapping = raw["option_attributes"]
+        if isinstance(mapping, Mapping) and all(
+            isinstance(k, str) and isinstance(v, str) and ATTRIBUTE_CODE_RE.fullmatch(v)
+            for k, v in mapping.items()
+        ):
+            values["option_attributes"] = tuple(sorted(mapping.items()))
+        else:
+            problems.append('option_attributes: {"<option name>": "<attribute code>"}')
+    if "barcode_attribute" in raw:
+        code = raw["barcode_attribute"]
+        if isinstance(code, str) and (code == "" or ATTRIBUTE_CODE_RE.fullmatch(code)):
+            values["barcode_attribute"] = code
+        else:
+            problems.append("barcode_attribute: an attribute code such as gtin, or empty")
     ranges = {
+        "attribute_set_id": (1, 2**31),
+        "website_id": (1, 2**31),
         "price_store_id": (0, 2**31),
         "stock_id": (1, 2**31),
         "async_threshold": (0, 10**9),
@@ -407,7 +433,7 @@ class _Bulk:
     entries_by_operation: list[list[_Entry]] = field(default_factory=list)
 
 
-class MagentoConnector:
+class MagentoConnector(MagentoContent):
     platform = "magento"
     # The async bulk limit: the engine hands a large burst over in one call and
     # the connector picks synchronous calls or one asynchronous bulk by size.

@@ -80,6 +80,7 @@ from .http import (
     ok_result,
     parse_timestamp,
 )
+from .shopify_content import ShopifyContent
 from .shopify_versions import (
     DEFAULT_VERSION,
     api_version_problem,
@@ -379,7 +380,7 @@ def cancel_reason_enum(reason: str) -> str:
     return "OTHER"
 
 
-class ShopifyConnector:
+class ShopifyConnector(ShopifyContent):
     platform = "shopify"
     max_price_batch = MAX_INPUT
     max_quantity_batch = MAX_INPUT

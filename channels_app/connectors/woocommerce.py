@@ -70,6 +70,7 @@ from .http import (
     ok_result,
     parse_timestamp,
 )
+from .woocommerce_content import WooCommerceContent
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ def money(value: Decimal) -> str:
     return f"{value:.2f}"
 
 
-class WooCommerceConnector:
+class WooCommerceConnector(WooCommerceContent):
     platform = "woocommerce"
     max_price_batch = BATCH_LIMIT
     max_quantity_batch = BATCH_LIMIT

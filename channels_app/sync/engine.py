@@ -9,6 +9,8 @@ alive by a heartbeat while this worker lives)
      before writing (guard.py): nothing is written over a sale not imported yet
   -> chunk to the connector's largest batch -> call (every call spends from the
      channel's shared rate budget) -> urgent work that arrived meanwhile goes next
+  -> kinds in order: quantities, then prices, then product content (attribute: the
+     parts of a published product's content that changed, one product per call)
   -> per SKU: sync log entry; success clears the marker (unless re-dirtied
      meanwhile), retryable backs off (bounded by attempts and age, then
      dead-lettered), permanent dead-letters, auth pauses, a compare-and-set
@@ -43,12 +45,15 @@ from synclog.services import Attempt
 from ..connectors.base import (
     AsyncBatchConnector,
     Connector,
+    ContentPublisher,
+    ContentUpdate,
     ItemResult,
     PriceUpdate,
     QuantityUpdate,
 )
 from ..connectors.errors import ConnectorError, FailureKind
 from ..connectors.http import item_result
+from ..content import content_updates, listing_content_parts
 from ..dispatch import batch_watch_later, channel_push_request_on_commit
 from ..models import (
     Channel,
@@ -70,11 +75,20 @@ from .guard import (
     skus_being_imported,
 )
 from .lease import lease_length, leased_run
-from .rules import Action, Decision, Limits, price_decide, quantity_decide
+from .rules import Action, Decision, Limits, content_decide, price_decide, quantity_decide
 from .tokens import channel_token_reset
 
 log = logging.getLogger(__name__)
-EVENT_TYPE: dict[str, str] = {SyncKind.PRICE: "price", SyncKind.QUANTITY: "inventory"}
+EVENT_TYPE: dict[str, str] = {
+    SyncKind.PRICE: "price",
+    SyncKind.QUANTITY: "inventory",
+    SyncKind.ATTRIBUTE: "attribute",
+}
+# The order a claim's kinds are pushed in: overselling costs more than a stale price,
+# a stale price more than a stale description.
+KIND_ORDER = (SyncKind.QUANTITY, SyncKind.PRICE, SyncKind.ATTRIBUTE)
+# Variants of one product per content call at most (Shopify's input arrays take 250).
+CONTENT_CALL_MAX = 250
 CAS_STALE_CODES = frozenset({"CHANGE_FROM_QUANTITY_STALE", "COMPARE_QUANTITY_STALE"})
 # An increase of a SKU whose orders are still being imported is tried again this soon.
 INBOUND_HOLD_SECONDS = 1.0
@@ -98,7 +112,7 @@ class PushReport:
 class Work:
     marker: SyncMarker
     listing: ChannelListing
-    value: Any  # Decimal for price, int for quantity
+    value: Any  # Decimal for price, int for quantity, ContentUpdate for attribute
     result: ItemResult | None = None
 
     @property
@@ -239,6 +253,15 @@ def _limits(channel: Channel) -> Limits:
 
 def _decide(kind: str, work: Work, limits: Limits, now: datetime) -> Decision:
     m, lst = work.marker, work.listing
+    if kind == SyncKind.ATTRIBUTE:
+        return content_decide(
+            changed=work.value.changed,
+            last_pushed_at=lst.last_content_pushed_at,
+            forced=m.is_forced,
+            limits=limits,
+            now=now,
+            urgent=m.is_urgent,
+        )
     if kind == SyncKind.PRICE:
         return price_decide(
             new=work.value,
@@ -268,6 +291,8 @@ def _current_values(
     not for sale (listing disabled, variant inactive, product archived) is told 0;
     its price is not pushed (those markers come back second)."""
     variant_ids = {m.listing.variant_id for m in markers}
+    if kind == SyncKind.ATTRIBUTE:
+        return _current_content(channel, markers)
     if kind == SyncKind.PRICE:
         selling = [m for m in markers if listing_is_for_sale(m.listing)]
         prices = channel_price_bulk(channel=channel, variant_ids=variant_ids)
@@ -280,12 +305,44 @@ def _current_values(
     ], []
 
 
+def _current_content(
+    channel: Channel, markers: Sequence[SyncMarker]
+) -> tuple[list[Work], list[SyncMarker]]:
+    """Each listing's content as the catalog holds it now and the parts that changed;
+    a listing whose content pimsync no longer owns, or that is not for sale, is not
+    pushed (those markers come back second)."""
+    pushed = [m for m in markers if m.listing.sync_content and listing_is_for_sale(m.listing)]
+    updates = content_updates(
+        channel=channel,
+        listings=[m.listing for m in pushed],
+        forced=[m.listing_id for m in pushed if m.is_forced],
+    )
+    return [Work(m, m.listing, updates[m.listing_id]) for m in pushed], [
+        m for m in markers if m not in pushed
+    ]
+
+
 # --- calling ----------------------------------------------------------------------------------
+
+
+def _content_chunks(work: list[Work]) -> list[list[Work]]:
+    """One product per content call: the platforms write a product's content (and its
+    variants) in one request, or one variant after another of that product."""
+    by_product: dict[int, list[Work]] = defaultdict(list)
+    for w in work:
+        by_product[w.listing.variant.product_id].append(w)
+    return [
+        group[i : i + CONTENT_CALL_MAX]
+        for group in by_product.values()
+        for i in range(0, len(group), CONTENT_CALL_MAX)
+    ]
 
 
 def _chunks(
     connector: Connector, kind: str, work: list[Work], channel: Channel, *, urgent: bool = False
 ) -> list[list[Work]]:
+    if kind == SyncKind.ATTRIBUTE:
+        return _content_chunks(work)
     limit = connector.max_price_batch if kind == SyncKind.PRICE else connector.max_quantity_batch
     if channel.batch_size:
         limit = min(limit, channel.batch_size)
@@ -363,6 +420,18 @@ def _updates(
 
 
 def _call(connector: Connector, kind: str, chunk: list[Work]) -> list[ItemResult]:
+    if kind == SyncKind.ATTRIBUTE:
+        if not isinstance(connector, ContentPublisher):
+            return [
+                ItemResult(
+                    w.listing.variant.sku,
+                    FailureKind.PERMANENT,
+                    "unsupported",
+                    f"{connector.platform} takes no product content from pimsync",
+                )
+                for w in chunk
+            ]
+        return connector.push_content([w.value for w in chunk])
     if kind == SyncKind.PRICE:
         return connector.push_prices(_price_updates(chunk))
     return connector.push_quantities(_quantity_updates(connector, chunk))
@@ -396,7 +465,10 @@ def _record_success(
     listings = []
     for w in done:
         lst = w.listing
-        if kind == SyncKind.PRICE:
+        if kind == SyncKind.ATTRIBUTE:
+            lst.last_pushed_content = listing_content_parts(lst, w.value.product)
+            lst.last_content_pushed_at = now
+        elif kind == SyncKind.PRICE:
             lst.last_pushed_price = lst.last_confirmed_price = w.value
             lst.last_price_pushed_at = now
         else:
@@ -404,13 +476,8 @@ def _record_success(
             lst.last_quantity_pushed_at = now
         lst.last_pushed_at = lst.last_confirmed_at = now
         listings.append(lst)
-    fields = (
-        ["last_pushed_price", "last_confirmed_price", "last_price_pushed_at"]
-        if kind == SyncKind.PRICE
-        else ["last_pushed_quantity", "last_confirmed_quantity", "last_quantity_pushed_at"]
-    )
-    ChannelListing.objects.bulk_update(listings, [*fields, "last_pushed_at", "last_confirmed_at"])
-    if listings:
+    ChannelListing.objects.bulk_update(listings, [*PUSHED_FIELDS[kind], *PUSHED_AT])
+    if listings and kind != SyncKind.ATTRIBUTE:
         # An edit a channel's webhook reported for these fields is overwritten now.
         synclog.drift_findings_pushed(
             channel_id=listings[0].channel_id,
@@ -428,6 +495,25 @@ def _record_success(
     return attempts
 
 
+PUSHED_FIELDS: dict[str, list[str]] = {
+    SyncKind.PRICE: ["last_pushed_price", "last_confirmed_price", "last_price_pushed_at"],
+    SyncKind.QUANTITY: [
+        "last_pushed_quantity",
+        "last_confirmed_quantity",
+        "last_quantity_pushed_at",
+    ],
+    SyncKind.ATTRIBUTE: ["last_pushed_content", "last_content_pushed_at"],
+}
+PUSHED_AT = ["last_pushed_at", "last_confirmed_at"]
+
+
+def value_text(value: Any) -> str:
+    """The value as the sync log shows it; a content push names the parts it carried."""
+    if isinstance(value, ContentUpdate):
+        return ",".join(sorted(value.changed)) or "content"
+    return str(value)
+
+
 def _attempt(kind: str, w: Work, status: str, **extra: Any) -> Attempt:
     r = w.result
     return Attempt(
@@ -435,7 +521,7 @@ def _attempt(kind: str, w: Work, status: str, **extra: Any) -> Attempt:
         sku=w.listing.variant.sku,
         listing_id=w.listing.pk,
         event_type=EVENT_TYPE[kind],
-        value_sent=str(w.value),
+        value_sent=value_text(w.value)[:64],
         status=status,
         error_code=(r.code if r and not r.ok else "")[:64],
         message=(r.message if r and not r.ok else "")[:2000],
@@ -650,7 +736,11 @@ def _guard_chunk(run: Run, work: list[Work]) -> list[Work]:
 
 def _push_chunk(run: Run, kind: str, chunk: list[Work]) -> bool:
     """One connector call and its bookkeeping; returns False when the loop must stop."""
-    if len(chunk) > 1 and isinstance(run.connector, AsyncBatchConnector):
+    if (
+        len(chunk) > 1
+        and kind != SyncKind.ATTRIBUTE
+        and isinstance(run.connector, AsyncBatchConnector)
+    ):
         return _submit_batch(run, kind, chunk)
     try:
         results = _call(run.connector, kind, chunk)
@@ -845,11 +935,11 @@ def _process_kind(run: Run, kind: str, markers: list[SyncMarker], *, urgent: boo
 
 
 def _process_claimed(run: Run, markers: list[SyncMarker], *, urgent: bool = False) -> bool:
-    """Quantities first (overselling costs more than a stale price)."""
+    """Quantities first (overselling costs more than a stale price), content last."""
     by_kind: dict[str, list[SyncMarker]] = defaultdict(list)
     for m in markers:
         by_kind[m.kind].append(m)
-    kinds = [k for k in (SyncKind.QUANTITY, SyncKind.PRICE) if by_kind[k]]
+    kinds = [k for k in KIND_ORDER if by_kind[k]]
     for i, kind in enumerate(kinds):
         if not _process_kind(run, kind, by_kind[kind], urgent=urgent):
             _release([m for later in kinds[i + 1 :] for m in by_kind[later]])

@@ -245,6 +245,13 @@ def on_price_changed(sender: object, variant_ids: frozenset[int], **_: object) -
     variants_mark_dirty(variant_ids, kinds=[SyncKind.PRICE])
 
 
+def on_content_changed(sender: object, variant_ids: frozenset[int], **_: object) -> None:
+    """What a channel shows of these variants changed: the listings whose content
+    pimsync owns (it published them) get their content pushed."""
+    listings = ChannelListing.objects.filter(variant_id__in=list(variant_ids), sync_content=True)
+    listings_mark_dirty(listings, kinds=[SyncKind.ATTRIBUTE])
+
+
 def on_sellable_changed(sender: object, variant_ids: frozenset[int], **_: object) -> None:
     """A variant stopped (or started again) being for sale: every channel that lists
     it is told the resulting quantity (0 while it is not for sale)."""

@@ -107,3 +107,25 @@ def price_decide(
     if abs(new - last_pushed) < PRICE_STEP:
         return Decision(Action.DROP, why="unchanged")
     return Decision(Action.PUSH, why="changed")
+
+
+def content_decide(
+    *,
+    changed: frozenset[str],
+    last_pushed_at: datetime | None,
+    forced: bool,
+    limits: Limits,
+    now: datetime,
+    urgent: bool = False,
+) -> Decision:
+    """Product content (title, description, images, options, barcode): pushed when a
+    part differs from what the channel was last told, at most once per minimum
+    interval like a price; an edit undone before its push is dropped."""
+    waiting = None if urgent else _min_interval_wait(last_pushed_at, limits, now)
+    if waiting:
+        return waiting
+    if forced:
+        return Decision(Action.PUSH, why="forced")
+    if not changed:
+        return Decision(Action.DROP, why="unchanged")
+    return Decision(Action.PUSH, why="changed")

@@ -22,6 +22,12 @@ MONEY = {"max_digits": 12, "decimal_places": 2, "min_value": Decimal("0")}
 
 class ProductSerializer(serializers.ModelSerializer):
     variant_count = serializers.IntegerField(read_only=True)
+    image_urls = serializers.ListField(
+        child=serializers.URLField(max_length=2000),
+        max_length=Product.MAX_IMAGES,
+        required=False,
+        help_text="Images by URL, in order (sent where the platform takes URLs)",
+    )
 
     class Meta:
         model = Product
@@ -32,6 +38,7 @@ class ProductSerializer(serializers.ModelSerializer):
             "description",
             "vendor",
             "product_type",
+            "image_urls",
             "status",
             "variant_count",
             "created_at",

@@ -20,12 +20,14 @@ from ..errors import InvalidMovement, UnknownSku
 from ..models import MONEY_LIMIT, Location, Product, Variant
 
 PRICE_FIELDS = ("price", "compare_at_price", "map_price")
+VARIANT_CONTENT_FIELDS = Variant.CONTENT_FIELDS
+PRODUCT_CONTENT_FIELDS = Product.CONTENT_FIELDS
 
 
 def variant_save(*, variant: Variant, changed_fields: Iterable[str] | None = None) -> Variant:
     """Validate and save a new or edited variant; a price change fires the price
     event, (de)activating it the sellable event (channels then show 0, or its
-    stock again).
+    stock again), a change of its options, barcode or title the content event.
 
     ``changed_fields`` is what the caller changed (the admin's form knows); when
     omitted the stored row is compared.
@@ -36,22 +38,20 @@ def variant_save(*, variant: Variant, changed_fields: Iterable[str] | None = Non
             variant.save()
             events.publish_price_changed(variant_ids=[variant.pk])
             return variant
+        watched = (*PRICE_FIELDS, "is_active", *VARIANT_CONTENT_FIELDS)
         if changed_fields is None:
-            before = (
-                Variant.objects.filter(pk=variant.pk).values(*PRICE_FIELDS, "is_active").first()
-                or {}
-            )
-            price_changed = any(before.get(f) != getattr(variant, f) for f in PRICE_FIELDS)
-            sellable_changed = before.get("is_active", variant.is_active) != variant.is_active
+            before = Variant.objects.filter(pk=variant.pk).values(*watched).first() or {}
+            changed = {f for f in watched if f in before and before[f] != getattr(variant, f)}
         else:
-            price_changed = bool(set(changed_fields) & set(PRICE_FIELDS))
-            sellable_changed = "is_active" in set(changed_fields)
+            changed = set(changed_fields)
         variant.full_clean()
         variant.save()
-        if price_changed:
+        if changed & set(PRICE_FIELDS):
             events.publish_price_changed(variant_ids=[variant.pk])
-        if sellable_changed:
+        if "is_active" in changed:
             events.publish_sellable_changed(variant_ids=[variant.pk])
+        if changed & set(VARIANT_CONTENT_FIELDS):
+            events.publish_content_changed(variant_ids=[variant.pk])
         return variant
 
 
@@ -169,20 +169,24 @@ def variant_set_price_fields(*, changes: dict[int, dict[str, Decimal | None]]) -
 
 def product_save(*, product: Product) -> Product:
     """Save a product; archiving or restoring it fires the sellable event for its
-    variants (channels show 0 while it is archived)."""
+    variants (channels show 0 while it is archived), a change of what channels show
+    of it (title, description, vendor, type, images) the content event."""
     with transaction.atomic():
         before = (
-            Product.objects.filter(pk=product.pk).values_list("status", flat=True).first()
+            Product.objects.filter(pk=product.pk).values("status", *PRODUCT_CONTENT_FIELDS).first()
             if product.pk
             else None
         )
         product.full_clean()
         product.save()
+        if before is None:
+            return product
+        variant_ids = list(product.variants.values_list("pk", flat=True))
         archived = Product.Status.ARCHIVED
-        if before is not None and (before == archived) != (product.status == archived):
-            events.publish_sellable_changed(
-                variant_ids=list(product.variants.values_list("pk", flat=True))
-            )
+        if (before["status"] == archived) != (product.status == archived):
+            events.publish_sellable_changed(variant_ids=variant_ids)
+        if any(before[f] != getattr(product, f) for f in PRODUCT_CONTENT_FIELDS):
+            events.publish_content_changed(variant_ids=variant_ids)
     return product
 
 

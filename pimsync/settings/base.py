@@ -127,7 +127,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where `manage.py collectstatic` puts the static files the web server serves (WhiteNoise
+# with the production settings, which refuse to start until they are collected there).
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -241,6 +243,9 @@ PIMSYNC_HELD_POLL_SECONDS = env.float("PIMSYNC_HELD_POLL_SECONDS", default=5.0)
 # Seconds between two status reads of a batch a channel is processing (an Amazon feed:
 # getFeed allows 2 calls/s, so this costs nothing and reports within seconds).
 PIMSYNC_BATCH_CHECK_SECONDS = env.float("PIMSYNC_BATCH_CHECK_SECONDS", default=5.0)
+# A publish of one product on one channel that started less than this long ago refuses
+# a second one (a crashed request's claim lapses after it).
+PIMSYNC_PUBLISH_LEASE_SECONDS = env.int("PIMSYNC_PUBLISH_LEASE_SECONDS", default=600)
 PIMSYNC_PUSH_TIME_BUDGET_SECONDS = env.float("PIMSYNC_PUSH_TIME_BUDGET_SECONDS", default=40.0)
 PIMSYNC_SWEEP_SECONDS = env.float("PIMSYNC_SWEEP_SECONDS", default=2.0)
 PIMSYNC_PUSH_STALE_SECONDS = env.float("PIMSYNC_PUSH_STALE_SECONDS", default=15.0)

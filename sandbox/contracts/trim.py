@@ -7,8 +7,14 @@ reads the trimmed files.
   operations named in its ``x-pimsync`` block and the definitions they reach by
   ``$ref``, with descriptions, summaries, examples and documentation-only
   extensions removed. A kept JSON copy is right when trimming the official file
-  again gives exactly the copy (:func:`openapi_differences`).
+  again gives exactly the copy (:func:`openapi_differences`). Where a definition's
+  schema contradicts its own documented wire format, ``x-pimsync.corrections``
+  (``[{"at": JSON pointer, "value": schema, "why": ...}]``) replaces that schema in
+  the copy; each is applied again at every check, so it stays visible and named.
 * :func:`trim_json_schema` - the same clean-up for a plain JSON Schema kept whole.
+* :func:`trim_product_type` - an Amazon product type definition (a JSON Schema of
+  listing attributes) cut to the attributes in ``x-pimsync.attributes`` and the
+  conditional rules (``allOf`` entries, by position) in ``x-pimsync.rules``.
 * :func:`sdl_differences` - a trimmed GraphQL SDL against the official schema:
   every kept type, field, argument, input field, default, interface, union
   member and enum value must exist there with the same type; every argument or
@@ -174,7 +180,21 @@ def trim_openapi(official: Mapping[str, Any], keep: Mapping[str, Any]) -> JsonDi
     stripped = strip_docs({k: v for k, v in trimmed.items() if k != "x-pimsync"})
     # The title names the API: kept although a documentation key elsewhere.
     stripped["info"] = {k: info[k] for k in ("title", "version") if k in info}
+    for correction in keep.get("corrections", []):
+        _set_pointer(stripped, str(correction["at"]), copy.deepcopy(correction["value"]))
     return {"x-pimsync": dict(keep), **_sorted_sections(stripped)}
+
+
+def _set_pointer(document: JsonDict, pointer: str, value: Any) -> None:
+    """Replace what the JSON pointer names (it must exist: a correction of nothing is
+    an error, not a silent no-op)."""
+    parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer.lstrip("/").split("/")]
+    node: Any = document
+    for part in parts[:-1]:
+        node = node[part]
+    if parts[-1] not in node:
+        raise KeyError(f"correction at {pointer}: nothing there to correct")
+    node[parts[-1]] = value
 
 
 def _sorted_sections(document: JsonDict) -> JsonDict:
@@ -192,6 +212,38 @@ def _sorted_sections(document: JsonDict) -> JsonDict:
 def trim_json_schema(official: Mapping[str, Any], keep: Mapping[str, Any]) -> JsonDict:
     """A plain JSON Schema kept whole, documentation removed."""
     return {"x-pimsync": dict(keep), **strip_docs(dict(official), names=False)}
+
+
+def trim_product_type(official: Mapping[str, Any], keep: Mapping[str, Any]) -> JsonDict:
+    """The definition with only the kept attributes (each whole), the required ones
+    among them and the kept rules; documentation removed."""
+    attributes = list(keep["attributes"])
+    properties = official.get("properties", {})
+    missing = [name for name in attributes if name not in properties]
+    if missing:
+        raise KeyError(f"attributes not in the official definition: {missing}")
+    rules = official.get("allOf", [])
+    trimmed: JsonDict = {
+        key: copy.deepcopy(official[key])
+        for key in ("$schema", "$id", "$defs", "type")
+        if key in official
+    }
+    trimmed["required"] = [name for name in official.get("required", []) if name in attributes]
+    trimmed["properties"] = {name: copy.deepcopy(properties[name]) for name in attributes}
+    if "additionalProperties" in official:
+        trimmed["additionalProperties"] = official["additionalProperties"]
+    trimmed["allOf"] = [copy.deepcopy(rules[index]) for index in keep.get("rules", [])]
+    return {"x-pimsync": dict(keep), **strip_docs(trimmed)}
+
+
+def product_type_differences(kept: Mapping[str, Any], official: Mapping[str, Any]) -> list[str]:
+    """Where the kept attributes differ from the official definition's ([] = same)."""
+    keep = kept.get("x-pimsync") or {}
+    try:
+        expected = trim_product_type(official, keep)
+    except (KeyError, IndexError) as exc:
+        return [f"cannot trim the official definition: {exc}"]
+    return json_differences(kept, expected)
 
 
 def json_differences(kept: Any, expected: Any, path: str = "") -> list[str]:

@@ -210,6 +210,9 @@ def test_product_page_edits_variant_price_inline_through_the_service(admin_clien
         "variants-0-options": '{"size": "M"}',
         "variants-0-price": "33.00",
         "variants-0-is_active": "on",
+        # the read-only "Published on channels" inline posts its management form too
+        "publications-TOTAL_FORMS": 0,
+        "publications-INITIAL_FORMS": 0,
     }
     try:
         response = admin_client.post(url, data)

@@ -68,6 +68,10 @@ def grow_every_table() -> None:
             kind="dead_letter", channel_id=channel.pk, sku=listing.variant.sku, message="x"
         )
     some_orders(channel, "G", 3)
+    from channels_app.webhook_secrets import webhook_secret_reveal
+
+    for _ in range(3):
+        webhook_secret_reveal(channel=channel, via="command")
     some_csv_imports(3)
     reconciliation_rows(channel, n=3)
     health_snapshot_record(channel.pk)
@@ -150,6 +154,9 @@ def runtime_rows() -> None:
     from synclog import services as synclog
 
     listing = ChannelListing.objects.select_related("variant").first()
+    from channels_app.webhook_secrets import webhook_secret_reveal
+
+    webhook_secret_reveal(channel=listing.channel, via="admin")
     if not SyncMarker.objects.exists():
         from channels_app.sync.markers import listings_mark_dirty
 

@@ -160,6 +160,22 @@ CALLS = [
         {"channel": "{magento_channel}", "product": "{product}", "product_ref": "TEE"},
         fixtures=("magento_world",),
     ),
+    Call("publications list", "get", "/api/v1/publications/", ALL),
+    Call(
+        "publication read",
+        "get",
+        "/api/v1/publications/{publication}/",
+        ALL,
+        fixtures=("publishing_world",),
+    ),
+    Call(
+        "publish",
+        "post",
+        "/api/v1/publications/",
+        (MER,),
+        {"product": "{product}", "channels": ["{publishing_channel}"]},
+        fixtures=("publishing_world",),
+    ),
     Call("buffer rules list", "get", "/api/v1/buffer-rules/", ALL),
     Call("buffer rule read", "get", "/api/v1/buffer-rules/{buffer_rule}/", ALL),
     Call(
@@ -297,6 +313,27 @@ def magento_world(catalog, sandbox):
         platform_config={},
     )
     return {"magento_channel": channel.pk}
+
+
+@pytest.fixture
+def publishing_world(catalog, sandbox):
+    """A Shopify channel on the sandbox that can take the catalog's product, and a
+    publication of another product."""
+    from channels_app.models import ChannelPublication
+    from pimsync.demo import SANDBOX_CHANNELS
+
+    spec = next(s for s in SANDBOX_CHANNELS if s["platform"] == "shopify")
+    channel = factories.ChannelFactory(
+        slug="shop-publish",
+        platform="shopify",
+        base_url=sandbox.platform_url("shopify"),
+        credentials=spec["credentials"],
+        platform_config=spec["platform_config"],
+    )
+    publication = ChannelPublication.objects.create(
+        channel=channel, product=factories.ProductFactory(), status="failed"
+    )
+    return {"publishing_channel": channel.pk, "publication": publication.pk}
 
 
 def factories_customer():

@@ -181,6 +181,11 @@ def official_copies(specs: Path) -> None:
     for path in CONTRACTS_DIR.glob("*.json"):
         kept = json.loads(path.read_text())
         keep = kept.pop("x-pimsync")
+        if "rules" in keep:  # a product type keeps its rules by their place in the official
+            rules = [{} for _ in range(max(keep["rules"]) + 1)]
+            for index, rule in zip(keep["rules"], kept["allOf"], strict=True):
+                rules[index] = rule
+            kept["allOf"] = rules
         if "official" in keep:
             (specs / keep["official"]).parent.mkdir(parents=True, exist_ok=True)
             (specs / keep["official"]).write_text(json.dumps(kept))

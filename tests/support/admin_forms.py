@@ -32,7 +32,13 @@ def channel_form_data(channel: Any, **changes: Any) -> dict:
         "conflict_policy": "trust_pimsync",
         "public_url": "",
     }
-    for inline in ("channel_locations", "alert_settings", "listings", "listings-2"):
+    for inline in (
+        "channel_locations",
+        "alert_settings",
+        "listings",
+        "listings-2",
+        "webhook_secret_events",
+    ):
         data[f"{inline}-TOTAL_FORMS"] = 0
         data[f"{inline}-INITIAL_FORMS"] = 0
     return data | changes

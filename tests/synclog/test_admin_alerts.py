@@ -176,7 +176,7 @@ def test_alert_thresholds_are_edited_on_the_channel_page(admin_client, shop):
         for k, v in model_to_dict(shop).items()
         if v is not None and k not in ("locations", "credentials", "webhook_secret")
     }
-    inlines = ("channel_locations", "listings", "listings-2")
+    inlines = ("channel_locations", "listings", "listings-2", "webhook_secret_events")
     form = {
         **unchanged,
         **{f"{prefix}-{n}_FORMS": 0 for prefix in inlines for n in ("TOTAL", "INITIAL")},

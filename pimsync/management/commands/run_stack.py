@@ -19,6 +19,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from pimsync.demo import DEMO_LOGIN_FILE
+
 COLOURS = {
     "web": "36",
     "worker": "33",
@@ -111,6 +113,16 @@ def _commands(host: str, port: int, sandbox_port: int) -> dict[str, list[str]]:
     }
 
 
+def running_banner(host: str, port: int) -> str:
+    """What run_stack prints once started: the real address, and the demo's login."""
+    banner = f"pimsync is running: http://{host}:{port}/admin/ — Ctrl-C stops everything."
+    login = Path(settings.VAR_DIR) / DEMO_LOGIN_FILE
+    if login.exists():
+        username, _, password = login.read_text().strip().partition(":")
+        banner += f"\nAdmin login: user {username}  password {password}"
+    return banner
+
+
 def _pump(name: str, stream: object) -> None:
     colour = COLOURS.get(name, "0")
     tty = sys.stdout.isatty()
@@ -153,10 +165,7 @@ class Command(BaseCommand):
                 start_new_session=True,
             )
             threading.Thread(target=_pump, args=(name, procs[name].stdout), daemon=True).start()
-        self.stdout.write(
-            f"pimsync is running: http://{opts['host']}:{opts['port']}/admin/ "
-            "— Ctrl-C stops everything."
-        )
+        self.stdout.write(running_banner(str(opts["host"]), int(opts["port"])))
         stopping = False
 
         def stop(*_: object) -> None:

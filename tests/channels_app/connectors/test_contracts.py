@@ -5,7 +5,9 @@ Each platform's scenario runs every operation pimsync uses - prices and quantiti
 in a small batch and in one larger than the platform's call maximum, the
 read-back, an order poll over several pages, cancel, fulfil (with a known and an
 unknown carrier where it matters), the connection test and, on Shopify and
-WooCommerce, the webhook subscriptions (create, list, repair) - and then asserts the
+WooCommerce, the webhook subscriptions (create, list, repair); on all five, publishing
+a product (with options and without), publishing it again and pushing every part of
+its content - and then asserts the
 sandbox refused nothing and answered nothing outside the definition. A field,
 argument or parameter renamed in a connector fails here (the last tests show it
 for one rename per platform).
@@ -24,16 +26,23 @@ from channels_app.connectors import oauth as oauth_module
 from channels_app.connectors import shopify as shopify_module
 from channels_app.connectors.amazon import AmazonConnector
 from channels_app.connectors.base import (
+    CONTENT_PARTS,
     ChannelConfig,
     Connector,
+    ContentPublisher,
+    ContentUpdate,
     ListingRef,
     OrderData,
     PriceUpdate,
+    ProductContent,
+    PublishResult,
     QuantityUpdate,
+    VariantContent,
     WebhookConnector,
 )
 from channels_app.connectors.ebay import EbayConnector
 from channels_app.connectors.errors import AuthError, PermanentError
+from channels_app.connectors.magento import MagentoConnector
 from channels_app.connectors.oauth import refresh_access_token
 from channels_app.connectors.shopify import ShopifyConnector
 from channels_app.connectors.woocommerce import WooCommerceConnector
@@ -43,6 +52,7 @@ from tests.support.sandbox import (
     AMAZON_SELLER,
     amazon_config,
     ebay_config,
+    magento_config,
     oauth_config,
     seed_listings,
     shopify_config,
@@ -388,3 +398,105 @@ def test_the_pre_2024_callback_url_input_is_refused_as_shopify_2026_01_refuses_i
         "Variable $subscription of type WebhookSubscriptionInput! was provided invalid value "
         "for callbackUrl (Field is not defined on WebhookSubscriptionInput)"
     ]
+
+
+# ---------------------------------------------------------------------- publishing
+
+
+def variant_content(sku: str, size: str, barcode: str, price: str) -> VariantContent:
+    return VariantContent(
+        sku=sku,
+        channel_sku=sku,
+        title="",
+        options=(("Size", size),) if size else (),
+        barcode=barcode,
+        price=Decimal(price),
+        compare_at_price=None,
+        quantity=4,
+        listing=ListingRef(sku=sku),
+    )
+
+
+def product_content(handle: str, sizes: tuple[str, ...]) -> ProductContent:
+    return ProductContent(
+        handle=handle,
+        title=handle.replace("-", " ").title(),
+        description="<p>Merino.</p>",
+        vendor="Acme",
+        product_type="Socks",
+        image_urls=("https://images.example.com/a.jpg", "https://images.example.com/b.jpg"),
+        option_names=("Size",) if sizes != ("",) else (),
+        variants=tuple(
+            variant_content(f"{handle.upper()}-{size or 'ONE'}", size, f"040063813339{n}", "12.00")
+            for n, size in enumerate(sizes)
+        ),
+    )
+
+
+EBAY_PUBLISHING = {
+    "category_id": "15687",
+    "fulfillment_policy_id": "sandbox-fulfillment",
+    "payment_policy_id": "sandbox-payment",
+    "return_policy_id": "sandbox-return",
+    "merchant_location_key": "sandbox-warehouse",
+}
+# platform -> the connector a channel that can publish gets
+PUBLISHERS: dict[str, Callable[[str], Any]] = {
+    "shopify": lambda url: ShopifyConnector(shopify_config(url)),
+    "woocommerce": lambda url: WooCommerceConnector(woocommerce_config(url)),
+    "ebay": lambda url: EbayConnector(ebay_config(url, **EBAY_PUBLISHING)),
+    "amazon": lambda url: AmazonConnector(
+        amazon_config(url, product_type="PRODUCT", country_of_origin="US")
+    ),
+    "magento": lambda url: MagentoConnector(
+        magento_config(url, platform_config={"barcode_attribute": "gtin"})
+    ),
+}
+
+
+def published_again(content: ProductContent, result: PublishResult) -> ProductContent:
+    """The content as pimsync holds it after publishing: the channel's ids on each variant,
+    a new title, description, first image and option values."""
+    refs = {v.sku: v.listing for v in result.variants}
+    return replace(
+        content,
+        title=f"{content.title} Pro",
+        description="<p>Merino, reinforced heel.</p>",
+        image_urls=content.image_urls[::-1],
+        product_ref=result.product_ref,
+        variants=tuple(
+            replace(
+                v,
+                listing=refs[v.sku],
+                options=tuple((name, f"{value}-wide") for name, value in v.options),
+                barcode=f"{v.barcode[:-1]}9",
+            )
+            for v in content.variants
+        ),
+    )
+
+
+@pytest.mark.parametrize("platform_name", sorted(PUBLISHERS))
+@pytest.mark.parametrize("sizes", [("S", "M", "L"), ("",)], ids=["options", "single"])
+def test_publishing_and_content_pushes_match_the_platforms_definition(
+    validating_sandbox, platform_name: str, sizes: tuple[str, ...]
+) -> None:
+    platform = validating_sandbox.platform(platform_name)
+    connector = PUBLISHERS[platform_name](validating_sandbox.platform_url(platform_name))
+    assert isinstance(connector, ContentPublisher)
+    content = product_content("trail-sock", sizes)
+
+    published = connector.publish_product(content)
+    again = connector.publish_product(replace(content, product_ref=published.product_ref))
+    edited = published_again(content, published)
+    pushed = connector.push_content(
+        [
+            ContentUpdate(listing=v.listing, product=edited, changed=frozenset(CONTENT_PARTS))
+            for v in edited.variants
+        ]
+    )
+
+    assert (published.ok, again.ok) == (True, True), (published, again)
+    assert again.product_ref == published.product_ref
+    assert [r for r in pushed if not r.ok] == []
+    assert_nothing_refused(platform)
