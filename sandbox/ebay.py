@@ -11,7 +11,9 @@ parameters}]}``, recorded in ``refusals``:
   per-item ``statusCode`` in a 200 (all good) or 207 (some failed) answer.
 * ``POST /sell/inventory/v1/bulk_get_inventory_item`` - at most 25 SKUs
   (25727 over, 25734 duplicate SKU), 200/207.
-* ``GET /sell/inventory/v1/inventory_item`` (``limit`` 1-100, ``offset`` = page)
+* ``GET /sell/inventory/v1/inventory_item`` (``limit`` 1-200, ``offset`` = page;
+  the product's title, ``ean``/``upc``/``isbn``, ``aspects`` - a JSON string, as the
+  contract types it - and ``imageUrls``)
   and ``GET /sell/inventory/v1/inventory_item/{sku}``.
 * ``GET /sell/inventory/v1/offer?sku=`` - the SKU's one published offer.
 * ``GET /sell/fulfillment/v1/order?filter=lastmodifieddate:[a..b]&limit&offset``
@@ -44,6 +46,7 @@ Choices where eBay documents nothing (say so when you rely on them):
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -76,6 +79,15 @@ ERROR_IDS = {
     "timeout": (25001, "API_INVENTORY", "A system error has occurred"),
     "not_found": (2002, "API_INVENTORY", "Resource not found"),
 }
+
+
+def _barcode_kind(code: str) -> str:
+    """Where eBay keeps a product code: 12 digits UPC, an ISBN-13 prefix ISBN, else EAN."""
+    if len(code) == 12:
+        return "upc"
+    if len(code) == 13 and code.startswith(("978", "979")):
+        return "isbn"
+    return "ean"
 
 
 def ebay_time(value: datetime) -> str:
@@ -323,10 +335,22 @@ class EbaySandbox(SandboxPlatform):
         }
 
     def _item_json(self, item: CatalogItem) -> JsonDict:
+        product: JsonDict = {
+            "title": " ".join([item.display_title, *item.options.values()])
+            if item.product_title or item.title
+            else f"Sandbox item {item.sku}"
+        }
+        if item.barcode:
+            product[_barcode_kind(item.barcode)] = [item.barcode]
+        if item.options:
+            # eBay's contract types aspects as a string (a JSON object, encoded).
+            product["aspects"] = json.dumps({k: [v] for k, v in item.options.items()})
+        if item.image:
+            product["imageUrls"] = [item.image]
         return {
             "sku": self._channel_sku(item),
             "locale": "en_US",
-            "product": {"title": f"Sandbox item {item.sku}"},
+            "product": product,
             "condition": "NEW",
             "availability": {"shipToLocationAvailability": {"quantity": item.quantity}},
         }
@@ -451,7 +475,7 @@ class EbaySandbox(SandboxPlatform):
         return Response.json(status, {"responses": responses})
 
     def list_items(self, request: Request) -> Response:
-        limit = _int_arg(request, "limit", 25, 1, 100, error_id=25709)
+        limit = _int_arg(request, "limit", 25, 1, 200, error_id=25709)
         page = _int_arg(request, "offset", 0, 0, None, error_id=25709)
         with self.lock:
             items = sorted(self.catalog.items(), key=lambda i: self._channel_sku(i))

@@ -124,6 +124,7 @@ from .store import (
     OrderLine,
     OrderStore,
     SandboxOrder,
+    content_fields,
 )
 from .webhooks import WebhookDelivery, WebhookRequest, WebhookTarget, post_webhook
 
@@ -436,7 +437,8 @@ class SandboxPlatform:
             return now
 
     def seed(self, rows: Iterable[Mapping[str, Any]]) -> list[CatalogItem]:
-        """Add or replace catalog items: {sku, price, quantity, [ids...], [group]}."""
+        """Add or replace catalog items: {sku, price, quantity, [ids...], [group],
+        [title, product_title, barcode, options, image, created_at]}."""
         created = []
         with self.lock:
             for row in rows:
@@ -454,6 +456,10 @@ class SandboxPlatform:
                     price=to_decimal(row.get("price", "0")),
                     quantity=int(row.get("quantity", 0)),
                     compare_at_price=None if compare_at in (None, "") else to_decimal(compare_at),
+                    created_at=(
+                        parse_iso(str(row["created_at"])) if row.get("created_at") else self.stamp()
+                    ),
+                    **content_fields(row),
                 )
                 self.catalog.put(item)
                 created.append(item)
@@ -634,7 +640,11 @@ class SandboxPlatform:
             return {
                 "next_id": self._next_id,
                 "catalog": [
-                    {**item.to_json(), "updated_at": item.updated_at.isoformat()}
+                    {
+                        **item.to_json(),
+                        **item.content_json(),
+                        "updated_at": item.updated_at.isoformat(),
+                    }
                     for item in self.catalog.items()
                 ],
                 "orders": [order.to_state() for order in self.orders.all()],
@@ -661,6 +671,8 @@ class SandboxPlatform:
                         quantity=int(row["quantity"]),
                         compare_at_price=None if compare_at is None else to_decimal(compare_at),
                         updated_at=parse_iso(row["updated_at"]),
+                        created_at=parse_iso(row.get("created_at") or row["updated_at"]),
+                        **content_fields(row),
                     )
                 )
             for data in state.get("orders", []):

@@ -18,7 +18,6 @@ from ..models import (
     ChannelOrderLine,
     Customer,
     OrderChannelCall,
-    Platform,
     PriceRule,
 )
 
