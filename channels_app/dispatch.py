@@ -1,5 +1,5 @@
 """Every task request channels_app makes: pushes, polls, inbound events, calls to
-orders' channels, reconciliation.
+orders' channels, reconciliation, catalog imports.
 
 Requests name their task (``pimsync.tasking.task_send``) instead of importing it:
 ``tasks.py`` is the top layer and imports the services it calls; nothing below it
@@ -48,8 +48,10 @@ ORDER_CALLS = "channels_app.tasks.order_channel_calls_task"
 RECONCILE = "channels_app.tasks.channel_reconcile_task"
 RECONCILE_VERIFY = "channels_app.tasks.reconcile_verify_task"
 BATCH_WATCH = "channels_app.tasks.channel_batch_watch_task"
+CATALOG_IMPORT = "channels_app.tasks.catalog_import_task"
 TASK_NAMES = (
     BATCH_WATCH,
+    CATALOG_IMPORT,
     PUSH,
     POLL,
     INBOUND_EVENT,
@@ -343,3 +345,21 @@ def batch_watch_later(batch_id: int) -> None:
     transaction.on_commit(
         partial(batch_watch, batch_id, countdown=settings.PIMSYNC_BATCH_CHECK_SECONDS)
     )
+
+
+# --- catalog imports ----------------------------------------------------------------------------
+
+
+def catalog_import_request(import_id: int, *, countdown: float | None = None) -> bool:
+    """Read (or go on reading) a catalog import; the sweeper takes it up otherwise."""
+    return task_send(
+        CATALOG_IMPORT,
+        args=[import_id],
+        countdown=countdown,
+        what=f"catalog import #{import_id}",
+        fallback="the sweeper resumes it once its lease has run out",
+    )
+
+
+def catalog_import_request_on_commit(import_id: int) -> None:
+    transaction.on_commit(partial(catalog_import_request, import_id))
