@@ -31,7 +31,10 @@ ID_FIELDS = (
     "inventory_item_id",
     "offer_id",
 )
-FIELD_LENGTHS = {name: ChannelListing._meta.get_field(name).max_length or 0 for name in ID_FIELDS}
+FIELD_LENGTHS: dict[str, int] = {
+    name: getattr(ChannelListing._meta.get_field(name), "max_length", None) or 0
+    for name in ID_FIELDS
+}
 # Rows per write: keeps every statement's parameters below SQLite's limit.
 WRITE_BATCH = 500
 
@@ -164,14 +167,16 @@ def _save_channel_rows(
             .order_by("pk")
         ):
             existing[listing.variant_id] = listing
-    new, changed_rows = [], []
+    new: list[ChannelListing] = []
+    changed_rows: list[tuple[ChannelListing, set[str]]] = []
     for row in rows:
-        listing = existing.get(row.variant_id)
-        if listing is None:
-            listing = ChannelListing(channel_id=channel_id, variant_id=row.variant_id)
-            _apply(listing, row, set(ID_FIELDS) | _optional_fields(row))
-            new.append(listing)
+        found = existing.get(row.variant_id)
+        if found is None:
+            fresh = ChannelListing(channel_id=channel_id, variant_id=row.variant_id)
+            _apply(fresh, row, set(ID_FIELDS) | _optional_fields(row))
+            new.append(fresh)
             continue
+        listing = found
         changed = _changes(listing, row)
         if not changed:
             saved.unchanged += 1

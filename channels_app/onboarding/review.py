@@ -185,7 +185,8 @@ def catalog_items_link(
         saved = listings_save_bulk(rows=rows)
         now = timezone.now()
         for item in linkable:
-            item.listing_id = saved.listing_ids[(item.run.channel_id, item.variant_id)]
+            key = (item.run.channel_id, item.variant_id or 0)
+            item.listing_id = saved.listing_ids[key]
             item.status, item.decided_at = Status.LINKED, now
             item.decided_by_id = getattr(user, "pk", None)
         CatalogImportItem.objects.bulk_update(
