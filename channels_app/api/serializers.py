@@ -135,6 +135,7 @@ class ChannelSerializer(serializers.ModelSerializer):
             "locations",
             *Channel.SYNC_SETTINGS,
             *Channel.RECONCILE_SETTINGS,
+            *Channel.IMPORT_SETTINGS,
             "pending_pushes",
             "sync_state",
             "created_at",

@@ -87,9 +87,7 @@ def test_one_bad_row_saves_nothing_and_names_every_bad_row(shops, variant_factor
         listings_save_bulk(
             rows=[
                 ListingRow(shopify.pk, b.pk),
-                ListingRow(
-                    shopify.pk, a.pk, set_price_override=True, price_override=Decimal("-1")
-                ),
+                ListingRow(shopify.pk, a.pk, set_price_override=True, price_override=Decimal("-1")),
                 ListingRow(shopify.pk, b.pk, offer_id="x" * 121),
             ]
         )
@@ -114,7 +112,11 @@ def test_the_push_record_of_a_listing_is_left_alone(shops, variant_factory) -> N
     listings_save_bulk(rows=[ListingRow(shopify.pk, a.pk, external_variant_id="9")])
 
     listing = ChannelListing.objects.get()
-    assert (listing.external_variant_id, listing.last_pushed_price, listing.last_pushed_quantity) == (
+    assert (
+        listing.external_variant_id,
+        listing.last_pushed_price,
+        listing.last_pushed_quantity,
+    ) == (
         "9",
         Decimal("3.00"),
         4,

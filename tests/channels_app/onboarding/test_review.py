@@ -68,7 +68,11 @@ def test_linking_creates_listings_with_the_channels_ids_and_pushes_pimsyns_value
 
     listing = ChannelListing.objects.get()
     assert (decided.linked, decided.channels_pushed) == (1, 1)
-    assert (listing.variant, listing.listing_sku, listing.price_override) == (sock, "WEB-SOCK", None)
+    assert (listing.variant, listing.listing_sku, listing.price_override) == (
+        sock,
+        "WEB-SOCK",
+        None,
+    )
     assert listing.external_variant_id == linked.external_variant_id
     assert listing.inventory_item_id == linked.inventory_item_id
     assert set(SyncMarker.objects.values_list("kind", flat=True)) == {"price", "quantity"}
@@ -135,9 +139,7 @@ def test_linking_a_variant_listed_under_other_ids_updates_its_listing(
     assert ChannelListing.objects.count() == 1
 
 
-def test_creating_in_pimsync_makes_one_product_per_channel_product(
-    run, channel, location
-) -> None:
+def test_creating_in_pimsync_makes_one_product_per_channel_product(run, channel, location) -> None:
     item(run, "T-S", status=Status.UNMATCHED, product_title="Tee", title="S", barcode="1",
          options={"Size": "S"}, group_ref="p1", price=Decimal("20.00"), quantity=4)  # fmt: skip
     item(run, "T-M", status=Status.UNMATCHED, product_title="Tee", title="M",
@@ -158,9 +160,10 @@ def test_creating_in_pimsync_makes_one_product_per_channel_product(
     assert Variant.objects.get(sku="T-M").product == tee.product
     assert Variant.objects.get(sku="MUG").product.title == "Mug"
     # the channel's quantity booked as received (none for a 0)
-    assert sorted(
-        StockMovement.objects.values_list("variant__sku", "delta_on_hand", "reason")
-    ) == [("MUG", 3, "receive"), ("T-S", 4, "receive")]
+    assert sorted(StockMovement.objects.values_list("variant__sku", "delta_on_hand", "reason")) == [
+        ("MUG", 3, "receive"),
+        ("T-S", 4, "receive"),
+    ]
     assert ChannelListing.objects.filter(channel=channel).count() == 3
     assert set(CatalogImportItem.objects.values_list("created_in_pimsync", flat=True)) == {True}
 
