@@ -941,6 +941,23 @@ class CatalogImportItem(models.Model):
     )
     decided_at = models.DateTimeField(null=True, blank=True)
 
+    # What the channel says about the item (read, never edited in pimsync).
+    CHANNEL_FIELDS = (
+        "sku",
+        "title",
+        "product_title",
+        "barcode",
+        "options",
+        "price",
+        "quantity",
+        "external_product_id",
+        "external_variant_id",
+        "inventory_item_id",
+        "offer_id",
+        "group_ref",
+        "image_url",
+    )
+
     class Meta:
         ordering = ["run", "position"]
         verbose_name = "catalog item"

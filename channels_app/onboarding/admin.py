@@ -237,17 +237,7 @@ ON_THE_CHANNEL = (
     "score",
     "note",
     "candidate_list",
-    "sku",
-    "product_title",
-    "title",
-    "barcode",
-    "options",
-    "price",
-    "quantity",
-    "external_product_id",
-    "external_variant_id",
-    "inventory_item_id",
-    "offer_id",
+    *CatalogImportItem.CHANNEL_FIELDS,
     "listing",
 )
 

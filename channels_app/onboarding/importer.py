@@ -9,7 +9,8 @@
                               -> after the last page: match every item, finish
     catalog_import_resume     a failed import goes on from its stored cursor
     catalog_imports_sweep     (beat) an import whose lease ran out - its worker was
-                              killed - is queued again and resumes the same way
+                              killed, or its queued task was lost - is queued again
+                              and resumes the same way
 
 A page read twice (the worker died after reading, before storing) upserts the same
 items again, so nothing is doubled. The connector does HTTP only.
@@ -42,21 +43,7 @@ from .review import PriceSource, catalog_items_link
 
 log = logging.getLogger(__name__)
 ERROR_MESSAGE_MAX = 2000
-ITEM_FIELDS = (
-    "sku",
-    "title",
-    "product_title",
-    "barcode",
-    "options",
-    "price",
-    "quantity",
-    "external_product_id",
-    "external_variant_id",
-    "inventory_item_id",
-    "offer_id",
-    "group_ref",
-    "image_url",
-)
+ITEM_FIELDS = CatalogImportItem.CHANNEL_FIELDS
 Status = CatalogImport.Status
 ItemStatus = CatalogImportItem.Status
 
@@ -90,10 +77,19 @@ def catalog_import_start(
                 f"({busy.items_read} items read)."
             )
         run = CatalogImport.objects.create(
-            channel=channel, started_at=now, requested_by_id=requested_by_id
+            channel=channel,
+            started_at=now,
+            requested_by_id=requested_by_id,
+            lease_until=_queued_until(now),
         )
         dispatch.catalog_import_request_on_commit(run.pk)
     return run
+
+
+def _queued_until(now: datetime) -> datetime:
+    """How long a queued import waits for its task before the sweeper queues it again
+    (the task may have been lost with the broker)."""
+    return now + timedelta(seconds=settings.PIMSYNC_CATALOG_IMPORT_LEASE_SECONDS)
 
 
 def catalog_import_resume(*, run: CatalogImport) -> bool:
@@ -103,12 +99,13 @@ def catalog_import_resume(*, run: CatalogImport) -> bool:
     with transaction.atomic():
         resumed = (
             CatalogImport.objects.filter(pk=run.pk)
-            .filter(
-                Q(status=Status.FAILED)
-                | Q(status=Status.RUNNING, lease_until__isnull=True)
-                | Q(status=Status.RUNNING, lease_until__lt=now)
+            .filter(Q(status=Status.FAILED) | Q(status=Status.RUNNING, lease_until__lt=now))
+            .update(
+                status=Status.RUNNING,
+                finished_at=None,
+                lease_token="",
+                lease_until=_queued_until(now),
             )
-            .update(status=Status.RUNNING, finished_at=None, lease_until=None)
         )
         if resumed:
             dispatch.catalog_import_request_on_commit(run.pk)
@@ -145,11 +142,12 @@ class _Lease:
 
 
 def _claim(run_id: int, now: datetime) -> _Lease | None:
+    """Take a queued import (no token yet) or one whose worker's lease ran out."""
     token = uuid.uuid4().hex
     until = now + timedelta(seconds=settings.PIMSYNC_CATALOG_IMPORT_LEASE_SECONDS)
     claimed = (
         CatalogImport.objects.filter(pk=run_id, status=Status.RUNNING)
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .filter(Q(lease_token="") | Q(lease_until__isnull=True) | Q(lease_until__lt=now))
         .update(lease_token=token, lease_until=until, progress_at=now)
     )
     return _Lease(run_id, token) if claimed else None
@@ -177,7 +175,7 @@ def catalog_import_run(
         deadline = time.monotonic() + budget
         if run.read_done_at is None and not _read(run, lease, clock, sleep, deadline=deadline):
             CatalogImport.objects.filter(pk=run_id, lease_token=lease.token).update(
-                lease_until=None
+                lease_token="", lease_until=_queued_until(clock())
             )
             dispatch.catalog_import_request(run_id)
             return "continued"
@@ -195,6 +193,7 @@ def _fail(run: CatalogImport, lease: _Lease, exc: Exception, now: datetime) -> N
     CatalogImport.objects.filter(pk=run.pk, lease_token=lease.token).update(
         status=Status.FAILED,
         finished_at=now,
+        lease_token="",
         lease_until=None,
         error_message=reason[:ERROR_MESSAGE_MAX],
     )
@@ -443,7 +442,7 @@ def _match(run: CatalogImport, lease: _Lease, clock: Callable[[], datetime]) -> 
             auto_linked=auto_linked,
             error_message="",
         )
-    CatalogImport.objects.filter(pk=run.pk).update(lease_until=None)
+    CatalogImport.objects.filter(pk=run.pk).update(lease_token="", lease_until=None)
 
 
 def _auto_link(run: CatalogImport) -> int:
