@@ -34,6 +34,7 @@ from .models import (
     SyncMarker,
 )
 from .onboarding.importer import CatalogImportBusyError, catalog_import_start
+from .onboarding.listings_csv_admin import ListingCsvAdmin
 from .orders.poll_window import channel_poll_restart
 from .selectors import (
     channel_api_version_status,
@@ -554,7 +555,7 @@ class ChannelAdmin(admin.ModelAdmin):
 
 
 @admin.register(ChannelListing)
-class ChannelListingAdmin(admin.ModelAdmin):
+class ChannelListingAdmin(ListingCsvAdmin):
     list_display = (
         "variant",
         "channel",
