@@ -24,7 +24,8 @@
   ``GET products/{id}/variations`` (100 per page): one call per catalog page, the
   variable parents still to visit travel in the cursor. Barcodes come from
   ``global_unique_id`` (WooCommerce 9.2+: "GTIN, UPC, EAN or ISBN"; absent on older
-  stores), options from the variations' ``attributes``.
+  stores), options from the variations' ``attributes`` (and a simple product's
+  single-valued ones).
 * Orders: ``GET orders?modified_after=..&dates_are_gmt=true&orderby=modified
   &order=asc&per_page=..&page=..``, paging by ``X-WP-TotalPages``. WooCommerce
   stores whole seconds and the filter is exclusive, so the query starts one
@@ -440,7 +441,15 @@ class WooCommerceConnector:
         if not item_id:
             raise PermanentError(f"product without id: {row!r}"[:300], code="unexpected_response")
         if parent is None:
-            options: dict[str, str] = {}
+            # A simple product's attributes with one value describe it ("Size: M").
+            options: dict[str, str] = {
+                str(a.get("name")): str(a["options"][0])
+                for a in row.get("attributes") or []
+                if isinstance(a, Mapping)
+                and a.get("name")
+                and isinstance(a.get("options"), list)
+                and len(a["options"]) == 1
+            }
             image = next(iter(row.get("images") or []), None)
         else:
             options = {

@@ -88,7 +88,13 @@ def test_woocommerce_reads_simple_products_then_each_parents_variations(sandbox)
     platform = sandbox.platform("woocommerce")
     platform.seed(
         [
-            {"sku": "MUG", "price": "12.00", "quantity": 7, "product_title": "Mug"},
+            {
+                "sku": "MUG",
+                "price": "12.00",
+                "quantity": 7,
+                "product_title": "Mug",
+                "options": {"Colour": "Red"},
+            },
             {"sku": "SOCK-M", "price": "9.50", "quantity": 4, "group": "sock", **SOCK},
             {
                 "sku": "SOCK-L",
@@ -121,6 +127,7 @@ def test_woocommerce_reads_simple_products_then_each_parents_variations(sandbox)
         Decimal("12.00"),
         7,
     )
+    assert dict(mug.options) == {"Colour": "Red"}  # a simple product's one-valued attribute
     assert list(platform.refusals) == []
 
 
