@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,7 @@ def bench_main(prefix: str, body: Callable[[Path, Path], None], *, keep: bool) -
         body(tmp, pg_dir)
     except Exception as exc:  # one JSON line saying why the bench stopped
         emit({"metric": "error", "error": f"{type(exc).__name__}: {exc}"})
+        traceback.print_exc()  # where it stopped, on stderr beside the JSON lines
         code = 1
     finally:
         if "django" in sys.modules:

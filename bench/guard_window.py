@@ -87,7 +87,8 @@ def measure(box: RunningSandbox, platform: str, skus: int) -> dict[str, Any]:
     started = time.monotonic()
     for group in groups(platform, chunks(platform, refs, connector.max_quantity_batch)):
         read_started = time.monotonic()
-        connector.read_listings([ref for part in group for ref in part])
+        read = getattr(connector, "read_quantities", None) or connector.read_listings
+        read([ref for part in group for ref in part])
         for part in group:
             connector.push_quantities([QuantityUpdate(ref, 11) for ref in part])
             windows += [time.monotonic() - read_started] * len(part)

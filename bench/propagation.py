@@ -55,9 +55,10 @@ Phases and the JSON lines they print (one object per line):
    children, sampled from /proc every 0.25 s during phases 1-3.
 
 pimsync's ``rate_limit_per_second`` per channel is what the sandbox's default
-limit allows: Shopify restore rate ÷ 10 points per mutation, WooCommerce 5/s,
-eBay 10/s, Amazon patchListingsItem 5/s, Magento the host's 5/s (the engine
-takes one token per call).
+limit allows: WooCommerce 5/s, eBay 10/s, Amazon patchListingsItem 5/s, Magento the
+host's 5/s (one token per call). Shopify's budget is the shop's cost bucket in points
+(each call takes its requested cost; the bucket follows ``extensions.cost``), so its
+setting is unused.
 """
 
 from __future__ import annotations
@@ -156,7 +157,10 @@ def default_rates(limits: dict[str, Any]) -> dict[str, Decimal]:
         "woocommerce": Decimal(str(limits["woocommerce"]["default"]["rate"])),
         "ebay": Decimal(str(limits["ebay"]["default"]["rate"])),
         "amazon": Decimal(str(limits["amazon"]["patchListingsItem"]["rate"])),
-        "magento": Decimal(str(limits["magento"]["default"]["rate"])),
+        # Magento documents no limit: the sandbox has one only once a bench set a host's.
+        "magento": Decimal(
+            str(limits.get("magento", {}).get("default", HOSTING_LIMITS["default"])["rate"])
+        ),
     }
 
 

@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
@@ -23,6 +24,7 @@ from . import services
 from .connectors.shopify_versions import VersionState
 from .forms import ChannelAdminForm, LinkVariantsForm, credentials_masked
 from .models import (
+    WEBHOOK_PLATFORMS,
     BufferRule,
     CatalogImport,
     Channel,
@@ -32,16 +34,19 @@ from .models import (
     ChannelSyncState,
     PriceRule,
     SyncMarker,
+    WebhookSubscription,
 )
 from .onboarding.importer import CatalogImportBusyError, catalog_import_start
 from .onboarding.listings_csv_admin import ListingCsvAdmin
 from .orders.poll_window import channel_poll_restart
 from .selectors import (
     channel_api_version_status,
+    channel_token_status,
     channels_listing_variants,
     listing_sync_states,
     variant_channel_overview,
 )
+from .webhook_subscriptions import channel_webhook_address
 
 LISTING_SYNC_FIELDS = (
     "last_pushed_price",
@@ -136,6 +141,14 @@ def sync_state_badge(state: Any) -> str:
     return badge(state.label, state.tone)
 
 
+SUBSCRIPTION_TONES = {
+    WebhookSubscription.State.REGISTERED: "ok",
+    WebhookSubscription.State.MISSING: "warn",
+    WebhookSubscription.State.WRONG_URL: "warn",
+    WebhookSubscription.State.DISABLED: "warn",
+    WebhookSubscription.State.FAILED: "bad",
+}
+
 VERSION_TONES = {
     VersionState.SUPPORTED: "ok",
     VersionState.RETIRING: "warn",
@@ -207,8 +220,10 @@ class ChannelAdmin(admin.ModelAdmin):
         "webhook_secret_display",
         "webhook_url",
         "api_version_status",
+        "token_status",
         "reconcile_schedule",
         "last_reconciliation",
+        "webhook_subscriptions_display",
         "last_catalog_import",
     )
     inlines = [ChannelLocationInline, AlertSettingsInline, ListingInline, NewListingInline]
@@ -217,6 +232,7 @@ class ChannelAdmin(admin.ModelAdmin):
         "force_resync_action",
         "reconcile_now_action",
         "test_connection_action",
+        "register_webhooks_action",
         "resume_action",
         "poll_restart_action",
         "link_variants_action",
@@ -235,6 +251,7 @@ class ChannelAdmin(admin.ModelAdmin):
                     "webhook_url",
                     "platform_config",
                     "api_version_status",
+                    "token_status",
                 ),
             },
         ),
@@ -254,6 +271,16 @@ class ChannelAdmin(admin.ModelAdmin):
                 ),
                 "description": "Live values are compared with pimsync on this schedule; "
                 "listings that differ by the thresholds or more are resynced.",
+            },
+        ),
+        (
+            "Channel-side edits and webhooks",
+            {
+                "fields": (*Channel.EDIT_SETTINGS, "webhook_subscriptions_display"),
+                "description": "Shopify and WooCommerce report prices and quantities edited "
+                "in their own console by webhook; pimsync compares them at once and applies "
+                "the conflict policy to a difference beyond the drift thresholds. Saving or "
+                "testing the channel registers (or repairs) its webhooks.",
             },
         ),
         (
@@ -429,6 +456,17 @@ class ChannelAdmin(admin.ModelAdmin):
             level = messages.SUCCESS if check.ok else messages.ERROR
             self.message_user(request, f"{channel}: {check.message}", level)
 
+    @admin.action(description="Register or repair webhooks (Shopify, WooCommerce)")
+    def register_webhooks_action(self, request: HttpRequest, queryset: QuerySet) -> None:
+        registrations = services.channels_webhooks_register(channels=queryset)
+        for registration in registrations:
+            level = messages.SUCCESS if registration.ok else messages.ERROR
+            self.message_user(request, str(registration), level)
+        if not registrations:
+            self.message_user(
+                request, "No enabled Shopify or WooCommerce channel selected.", messages.WARNING
+            )
+
     @confirmed_action(
         description="Resume pushes after an authentication failure",
         explanation="Use after the credentials were fixed; queued changes go out at once.",
@@ -465,6 +503,13 @@ class ChannelAdmin(admin.ModelAdmin):
         if request.method == "GET" and status is not None and status.needs_attention:
             self.message_user(request, status.message, messages.WARNING)
         return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description="Access token")
+    def token_status(self, obj: Channel) -> str:
+        status = channel_token_status(channel=obj) if obj.pk else None
+        if status is None:
+            return "— (this platform's keys do not expire)"
+        return status.describe(timezone.now())
 
     @admin.display(description="API version")
     def api_version_badge(self, obj: Channel) -> str:
@@ -547,11 +592,41 @@ class ChannelAdmin(admin.ModelAdmin):
     def webhook_secret_display(self, obj: Channel) -> str:
         return mask(obj.webhook_secret) or "none stored"
 
-    @admin.display(description="Webhook URL to register on the channel")
+    @admin.display(description="Webhook URL")
     def webhook_url(self, obj: Channel) -> str:
         if not obj.slug:
             return "—"
-        return f"/webhooks/{obj.slug}/"
+        return channel_webhook_address(obj) or (
+            f"/webhooks/{obj.slug}/ (no public URL: set PIMSYNC_PUBLIC_URL or the channel's "
+            "public URL)"
+        )
+
+    @admin.display(description="Webhook subscriptions")
+    def webhook_subscriptions_display(self, obj: Channel) -> str:
+        if obj.pk is None or obj.platform not in WEBHOOK_PLATFORMS:
+            return "— (only Shopify and WooCommerce deliver webhooks; this channel is polled)"
+        rows = list(obj.webhook_subscriptions.all())
+        if not rows:
+            return "Not checked yet: save the channel or test its connection."
+        body = format_html_join(
+            "",
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    row.topic,
+                    badge(row.get_state_display(), SUBSCRIPTION_TONES[row.state]),
+                    row.address or "—",
+                    row.error or row.note or "",
+                    f"{row.checked_at:%Y-%m-%d %H:%M:%S}",
+                )
+                for row in rows
+            ),
+        )
+        return format_html(
+            "<table class='ps-table'><tr><th>Topic</th><th>State</th><th>Delivers to</th>"
+            "<th>Note</th><th>Checked</th></tr>{}</table>",
+            body,
+        )
 
 
 @admin.register(ChannelListing)

@@ -7,8 +7,9 @@ class ChannelsAppConfig(AppConfig):
 
     def ready(self) -> None:
         from inventory import events
+        from synclog.decisions import drift_decider_register
 
-        from .sync import markers
+        from .sync import edits, markers
 
         # The one subscription to inventory's domain event (design §1): markers
         # are written in the writing transaction.
@@ -17,3 +18,6 @@ class ChannelsAppConfig(AppConfig):
         events.sellable_changed.connect(
             markers.on_sellable_changed, dispatch_uid="channels.sellable"
         )
+        # A person's choice on a flagged channel-side edit (offered by synclog's admin)
+        # is carried out here: synclog never imports channels_app.
+        drift_decider_register(edits.edit_findings_choose)

@@ -1,5 +1,6 @@
 """Every task request channels_app makes: pushes, polls, inbound events, calls to
-orders' channels, reconciliation, catalog imports.
+orders' channels, reconciliation, channel-side edits, webhook registration, catalog
+imports.
 
 Requests name their task (``pimsync.tasking.task_send``) instead of importing it:
 ``tasks.py`` is the top layer and imports the services it calls; nothing below it
@@ -49,9 +50,13 @@ RECONCILE = "channels_app.tasks.channel_reconcile_task"
 RECONCILE_VERIFY = "channels_app.tasks.reconcile_verify_task"
 BATCH_WATCH = "channels_app.tasks.channel_batch_watch_task"
 CATALOG_IMPORT = "channels_app.tasks.catalog_import_task"
+EDITS_RECHECK = "channels_app.tasks.channel_edits_recheck_task"
+WEBHOOKS_REGISTER = "channels_app.tasks.channel_webhooks_register_task"
 TASK_NAMES = (
     BATCH_WATCH,
     CATALOG_IMPORT,
+    EDITS_RECHECK,
+    WEBHOOKS_REGISTER,
     PUSH,
     POLL,
     INBOUND_EVENT,
@@ -344,6 +349,42 @@ def batch_watch_later(batch_id: int) -> None:
     """Once the batch's record is committed, check it after PIMSYNC_BATCH_CHECK_SECONDS."""
     transaction.on_commit(
         partial(batch_watch, batch_id, countdown=settings.PIMSYNC_BATCH_CHECK_SECONDS)
+    )
+
+
+# --- channel-side edits and webhook subscriptions --------------------------------------------
+
+
+def channel_edits_recheck(channel_id: int) -> bool:
+    """Compare the channel's waiting edit reports again in a moment (a push of
+    their field was on its way); the sweeper is the backstop."""
+    return task_send(
+        EDITS_RECHECK,
+        args=[channel_id],
+        countdown=settings.PIMSYNC_EDIT_RECHECK_SECONDS,
+        what=f"re-check of channel {channel_id}'s edited values",
+        fallback="the sweeper will re-check them",
+    )
+
+
+def channel_edits_recheck_later(channel_id: int) -> None:
+    transaction.on_commit(partial(channel_edits_recheck, channel_id))
+
+
+def channel_webhooks_register_request(channel_id: int, refresh_secret: bool = False) -> bool:
+    """Create or repair the channel's webhook subscriptions (after a save)."""
+    return task_send(
+        WEBHOOKS_REGISTER,
+        args=[channel_id],
+        kwargs={"refresh_secret": refresh_secret},
+        what=f"registering channel {channel_id}'s webhooks",
+        fallback="use the channel's 'Register webhooks' action or test its connection",
+    )
+
+
+def channel_webhooks_register_request_on_commit(channel_id: int, *, refresh_secret: bool) -> None:
+    transaction.on_commit(
+        partial(channel_webhooks_register_request, channel_id, refresh_secret=refresh_secret)
     )
 
 

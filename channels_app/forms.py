@@ -34,12 +34,20 @@ class ChannelAdminForm(forms.ModelForm):
         max_length=300,
         help_text="API root, e.g. https://shop.myshopify.com (the demo uses the local sandbox)",
     )
+    public_url = forms.URLField(
+        assume_scheme="https",
+        max_length=300,
+        required=False,
+        help_text=Channel._meta.get_field("public_url").help_text,
+    )
     new_credentials = forms.CharField(
         label="Replace credentials",
         required=False,
         widget=forms.Textarea(attrs={"rows": 3, "cols": 70, "autocomplete": "off"}),
-        help_text='JSON object, e.g. {"access_token": "…"}. Leave empty to keep the stored '
-        "credentials. Stored encrypted; never shown again.",
+        help_text='JSON object, e.g. {"access_token": "…"}; eBay and Amazon: {"client_id": "…", '
+        '"client_secret": "…", "refresh_token": "…"}, and pimsync refreshes the access token '
+        "itself (docs/channels.md). Leave empty to keep the stored credentials. Stored "
+        "encrypted; never shown again.",
     )
     new_webhook_secret = forms.CharField(
         label="Replace webhook secret",
@@ -60,6 +68,7 @@ class ChannelAdminForm(forms.ModelForm):
             "platform_config",
             *Channel.SYNC_SETTINGS,
             *Channel.RECONCILE_SETTINGS,
+            *Channel.EDIT_SETTINGS,
             *Channel.IMPORT_SETTINGS,
         )
         widgets = {"platform_config": forms.Textarea(attrs={"rows": 6, "cols": 70})}

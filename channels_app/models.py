@@ -24,6 +24,19 @@ class Platform(models.TextChoices):
     MAGENTO = "magento", "Magento 2 / Adobe Commerce"
 
 
+# The platforms that deliver webhooks over HTTP with a secret pimsync can check, and whose
+# webhook subscriptions pimsync registers through their API.
+WEBHOOK_PLATFORMS = frozenset({Platform.SHOPIFY, Platform.WOOCOMMERCE})
+
+
+class ConflictPolicy(models.TextChoices):
+    """What happens when a channel shows a value someone edited in its own console."""
+
+    TRUST_PIMSYNC = "trust_pimsync", "Trust pimsync: push pimsync's value back"
+    TRUST_CHANNEL = "trust_channel", "Trust the channel: take its value into pimsync"
+    FLAG = "flag", "Flag for a person: alert with both values and let them choose"
+
+
 class Channel(models.Model):
     name = models.CharField(max_length=120)
     slug = models.SlugField(max_length=60, unique=True, help_text="Used in the webhook URL")
@@ -63,7 +76,9 @@ class Channel(models.Model):
         decimal_places=3,
         default=Decimal("2"),
         validators=[MinValueValidator(Decimal("0.001"))],
-        help_text="API calls per second shared by every worker",
+        help_text="API calls per second shared by every worker. Not used for Shopify: its "
+        "budget is the shop's cost bucket in query points, which pimsync follows from each "
+        "answer (platform_config cost_restore_rate / cost_bucket_size until the first).",
     )
     batch_size = models.PositiveIntegerField(
         null=True, blank=True, help_text="Items per call; empty = the platform's maximum"
@@ -120,6 +135,21 @@ class Channel(models.Model):
         validators=[MinValueValidator(1)],
         help_text="… or once it has been failing this many hours, whichever comes first",
     )
+    # Channel-side edits (webhooks) and the webhooks pimsync registers on the channel.
+    conflict_policy = models.CharField(
+        max_length=16,
+        choices=ConflictPolicy.choices,
+        default=ConflictPolicy.TRUST_PIMSYNC,
+        help_text="A price or quantity edited in the channel's own console: push pimsync's "
+        "value back, take the channel's (a quantity as a stock count of the channel's "
+        "first-priority location, a price as this listing's price override), or ask a person",
+    )
+    public_url = models.URLField(
+        max_length=300,
+        blank=True,
+        help_text="pimsync's address as this channel reaches it, for the webhooks registered "
+        "on it (empty = the site-wide PIMSYNC_PUBLIC_URL)",
+    )
     # Catalog import (bringing a store in): what may be linked without a person.
     auto_link_exact_sku = models.BooleanField(
         default=False,
@@ -152,6 +182,7 @@ class Channel(models.Model):
         "drift_price_amount",
         "drift_price_percent",
     )
+    EDIT_SETTINGS = ("conflict_policy", "public_url")
     IMPORT_SETTINGS = ("auto_link_exact_sku",)
 
     class Meta:
@@ -489,12 +520,37 @@ class ChannelSyncState(models.Model):
     poll_requested_at = models.DateTimeField(null=True, blank=True)
     poll_failed_at = models.DateTimeField(null=True, blank=True)
     poll_error = models.TextField(blank=True)
-    # Token bucket of the embedded (database) rate limiter.
+    # Token bucket of the embedded (database) rate limiter; the rate and size the
+    # platform reported (Shopify's cost bucket) once it did, else the settings apply.
     tokens = models.FloatField(default=0)
     tokens_at = models.DateTimeField(null=True, blank=True)
+    bucket_rate = models.FloatField(null=True, blank=True)
+    bucket_burst = models.FloatField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"sync state of {self.channel_id}"
+
+
+class ChannelToken(models.Model):
+    """The OAuth access token pimsync currently uses for a channel whose credentials
+    hold a refresh token (eBay, Amazon). One row per channel: its row lock is what
+    makes one worker refresh for all (channels_app/sync/tokens.py)."""
+
+    channel = models.OneToOneField(Channel, on_delete=models.CASCADE, related_name="token")
+    access_token = EncryptedTextField(blank=True, default="")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+    refresh_count = models.PositiveIntegerField(default=0)
+    # Which credentials (client id + refresh token) the token was obtained with: new
+    # credentials make the stored token and a recorded failure moot.
+    credentials_digest = models.CharField(max_length=64, blank=True)
+    # The platform refused the refresh: no further attempt until the credentials
+    # change or the channel is resumed.
+    failed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"access token of {self.channel_id}"
 
 
 def _seconds_setting(name: str) -> timedelta:
@@ -670,6 +726,71 @@ class InboundEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} {self.topic or 'event'} {self.delivery_id}"
+
+
+class WebhookSubscription(models.Model):
+    """One topic pimsync reads from a channel, and what the channel has registered for it
+    (as last checked when the channel was saved or tested)."""
+
+    class State(models.TextChoices):
+        REGISTERED = "registered", "Registered"
+        MISSING = "missing", "Missing"
+        WRONG_URL = "wrong_url", "Registered to another URL"
+        DISABLED = "disabled", "Registered but not active"
+        FAILED = "failed", "Failed"
+
+    channel = models.ForeignKey(
+        Channel, on_delete=models.CASCADE, related_name="webhook_subscriptions"
+    )
+    topic = models.CharField(max_length=100, help_text="The platform's topic name")
+    state = models.CharField(max_length=10, choices=State.choices)
+    external_id = models.CharField(max_length=200, blank=True, help_text="The channel's id")
+    address = models.CharField(
+        max_length=500, blank=True, help_text="Where the channel delivers this topic"
+    )
+    error = models.TextField(blank=True)
+    note = models.CharField(max_length=300, blank=True, help_text="What the last check did")
+    checked_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["channel", "topic"]
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "topic"], name="subscription_one_per_topic")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.topic} on {self.channel_id}: {self.state}"
+
+
+class ChannelEdit(models.Model):
+    """A value a channel reported by webhook that could not be compared with pimsync's
+    yet: a push of that field was on its way, or the value was below pimsync's and
+    the channel's orders had to be imported first (a sale is not an edit). Deleted
+    once decided."""
+
+    class Waiting(models.TextChoices):
+        PUSH = "push", "A push of this field is on its way"
+        ORDERS = "orders", "The channel's orders are being imported"
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="edits_waiting")
+    listing = models.ForeignKey(ChannelListing, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=8, choices=SyncKind.choices)
+    reported = models.DecimalField(max_digits=14, decimal_places=2)
+    delivery_id = models.CharField(max_length=200)
+    received_at = models.DateTimeField()
+    waiting_for = models.CharField(max_length=8, choices=Waiting.choices)
+    checked_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["received_at", "pk"]
+        constraints = [
+            # The channel's latest report of a field replaces an older one still waiting.
+            models.UniqueConstraint(fields=["listing", "kind"], name="edit_one_per_listing_kind")
+        ]
+        indexes = [models.Index(fields=["channel", "waiting_for"], name="edit_waiting_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.reported} of listing {self.listing_id} ({self.waiting_for})"
 
 
 class Customer(models.Model):

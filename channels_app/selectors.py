@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 from django.db.models import Prefetch, Q, QuerySet, Sum
@@ -13,8 +13,17 @@ from django.utils import timezone
 from inventory.models import StockLevel, Variant
 from inventory.selectors import stock_sellable_expression
 
+from .connectors.oauth import uses_refresh_token
 from .connectors.shopify_versions import VersionStatus, channel_api_version, version_status
-from .models import BufferRule, Channel, ChannelListing, ChannelLocation, Platform, PriceRule
+from .models import (
+    BufferRule,
+    Channel,
+    ChannelListing,
+    ChannelLocation,
+    ChannelToken,
+    Platform,
+    PriceRule,
+)
 from .pricing import buffer_units, channel_atp_compute, channel_price_compute
 
 
@@ -70,6 +79,17 @@ def channel_listings_for_skus(
     listings = ChannelListing.objects.filter(channel=channel, variant__sku__in=wanted)
     listed = set(listings.values_list("variant__sku", flat=True))
     return listings, sorted(wanted - listed)
+
+
+def listing_is_for_sale(listing: ChannelListing) -> bool:
+    """Whether the channel may offer this listing at all (enabled listing, active
+    variant, product not archived); what is not for sale is told 0."""
+    variant = listing.variant
+    return (
+        listing.is_enabled
+        and variant.is_active
+        and variant.product.status != variant.product.Status.ARCHIVED
+    )
 
 
 def channel_locations_active(channel_ids: Iterable[int]) -> dict[int, list[int]]:
@@ -277,4 +297,57 @@ def channel_api_version_status(
         return None
     return version_status(
         channel_api_version(channel.platform_config), today=today or timezone.now().date()
+    )
+
+
+@dataclass(frozen=True)
+class TokenStatus:
+    """How a channel's API access token is kept valid (the channel admin shows it)."""
+
+    has_refresh_token: bool
+    expires_at: datetime | None = None
+    refreshed_at: datetime | None = None
+    refresh_count: int = 0
+    refused_at: datetime | None = None
+    error: str = ""
+
+    def describe(self, now: datetime) -> str:
+        if not self.has_refresh_token:
+            return (
+                "Static access token (no refresh token configured): nothing refreshes it, and "
+                "the channel pauses when the platform stops accepting it."
+            )
+        if self.refused_at is not None:
+            return (
+                "Refresh token configured; the refresh was refused at "
+                f"{self.refused_at:%Y-%m-%d %H:%M}: {self.error}"
+            )
+        if self.expires_at is None:
+            return "Refresh token configured; the access token is obtained with the first call."
+        left = int((self.expires_at - now).total_seconds())
+        when = f"in {left // 60} min {left % 60} s" if left > 0 else f"{-left} s ago"
+        return (
+            f"Refresh token configured; access token expires {self.expires_at:%Y-%m-%d %H:%M:%S} "
+            f"({when}), refreshed {self.refresh_count} times, last at "
+            f"{self.refreshed_at:%Y-%m-%d %H:%M:%S}."
+        )
+
+
+def channel_token_status(*, channel: Channel) -> TokenStatus | None:
+    """The access token's state for platforms whose tokens expire (eBay, Amazon);
+    None for the others (their keys do not expire)."""
+    if channel.platform not in (Platform.EBAY, Platform.AMAZON):
+        return None
+    if not uses_refresh_token(channel.credentials or {}):
+        return TokenStatus(has_refresh_token=False)
+    row = ChannelToken.objects.filter(channel=channel).first()
+    if row is None:
+        return TokenStatus(has_refresh_token=True)
+    return TokenStatus(
+        has_refresh_token=True,
+        expires_at=row.expires_at,
+        refreshed_at=row.refreshed_at,
+        refresh_count=row.refresh_count,
+        refused_at=row.failed_at,
+        error=row.last_error,
     )

@@ -24,6 +24,7 @@ from . import dispatch
 from .connectors.base import ConnectionCheck, VariantReader
 from .connectors.errors import ConnectorError
 from .models import (
+    WEBHOOK_PLATFORMS,
     BufferRule,
     Channel,
     ChannelListing,
@@ -36,6 +37,7 @@ from .sync import engine
 from .sync.connection import channel_connector
 from .sync.markers import buffer_rule_affected_listings, listings_mark_dirty
 from .sync.reconcile import ReconcileBusyError, listings_by_channel, reconciliation_start
+from .webhook_subscriptions import Registration, channel_webhooks_register
 
 LISTING_PRICE_FIELDS = {"price_override"}
 LISTING_IDENTITY_FIELDS = {
@@ -149,7 +151,9 @@ def channel_locations_changed(*, channel: Channel) -> int:
 
 
 def channel_save(*, channel: Channel, changed_fields: Iterable[str] = ()) -> Channel:
-    """Save a channel. New credentials lift an auth pause; enabling pushes everything."""
+    """Save a channel. New credentials lift an auth pause; enabling pushes everything;
+    an enabled Shopify or WooCommerce channel has its webhooks created or repaired
+    (a task after commit: the channel's API is not called inside the save)."""
     changed = set(changed_fields)
     with transaction.atomic():
         channel.full_clean()
@@ -159,6 +163,11 @@ def channel_save(*, channel: Channel, changed_fields: Iterable[str] = ()) -> Cha
         if "is_enabled" in changed and channel.is_enabled:
             listings_mark_dirty(ChannelListing.objects.filter(channel=channel))
         channel_reconcile_schedule_sync(channel=channel)
+        if channel.is_enabled and channel.platform in WEBHOOK_PLATFORMS:
+            dispatch.channel_webhooks_register_request_on_commit(
+                channel.pk,
+                refresh_secret=bool(changed & {"new_webhook_secret", "webhook_secret"}),
+            )
     return channel
 
 
@@ -318,11 +327,27 @@ def channel_resume(*, channel: Channel) -> None:
 
 
 def channel_test_connection(*, channel: Channel) -> ConnectionCheck:
-    """Ask the channel whether our credentials work; never raises."""
+    """Ask the channel whether our credentials work; once they do, a Shopify or
+    WooCommerce channel's webhooks are created or repaired too (the message says
+    how they stand). Never raises."""
     try:
-        return channel_connector(channel).test_connection()
+        check = channel_connector(channel).test_connection()
     except Exception as exc:
         return ConnectionCheck(ok=False, message=f"Could not test the connection: {exc}")
+    if not check.ok or channel.platform not in WEBHOOK_PLATFORMS:
+        return check
+    registration = channel_webhooks_register(channel=channel)
+    return ConnectionCheck(ok=registration.ok, message=f"{check.message}. Webhooks: {registration}")
+
+
+def channels_webhooks_register(*, channels: Iterable[Channel]) -> list[Registration]:
+    """Create or repair the webhooks of every enabled Shopify or WooCommerce channel
+    among ``channels`` (the admin action, the management command)."""
+    return [
+        channel_webhooks_register(channel=channel)
+        for channel in channels
+        if channel.is_enabled and channel.platform in WEBHOOK_PLATFORMS
+    ]
 
 
 # --- reconciliation ---------------------------------------------------------------------------

@@ -18,7 +18,9 @@ from .orders.polling import channel_poll, channels_poll_due
 from .services import retention_purge
 from .sync import engine
 from .sync.batches import batch_watch_step, batches_sweep
+from .sync.edits import channel_edits_recheck, channel_edits_sweep
 from .sync.reconcile import reconciliation_run, reconciliation_verify_or_later
+from .webhook_subscriptions import channel_webhooks_register_saved
 
 
 # Generous limits: an Amazon listings feed may legitimately run for many minutes;
@@ -37,12 +39,14 @@ def channel_push_task(channel_id: int) -> dict:
 @shared_task(time_limit=30, soft_time_limit=25, ignore_result=True)
 def sync_sweep_task() -> int:
     """Beat, every few seconds: re-request pushes a lost task left behind, the
-    orders polls that held pushes wait for, the watch of submitted batches, and
-    catalog imports whose worker was lost."""
+    orders polls that held pushes wait for, the watch of submitted batches, the
+    comparison of edited values that waited for a push or for orders, and catalog
+    imports whose worker was lost."""
     return (
         len(dispatch.sweep_due_channels())
         + len(dispatch.sweep_held_pushes())
         + len(batches_sweep())
+        + channel_edits_sweep()
         + len(catalog_imports_sweep())
     )
 
@@ -51,6 +55,21 @@ def sync_sweep_task() -> int:
 def channel_batch_watch_task(batch_id: int) -> str:
     """One step of a batch the channel is processing (an Amazon feed)."""
     return batch_watch_step(batch_id)
+
+
+# --- channel-side edits and webhook subscriptions ------------------------------------------
+
+
+@shared_task(time_limit=60, soft_time_limit=50, ignore_result=True)
+def channel_edits_recheck_task(channel_id: int) -> dict:
+    """Compare a channel's waiting edited values again (a push of theirs was on its way)."""
+    return dict(channel_edits_recheck(channel_id=channel_id))
+
+
+@shared_task(time_limit=120, soft_time_limit=110, ignore_result=True)
+def channel_webhooks_register_task(channel_id: int, refresh_secret: bool = False) -> str:
+    """Create or repair a saved channel's webhook subscriptions."""
+    return channel_webhooks_register_saved(channel_id, refresh_secret=refresh_secret)
 
 
 # --- inbound orders (webhooks and polling) -------------------------------------------------

@@ -34,6 +34,9 @@ SANDBOX_CHANNELS = [
         "name": "Shopify (sandbox)",
         "slug": "shopify",
         "credentials": {"access_token": "shpat_sandbox"},
+        # Shopify signs the webhooks an app registers with the app's client secret: the
+        # sandbox app's (docs/sandbox.md). WooCommerce takes the channel's own secret.
+        "webhook_secret": "shpss_sandbox",
         "platform_config": {"location_id": "gid://shopify/Location/1", "api_version": "2026-01"},
         "rate": "2",
         "locations": ("main", "store"),
@@ -51,7 +54,13 @@ SANDBOX_CHANNELS = [
         "platform": "ebay",
         "name": "eBay (sandbox)",
         "slug": "ebay",
-        "credentials": {"access_token": "sandbox-ebay-token"},
+        # Refresh-token credentials: pimsync obtains and refreshes the access token
+        # from the sandbox's token endpoint (docs/channels.md).
+        "credentials": {
+            "client_id": "sandbox-ebay-client",
+            "client_secret": "sandbox-ebay-secret",
+            "refresh_token": "v^1.1#i^1#r^1#sandbox-ebay-refresh",
+        },
         "platform_config": {"marketplace_id": "EBAY_US"},
         "rate": "5",
         "locations": ("main",),
@@ -60,11 +69,18 @@ SANDBOX_CHANNELS = [
         "platform": "amazon",
         "name": "Amazon (sandbox)",
         "slug": "amazon",
-        "credentials": {"access_token": "sandbox-amazon-token"},
+        "credentials": {
+            "client_id": "amzn1.application-oa2-client.sandbox",
+            "client_secret": "sandbox-amazon-secret",
+            "refresh_token": "Atzr|sandbox-amazon-refresh",
+        },
         "platform_config": {
             "seller_id": "A1SANDBOXSELLER",
             "marketplace_id": "ATVPDKIKX0DER",
             "product_type": "PRODUCT",
+            # Login with Amazon on the sandbox (a path on the base URL); the real
+            # one is https://api.amazon.com/auth/o2/token, the default.
+            "token_url": "/auth/o2/token",
         },
         "rate": "5",
         "locations": ("main",),
@@ -203,7 +219,8 @@ def _channels(variants: list[Variant], locations: dict[str, Location]) -> None:
             platform=spec["platform"],
             base_url=f"{sandbox}/{spec['platform']}",
             credentials=spec["credentials"],
-            webhook_secret=f"whsec_{spec['slug']}_{secrets.token_hex(8)}",
+            webhook_secret=spec.get("webhook_secret")
+            or f"whsec_{spec['slug']}_{secrets.token_hex(8)}",
             platform_config=spec["platform_config"],
             rate_limit_per_second=Decimal(spec["rate"]),
         )

@@ -38,6 +38,15 @@ Rate limits are token buckets per operation with the documented rate/burst
 and no Retry-After (Amazon sends none). Every answer carries
 ``x-amzn-RequestId`` and, for rate-limited operations, ``x-amzn-RateLimit-Limit``.
 
+Login with Amazon: ``POST /auth/o2/token`` (api.amazon.com in real life, served
+here so one sandbox URL is enough: a channel's ``platform_config["token_url"]``
+points at it) takes the refresh-token grant (form ``grant_type, refresh_token,
+client_id, client_secret``) and answers ``{access_token, refresh_token,
+token_type: "bearer", expires_in}`` (oauth.py). SP-API calls must carry
+``credentials["access_token"]`` (static, never expires) or an issued token that
+has not expired in ``x-amz-access-token``; else 403 ``Unauthorized`` ("The access
+token you provided is revoked, malformed or invalid."), as SP-API answers.
+
 Sandbox simplifications: one seller (any sellerId is accepted) and one
 marketplace per request; a patch applies at once (real ACCEPTED means queued);
 injected partial failures are INVALID patches / ERROR report issues with code
@@ -65,9 +74,12 @@ from .contracts import contract_path
 from .contracts.openapi_contract import Problem
 from .contracts.openapi_contract import load_contract as load_openapi_contract
 from .http import ApiError, JsonDict, Request, Response, iso, parse_iso, to_decimal
-from .platform import SandboxPlatform
+from .oauth import form, oauth_error
+from .platform import SandboxPlatform, describe_problem
 from .store import CatalogItem, SandboxOrder
 
+LWA_PATH = "/auth/o2/token"
+LWA_CONTRACT = "amazon_lwa_oauth2.json"
 LISTINGS = "/listings/2021-08-01/items"
 FEEDS = "/feeds/2021-06-30"
 ORDERS = "/orders/2026-01-01/orders"
@@ -155,6 +167,7 @@ class AmazonSandbox(SandboxPlatform):
         "confirmShipment": {"rate": 2.0, "burst": 10.0},
     }
     contracts = {
+        "lwaRefreshAccessToken": LWA_CONTRACT,
         "patchListingsItem": LISTINGS_CONTRACT,
         "getListingsItem": LISTINGS_CONTRACT,
         "searchListingsItems": LISTINGS_CONTRACT,
@@ -166,7 +179,14 @@ class AmazonSandbox(SandboxPlatform):
         "getOrder": ORDERS_CONTRACT,
         "confirmShipment": ORDERS_V0_CONTRACT,
     }
-    default_credentials = {"access_token": "sandbox-amazon-token"}
+    default_credentials = {
+        "access_token": "sandbox-amazon-token",  # static: accepted, never expires
+        "client_id": "amzn1.application-oa2-client.sandbox",
+        "client_secret": "sandbox-amazon-secret",
+        "refresh_token": "Atzr|sandbox-amazon-refresh",
+    }
+    # LWA access tokens last an hour ("expires_in": 3600); /_control/tokens sets the TTL.
+    issues_tokens = ("Atza|sandbox-", 3600.0)
     # How long a feed takes to process (tests lower it on the platform object).
     feed_processing_seconds = 2.0
 
@@ -182,6 +202,9 @@ class AmazonSandbox(SandboxPlatform):
     def register_routes(self) -> None:
         item = rf"{LISTINGS}/(?P<seller>[^/]+)/(?P<sku>[^/]+)"
         add = self.add_route
+        # Login with Amazon (api.amazon.com in real life, not the SP-API host): no
+        # SP-API usage plan.
+        add("POST", LWA_PATH, self.lwa_token, name="lwaRefreshAccessToken", limit_key=None)
         add("PATCH", item, self.patch_item, name="patchListingsItem", limit_key="patchListingsItem")
         add("GET", item, self.get_item, name="getListingsItem", limit_key="getListingsItem")
         add(
@@ -253,8 +276,9 @@ class AmazonSandbox(SandboxPlatform):
     def check_auth(self, request: Request) -> Response | None:
         if request.route_name in ("s3Put", "s3Get"):
             return None  # the pre-signed URL is the credential
-        token = request.header("x-amz-access-token")
-        if token and token == self.credentials.get("access_token"):
+        if request.route_name == "lwaRefreshAccessToken":
+            return None  # the client credentials in the form are the grant's business
+        if self.accepts_token(request.header("x-amz-access-token")):
             return None
         return _errors(
             403,
@@ -263,11 +287,41 @@ class AmazonSandbox(SandboxPlatform):
             "The access token you provided is revoked, malformed or invalid.",
         )
 
+    def lwa_token(self, request: Request) -> Response:
+        """Login with Amazon's refresh-token grant: a new access token (see oauth.py)."""
+        issuer = self.issuer()
+        fields = form(request)
+        credentials = self.credentials
+        if (
+            not credentials.get("client_id")
+            or fields["client_id"] != credentials.get("client_id")
+            or fields["client_secret"] != credentials.get("client_secret")
+        ):
+            return issuer.refuse_grant(401, "invalid_client", "Client authentication failed")
+        refresh_token = credentials.get("refresh_token", "")
+        if fields["refresh_token"] != refresh_token or refresh_token in issuer.revoked:
+            return issuer.refuse_grant(
+                400, "invalid_grant", "The request has an invalid grant parameter : refresh_token"
+            )
+        token, ttl = issuer.issue()
+        return Response.json(
+            200,
+            {
+                "access_token": token,
+                "refresh_token": refresh_token,
+                "token_type": "bearer",
+                "expires_in": ttl,
+            },
+        )
+
     def error_response(self, status: int, code: str, message: str) -> Response:
         return _errors(status, ERROR_CODES.get(code, "InvalidInput"), message)
 
     def refusal_response(self, problems: Sequence[Problem], request: Request) -> Response:
-        """Amazon's 400: one InvalidInput per problem."""
+        """Amazon's 400: one InvalidInput per problem (LWA answers in OAuth's shape)."""
+        if request.route_name == "lwaRefreshAccessToken":
+            message = "; ".join(describe_problem(p) for p in problems)
+            return oauth_error(400, "invalid_request", message)
         errors = [
             {
                 "code": "InvalidInput",

@@ -40,12 +40,18 @@ Choices where eBay documents nothing (say so when you rely on them):
 * Injected partial failures answer ``statusCode`` 400 with errorId 25709
   (invalid value) for that SKU; 5xx/timeouts/401 come from the shared faults (faults.py).
 * Auth: ``Authorization: Bearer <access_token>`` (``IAF <token>`` on
-  Post-Order) must match ``credentials["access_token"]``; else 401 errorId 1001.
+  Post-Order) must be ``credentials["access_token"]`` (static, never expires) or
+  a token issued by ``POST /identity/v1/oauth2/token`` that has not expired; else
+  401 errorId 1001. The token endpoint takes the refresh-token grant (Basic
+  client_id:client_secret, form grant_type/refresh_token/scope) and answers
+  ``{access_token, expires_in, token_type: "User Access Token"}`` (oauth.py);
+  it shares the application's ``default`` rate limit.
 * eBay sends no order webhooks here: pimsync polls ``getOrders``.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -56,7 +62,8 @@ from urllib.parse import unquote, urlencode
 
 from .contracts.openapi_contract import Problem
 from .http import ApiError, JsonDict, Request, Response, parse_iso, to_decimal
-from .platform import SandboxPlatform
+from .oauth import form, oauth_error
+from .platform import SandboxPlatform, describe_problem
 from .store import CatalogItem, SandboxOrder
 
 INVENTORY = "/sell/inventory/v1"
@@ -64,6 +71,18 @@ FULFILLMENT = "/sell/fulfillment/v1"
 MAX_BULK = 25
 MAX_ORDER_LIMIT = 200
 ORDER_WINDOW = timedelta(days=2 * 365)  # getOrders serves orders up to two years old
+TOKEN_PATH = "/identity/v1/oauth2/token"  # noqa: S105 - an endpoint, not a secret
+TOKEN_CONTRACT = "ebay_identity_oauth2.json"  # noqa: S105 - a file name
+# Scopes the sandbox's seller granted the application (a grant may ask for a subset).
+GRANTED_SCOPES = frozenset(
+    {
+        "https://api.ebay.com/oauth/api_scope",
+        "https://api.ebay.com/oauth/api_scope/sell.inventory",
+        "https://api.ebay.com/oauth/api_scope/sell.inventory.readonly",
+        "https://api.ebay.com/oauth/api_scope/sell.fulfillment",
+        "https://api.ebay.com/oauth/api_scope/sell.fulfillment.readonly",
+    }
+)
 INVENTORY_CONTRACT = "ebay_sell_inventory_v1.json"
 FULFILLMENT_CONTRACT = "ebay_sell_fulfillment_v1.json"
 # A malformed request in general; the inventory API's "invalid value" for a body field.
@@ -88,6 +107,14 @@ def _barcode_kind(code: str) -> str:
     if len(code) == 13 and code.startswith(("978", "979")):
         return "isbn"
     return "ean"
+
+
+def _basic(encoded: str) -> str:
+    """The ``client_id:client_secret`` of a Basic credential ("" when unreadable)."""
+    try:
+        return base64.b64decode(encoded, validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        return ""
 
 
 def ebay_time(value: datetime) -> str:
@@ -116,8 +143,16 @@ class EbaySandbox(SandboxPlatform):
         "default": {"rate": 10.0, "burst": 25.0},
         "revisions": {"per_day": 250.0},
     }
-    default_credentials = {"access_token": "sandbox-ebay-token"}
+    default_credentials = {
+        "access_token": "sandbox-ebay-token",  # static: accepted, never expires
+        "client_id": "sandbox-ebay-client",
+        "client_secret": "sandbox-ebay-secret",
+        "refresh_token": "v^1.1#i^1#r^1#sandbox-ebay-refresh",
+    }
+    # User access tokens last two hours ("expires_in": 7200); /_control/tokens sets the TTL.
+    issues_tokens = ("v^1.1#i^1#p^3#sandbox#t^", 7200.0)
     contracts = {
+        "refreshUserAccessToken": TOKEN_CONTRACT,
         "bulkUpdatePriceQuantity": INVENTORY_CONTRACT,
         "bulkGetInventoryItem": INVENTORY_CONTRACT,
         "getInventoryItems": INVENTORY_CONTRACT,
@@ -138,6 +173,7 @@ class EbaySandbox(SandboxPlatform):
 
     def register_routes(self) -> None:
         add = self.add_route
+        add("POST", TOKEN_PATH, self.token, name="refreshUserAccessToken")
         add(
             "POST",
             rf"{INVENTORY}/bulk_update_price_quantity",
@@ -176,11 +212,43 @@ class EbaySandbox(SandboxPlatform):
     # ------------------------------------------------------------------ hooks
 
     def check_auth(self, request: Request) -> Response | None:
+        if request.route_name == "refreshUserAccessToken":
+            return None  # the client's Basic credentials are the grant's business
         scheme, _, token = request.header("authorization").partition(" ")
-        expected = self.credentials.get("access_token", "")
-        if scheme in ("Bearer", "IAF", "TOKEN") and token and token == expected:
+        if scheme in ("Bearer", "IAF", "TOKEN") and self.accepts_token(token):
             return None
         return self.error_response(401, "unauthorized", "Invalid access token")
+
+    # ------------------------------------------------------------------ OAuth
+
+    def token(self, request: Request) -> Response:
+        """The refresh-token grant: a new user access token (see oauth.py)."""
+        issuer = self.issuer()
+        fields = form(request)
+        scheme, _, encoded = request.header("authorization").partition(" ")
+        client_id = self.credentials.get("client_id", "")
+        expected = f"{client_id}:{self.credentials.get('client_secret', '')}"
+        if scheme != "Basic" or not client_id or _basic(encoded) != expected:
+            return issuer.refuse_grant(401, "invalid_client", "client authentication failed")
+        refresh_token = self.credentials.get("refresh_token", "")
+        if fields["refresh_token"] != refresh_token or refresh_token in issuer.revoked:
+            return issuer.refuse_grant(
+                400,
+                "invalid_grant",
+                "the provided authorization refresh token is invalid or was issued to "
+                "another client",
+            )
+        if set(fields["scope"].split()) - GRANTED_SCOPES:
+            return issuer.refuse_grant(
+                400,
+                "invalid_scope",
+                "The requested scope is invalid, unknown, malformed, or exceeds the scope "
+                "granted to the client",
+            )
+        token, ttl = issuer.issue()
+        return Response.json(
+            200, {"access_token": token, "expires_in": ttl, "token_type": "User Access Token"}
+        )
 
     def error_response(self, status: int, code: str, message: str) -> Response:
         fallback = (
@@ -194,7 +262,11 @@ class EbaySandbox(SandboxPlatform):
         )
 
     def refusal_response(self, problems: Sequence[Problem], request: Request) -> Response:
-        """eBay's 400: one error per problem, the field named in ``parameters``."""
+        """eBay's 400: one error per problem, the field named in ``parameters`` (the token
+        endpoint answers in OAuth's shape)."""
+        if request.route_name == "refreshUserAccessToken":
+            message = "; ".join(describe_problem(p) for p in problems)
+            return oauth_error(400, "invalid_request", message)
         inventory = request.path.startswith(INVENTORY)
         errors = []
         for problem in problems:

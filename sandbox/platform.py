@@ -31,12 +31,17 @@ Interface a platform module implements
 
     Optional overrides (all have working defaults):
       check_auth(request) -> Response | None     # default: accept everything
+                                   # (accepts_token(): static or issued, unexpired)
       error_response(status, code, message) -> Response   # platform's error JSON shape
       rate_limited_response(wait_seconds, request) -> Response  # default 429 + Retry-After
       admit(request, route) -> Response | None    # default: token bucket per route.limit_key
       assign_ids(sku, ids, group) -> dict[str,str]   # ids for a seeded item missing them
       render_order(order) -> dict                 # the platform's order JSON
-      webhook_request(order, event, target) -> WebhookRequest | None   # None = no HTTP webhooks
+      order_webhook_topic(event) -> str | None    # None = no HTTP webhooks (default)
+      webhook_request(topic, body, target, stamp=, subject=) -> WebhookRequest  # signed
+      item_webhooks(item, price=, quantity=, cause=) -> [(topic, body)]  # catalog changes
+      subscription_secret(subscription) -> str    # what a registered webhook is signed with
+      new_subscription_id() -> str                # the platform's id format
       dump_extra() / load_extra(state)            # extra state to persist
 
 The base class's :meth:`SandboxPlatform.handle` runs, in order: call counting,
@@ -81,6 +86,19 @@ Shared state per platform
 * ``next_id()``: a per-platform increasing integer for new ids.
 * ``clock`` (:data:`~sandbox.clock.Clock`): the monotonic time every deadline
   above reads; ``time.monotonic`` unless a test passes a fake one.
+* ``subscriptions``: webhooks registered through the platform's API (id ->
+  :class:`Subscription`). A topic is delivered to the active subscriptions of
+  that topic. While none is registered at all, order events go to the
+  console-configured ``webhook_target`` instead (``POST /_control/webhooks``: a
+  webhook set up by hand in the store's settings), as they always did.
+
+Webhooks
+--------
+Order events (:meth:`SandboxPlatform.emit_order_event`) are delivered within
+the call that caused them (the control API answers with the delivery). Catalog
+changes (:meth:`SandboxPlatform.item_changed`: an API write, a console edit, a
+sale's stock) are queued and delivered by a background thread in order, as the
+platforms deliver after the change; ``outbox.drain()`` waits for them.
 
 Timeouts are simulated by a :class:`Response` with ``delay`` set: the HTTP layer
 waits that long on the clock before answering, past the client's read timeout;
@@ -89,6 +107,7 @@ the request has no effect (a write that timed out is not applied).
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -114,6 +133,7 @@ from .http import (
     to_decimal,
     utcnow,
 )
+from .oauth import TokenIssuer
 from .ratelimit import TokenBucket
 from .score import Scorekeeper
 from .store import (
@@ -126,7 +146,15 @@ from .store import (
     SandboxOrder,
     content_fields,
 )
-from .webhooks import WebhookDelivery, WebhookRequest, WebhookTarget, post_webhook
+from .webhooks import (
+    Outbox,
+    Outgoing,
+    Subscription,
+    WebhookDelivery,
+    WebhookRequest,
+    WebhookTarget,
+    post_webhook,
+)
 
 
 class OutOfStock(ValueError):
@@ -147,6 +175,10 @@ class SandboxPlatform:
     default_credentials: ClassVar[Mapping[str, str]] = {}
     # Route name (= the definition's operationId) -> trimmed definition it is checked against.
     contracts: ClassVar[Mapping[str, str]] = {}
+    # Consecutive failed deliveries after which a registered webhook is disabled (None: never).
+    max_failed_deliveries: ClassVar[int | None] = None
+    # Platforms with an OAuth token endpoint: (access token prefix, default lifetime in s).
+    issues_tokens: ClassVar[tuple[str, float] | None] = None
 
     def __init__(
         self,
@@ -165,7 +197,9 @@ class SandboxPlatform:
         self.score = Scorekeeper(self.lock)
         self.credentials: dict[str, str] = dict(self.default_credentials)
         self.webhook_target: WebhookTarget | None = None
+        self.subscriptions: dict[str, Subscription] = {}
         self.deliveries: list[WebhookDelivery] = []
+        self.outbox = Outbox(self.name, post_webhook)
         self.routes: list[Route] = []
         self.limits: dict[str, dict[str, float]] = {}
         self._buckets: dict[str, TokenBucket] = {}
@@ -176,6 +210,10 @@ class SandboxPlatform:
         self.refusals: deque[JsonDict] = deque(maxlen=500)
         self.answer_problems: deque[JsonDict] = deque(maxlen=500)
         self.check_answers = False
+        self.tokens: TokenIssuer | None = None
+        if self.issues_tokens is not None:
+            prefix, ttl = self.issues_tokens
+            self.tokens = TokenIssuer(prefix=prefix, ttl=ttl, clock=clock)
         self._on_change = on_change
         self.set_limits(self.default_limits, replace=True)
         if limits:
@@ -332,6 +370,21 @@ class SandboxPlatform:
         """None when the request is authenticated, else the platform's 401."""
         return None
 
+    def issuer(self) -> TokenIssuer:
+        """The platform's token issuer (LookupError for a platform without OAuth)."""
+        if self.tokens is None:
+            raise LookupError(f"{self.name} has no token endpoint")
+        return self.tokens
+
+    def accepts_token(self, token: str) -> bool:
+        """The static ``credentials["access_token"]`` (never expires) or an access token
+        the platform's token endpoint issued and that has not expired."""
+        if not token:
+            return False
+        if token == self.credentials.get("access_token"):
+            return True
+        return self.tokens is not None and self.tokens.accepts(token)
+
     def error_response(self, status: int, code: str, message: str) -> Response:
         return Response.json(status, {"error": {"code": code, "message": message}})
 
@@ -357,11 +410,31 @@ class SandboxPlatform:
     def render_order(self, order: SandboxOrder) -> JsonDict:
         return order.to_state()
 
-    def webhook_request(
-        self, order: SandboxOrder, event: str, target: WebhookTarget
-    ) -> WebhookRequest | None:
-        """The signed HTTP delivery for an order event, or None (no HTTP webhooks)."""
+    def order_webhook_topic(self, event: str) -> str | None:
+        """The topic an order event (created, paid, cancelled, fulfilled, refunded,
+        updated) is delivered as, or None: the platform sends no HTTP webhooks."""
         return None
+
+    def webhook_request(
+        self, topic: str, body: bytes, target: WebhookTarget, *, stamp: datetime, subject: str
+    ) -> WebhookRequest:
+        """The signed HTTP delivery of ``body`` as ``topic`` to ``target`` (``stamp``:
+        when the change happened; ``subject``: what changed)."""
+        raise NotImplementedError(f"{self.name} sends no HTTP webhooks")
+
+    def item_webhooks(
+        self, item: CatalogItem, *, price: bool, quantity: bool, cause: str
+    ) -> list[tuple[str, bytes]]:
+        """(topic, body) the platform sends when an item's price or quantity changed;
+        ``cause``: "api" (a write through the API), "console" (a person in the store's
+        admin), "sale" or "restock" (an order took or gave back the units)."""
+        return []
+
+    def subscription_secret(self, subscription: Subscription) -> str:
+        return subscription.secret
+
+    def new_subscription_id(self) -> str:
+        return str(self.next_id())
 
     def dump_extra(self) -> JsonDict:
         return {}
@@ -541,7 +614,7 @@ class SandboxPlatform:
             )
             if adjust_stock:
                 for line in order_lines:
-                    self.catalog.adjust_quantity(line.sku, -line.quantity)
+                    self._stock_moved(line.sku, -line.quantity, cause="sale")
             self.orders.add(order)
             self.score.order_placed(order)
         self.changed()
@@ -556,6 +629,12 @@ class SandboxPlatform:
             shown = item.quantity if item is not None else 0
             if shown < quantity:
                 raise OutOfStock(sku, shown)
+
+    def _stock_moved(self, sku: str, delta: int, *, cause: str) -> None:
+        self.catalog.adjust_quantity(sku, delta)
+        item = self.catalog.get(sku)
+        if item is not None:
+            self.item_changed(item, quantity=True, cause=cause)
 
     def order_transition(
         self,
@@ -582,7 +661,7 @@ class SandboxPlatform:
                 order.cancel_reason = reason or "other"
                 if order.stock_adjusted:
                     for line in order.lines:
-                        self.catalog.adjust_quantity(line.sku, line.quantity)
+                        self._stock_moved(line.sku, line.quantity, cause="restock")
                 self.score.forget(order.id)
             if action == "fulfil":
                 order.tracking_number = tracking_number
@@ -592,34 +671,124 @@ class SandboxPlatform:
 
     def emit_order_event(self, order: SandboxOrder, event: str) -> WebhookDelivery | None:
         """Deliver a signed webhook for ``event`` (created, paid, cancelled, fulfilled,
-        refunded, updated) to the registered target; None without target/support."""
-        target = self.webhook_target
-        if target is None:
+        refunded, updated) to its subscribers now; returns the first delivery, or None
+        when nobody subscribes or the platform sends no HTTP webhooks."""
+        topic = self.order_webhook_topic(event)
+        if topic is None:
             return None
-        prepared = self.webhook_request(order, event, target)
-        if prepared is None:
-            return None
-        if self.faults.webhook_dropped():
-            # Lost on the platform's side: never sent, the order waits for a poll.
-            self.counters.record_fault("webhook_drop")
-            status, error = None, "dropped (injected fault)"
-        else:
-            status, error = post_webhook(target.url, prepared)
-            if status is not None and 200 <= status < 300:
-                self.score.mark_seen([order.id])
+        body = json.dumps(self.render_order(order)).encode()
+        first = None
+        for target in self.targets_for(topic, console=True):
+            prepared = self.webhook_request(
+                topic, body, target, stamp=order.updated_at, subject=order.id
+            )
+            if self.faults.webhook_dropped():
+                # Lost on the platform's side: never sent, the order waits for a poll.
+                self.counters.record_fault("webhook_drop")
+                status, error = None, "dropped (injected fault)"
+            else:
+                status, error = post_webhook(target.url, prepared)
+            delivery = self._delivered(target, prepared, order.id, status, error)
+            first = first or delivery
+        return first
+
+    def item_changed(
+        self, item: CatalogItem, *, price: bool = False, quantity: bool = False, cause: str = "api"
+    ) -> int:
+        """Queue the webhooks an item's change makes the platform send (to registered
+        subscriptions only); returns how many were queued."""
+        queued = 0
+        stamp = utcnow()
+        for topic, body in self.item_webhooks(item, price=price, quantity=quantity, cause=cause):
+            for target in self.targets_for(topic, console=False):
+                prepared = self.webhook_request(topic, body, target, stamp=stamp, subject=item.sku)
+                self.outbox.put(
+                    Outgoing(target, prepared, item.sku, self._delivered, self._still_active)
+                )
+                queued += 1
+        return queued
+
+    def targets_for(self, topic: str, *, console: bool) -> list[WebhookTarget]:
+        """The active subscriptions of ``topic``; with none registered at all, the
+        console-configured target for order events (``console``)."""
+        with self.lock:
+            if self.subscriptions:
+                return [
+                    WebhookTarget(sub.address, self.subscription_secret(sub), sub.id)
+                    for sub in self.subscriptions.values()
+                    if sub.topic == topic and sub.status == "active"
+                ]
+            target = self.webhook_target
+        return [target] if console and target is not None else []
+
+    def _still_active(self, target: WebhookTarget) -> bool:
+        with self.lock:
+            subscription = self.subscriptions.get(target.webhook_id)
+            return subscription is not None and subscription.status == "active"
+
+    def _delivered(
+        self,
+        target: WebhookTarget,
+        request: WebhookRequest,
+        subject: str,
+        status: int | None,
+        error: str,
+    ) -> WebhookDelivery:
+        if request.topic.startswith("order") and status is not None and 200 <= status < 300:
+            self.score.mark_seen([subject])  # pimsync answered: it has the order
         delivery = WebhookDelivery(
             platform=self.name,
-            topic=prepared.topic,
-            order_id=order.id,
+            topic=request.topic,
+            order_id=subject if request.topic.startswith("order") else "",
+            subject=subject,
             url=target.url,
             status=status,
             error=error,
-            delivery_id=prepared.delivery_id,
+            delivery_id=request.delivery_id,
         )
         with self.lock:
             self.deliveries.append(delivery)
             del self.deliveries[:-500]  # bounded history
+            subscription = self.subscriptions.get(target.webhook_id)
+            if subscription is not None:
+                subscription.failures = 0 if delivery.ok else subscription.failures + 1
+                limit = self.max_failed_deliveries
+                if limit is not None and subscription.failures > limit:
+                    subscription.status = "disabled"
+        self.changed()
         return delivery
+
+    # ---- webhook subscriptions (registered through the API)
+
+    def subscription_add(
+        self, *, topic: str, address: str, secret: str = "", name: str = "", status: str = "active"
+    ) -> Subscription:
+        with self.lock:
+            subscription = Subscription(
+                id=self.new_subscription_id(),
+                topic=topic,
+                address=address,
+                secret=secret,
+                status=status,
+                name=name,
+            )
+            self.subscriptions[subscription.id] = subscription
+        self.changed()
+        return subscription
+
+    def subscription_update(self, subscription_id: str, **changes: Any) -> Subscription:
+        """Change address, secret, status, name or topic (KeyError if unknown)."""
+        with self.lock:
+            subscription = self.subscriptions[subscription_id]
+            for key, value in changes.items():
+                if key not in ("address", "secret", "status", "name", "topic"):
+                    raise ValueError(f"cannot change {key!r} of a subscription")
+                setattr(subscription, key, value)
+            if changes.get("status") == "active":
+                subscription.failures = 0
+            subscription.updated_at = utcnow()
+        self.changed()
+        return subscription
 
     # ---- state
 
@@ -634,6 +803,8 @@ class SandboxPlatform:
             self.refusals.clear()
             self.answer_problems.clear()
             self.set_limits(self.default_limits, replace=True)
+            if self.tokens is not None:
+                self.tokens.reset()
 
     def dump(self) -> JsonDict:
         with self.lock:
@@ -654,6 +825,7 @@ class SandboxPlatform:
                     else None
                 ),
                 "credentials": dict(self.credentials),
+                "subscriptions": [sub.to_state() for sub in self.subscriptions.values()],
                 "extra": self.dump_extra(),
             }
 
@@ -679,7 +851,13 @@ class SandboxPlatform:
                 self.orders.add(SandboxOrder.from_state(data))
             target = state.get("webhook_target")
             self.webhook_target = WebhookTarget(target["url"], target["secret"]) if target else None
-            self.credentials = dict(state.get("credentials") or self.default_credentials)
+            # A state file from before a credential kind existed (the OAuth client of
+            # the token endpoints) keeps accepting what it stored, and the new kind.
+            self.credentials = {**self.default_credentials, **(state.get("credentials") or {})}
+            self.subscriptions = {
+                sub.id: sub
+                for sub in (Subscription.from_state(row) for row in state.get("subscriptions", []))
+            }
             self._next_id = max(self._next_id, int(state.get("next_id", 1000)))
             stamps = [o.updated_at for o in self.orders.all()]
             self._last_stamp = max([self._last_stamp, *stamps])
@@ -693,7 +871,9 @@ class SandboxPlatform:
             "limits": self.limits,
             "faults": self.faults.describe(),
             "webhook_url": self.webhook_target.url if self.webhook_target else None,
+            "subscriptions": len(self.subscriptions),
             "refusals": len(self.refusals),
+            "tokens": self.tokens.describe() if self.tokens is not None else None,
             "routes": [
                 {
                     "method": r.method,

@@ -4,7 +4,9 @@
 ``/magento/...`` go to the
 platform objects (see ``platform.py``); ``/_control/...`` lets a test, the demo or a
 person seed the catalog, edit values, create orders (delivered as signed
-webhooks), inject faults and change rate limits. docs/sandbox.md lists it all.
+webhooks), inject faults, change rate limits and the lifetime of the OAuth access
+tokens eBay and Login with Amazon issue (``/_control/tokens``). docs/sandbox.md
+lists it all.
 
 Start it in-process (tests)::
 
@@ -125,6 +127,8 @@ class SandboxApp:
             ("GET", re.compile(r"/_control/rate_limits"), self._limits_get),
             ("POST", re.compile(r"/_control/rate_limits"), self._limits_set),
             ("POST", re.compile(r"/_control/credentials"), self._credentials_set),
+            ("GET", re.compile(r"/_control/tokens"), self._tokens_get),
+            ("POST", re.compile(r"/_control/tokens"), self._tokens_set),
             ("GET", re.compile(r"/_control/refusals(?:/(?P<p>\w+))?"), self._refusals_get),
             ("DELETE", re.compile(r"/_control/refusals(?:/(?P<p>\w+))?"), self._refusals_clear),
             ("POST", re.compile(r"/_control/contracts"), self._contracts_set),
@@ -221,6 +225,13 @@ class SandboxApp:
                     compare_at_price=None if compare_at is None else to_decimal(compare_at),
                     clear_compare_at="compare_at_price" in row and compare_at is None,
                 )
+                # The store tells its webhook subscribers, as it does for any edit.
+                platform.item_changed(
+                    item,
+                    price="price" in row or "compare_at_price" in row,
+                    quantity="quantity" in row,
+                    cause="console",
+                )
                 changed.append(item.to_json())
             result[platform.name] = changed
         return Response.json(200, result)
@@ -303,6 +314,27 @@ class SandboxApp:
             platform.credentials = {str(k): str(v) for k, v in creds.items()}
         return Response.json(200, {"ok": True})
 
+    def _tokens_get(self, request: Request, found: re.Match[str]) -> Response:
+        """Per platform with a token endpoint: TTL, live tokens, grants, refusals."""
+        return Response.json(
+            200,
+            {n: p.tokens.describe() for n, p in self.platforms.items() if p.tokens is not None},
+        )
+
+    def _tokens_set(self, request: Request, found: re.Match[str]) -> Response:
+        """{platform: {"ttl": seconds, "revoke": true, "restore": true, "expire": true}}:
+        the lifetime of tokens issued from now on, revoking (or restoring) the
+        platform's refresh token, expiring every issued access token at once."""
+        for platform, spec in self._each_platform(self._body(request)):
+            if not isinstance(spec, dict):
+                raise bad_request(f"{platform.name}: expected an object")
+            try:
+                issuer = platform.issuer()
+            except LookupError as exc:
+                raise bad_request(str(exc)) from None
+            issuer.configure(spec, platform.credentials.get("refresh_token", ""))
+        return self._tokens_get(request, found)
+
     def _chosen(self, found: re.Match[str]) -> list[SandboxPlatform]:
         return [self.platform(found["p"])] if found["p"] else list(self.platforms.values())
 
@@ -332,6 +364,8 @@ class SandboxApp:
         result = {
             name: {
                 "url": p.webhook_target.url if p.webhook_target else None,
+                "subscriptions": [sub.to_json() for sub in p.subscriptions.values()],
+                "queued": p.outbox.pending,
                 "deliveries": [d.to_json() for d in p.deliveries[-50:]],
             }
             for name, p in self.platforms.items()
@@ -569,6 +603,7 @@ def build_app(
     scale_limits: float | None = None,
     platforms: Mapping[str, str] | None = None,
     clock: Clock = time.monotonic,
+    token_ttl: float | None = None,
 ) -> SandboxApp:
     """The app with state loaded: --state wins when it exists, else --seed-file."""
     app = SandboxApp(
@@ -578,6 +613,10 @@ def build_app(
         state_file=state_file,
         clock=clock,
     )
+    if token_ttl is not None:
+        for platform in app.platforms.values():
+            if platform.tokens is not None:
+                platform.tokens.default_ttl = platform.tokens.ttl = float(token_ttl)
     if not app.load_state() and seed_file:
         app.seed_from_file(seed_file)
         app.save_if_dirty()
@@ -594,12 +633,14 @@ def start_sandbox(
     scale_limits: float | None = None,
     platforms: Mapping[str, str] | None = None,
     clock: Clock = time.monotonic,
+    token_ttl: float | None = None,
 ) -> RunningSandbox:
     """Serve in daemon threads and return at once (port 0 picks a free port).
 
     ``scale_limits`` multiplies every documented rate limit (tests pass e.g.
     1000); ``limits`` overrides per platform and limit key; ``clock`` is the
-    monotonic time every deadline reads (a test passes a fake it advances).
+    monotonic time every deadline reads (a test passes a fake it advances);
+    ``token_ttl`` the lifetime of issued OAuth access tokens (eBay, Amazon).
     """
     app = build_app(
         state_file=state_file,
@@ -608,6 +649,7 @@ def start_sandbox(
         scale_limits=scale_limits,
         platforms=platforms,
         clock=clock,
+        token_ttl=token_ttl,
     )
     server = SandboxHTTPServer((host, port), app)
     # A short poll interval makes stop() quick (tests start and stop many sandboxes).
@@ -640,10 +682,13 @@ def serve_forever(
     port: int = 8700,
     state_file: str | Path | None = None,
     seed_file: str | Path | None = None,
+    token_ttl: float | None = None,
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Blocking variant for the management command; Ctrl-C stops and saves."""
-    sandbox = start_sandbox(host=host, port=port, state_file=state_file, seed_file=seed_file)
+    sandbox = start_sandbox(
+        host=host, port=port, state_file=state_file, seed_file=seed_file, token_ttl=token_ttl
+    )
     if on_ready is not None:
         on_ready(sandbox.url)
     try:

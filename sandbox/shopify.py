@@ -22,7 +22,10 @@ fields. The operations:
   id; cost 2 + 4 per variant: variant, product, inventory item, level),
 * ``orders(first:, after:, query: "updated_at:>'…'", sortKey: UPDATED_AT)``,
 * ``order(id:) { fulfillmentOrders }``, ``orderCancel``, ``fulfillmentCreate``,
-* ``shop { name }`` (connection test).
+* ``shop { name }`` (connection test),
+* ``webhookSubscriptions(first:, after:, topics:)``, ``webhookSubscriptionCreate``
+  and ``webhookSubscriptionUpdate`` (``webhookSubscription: {uri, format}``;
+  HTTPS addresses, plain HTTP on loopback too).
 
 Rate limit: a leaky bucket of query cost (``limits["cost"]``): maximum 1000
 points (the bucket size seen in real responses; current docs do not publish it)
@@ -39,8 +42,13 @@ Ids: products ``gid://shopify/Product/N``, variants
 ``gid://shopify/ProductVariant/N``, inventory items ``gid://shopify/InventoryItem/N``;
 seeded rows with the same ``group`` share one product. The one location is
 ``gid://shopify/Location/1``. The sandbox implements 2026-01 semantics whatever
-version the path names. Webhooks: REST order JSON signed with
-``X-Shopify-Hmac-Sha256`` = base64(HMAC-SHA256(secret, body)).
+version the path names. Webhooks: REST JSON signed with ``X-Shopify-Hmac-Sha256``
+= base64(HMAC-SHA256(secret, body)) — the console target's secret, or for the
+subscriptions registered through the API the app's client secret
+(``credentials["client_secret"]``, default ``shpss_sandbox``); orders/* carry the
+REST order, ``inventory_levels/update`` a level (sent for every change: API
+writes, console edits, sales), ``products/update`` the REST product with every
+variant (sent for price changes, one per product).
 """
 
 from __future__ import annotations
@@ -54,6 +62,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from .contracts import contract_path
 from .contracts.graphql_contract import GraphQLContract, load_contract
@@ -72,7 +81,7 @@ from .http import (
 from .platform import SandboxPlatform
 from .ratelimit import CostBucket, CostStatus
 from .store import CatalogItem, SandboxOrder
-from .webhooks import WebhookRequest, WebhookTarget
+from .webhooks import Subscription, WebhookRequest, WebhookTarget
 
 API_VERSION = "2026-01"
 SCHEMA_FILE = "shopify_2026-01.graphql"
@@ -103,6 +112,22 @@ FINANCIAL = {
     "refunded": "refunded",
 }
 CANCEL_REASONS = {"CUSTOMER", "DECLINED", "FRAUD", "INVENTORY", "OTHER", "STAFF"}
+# Webhooks registered through the API are signed with the app's client secret (the
+# "API secret key" of a custom app), not with a secret given at registration.
+CLIENT_SECRET = "shpss_sandbox"  # noqa: S105 - the sandbox's own, documented in docs/sandbox.md
+# The WebhookSubscriptionTopic values the sandbox delivers, and their header names.
+SUBSCRIPTION_TOPICS = {
+    "ORDERS_CREATE": "orders/create",
+    "ORDERS_PAID": "orders/paid",
+    "ORDERS_CANCELLED": "orders/cancelled",
+    "ORDERS_FULFILLED": "orders/fulfilled",
+    "ORDERS_UPDATED": "orders/updated",
+    "INVENTORY_LEVELS_UPDATE": "inventory_levels/update",
+    "PRODUCTS_UPDATE": "products/update",
+}
+TOPIC_ENUM = {name: enum for enum, name in SUBSCRIPTION_TOPICS.items()}
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+ADDRESS_FIELD = ["webhookSubscription", "callbackUrl"]
 UPDATED_AT_FILTER = re.compile(r"updated_at:(>=|>)?'?([0-9T:.+\-Z]+)'?")
 LINE_FIRST = re.compile(r"lineItems\(\s*first:\s*(\d+)")
 
@@ -124,7 +149,10 @@ class ShopifySandbox(SandboxPlatform):
     default_limits: ClassVar[Mapping[str, Mapping[str, float]]] = {
         "cost": {"maximum": 1000.0, "restore_rate": 100.0}
     }
-    default_credentials: ClassVar[Mapping[str, str]] = {"access_token": "shpat_sandbox"}
+    default_credentials: ClassVar[Mapping[str, str]] = {
+        "access_token": "shpat_sandbox",
+        "client_secret": CLIENT_SECRET,
+    }
 
     def __init__(self, **kwargs: Any) -> None:
         self._cost_bucket = CostBucket(1000, 100)
@@ -255,6 +283,12 @@ class ShopifySandbox(SandboxPlatform):
         return Response.json(200, payload)
 
     def _operation(self, query: str, variables: Mapping[str, Any]) -> tuple[Any, int]:
+        if "webhookSubscriptionCreate" in query:
+            return self._subscription_create, MUTATION_COST
+        if "webhookSubscriptionUpdate" in query:
+            return self._subscription_update, MUTATION_COST
+        if re.search(r"\bwebhookSubscriptions\s*\(", query):
+            return self._subscriptions, 2 + int(variables.get("first") or 0)
         if "inventorySetQuantities" in query:
             return self._inventory_set, MUTATION_COST
         if "productVariantsBulkUpdate" in query:
@@ -427,6 +461,8 @@ class ShopifySandbox(SandboxPlatform):
             for item, quantity, location in planned:
                 delta = quantity - item.quantity
                 self.write_quantity(item, quantity, via="inventorySetQuantities")
+                if delta:
+                    self.item_changed(item, quantity=True)
                 changes.append(
                     {
                         "name": spec["name"],
@@ -545,6 +581,9 @@ class ShopifySandbox(SandboxPlatform):
                 )
                 updated.append(self._variant_json(item))
             self.counters.count_items("price", len(planned))
+            if planned:
+                # One products/update for the product, carrying every variant.
+                self.item_changed(planned[0][0], price=True)
         return self._pvbu_payload(product_id, updated, errors), MUTATION_COST
 
     def _pvbu_payload(
@@ -862,11 +901,71 @@ class ShopifySandbox(SandboxPlatform):
             "refunds": [],
         }
 
+    def order_webhook_topic(self, event: str) -> str | None:
+        return TOPICS.get(event, "orders/updated")
+
+    def subscription_secret(self, subscription: Subscription) -> str:
+        return self.credentials.get("client_secret") or CLIENT_SECRET
+
+    def new_subscription_id(self) -> str:
+        return gid("WebhookSubscription", self.next_id())
+
+    def item_webhooks(
+        self, item: CatalogItem, *, price: bool, quantity: bool, cause: str
+    ) -> list[tuple[str, bytes]]:
+        """inventory_levels/update for a level's change whatever caused it (a sale
+        too); products/update, with every variant of the product, for a price."""
+        found: list[tuple[str, bytes]] = []
+        if quantity:
+            found.append(("inventory_levels/update", json.dumps(self._level_json(item)).encode()))
+        if price:
+            found.append(("products/update", json.dumps(self._product_rest(item)).encode()))
+        return found
+
+    def _level_json(self, item: CatalogItem) -> JsonDict:
+        item_number = gid_number(item.ids["inventory_item_id"])
+        location_number = gid_number(LOCATION_ID)
+        return {
+            "inventory_item_id": _int_or_none(item_number),
+            "location_id": _int_or_none(location_number),
+            "available": item.quantity,
+            "updated_at": iso(item.updated_at),
+            "admin_graphql_api_id": (
+                f"gid://shopify/InventoryLevel/{location_number}?inventory_item_id={item_number}"
+            ),
+        }
+
+    def _product_rest(self, item: CatalogItem) -> JsonDict:
+        """The REST product Shopify sends in products/update (the variants pimsync reads)."""
+        product_id = item.ids["product_id"]
+        variants = sorted(
+            (i for i in self.catalog.items() if i.ids.get("product_id") == product_id),
+            key=lambda i: i.ids["variant_id"],
+        )
+        return {
+            "id": _int_or_none(gid_number(product_id)),
+            "admin_graphql_api_id": product_id,
+            "title": item.sku,
+            "updated_at": iso(item.updated_at),
+            "variants": [
+                {
+                    "id": _int_or_none(gid_number(v.ids["variant_id"])),
+                    "admin_graphql_api_id": v.ids["variant_id"],
+                    "product_id": _int_or_none(gid_number(product_id)),
+                    "sku": v.sku,
+                    "price": money(v.price),
+                    "compare_at_price": money(v.compare_at_price),
+                    "inventory_item_id": _int_or_none(gid_number(v.ids["inventory_item_id"])),
+                    "inventory_quantity": v.quantity,
+                    "updated_at": iso(v.updated_at),
+                }
+                for v in variants
+            ],
+        }
+
     def webhook_request(
-        self, order: SandboxOrder, event: str, target: WebhookTarget
-    ) -> WebhookRequest | None:
-        topic = TOPICS.get(event, "orders/updated")
-        body = json.dumps(self.render_order(order)).encode()
+        self, topic: str, body: bytes, target: WebhookTarget, *, stamp: datetime, subject: str
+    ) -> WebhookRequest:
         delivery_id = str(uuid.uuid4())
         headers = {
             "Content-Type": "application/json",
@@ -877,11 +976,105 @@ class ShopifySandbox(SandboxPlatform):
             "X-Shopify-API-Version": API_VERSION,
             "X-Shopify-Webhook-Id": delivery_id,
             "X-Shopify-Event-Id": str(
-                uuid.uuid5(uuid.NAMESPACE_URL, f"{order.id}/{topic}/{order.updated_at.isoformat()}")
+                uuid.uuid5(uuid.NAMESPACE_URL, f"{subject}/{topic}/{stamp.isoformat()}")
             ),
-            "X-Shopify-Triggered-At": order.updated_at.isoformat().replace("+00:00", "Z"),
+            "X-Shopify-Triggered-At": stamp.isoformat().replace("+00:00", "Z"),
         }
         return WebhookRequest(topic=topic, headers=headers, body=body, delivery_id=delivery_id)
+
+    # ---- webhook subscriptions (Admin API)
+
+    def _subscription_node(self, subscription: Subscription) -> JsonDict:
+        return {
+            "__typename": "WebhookSubscription",
+            "id": subscription.id,
+            "topic": TOPIC_ENUM.get(subscription.topic, subscription.topic),
+            "uri": subscription.address,
+            "format": "JSON",
+            "createdAt": iso(subscription.created_at),
+            "updatedAt": iso(subscription.updated_at),
+        }
+
+    def _subscriptions(self, query: str, variables: Mapping[str, Any]) -> tuple[JsonDict, int]:
+        first = int(variables.get("first") or 0)
+        if not 0 < first <= MAX_INPUT:
+            raise ApiError(self._variable_error("first must be between 1 and 250"))
+        topics = variables.get("topics")
+        wanted = {SUBSCRIPTION_TOPICS.get(str(t), "") for t in topics} if topics else None
+        with self.lock:
+            found = sorted(self.subscriptions.values(), key=lambda sub: sub.created_at)
+        found = [sub for sub in found if wanted is None or sub.topic in wanted]
+        after = variables.get("after")
+        start = int(base64.urlsafe_b64decode(str(after).encode()).decode()) if after else 0
+        page = found[start : start + first]
+        end = start + len(page)
+        data = {
+            "webhookSubscriptions": {
+                "nodes": [self._subscription_node(sub) for sub in page],
+                "pageInfo": {"hasNextPage": end < len(found), "endCursor": _line_cursor(end)},
+            }
+        }
+        return data, 2 + len(page)
+
+    def _uri_problem(self, uri: str) -> str:
+        """Shopify takes HTTPS callback URLs (the sandbox also takes plain HTTP on loopback,
+        where the demo and the tests run)."""
+        parts = urlsplit(uri)
+        if parts.scheme == "https" and parts.hostname:
+            return ""
+        if parts.scheme == "http" and parts.netloc.rsplit(":", 1)[0] in LOOPBACK_HOSTS:
+            return ""
+        if not parts.scheme:
+            return "Address is invalid"
+        return f"Address protocol {parts.scheme}:// is not supported"
+
+    def _subscription_payload(
+        self, name: str, subscription: Subscription | None, errors: list[JsonDict]
+    ) -> JsonDict:
+        node = self._subscription_node(subscription) if subscription is not None else None
+        return {name: {"webhookSubscription": node, "userErrors": errors}}
+
+    def _subscription_refused(
+        self, name: str, field: list[str], message: str
+    ) -> tuple[JsonDict, int]:
+        error = {"field": field, "message": message}
+        return self._subscription_payload(name, None, [error]), MUTATION_COST
+
+    def _subscription_create(
+        self, query: str, variables: Mapping[str, Any]
+    ) -> tuple[JsonDict, int]:
+        name = "webhookSubscriptionCreate"
+        topic = SUBSCRIPTION_TOPICS.get(str(variables.get("topic", "")))
+        uri = str((variables.get("subscription") or {}).get("uri") or "")
+        if topic is None:
+            return self._subscription_refused(
+                name, ["topic"], f"The sandbox does not deliver {variables.get('topic')}"
+            )
+        if problem := self._uri_problem(uri):
+            return self._subscription_refused(name, ADDRESS_FIELD, problem)
+        with self.lock:
+            taken = any(
+                sub.topic == topic and sub.address == uri for sub in self.subscriptions.values()
+            )
+        if taken:
+            return self._subscription_refused(
+                name, ADDRESS_FIELD, "Address for this topic has already been taken"
+            )
+        subscription = self.subscription_add(topic=topic, address=uri)
+        return self._subscription_payload(name, subscription, []), MUTATION_COST
+
+    def _subscription_update(
+        self, query: str, variables: Mapping[str, Any]
+    ) -> tuple[JsonDict, int]:
+        name = "webhookSubscriptionUpdate"
+        uri = str((variables.get("subscription") or {}).get("uri") or "")
+        subscription_id = str(variables.get("id", ""))
+        if subscription_id not in self.subscriptions:
+            return self._subscription_refused(name, ["id"], "Webhook subscription does not exist")
+        if problem := self._uri_problem(uri):
+            return self._subscription_refused(name, ADDRESS_FIELD, problem)
+        subscription = self.subscription_update(subscription_id, address=uri)
+        return self._subscription_payload(name, subscription, []), MUTATION_COST
 
 
 def _line_cursor(index: int) -> str:

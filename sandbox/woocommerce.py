@@ -20,6 +20,9 @@ Under ``/woocommerce/wp-json/wc/v3/``:
 * ``GET orders?modified_after=<ISO>&dates_are_gmt=true&orderby=modified&order=asc
   &per_page=..&page=..`` with ``X-WP-Total`` / ``X-WP-TotalPages`` / ``Link``;
   ``GET|PUT orders/{id}`` (``{"status": "cancelled" | "completed" | ...}``).
+* ``GET webhooks``, ``POST webhooks`` (``topic``, ``delivery_url``, ``secret``,
+  ``name``, ``status``) and ``PUT webhooks/{id}``: the webhooks registered
+  through the API (the secret is write-only, as in WooCommerce).
 
 Auth: HTTP Basic ``consumer_key:consumer_secret``, or the same two as query
 parameters (for hosts that strip the Authorization header).
@@ -45,11 +48,14 @@ Ids: a seeded row without ``group`` is a simple product (``product_id ==
 variant_id``); rows sharing a ``group`` are variations of one variable product
 (``product_id`` = parent id, ``variant_id`` = variation id).
 
-Webhooks: ``order.created`` / ``order.updated`` with the order JSON, signed in
+Webhooks: ``order.created`` / ``order.updated`` with the order JSON and
+``product.updated`` with the product JSON (a batch update or a console edit
+saves the product; a checkout's stock change does not), signed in
 ``X-WC-Webhook-Signature`` = base64(HMAC-SHA256(secret, body)) after
 WordPress's ``wp_specialchars_decode`` of the secret; the delivery id is a hash
 of (webhook id, current second), so two deliveries in one second share it, as
-in WooCommerce.
+in WooCommerce. A registered webhook is disabled after more than 5 consecutive
+failed deliveries.
 """
 
 from __future__ import annotations
@@ -78,7 +84,7 @@ from .http import (
 )
 from .platform import SandboxPlatform
 from .store import CatalogItem, SandboxOrder
-from .webhooks import WebhookRequest, WebhookTarget
+from .webhooks import Subscription, WebhookRequest, WebhookTarget
 
 API = r"/wp-json/wc/v3"
 CONTRACT = "woocommerce_v3.json"
@@ -101,6 +107,28 @@ ACTION_FOR_STATUS = {
     "refunded": "refund",
 }
 EVENT_TOPIC = {"created": "order.created"}
+# Topics a webhook may have, and the hooks WooCommerce binds each to (class-wc-webhook.php).
+TOPIC_HOOKS = {
+    "order.created": ("woocommerce_new_order",),
+    "order.updated": (
+        "woocommerce_process_shop_order_meta",
+        "woocommerce_api_edit_order",
+        "woocommerce_order_edit_status",
+        "woocommerce_order_status_changed",
+    ),
+    "order.deleted": ("wp_trash_post",),
+    "product.created": (
+        "woocommerce_process_product_meta",
+        "woocommerce_new_product",
+        "woocommerce_new_product_variation",
+    ),
+    "product.updated": (
+        "woocommerce_process_product_meta",
+        "woocommerce_update_product",
+        "woocommerce_update_product_variation",
+    ),
+    "product.deleted": ("wp_trash_post",),
+}
 
 
 def wp_specialchars_decode(text: str) -> str:
@@ -146,9 +174,14 @@ class WooCommerceSandbox(SandboxPlatform):
             "orders_list",
             "order_get",
             "order_update",
+            "webhooks_list",
+            "webhook_create",
+            "webhook_update",
         ),
         CONTRACT,
     )
+    # WooCommerce disables a webhook after more than 5 consecutive failed deliveries.
+    max_failed_deliveries = 5
 
     def __init__(self, **kwargs: Any) -> None:
         self._groups: dict[str, str] = {}
@@ -172,6 +205,11 @@ class WooCommerceSandbox(SandboxPlatform):
         self.add_route("GET", rf"{API}/orders", self.orders_list, name="orders_list")
         self.add_route("GET", rf"{API}/orders/(?P<id>\d+)", self.order_get, name="order_get")
         self.add_route("PUT", rf"{API}/orders/(?P<id>\d+)", self.order_update, name="order_update")
+        self.add_route("GET", rf"{API}/webhooks", self.webhooks_list, name="webhooks_list")
+        self.add_route("POST", rf"{API}/webhooks", self.webhook_create, name="webhook_create")
+        self.add_route(
+            "PUT", rf"{API}/webhooks/(?P<id>\d+)", self.webhook_update, name="webhook_update"
+        )
 
     def assign_ids(self, sku: str, ids: Mapping[str, str], group: str) -> dict[str, str]:
         result = dict(ids)
@@ -402,6 +440,8 @@ class WooCommerceSandbox(SandboxPlatform):
         if quantity is not None:
             self.write_quantity(item, quantity, via=via)
             self.counters.count_items("quantity", 1)
+        # Saving a product fires product.updated, changed values or not.
+        self.item_changed(item, price=touches_price, quantity=quantity is not None)
         return self._product_json(item)
 
     def _price_field(self, row: Mapping[str, Any], name: str) -> Decimal:
@@ -611,25 +651,92 @@ class WooCommerceSandbox(SandboxPlatform):
         self.emit_order_event(order, "updated")
         return Response.json(200, self.render_order(order))
 
+    def order_webhook_topic(self, event: str) -> str | None:
+        return EVENT_TOPIC.get(event, "order.updated")
+
+    def item_webhooks(
+        self, item: CatalogItem, *, price: bool, quantity: bool, cause: str
+    ) -> list[tuple[str, bytes]]:
+        """product.updated when a product or variation is saved (the REST API, the
+        admin). A checkout's or cancellation's stock change is written directly
+        (wc_update_product_stock) and fires no product.updated."""
+        if cause in ("sale", "restock") or not (price or quantity):
+            return []
+        return [("product.updated", json.dumps(self._product_json(item)).encode())]
+
     def webhook_request(
-        self, order: SandboxOrder, event: str, target: WebhookTarget
-    ) -> WebhookRequest | None:
-        topic = EVENT_TOPIC.get(event, "order.updated")
-        body = json.dumps(self.render_order(order)).encode()
+        self, topic: str, body: bytes, target: WebhookTarget, *, stamp: datetime, subject: str
+    ) -> WebhookRequest:
+        webhook_id = target.webhook_id or WEBHOOK_ID
         # WooCommerce: wp_hash(webhook_id . time()) - unique only per second.
-        stamp = f"{WEBHOOK_ID}{int(time.time())}".encode()
-        delivery_id = hashlib.sha256(stamp).hexdigest()[:32]
+        delivery_id = hashlib.sha256(f"{webhook_id}{int(time.time())}".encode()).hexdigest()[:32]
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "WooCommerce/9.4.0 Hookshot (WordPress/6.7)",
             "X-WC-Webhook-Source": SITE_URL,
             "X-WC-Webhook-Topic": topic,
-            "X-WC-Webhook-Resource": "order",
+            "X-WC-Webhook-Resource": topic.split(".", 1)[0],
             "X-WC-Webhook-Event": topic.split(".", 1)[1],
             "X-WC-Webhook-Signature": hmac_sha256_base64(
                 wp_specialchars_decode(target.secret), body
             ),
-            "X-WC-Webhook-ID": WEBHOOK_ID,
+            "X-WC-Webhook-ID": webhook_id,
             "X-WC-Webhook-Delivery-ID": delivery_id,
         }
         return WebhookRequest(topic=topic, headers=headers, body=body, delivery_id=delivery_id)
+
+    # ---- webhooks (the REST API's own resource)
+
+    def _webhook_json(self, subscription: Subscription) -> JsonDict:
+        resource, _, event = subscription.topic.partition(".")
+        return {
+            "id": int(subscription.id),
+            "name": subscription.name,
+            "status": subscription.status,
+            "topic": subscription.topic,
+            "resource": resource,
+            "event": event,
+            "hooks": list(TOPIC_HOOKS.get(subscription.topic, ())),
+            "delivery_url": subscription.address,
+            "date_created": gmt(subscription.created_at),
+            "date_created_gmt": gmt(subscription.created_at),
+            "date_modified": gmt(subscription.updated_at),
+            "date_modified_gmt": gmt(subscription.updated_at),
+        }
+
+    def webhooks_list(self, request: Request) -> Response:
+        status = request.arg("status", "all")
+        with self.lock:
+            found = sorted(self.subscriptions.values(), key=lambda sub: int(sub.id), reverse=True)
+        rows = [self._webhook_json(sub) for sub in found if status in ("all", sub.status)]
+        return self._paged(request, rows)
+
+    def _webhook_fields(self, body: Mapping[str, Any]) -> dict[str, str]:
+        """The writable fields of a webhook body (the contract checked their types)."""
+        if "topic" in body and body["topic"] not in TOPIC_HOOKS:
+            raise ApiError(
+                wc_error(400, "woocommerce_rest_webhook_invalid_topic", "Webhook topic is invalid.")
+            )
+        # The subscription calls the delivery URL its address.
+        return {
+            ("address" if key == "delivery_url" else key): str(value) for key, value in body.items()
+        }
+
+    def webhook_create(self, request: Request) -> Response:
+        body = request.json()
+        fields = self._webhook_fields(body)
+        subscription = self.subscription_add(
+            topic=fields["topic"],
+            address=fields["address"],
+            secret=fields.get("secret", ""),
+            name=fields.get("name", ""),
+            status=fields.get("status", "active"),
+        )
+        return Response.json(201, self._webhook_json(subscription))
+
+    def webhook_update(self, request: Request) -> Response:
+        webhook_id = request.params["id"]
+        if webhook_id not in self.subscriptions:
+            return wc_error(404, "woocommerce_rest_webhook_invalid_id", "Invalid ID.")
+        subscription = self.subscription_update(webhook_id, **self._webhook_fields(request.json()))
+        return Response.json(200, self._webhook_json(subscription))

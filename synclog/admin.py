@@ -8,16 +8,17 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest
-from django.urls import reverse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from pimsync.admin_utils import AdminMedia, badge, confirmed_action
 
-from . import incidents, notifications, services
+from . import decisions, incidents, notifications, services
 from .dashboard import OpsDashboardAdmin
 from .models import (
     Alert,
@@ -126,6 +127,7 @@ KIND_TONES = {
     Alert.Kind.DEAD_LETTER: "warn",
     Alert.Kind.UNMATCHED_SKU: "info",
     Alert.Kind.POLL_GAP: "bad",
+    Alert.Kind.CHANNEL_EDIT: "warn",
 }
 SEVERITY_TONES = {"info": "info", "warning": "warn", "critical": "bad"}
 NOTIFICATION_TONES = {
@@ -169,8 +171,93 @@ class NotificationInline(ReadOnlyInline):
     ordering = ("-created_at", "-id")
 
 
+def may_choose(request: HttpRequest) -> bool:
+    """Choosing between pimsync's value and the channel's changes stock or prices:
+    it takes the right to change drift findings."""
+    return request.user.has_perm("synclog.change_driftfinding")
+
+
+class ChooseAdmin(admin.ModelAdmin):
+    """A POST-only page ``<id>/choose/`` that carries out a person's choice on the
+    flagged findings an object stands for, and the two buttons on its change page."""
+
+    change_form_template = "admin/synclog/choose_change_form.html"
+
+    def flagged_findings(self, obj: Any) -> QuerySet[DriftFinding]:
+        """The flagged open findings ``obj`` stands for (subclasses say which)."""
+        return DriftFinding.objects.none()
+
+    def get_urls(self) -> list[Any]:
+        opts = self.model._meta
+        name = f"{opts.app_label}_{opts.model_name}_choose"
+        view = self.admin_site.admin_view(self.choose_view)
+        return [path("<path:object_id>/choose/", view, name=name), *super().get_urls()]
+
+    def choose_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        opts = self.model._meta
+        obj = get_object_or_404(self.model, pk=object_id)
+        back = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+        choice = request.POST.get("choice", "")
+        if request.method != "POST" or not may_choose(request):
+            self.message_user(
+                request,
+                "Choosing needs a POST by someone who may change drift findings.",
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(back)
+        ids = list(self.flagged_findings(obj).values_list("pk", flat=True))
+        try:
+            message = decisions.drift_findings_choose(
+                finding_ids=ids, choice=choice, user=request.user
+            )
+        except ValueError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            self.message_user(request, message, messages.SUCCESS)
+        return HttpResponseRedirect(back)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        obj = self.get_object(request, object_id)
+        context = dict(extra_context or {})
+        if obj is not None and may_choose(request) and self.flagged_findings(obj).exists():
+            opts = self.model._meta
+            context["choose_url"] = reverse(
+                f"admin:{opts.app_label}_{opts.model_name}_choose", args=[obj.pk]
+            )
+            context["choices"] = decisions.Choice.choices
+            context["flagged"] = self.flagged_findings(obj)
+        return super().change_view(request, object_id, form_url, context)
+
+
+def _choose_action(choice: str) -> Callable[..., None]:
+    def action(modeladmin: Any, request: HttpRequest, queryset: QuerySet) -> None:
+        ids = [
+            pk
+            for obj in queryset
+            for pk in modeladmin.flagged_findings(obj).values_list("pk", flat=True)
+        ]
+        message = decisions.drift_findings_choose(finding_ids=ids, choice=choice, user=request.user)
+        modeladmin.message_user(request, message, messages.SUCCESS)
+
+    action.__name__ = f"choose_{choice}_action"
+    label = decisions.Choice(choice).label
+    return admin.action(description=f"{label} (flagged channel edits)", permissions=("choose",))(
+        action
+    )
+
+
+choose_pimsync_action = _choose_action(decisions.Choice.PIMSYNC)
+choose_channel_action = _choose_action(decisions.Choice.CHANNEL)
+
+
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(ChooseAdmin):
     list_display = (
         "last_seen",
         "severity_badge",
@@ -193,7 +280,12 @@ class AlertAdmin(admin.ModelAdmin):
         "source",
     )
     search_fields = ("=sku", "message")
-    actions = ["acknowledge_action", "resolve_action"]
+    actions = [
+        "acknowledge_action",
+        "resolve_action",
+        choose_pimsync_action,
+        choose_channel_action,
+    ]
     readonly_fields = (
         "kind",
         "channel",
@@ -218,6 +310,14 @@ class AlertAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_choose_permission(self, request: HttpRequest) -> bool:
+        return may_choose(request)
+
+    def flagged_findings(self, obj: Alert) -> QuerySet[DriftFinding]:
+        if obj.kind != Alert.Kind.CHANNEL_EDIT:
+            return DriftFinding.objects.none()
+        return decisions.findings_awaiting_choice(obj)
 
     @admin.display(description="Severity", ordering="severity")
     def severity_badge(self, obj: Alert) -> str:
@@ -361,7 +461,7 @@ class ReconciliationRunAdmin(RecordAdmin):
 
 
 @admin.register(DriftFinding)
-class DriftFindingAdmin(RecordAdmin):
+class DriftFindingAdmin(ChooseAdmin, RecordAdmin):
     list_display = (
         "sku",
         "channel",
@@ -373,6 +473,7 @@ class DriftFindingAdmin(RecordAdmin):
         "resync_requested",
         "read_back_value",
         "state_badge",
+        "decision_badge",
         "found_at",
         "run_link",
     )
@@ -380,14 +481,28 @@ class DriftFindingAdmin(RecordAdmin):
     list_filter = (
         "channel",
         ("resolved_at", admin.EmptyFieldListFilter),
+        "source",
+        "decision",
         "field",
         "beyond_threshold",
         "found_at",
     )
     search_fields = ("=sku",)
     date_hierarchy = "found_at"
-    readonly_fields = ("run", "channel", "listing_id", "found_at", *FINDING_FIELDS)
+    readonly_fields = (
+        "source",
+        "run",
+        "delivery_id",
+        "channel",
+        "listing_id",
+        "found_at",
+        *FINDING_FIELDS,
+        "decision",
+        "decided_at",
+        "decided_by",
+    )
     fields = readonly_fields
+    actions = [choose_pimsync_action, choose_channel_action]
     list_per_page = 100
     show_full_result_count = False
     Media = AdminMedia
@@ -400,10 +515,27 @@ class DriftFindingAdmin(RecordAdmin):
     def state_badge(self, obj: DriftFinding) -> str:
         return badge("resolved", "ok") if obj.resolved_at else badge("open", "bad")
 
-    @admin.display(description="Run", ordering="run")
+    @admin.display(description="Decision", ordering="decision")
+    def decision_badge(self, obj: DriftFinding) -> str:
+        if not obj.decision:
+            return "—"
+        tone = "warn" if obj.decision == DriftFinding.Decision.FLAGGED else "info"
+        return badge(obj.get_decision_display(), tone)
+
+    @admin.display(description="Found by", ordering="run")
     def run_link(self, obj: DriftFinding) -> str:
+        if obj.run_id is None:
+            return obj.get_source_display()
         url = reverse("admin:synclog_reconciliationrun_change", args=[obj.run_id])
-        return format_html('<a href="{}">#{}</a>', url, obj.run_id)
+        return format_html('<a href="{}">run #{}</a>', url, obj.run_id)
+
+    def has_choose_permission(self, request: HttpRequest) -> bool:
+        return may_choose(request)
+
+    def flagged_findings(self, obj: DriftFinding) -> QuerySet[DriftFinding]:
+        return DriftFinding.objects.filter(
+            pk=obj.pk, decision=DriftFinding.Decision.FLAGGED, resolved_at__isnull=True
+        )
 
 
 class IncidentAlertInline(ReadOnlyInline):

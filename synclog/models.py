@@ -83,6 +83,7 @@ class Alert(models.Model):
         UNMATCHED_SKU = "unmatched_sku", "Unmatched SKU"
         PUSH_HELD = "push_held", "Push held for an orders import"
         POLL_GAP = "poll_gap", "Orders beyond the channel's poll window"
+        CHANNEL_EDIT = "channel_edit", "Value edited on the channel: choose"
 
     class Severity(models.TextChoices):
         INFO = "info", "Info"
@@ -261,13 +262,42 @@ class ReconciliationRun(models.Model):
 
 
 class DriftFinding(models.Model):
-    """One value a channel showed that differs from what pimsync should publish."""
+    """One value a channel showed that differs from what pimsync should publish:
+    found by a reconciliation run, or reported at once by the channel's webhook
+    (an edit made in the channel's own console; no run)."""
 
     class Field(models.TextChoices):
         PRICE = "price", "Price"
         QUANTITY = "quantity", "Quantity"
 
-    run = models.ForeignKey(ReconciliationRun, on_delete=models.CASCADE, related_name="findings")
+    class Source(models.TextChoices):
+        RECONCILE = "reconcile", "Reconciliation run"
+        WEBHOOK = "webhook", "Channel webhook (edited on the channel)"
+
+    class Decision(models.TextChoices):
+        NONE = "", "—"
+        PUSHED_BACK = "pushed_back", "pimsync's value pushed back"
+        CHANNEL_TAKEN = "channel_taken", "Channel's value taken into pimsync"
+        FLAGGED = "flagged", "Waiting for a person"
+        KEPT_PIMSYNC = "kept_pimsync", "A person kept pimsync's value"
+        TOOK_CHANNEL = "took_channel", "A person took the channel's value"
+        SUPERSEDED = "superseded", "A later edit replaced it"
+
+    run = models.ForeignKey(
+        ReconciliationRun,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="findings",
+    )
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.RECONCILE)
+    # The delivery that reported it (webhook findings): where it came from, for ops.
+    delivery_id = models.CharField(max_length=200, blank=True)
+    decision = models.CharField(max_length=14, choices=Decision.choices, blank=True, default="")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     channel = models.ForeignKey(
         "channels_app.Channel", on_delete=models.CASCADE, related_name="drift_findings"
     )
@@ -294,6 +324,11 @@ class DriftFinding(models.Model):
                 name="drift_open_idx",
             ),
             models.Index(fields=["resolved_at"], name="drift_resolved_idx"),
+            models.Index(
+                fields=["channel", "decision"],
+                condition=Q(resolved_at__isnull=True),
+                name="drift_open_decision_idx",
+            ),
         ]
 
     def __str__(self) -> str:

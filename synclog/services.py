@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -415,3 +416,115 @@ def health_snapshots_purge(*, before: datetime, batch_size: int) -> int:
     return rows_delete_in_batches(
         ChannelHealthSnapshot.objects.filter(taken_at__lt=before), batch_size=batch_size
     )
+
+
+# --- findings reported by a channel's webhook ---------------------------------------------------
+
+
+def drift_finding_record(
+    *,
+    channel_id: int,
+    listing_id: int,
+    sku: str,
+    field: str,
+    expected: Decimal,
+    found: Decimal,
+    beyond_threshold: bool,
+    delivery_id: str = "",
+    now: datetime | None = None,
+) -> DriftFinding:
+    """Store a difference a channel's webhook reported (no reconciliation run).
+
+    Earlier open webhook findings of the same listing and field are closed as
+    superseded: the channel's latest value is the one that counts."""
+    now = now or timezone.now()
+    DriftFinding.objects.filter(
+        channel_id=channel_id,
+        listing_id=listing_id,
+        field=field,
+        source=DriftFinding.Source.WEBHOOK,
+        resolved_at__isnull=True,
+    ).update(resolved_at=now, decision=DriftFinding.Decision.SUPERSEDED, decided_at=now)
+    return DriftFinding.objects.create(
+        source=DriftFinding.Source.WEBHOOK,
+        channel_id=channel_id,
+        listing_id=listing_id,
+        sku=sku,
+        field=field,
+        expected=expected,
+        found=found,
+        difference=found - expected,
+        beyond_threshold=beyond_threshold,
+        delivery_id=delivery_id[:200],
+        found_at=now,
+    )
+
+
+def drift_finding_decide(
+    *,
+    finding: DriftFinding,
+    decision: str,
+    resolved: bool,
+    resync_requested: bool = False,
+    user: User | None = None,
+    now: datetime | None = None,
+) -> DriftFinding:
+    """Record what was done about a finding (by the channel's policy or a person)."""
+    now = now or timezone.now()
+    finding.decision = decision
+    finding.decided_at = now
+    finding.decided_by = user
+    finding.resync_requested = finding.resync_requested or resync_requested
+    if resolved:
+        finding.resolved_at = now
+    finding.save(
+        update_fields=["decision", "decided_at", "decided_by", "resync_requested", "resolved_at"]
+    )
+    return finding
+
+
+def drift_findings_agree(
+    *, channel_id: int, listing_id: int, field: str, now: datetime | None = None
+) -> int:
+    """The channel shows what pimsync publishes for this field again: its open findings
+    (of any source) are resolved. Returns how many."""
+    return DriftFinding.objects.filter(
+        channel_id=channel_id, listing_id=listing_id, field=field, resolved_at__isnull=True
+    ).update(resolved_at=now or timezone.now())
+
+
+def drift_findings_pushed(
+    *, channel_id: int, listing_ids: Sequence[int], field: str, now: datetime | None = None
+) -> int:
+    """pimsync's value of this field was just written to the channel and confirmed:
+    the open findings a webhook reported for these listings no longer hold (a
+    pushed-back edit is undone; a flagged one was overwritten by a newer value, and
+    its "choose" alert settles). Returns how many were resolved."""
+    now = now or timezone.now()
+    open_findings = DriftFinding.objects.filter(
+        channel_id=channel_id,
+        listing_id__in=list(listing_ids),
+        field=field,
+        source=DriftFinding.Source.WEBHOOK,
+        resolved_at__isnull=True,
+    )
+    flagged = set(
+        open_findings.filter(decision=DriftFinding.Decision.FLAGGED).values_list("sku", flat=True)
+    )
+    resolved = open_findings.update(resolved_at=now)
+    for sku in sorted(flagged):
+        channel_edit_alert_settle(channel_id=channel_id, sku=sku, now=now)
+    return resolved
+
+
+def channel_edit_alert_settle(*, channel_id: int, sku: str, now: datetime | None = None) -> int:
+    """Resolve the SKU's "choose" alert once no flagged finding of it is open."""
+    waiting = DriftFinding.objects.filter(
+        channel_id=channel_id,
+        sku=sku,
+        decision=DriftFinding.Decision.FLAGGED,
+        resolved_at__isnull=True,
+    )
+    if waiting.exists():
+        return 0
+    return alert_resolve(kind=Alert.Kind.CHANNEL_EDIT, channel_id=channel_id, sku=sku, now=now)

@@ -18,6 +18,16 @@ CHANNEL = response(
         "credential_keys": ["access_token"],
         "has_webhook_secret": True,
         "locations": [{"location": "main", "priority": 1}, {"location": "store", "priority": 2}],
+        "webhooks": [
+            {
+                "topic": "inventory_levels/update",
+                "state": "registered",
+                "address": "https://pim.example.com/webhooks/shopify/",
+                "error": "",
+                "note": "created",
+                "checked_at": "2026-11-23T09:00:02Z",
+            }
+        ],
         "inventory_threshold": 1,
         "low_stock_level": 5,
         "min_push_interval_seconds": 0,
@@ -27,6 +37,8 @@ CHANNEL = response(
         "batch_size": None,
         "reservation_minutes": 60,
         "cancel_oversold_orders": False,
+        "conflict_policy": "trust_pimsync",
+        "public_url": "",
         "pending_pushes": 0,
         "sync_state": {
             "breaker": "closed",

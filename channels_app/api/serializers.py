@@ -19,6 +19,7 @@ from ..models import (
     Customer,
     OrderChannelCall,
     PriceRule,
+    WebhookSubscription,
 )
 
 
@@ -96,6 +97,15 @@ class ChannelLocationOutSerializer(serializers.Serializer):
     priority = serializers.IntegerField()
 
 
+class WebhookSubscriptionOutSerializer(serializers.Serializer):
+    topic = serializers.CharField()
+    state = serializers.ChoiceField(choices=WebhookSubscription.State.choices)
+    address = serializers.CharField(allow_blank=True)
+    error = serializers.CharField(allow_blank=True)
+    note = serializers.CharField(allow_blank=True)
+    checked_at = serializers.DateTimeField()
+
+
 class ChannelSerializer(serializers.ModelSerializer):
     credentials = serializers.DictField(
         child=serializers.CharField(max_length=2000),
@@ -114,6 +124,13 @@ class ChannelSerializer(serializers.ModelSerializer):
     )
     has_webhook_secret = serializers.SerializerMethodField()
     locations = ChannelLocationOutSerializer(source="channel_locations", many=True, read_only=True)
+    webhooks = WebhookSubscriptionOutSerializer(
+        source="webhook_subscriptions",
+        many=True,
+        read_only=True,
+        help_text="The webhook subscriptions pimsync registered on the channel (Shopify, "
+        "WooCommerce), as last checked when the channel was saved or tested",
+    )
     pending_pushes = serializers.IntegerField(read_only=True, help_text="Dirty markers waiting")
     sync_state = serializers.SerializerMethodField()
 
@@ -133,8 +150,10 @@ class ChannelSerializer(serializers.ModelSerializer):
             "credential_keys",
             "has_webhook_secret",
             "locations",
+            "webhooks",
             *Channel.SYNC_SETTINGS,
             *Channel.RECONCILE_SETTINGS,
+            *Channel.EDIT_SETTINGS,
             *Channel.IMPORT_SETTINGS,
             "pending_pushes",
             "sync_state",

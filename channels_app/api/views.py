@@ -306,7 +306,8 @@ class ChannelViewSet(ServiceModelViewSet):
                     queryset=ChannelLocation.objects.select_related("location").order_by(
                         "priority", "location_id"
                     ),
-                )
+                ),
+                "webhook_subscriptions",
             )
             .annotate(pending_pushes=Coalesce(_pending_pushes(), 0))
             .order_by("id")

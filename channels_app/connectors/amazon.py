@@ -2,11 +2,13 @@
 
 Wire format: /work/shared/reference/channel-apis.md section 4. ``base_url`` is the
 SP-API host (``https://sellingpartnerapi-na.amazon.com`` or the sandbox's
-``http://127.0.0.1:<port>/amazon``). Auth: the LWA access token from
-``credentials["access_token"]`` in ``x-amz-access-token`` (refreshing it is the
-caller's job). ``platform_config``: ``seller_id``, ``marketplace_id``
-(default ATVPDKIKX0DER), ``product_type`` (default PRODUCT), ``currency``
-(USD), ``fulfillment_channel_code`` (DEFAULT = merchant-fulfilled).
+``http://127.0.0.1:<port>/amazon``). Auth: the LWA access token in
+``x-amz-access-token``, from ``ChannelConfig.access_token`` (refreshed from the
+refresh token, see oauth.py) or a static ``credentials["access_token"]``; SP-API
+refuses an expired token with 403 ``Unauthorized``, which renews it once.
+``platform_config``: ``seller_id``, ``marketplace_id`` (default ATVPDKIKX0DER),
+``product_type`` (default PRODUCT), ``currency`` (USD), ``fulfillment_channel_code``
+(DEFAULT = merchant-fulfilled), ``token_url`` (the LWA endpoint, see oauth.py).
 
 Decisions:
 
@@ -233,13 +235,13 @@ class AmazonConnector:
         self.feed_max_wait_seconds = float(options.get("feed_max_wait_seconds", 1200.0))
         self._sleep = sleep
         self._clock = clock
-        token = str(config.credentials.get("access_token", ""))
         self.http = HttpClient(
             config,
-            headers={"x-amz-access-token": token, "Content-Type": "application/json"},
+            headers={"Content-Type": "application/json"},
+            auth=lambda token: {"x-amz-access-token": token},
         )
-        # Pre-signed upload/download URLs must not receive our token.
-        self.document_http = HttpClient(config, extra_secrets=[token], gated=False)
+        # Pre-signed upload/download URLs must not receive our token (no auth here).
+        self.document_http = HttpClient(config, gated=False)
         self.pacers = self._build_pacers(options)
 
     # ------------------------------------------------------------------ transport

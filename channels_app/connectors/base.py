@@ -35,6 +35,39 @@ class ChannelConfig:
     # channel's one rate budget, shared by every worker (pushes, reads, polls, order
     # calls, connection tests alike). None: not limited (tests, scripts).
     rate_gate: Callable[[float], object] | None = field(default=None, compare=False, repr=False)
+    # Called after an answer that reports the platform's own budget (Shopify's
+    # extensions.cost): the shared limiter follows what the platform charged and
+    # says is left. None: nothing follows it.
+    rate_report: Callable[[CostReport], object] | None = field(
+        default=None, compare=False, repr=False
+    )
+    # OAuth channels whose credentials hold a refresh token (eBay, Amazon): returns a
+    # valid access token, refreshed ahead of expiry once for all workers; raises
+    # AuthError when the refresh is refused, RetryableError when the token endpoint
+    # is down. None: the static credentials["access_token"] is sent as it is.
+    access_token: Callable[[], str] | None = field(default=None, compare=False, repr=False)
+    # Called with an access token the API refused (401): the token to retry that call
+    # with once, or None when there is no other (a static token, or one just issued).
+    on_unauthorized: Callable[[str], str | None] | None = field(
+        default=None, compare=False, repr=False
+    )
+
+    def current_access_token(self) -> str:
+        """The access token to send now (may refresh it; may raise a ConnectorError)."""
+        if self.access_token is not None:
+            return self.access_token()
+        return str(self.credentials.get("access_token", ""))
+
+
+@dataclass(frozen=True)
+class CostReport:
+    """What one call cost in a platform's own budget unit (Shopify query points)."""
+
+    requested: float  # what was taken from the budget before the call
+    actual: float | None  # what the platform charged (None: the query did not run)
+    available: float | None = None  # the platform's bucket after the call
+    restore_rate: float | None = None  # per second
+    maximum: float | None = None  # the bucket's size
 
 
 @dataclass(frozen=True)
@@ -141,12 +174,43 @@ class OrdersPage:
 
 
 @dataclass(frozen=True)
+class ListingEdit:
+    """A listing's value as a channel reported it by webhook (Shopify
+    inventory_levels/update and products/update, WooCommerce product.updated).
+
+    It may be a person's edit in the channel's console, a sale, or the echo of
+    pimsync's own write: the receiver tells them apart. The listing is found by
+    whichever ids the platform sends."""
+
+    kind: str  # "price" | "quantity" (SyncKind values)
+    value: Decimal
+    variant_id: str = ""  # Shopify variant gid, WooCommerce product/variation id
+    inventory_item_id: str = ""  # Shopify InventoryItem gid
+    sku: str = ""
+
+
+@dataclass(frozen=True)
 class WebhookEvent:
     delivery_id: str  # the platform's delivery / event id (dedupe key part)
     topic: str  # e.g. "orders/create", "order.updated"
     occurred_at: datetime | None
     order: OrderData | None
     payload: Mapping[str, Any]
+    edits: Sequence[ListingEdit] = ()
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A webhook subscription as the channel holds it."""
+
+    topic: str  # pimsync's name of the topic: the platform's delivery header value
+    address: str  # where the channel delivers it
+    external_id: str  # the channel's id of the subscription
+    active: bool = True  # WooCommerce pauses or disables webhooks; Shopify's are always on
+    name: str = ""
+    # Made by pimsync (its to repair): every subscription Shopify lists is this app's;
+    # a WooCommerce store also holds webhooks people and plugins made.
+    ours: bool = False
 
 
 @dataclass(frozen=True)
@@ -289,4 +353,25 @@ class VariantReader(Protocol):
 
     def read_product_variants(self, product_ref: str) -> list[ListingRef]:
         """The product's variants as listings: channel SKU and channel ids."""
+        ...
+
+
+@runtime_checkable
+class WebhookConnector(Protocol):
+    """A platform whose webhook subscriptions pimsync manages through its API
+    (Shopify webhookSubscriptionCreate, WooCommerce POST /webhooks). Pure I/O:
+    every method is one or a few calls and raises ConnectorError on failure."""
+
+    webhook_topics: tuple[str, ...]  # the topics pimsync reads, in pimsync's names
+
+    def webhook_subscriptions(self) -> list[Subscription]:
+        """The subscriptions of pimsync's topics the channel holds (all pages)."""
+        ...
+
+    def webhook_subscribe(self, topic: str, address: str) -> Subscription:
+        """Create a subscription of ``topic`` delivering to ``address``."""
+        ...
+
+    def webhook_subscription_repair(self, subscription: Subscription, address: str) -> Subscription:
+        """Point an existing subscription at ``address`` (and make it active)."""
         ...

@@ -5,6 +5,10 @@ Fulfillment v1.20.7 (trimmed copies in sandbox/contracts/). ``base_url`` is the
 API host (``https://api.ebay.com`` or the sandbox's
 ``http://127.0.0.1:<port>/ebay``); the API paths are appended.
 
+Auth: ``Authorization: Bearer <user access token>`` (``IAF`` on Post-Order), the
+token from ``ChannelConfig.access_token`` (refreshed from the refresh token, see
+oauth.py) or a static ``credentials["access_token"]``; a 401 renews it once.
+
 Decisions (see the comments where they apply):
 
 * Batch size: 25 SKUs per ``bulk_update_price_quantity`` call, each SKU with its
@@ -135,14 +139,13 @@ class EbayConnector:
         self.batch_size = _cap(MAX_BULK_ITEMS, options.get("bulk_batch_size"), config.batch_size)
         self._single_sku_mode = self.batch_size == 1
         self._offer_ids: dict[str, str] = {}  # channel SKU -> offer id looked up earlier
-        self._token = str(config.credentials.get("access_token", ""))
         self.http = HttpClient(
             config,
             headers={
-                "Authorization": f"Bearer {self._token}",
                 "Content-Type": "application/json",
                 "X-EBAY-C-MARKETPLACE-ID": self.marketplace_id,
             },
+            auth=_bearer,
         )
         self.pacer = TokenBucket(
             float(options.get("rate_limit_per_second", 10.0)),
@@ -274,6 +277,31 @@ class EbayConnector:
         states: list[ListingState] = []
         for chunk in _chunks(list(listings), MAX_BULK_ITEMS):
             states.extend(self._read_chunk(chunk))
+        return states
+
+    def read_quantities(self, listings: Sequence[ListingRef]) -> list[ListingState]:
+        """Quantities only (no price): one bulk_get_inventory_item per 25 SKUs, none of
+        the per-SKU offer reads a price needs. The quantity is the item's
+        shipToLocationAvailability, which pimsync writes together with the offer's
+        availableQuantity and eBay lowers with every sale."""
+        states: list[ListingState] = []
+        for chunk in _chunks(list(listings), MAX_BULK_ITEMS):
+            body = {"requests": [{"sku": listing.channel_sku} for listing in chunk]}
+            result = self._call("POST", f"{self.inventory_url}/bulk_get_inventory_item", json=body)
+            responses = _responses(result.data) if result.error is None else None
+            if result.error is not None or responses is None:
+                error = result.error or PermanentError(
+                    "bulk_get_inventory_item answered without a 'responses' list",
+                    code="unexpected_response",
+                    status=result.status,
+                )
+                states += [_state_error(listing.sku, error) for listing in chunk]
+                continue
+            by_sku = {str(r.get("sku", "")): r for r in responses}
+            states += [
+                self._listing_state(listing, by_sku.get(listing.channel_sku), {})
+                for listing in chunk
+            ]
         return states
 
     def _read_chunk(self, chunk: Sequence[ListingRef]) -> list[ListingState]:
@@ -577,12 +605,10 @@ class EbayConnector:
             # B: Fulfillment API orderIds use the legacy order-id format that
             # Post-Order expects in legacyOrderId.
             json={"legacyOrderId": external_order_id, "cancelReason": cancel_reason},
-            headers={
-                # Post-Order is eBay's older REST family: OAuth user tokens go in
-                # as "IAF <token>" and marketplaces are spelled EBAY-US.
-                "Authorization": f"IAF {self._token}",
-                "X-EBAY-C-MARKETPLACE-ID": self.marketplace_id.replace("_", "-"),
-            },
+            # Post-Order is eBay's older REST family: OAuth user tokens go in as
+            # "IAF <token>" and marketplaces are spelled EBAY-US.
+            auth=_iaf,
+            headers={"X-EBAY-C-MARKETPLACE-ID": self.marketplace_id.replace("_", "-")},
         )
         if result.error is not None:
             return item_result(external_order_id, result.error)
@@ -646,6 +672,14 @@ class EbayConnector:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _iaf(token: str) -> dict[str, str]:
+    return {"Authorization": f"IAF {token}"}
 
 
 def _cap(platform_max: int, *overrides: Any) -> int:

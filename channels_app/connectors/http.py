@@ -2,20 +2,31 @@
 
 Interface
 ---------
-``HttpClient(config, *, headers=None, extra_secrets=())``
+``HttpClient(config, *, headers=None, extra_secrets=(), gated=True, auth=None)``
     One ``requests.Session`` per connector instance, with the User-Agent
     ``pimsync/0.1 (+connector)``, ``Accept: application/json``, the given default
-    headers (auth headers belong here) and ``(connect_timeout, read_timeout)``
-    from the ChannelConfig on every call. Redirects are not followed: an API
-    that redirects is misconfigured (wrong base URL, a login page), and
-    following it would resend credentials elsewhere.
+    headers (static auth headers belong here) and ``(connect_timeout,
+    read_timeout)`` from the ChannelConfig on every call. Redirects are not
+    followed: an API that redirects is misconfigured (wrong base URL, a login
+    page), and following it would resend credentials elsewhere. Every call first
+    spends ``cost`` from the channel's rate budget (``config.rate_gate``) unless
+    ``gated=False`` (pre-signed storage URLs).
+
+    ``auth(token) -> headers``: token auth. Each call sends the token
+    ``config.current_access_token()`` gives now (refreshed by the caller's token
+    provider on OAuth channels); when the API refuses it (401, or SP-API's 403
+    ``Unauthorized``) ``config.on_unauthorized(token)`` gives the token to send
+    the call once more with, or None (no retry). A token that cannot be had fails
+    the call before it goes.
 
 ``client.request(method, url, *, params=None, json=None, data=None, headers=None,
-expect_json=True, timeout=None, retry_after_hint=None) -> HttpResult``
+expect_json=True, timeout=None, retry_after_hint=None, cost=1.0, auth=None) -> HttpResult``
     Never raises for HTTP or transport failures; ``get/post/put/patch/delete``
     are shorthands. ``retry_after_hint(result)`` lets a connector supply the
     wait for a retryable failure whose response has no usable ``Retry-After``
-    (e.g. derived from Shopify's throttle status or Amazon's rate header).
+    (e.g. derived from Shopify's throttle status or Amazon's rate header);
+    ``auth`` overrides the client's token auth for one call (eBay Post-Order's
+    ``IAF`` scheme).
 
 ``HttpResult``: ``status`` (None when no response arrived), ``data`` (parsed
 JSON, or None for an empty body / ``expect_json=False``), ``body`` (raw bytes),
@@ -53,8 +64,9 @@ timestamp - the stored high-water mark - decodes to None), ``parse_timestamp``
 and ``format_timestamp`` (UTC, ``Z``, optional milliseconds).
 
 Secrets: no header is ever logged; URLs and messages pass through ``redact``,
-which masks every credential value of the ChannelConfig and the values of
-secret-looking query parameters (``consumer_secret``, ``access_token``, ...).
+which masks every credential value of the ChannelConfig, every access token the
+client sent, and the values of secret-looking query parameters
+(``consumer_secret``, ``access_token``, ...).
 """
 
 from __future__ import annotations
@@ -66,9 +78,10 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from functools import partial
 from typing import Any
 
 import requests
@@ -100,6 +113,8 @@ _MIN_SECRET_LEN = 4
 _TOKEN_EPSILON = 1e-9
 
 RetryAfterHint = Callable[["HttpResult"], float | None]
+# The auth headers of a call, from the access token to send (e.g. a Bearer header).
+TokenHeaders = Callable[[str], Mapping[str, str]]
 
 
 @dataclass(frozen=True)
@@ -318,8 +333,13 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         extra_secrets: Iterable[str] = (),
         gated: bool = True,
+        auth: TokenHeaders | None = None,
     ) -> None:
         self.config = config
+        # The access token goes into each request's headers as it is sent: an OAuth
+        # channel's token is refreshed while a connector lives.
+        self._auth = auth
+        self._tokens_sent: set[str] = set()
         # Calls to the platform's API spend from the channel's rate budget; transfers
         # to pre-signed storage URLs (Amazon feed documents) are not API calls.
         self._gate = config.rate_gate if gated else None
@@ -342,7 +362,7 @@ class HttpClient:
         )
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
+        for secret in [*self._secrets, *self._tokens_sent]:
             text = text.replace(secret, REDACTED)
         return _SECRET_KEY_RE.sub(rf"\g<1>{REDACTED}", text)
 
@@ -362,6 +382,62 @@ class HttpClient:
         timeout: tuple[float, float] | None = None,
         retry_after_hint: RetryAfterHint | None = None,
         cost: float = 1.0,
+        auth: TokenHeaders | None = None,
+    ) -> HttpResult:
+        """One call. With token auth the current access token is sent, and a token the
+        API refuses is renewed once and the call sent again (each attempt spends from
+        the rate budget)."""
+        auth = auth or self._auth
+        send = partial(
+            self._send,
+            method,
+            url,
+            params=params,
+            json=json,
+            data=data,
+            expect_json=expect_json,
+            timeout=timeout,
+            retry_after_hint=retry_after_hint,
+            cost=cost,
+        )
+        if auth is None:
+            return send(headers=headers)
+        try:
+            token = self.config.current_access_token()
+        except ConnectorError as exc:  # no token to be had (refresh refused, endpoint down)
+            return HttpResult(status=None, error=exc)
+        result = send(headers=self._with_token(auth, token, headers))
+        renew = self.config.on_unauthorized
+        if renew is None or not _token_refused(result):
+            return result
+        try:
+            fresh = renew(token)
+        except ConnectorError as exc:
+            return replace(result, error=exc)
+        if not fresh or fresh == token:
+            return result
+        return send(headers=self._with_token(auth, fresh, headers))
+
+    def _with_token(
+        self, auth: TokenHeaders, token: str, headers: Mapping[str, str] | None
+    ) -> dict[str, str]:
+        if len(token) >= _MIN_SECRET_LEN:
+            self._tokens_sent.add(token)  # a refreshed token is masked in messages too
+        return {**auth(token), **(headers or {})}
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        data: bytes | str | None,
+        headers: Mapping[str, str] | None,
+        expect_json: bool,
+        timeout: tuple[float, float] | None,
+        retry_after_hint: RetryAfterHint | None,
+        cost: float,
     ) -> HttpResult:
         if self._gate is not None and cost > 0:
             self._gate(cost)
@@ -448,6 +524,14 @@ class HttpClient:
             error.code,
             error.message,
         )
+
+
+def _token_refused(result: HttpResult) -> bool:
+    """The API refused the access token: 401, or SP-API's 403 ``Unauthorized``
+    (Amazon answers an expired or revoked token with 403, not 401)."""
+    if result.error is None or result.error.kind is not FailureKind.AUTH:
+        return False
+    return result.status == 401 or result.error.code == "Unauthorized"
 
 
 # --------------------------------------------------------------------------- pacing

@@ -29,12 +29,16 @@ fit 2026-04 (``changeFromQuantity`` key always present, ``@idempotent`` sent).
   cursor pagination. The filter is inclusive because Shopify's timestamps have
   whole seconds: the orders of the high-water-mark second come again and are
   deduplicated downstream, none is lost.
-* Throttling: every response carries ``extensions.cost.throttleStatus``. A
-  THROTTLED error (HTTP 200 or 429, detected from the body) is retryable with
-  the wait (requested - currentlyAvailable) / restoreRate. Between the calls of
-  one batch the connector waits (at most ``max_pace_seconds``, default 2 s) when
-  the last throttle status says the next call would be throttled; a longer wait
-  is handed back to the caller as a retryable result.
+* Throttling: every call spends its requested query cost in points from the
+  channel's shared budget (``HttpClient.request(cost=...)``), and every answer's
+  ``extensions.cost`` goes back to it (``ChannelConfig.rate_report``): the points
+  not charged return and the bucket follows the shop's throttleStatus
+  (channels_app/sync/connection.py). A THROTTLED error (HTTP 200 or 429,
+  detected from the body) is retryable with the wait (requested -
+  currentlyAvailable) / restoreRate. Between the calls of one batch the connector
+  also waits (at most ``max_pace_seconds``, default 2 s) when the last throttle
+  status it saw says the next call would be throttled; a longer wait is handed
+  back to the caller as a retryable result.
 """
 
 from __future__ import annotations
@@ -57,7 +61,9 @@ from .base import (
     CatalogPage,
     ChannelConfig,
     ConnectionCheck,
+    CostReport,
     ItemResult,
+    ListingEdit,
     ListingRef,
     ListingState,
     OrderData,
@@ -65,6 +71,7 @@ from .base import (
     OrdersPage,
     PriceUpdate,
     QuantityUpdate,
+    Subscription,
     WebhookEvent,
 )
 from .errors import AuthError, ConnectorError, FailureKind, PermanentError, RetryableError
@@ -226,6 +233,48 @@ STAFF_NOTE_MAX_CHARS = 255
 
 SHOP_QUERY = "query Shop { shop { name myshopifyDomain } }"
 
+# The topics pimsync reads: order changes, and the two that carry values edited in the
+# store's admin (or changed by a sale, or by pimsync's own writes: the receiver decides).
+TOPIC_ENUMS = {
+    "orders/create": "ORDERS_CREATE",
+    "orders/paid": "ORDERS_PAID",
+    "orders/cancelled": "ORDERS_CANCELLED",
+    "orders/fulfilled": "ORDERS_FULFILLED",
+    "orders/updated": "ORDERS_UPDATED",
+    "inventory_levels/update": "INVENTORY_LEVELS_UPDATE",
+    "products/update": "PRODUCTS_UPDATE",
+}
+TOPIC_NAMES = {enum: name for name, enum in TOPIC_ENUMS.items()}
+SUBSCRIPTIONS_PAGE = 50
+SUBSCRIPTION_FIELDS = "id topic uri"
+
+SUBSCRIPTIONS_QUERY = f"""
+query WebhookSubscriptions($first: Int!, $after: String, $topics: [WebhookSubscriptionTopic!]) {{
+  webhookSubscriptions(first: $first, after: $after, topics: $topics) {{
+    nodes {{ {SUBSCRIPTION_FIELDS} }}
+    pageInfo {{ hasNextPage endCursor }}
+  }}
+}}
+"""
+
+SUBSCRIBE_MUTATION = f"""
+mutation Subscribe($topic: WebhookSubscriptionTopic!, $subscription: WebhookSubscriptionInput!) {{
+  webhookSubscriptionCreate(topic: $topic, webhookSubscription: $subscription) {{
+    webhookSubscription {{ {SUBSCRIPTION_FIELDS} }}
+    userErrors {{ field message }}
+  }}
+}}
+"""
+
+RESUBSCRIBE_MUTATION = f"""
+mutation Resubscribe($id: ID!, $subscription: WebhookSubscriptionInput!) {{
+  webhookSubscriptionUpdate(id: $id, webhookSubscription: $subscription) {{
+    webhookSubscription {{ {SUBSCRIPTION_FIELDS} }}
+    userErrors {{ field message }}
+  }}
+}}
+"""
+
 # GraphQL top-level error codes that are not the caller's fault.
 RETRYABLE_CODES = {"THROTTLED", "INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE", "TIMEOUT"}
 AUTH_CODES = {"ACCESS_DENIED", "UNAUTHORIZED", "FORBIDDEN"}
@@ -246,6 +295,13 @@ class ThrottleStatus:
 # refund_line_items[].restock_type values that put the unit back into sellable stock;
 # "no_restock" (e.g. a damaged return) does not.
 RESTOCK_TYPES = frozenset({"return", "cancel", "legacy_restock"})
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _refund_line_items(refunds: Any) -> Iterator[tuple[str, Mapping[str, Any]]]:
@@ -358,6 +414,7 @@ class ShopifyConnector:
     platform = "shopify"
     max_price_batch = MAX_INPUT
     max_quantity_batch = MAX_INPUT
+    webhook_topics = tuple(TOPIC_ENUMS)
 
     def __init__(self, config: ChannelConfig) -> None:
         self.config = config
@@ -423,6 +480,24 @@ class ShopifyConnector:
                 logger.warning("shopify: unreadable throttleStatus %s", status)
         return dict(cost)
 
+    def _report_cost(self, requested: float, cost: Mapping[str, Any]) -> None:
+        """Tell the shared bucket what Shopify charged and says is left (nothing to tell
+        without ``extensions.cost``: an answer that never reached Shopify's API)."""
+        report = self.config.rate_report
+        if report is None or not cost:
+            return
+        status = cost.get("throttleStatus")
+        status = status if isinstance(status, Mapping) else {}
+        report(
+            CostReport(
+                requested=requested,
+                actual=_number(cost.get("actualQueryCost")),
+                available=_number(status.get("currentlyAvailable")),
+                restore_rate=_number(status.get("restoreRate")),
+                maximum=_number(status.get("maximumAvailable")),
+            )
+        )
+
     def _throttle_wait(self, cost: Mapping[str, Any]) -> float | None:
         status = cost.get("throttleStatus")
         if not isinstance(status, Mapping):
@@ -455,9 +530,11 @@ class ShopifyConnector:
             self.endpoint,
             json={"query": query, "variables": dict(variables)},
             retry_after_hint=self._hint,
+            cost=cost,  # points, from the channel's shared cost bucket
         )
         payload = result.data
         cost_info = self._remember_cost(payload)
+        self._report_cost(cost, cost_info)
         errors = payload.get("errors") if isinstance(payload, Mapping) else None
         if result.error is not None:
             # The body may still say THROTTLED (some responses use HTTP 429).
@@ -1008,14 +1085,19 @@ class ShopifyConnector:
             )
         triggered = header(headers, "X-Shopify-Triggered-At")
         order = None
-        if topic.startswith("orders/"):
-            try:
+        edits: list[ListingEdit] = []
+        try:
+            if topic.startswith("orders/"):
                 order = self.order_from_rest(payload)
-            except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
-                raise PermanentError(
-                    f"unreadable order webhook: {exc}: {body_snippet(raw_body)}",
-                    code="unexpected_body",
-                ) from exc
+            elif topic == "inventory_levels/update":
+                edits = self.inventory_level_edits(payload)
+            elif topic == "products/update":
+                edits = self.product_price_edits(payload)
+        except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
+            raise PermanentError(
+                f"unreadable {topic} webhook: {exc}: {body_snippet(raw_body)}",
+                code="unexpected_body",
+            ) from exc
         return WebhookEvent(
             delivery_id=header(headers, "X-Shopify-Webhook-Id")
             or header(headers, "X-Shopify-Event-Id"),
@@ -1023,6 +1105,97 @@ class ShopifyConnector:
             occurred_at=parse_timestamp(triggered) if triggered else None,
             order=order,
             payload=dict(payload),
+            edits=edits,
+        )
+
+    def inventory_level_edits(self, payload: Mapping[str, Any]) -> list[ListingEdit]:
+        """``available`` of one item at one location: an edit only at the location whose
+        quantity pimsync sets (an untracked item sends ``available: null``)."""
+        available = payload.get("available")
+        if not isinstance(available, int) or isinstance(available, bool):
+            return []
+        if gid_tail(payload["location_id"]) != gid_tail(self.location_id):
+            return []
+        item = f"gid://shopify/InventoryItem/{gid_tail(payload['inventory_item_id'])}"
+        return [ListingEdit(kind="quantity", value=Decimal(available), inventory_item_id=item)]
+
+    @staticmethod
+    def product_price_edits(payload: Mapping[str, Any]) -> list[ListingEdit]:
+        """Each variant's price. The variants' ``inventory_quantity`` is the total over
+        every location, not the level pimsync sets: quantities come from
+        inventory_levels/update."""
+        return [
+            ListingEdit(
+                kind="price",
+                value=Decimal(str(variant["price"])),
+                variant_id=variant_gid(variant["id"]),
+                sku=str(variant.get("sku") or ""),
+            )
+            for variant in payload.get("variants") or []
+            if isinstance(variant, Mapping) and variant.get("price") not in (None, "")
+        ]
+
+    # ------------------------------------------------------------------ webhook subscriptions
+
+    def webhook_subscriptions(self) -> list[Subscription]:
+        """This app's subscriptions of pimsync's topics (the API lists no other app's)."""
+        found: list[Subscription] = []
+        after = None
+        while True:
+            variables = {
+                "first": SUBSCRIPTIONS_PAGE,
+                "after": after,
+                "topics": list(TOPIC_ENUMS.values()),
+            }
+            data = self.execute(SUBSCRIPTIONS_QUERY, variables, cost=2 + SUBSCRIPTIONS_PAGE)
+            connection = data.get("webhookSubscriptions") or {}
+            found += [
+                self._subscription(node)
+                for node in connection.get("nodes") or []
+                if isinstance(node, Mapping) and node.get("topic") in TOPIC_NAMES
+            ]
+            info = connection.get("pageInfo") or {}
+            if not (info.get("hasNextPage") and info.get("endCursor")):
+                return found
+            after = info["endCursor"]
+
+    def webhook_subscribe(self, topic: str, address: str) -> Subscription:
+        variables = {
+            "topic": TOPIC_ENUMS[topic],
+            "subscription": {"uri": address, "format": "JSON"},
+        }
+        data = self.execute(SUBSCRIBE_MUTATION, variables, cost=MUTATION_COST)
+        return self._subscription_payload(data.get("webhookSubscriptionCreate"))
+
+    def webhook_subscription_repair(self, subscription: Subscription, address: str) -> Subscription:
+        variables = {
+            "id": subscription.external_id,
+            "subscription": {"uri": address, "format": "JSON"},
+        }
+        data = self.execute(RESUBSCRIBE_MUTATION, variables, cost=MUTATION_COST)
+        return self._subscription_payload(data.get("webhookSubscriptionUpdate"))
+
+    def _subscription_payload(self, payload: Any) -> Subscription:
+        if not isinstance(payload, Mapping):
+            raise PermanentError(
+                "no subscription payload in the answer", code="unexpected_response"
+            )
+        errors = payload.get("userErrors") or []
+        if errors:
+            raise self._user_error(errors[0])
+        node = payload.get("webhookSubscription")
+        if not isinstance(node, Mapping):
+            raise PermanentError("no webhookSubscription in the answer", code="unexpected_response")
+        return self._subscription(node)
+
+    @staticmethod
+    def _subscription(node: Mapping[str, Any]) -> Subscription:
+        topic = str(node.get("topic") or "")
+        return Subscription(
+            topic=TOPIC_NAMES.get(topic, topic),
+            address=str(node.get("uri") or ""),
+            external_id=str(node.get("id") or ""),
+            ours=True,  # the Admin API lists only this app's subscriptions
         )
 
     # ------------------------------------------------------------------ order actions

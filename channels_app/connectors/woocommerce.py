@@ -54,6 +54,7 @@ from .base import (
     ChannelConfig,
     ConnectionCheck,
     ItemResult,
+    ListingEdit,
     ListingRef,
     ListingState,
     OrderData,
@@ -61,6 +62,7 @@ from .base import (
     OrdersPage,
     PriceUpdate,
     QuantityUpdate,
+    Subscription,
     WebhookEvent,
 )
 from .errors import ConnectorError, FailureKind, PermanentError
@@ -98,6 +100,13 @@ CATALOG_FIELDS = (
     "variations"
 )
 VARIATION_FIELDS = "id,name,sku,price,manage_stock,stock_quantity,global_unique_id,attributes,image"
+# The topics pimsync reads: order changes, and product.updated, which WooCommerce sends
+# when a product or variation is saved (its admin, the REST API: pimsync's own writes
+# too) - not for the stock a checkout takes (that is a direct stock update).
+WEBHOOK_TOPICS = ("order.created", "order.updated", "product.updated")
+WEBHOOK_FIELDS = "id,name,status,topic,delivery_url"
+# What marks a webhook as pimsync's in a store's list (people and plugins add others).
+WEBHOOK_NAME_PREFIX = "pimsync"
 
 
 def wp_specialchars_decode(text: str) -> str:
@@ -147,6 +156,7 @@ class WooCommerceConnector:
     platform = "woocommerce"
     max_price_batch = BATCH_LIMIT
     max_quantity_batch = BATCH_LIMIT
+    webhook_topics = WEBHOOK_TOPICS
 
     def __init__(self, config: ChannelConfig) -> None:
         self.config = config
@@ -593,9 +603,12 @@ class WooCommerceConnector:
                 f"webhook body is {body_snippet(raw_body)}", code="unexpected_body"
             )
         order = None
+        edits: list[ListingEdit] = []
         resource = header(headers, "X-WC-Webhook-Resource") or topic.split(".", 1)[0]
         if resource == "order" and "status" in payload:
             order = self.order_from_json(payload)
+        elif topic == "product.updated":
+            edits = self.product_edits(payload)
         body_hash = hashlib.sha256(raw_body).hexdigest()[:16]
         delivery = header(headers, "X-WC-Webhook-Delivery-ID")
         return WebhookEvent(
@@ -604,6 +617,95 @@ class WooCommerceConnector:
             occurred_at=order.updated_at if order else None,
             order=order,
             payload=dict(payload),
+            edits=edits,
+        )
+
+    @classmethod
+    def product_edits(cls, payload: Mapping[str, Any]) -> list[ListingEdit]:
+        """A saved product or variation (the same body as GET products/<id>): its price
+        and, when WooCommerce manages its stock, its quantity. A variable product's
+        parent matches no listing (pimsync lists its variations)."""
+        item_id = payload.get("id")
+        if not isinstance(item_id, int) or isinstance(item_id, bool):
+            raise PermanentError(
+                f"product webhook without an id: {item_id!r}", code="unexpected_body"
+            )
+        found = {"variant_id": str(item_id), "sku": str(payload.get("sku") or "")}
+        edits = []
+        if (price := cls._price(payload)) is not None:
+            edits.append(ListingEdit(kind="price", value=price, **found))
+        if (stock := cls._stock(payload)) is not None:
+            edits.append(ListingEdit(kind="quantity", value=Decimal(stock), **found))
+        return edits
+
+    # ------------------------------------------------------------------ webhook subscriptions
+
+    def webhook_subscriptions(self) -> list[Subscription]:
+        """The store's webhooks of pimsync's topics (every page; a store also holds
+        webhooks people and plugins made)."""
+        found: list[Subscription] = []
+        page = 1
+        while True:
+            params = {"per_page": str(PER_PAGE_MAX), "page": str(page), "_fields": WEBHOOK_FIELDS}
+            data, result = self._json("GET", "webhooks", params=params)
+            if not isinstance(data, list):
+                raise PermanentError(
+                    f"expected a list of webhooks: {body_snippet(result.body)}",
+                    code="unexpected_response",
+                    status=result.status,
+                )
+            found += [
+                self._subscription(row)
+                for row in data
+                if isinstance(row, Mapping) and row.get("topic") in WEBHOOK_TOPICS
+            ]
+            try:
+                pages = int(result.headers.get("X-WP-TotalPages", "1"))
+            except ValueError:
+                pages = 1
+            if page >= pages:
+                return found
+            page += 1
+
+    def webhook_subscribe(self, topic: str, address: str) -> Subscription:
+        body = {
+            "name": f"{WEBHOOK_NAME_PREFIX} {topic}",
+            "topic": topic,
+            "delivery_url": address,
+            "secret": self.config.webhook_secret,
+            "status": "active",
+        }
+        data, result = self._json("POST", "webhooks", json=body)
+        return self._saved_subscription(data, result)
+
+    def webhook_subscription_repair(self, subscription: Subscription, address: str) -> Subscription:
+        """New address, the channel's current secret (WooCommerce never shows the stored
+        one) and active again (WooCommerce disables a webhook after 5 failed deliveries)."""
+        if not subscription.external_id.isdigit():
+            raise PermanentError(f"bad webhook id {subscription.external_id!r}", code="bad_id")
+        body = {"delivery_url": address, "secret": self.config.webhook_secret, "status": "active"}
+        data, result = self._json("PUT", f"webhooks/{subscription.external_id}", json=body)
+        return self._saved_subscription(data, result)
+
+    def _saved_subscription(self, data: Any, result: HttpResult) -> Subscription:
+        if not isinstance(data, Mapping) or "id" not in data:
+            raise PermanentError(
+                f"expected the saved webhook: {body_snippet(result.body)}",
+                code="unexpected_response",
+                status=result.status,
+            )
+        return self._subscription(data)
+
+    @staticmethod
+    def _subscription(row: Mapping[str, Any]) -> Subscription:
+        name = str(row.get("name") or "")
+        return Subscription(
+            topic=str(row.get("topic") or ""),
+            address=str(row.get("delivery_url") or ""),
+            external_id=str(row.get("id") or ""),
+            active=row.get("status") == "active",
+            name=name,
+            ours=name.lower().startswith(WEBHOOK_NAME_PREFIX),
         )
 
     # ------------------------------------------------------------------ order actions

@@ -2,9 +2,12 @@
 
 Every order change a channel reports, by webhook or found by polling, is first
 an InboundEvent row, then processed on one path: parse, then
-``apply.order_apply``. Storing comes first, so nothing received is lost while
-the broker or the workers are down; the sweeper processes what no task picked
-up and retries failures with backoff.
+``apply.order_apply``. A channel's inventory or product webhook is stored and
+applied the same way; its values are compared with pimsync's by
+``sync.edits.webhook_edits_check`` (channel-side edits seen at once). Storing
+comes first, so nothing received is lost while the broker or the workers are
+down; the sweeper processes what no task picked up and retries failures with
+backoff.
 
 Events are applied in batches, one transaction each: the batch claims pending
 events (``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL, so concurrent
@@ -44,11 +47,12 @@ from inventory.locks import stock_savepoint
 from pimsync.backoff import backoff_elapsed
 from synclog.services import alert_raise, alert_resolve
 
-from ..connectors.base import Connector, OrderData, OrderLineData
+from ..connectors.base import Connector, ListingEdit, OrderData, OrderLineData
 from ..connectors.errors import ConnectorError, FailureKind, PermanentError
 from ..connectors.http import parse_timestamp
 from ..models import Channel, InboundEvent
 from ..sync.connection import channel_connector
+from ..sync.edits import webhook_edits_check
 from .apply import (
     OrderApplyResult,
     OrderApplyScope,
@@ -135,6 +139,7 @@ def order_data_from_json(text: str) -> OrderData:
 class _Parsed:
     event: InboundEvent
     order: OrderData | None = None  # None: a topic that carries no order
+    edits: Sequence[ListingEdit] = ()  # the listing values an inventory/product webhook reports
     error: Exception | None = None
 
 
@@ -173,16 +178,19 @@ def _claim(
     return events
 
 
-def _order_of(event: InboundEvent, connectors: dict[int, Connector]) -> OrderData | None:
-    """The order an event reports, or None for topics that carry none."""
+def _contents(
+    event: InboundEvent, connectors: dict[int, Connector]
+) -> tuple[OrderData | None, Sequence[ListingEdit]]:
+    """The order an event reports and the listing values it reports (a channel's
+    inventory or product webhook); either may be absent."""
     if event.source == Source.POLL:
-        return order_data_from_json(event.raw_body)
+        return order_data_from_json(event.raw_body), ()
     if event.channel_id not in connectors:
         connectors[event.channel_id] = channel_connector(event.channel)
     parsed = connectors[event.channel_id].parse_webhook(
         event.headers, event.raw_body.encode("utf-8")
     )
-    return parsed.order
+    return parsed.order, parsed.edits
 
 
 def _parse_all(events: list[InboundEvent]) -> list[_Parsed]:
@@ -190,20 +198,38 @@ def _parse_all(events: list[InboundEvent]) -> list[_Parsed]:
     parsed = []
     for event in events:
         try:
-            parsed.append(_Parsed(event, order=_order_of(event, connectors)))
+            order, edits = _contents(event, connectors)
+            parsed.append(_Parsed(event, order=order, edits=edits))
         except Exception as exc:  # recorded on the event like any failure to apply it
             parsed.append(_Parsed(event, error=exc))
     return parsed
 
 
-def _event_apply(scope: OrderApplyScope, item: _Parsed) -> OrderApplyResult | None:
+def _event_apply(
+    scope: OrderApplyScope, item: _Parsed, now: datetime
+) -> tuple[OrderApplyResult | None, bool]:
+    """Apply the event's order and compare the listing values it reports; returns
+    the order's result and whether any of its values concerned a listing."""
     if item.error is not None:
         raise item.error
-    if item.order is None:
-        return None
-    return order_apply(
-        channel=item.event.channel, data=item.order, source=item.event.source, scope=scope
+    result = (
+        order_apply(
+            channel=item.event.channel, data=item.order, source=item.event.source, scope=scope
+        )
+        if item.order is not None
+        else None
     )
+    listed = False
+    if item.edits:
+        compared = webhook_edits_check(
+            channel=item.event.channel,
+            edits=item.edits,
+            delivery_id=item.event.delivery_id,
+            received_at=item.event.received_at,
+            now=now,
+        )
+        listed = compared.total() - compared["unlisted"] > 0
+    return result, listed
 
 
 def _apply_claimed(scope: OrderApplyScope, parsed: list[_Parsed], outcomes: _Outcomes) -> None:
@@ -214,13 +240,13 @@ def _apply_claimed(scope: OrderApplyScope, parsed: list[_Parsed], outcomes: _Out
             scope.store_new()  # an earlier event of this batch created the order
         try:
             with stock_savepoint():
-                result = _event_apply(scope, item)
+                result, listed = _event_apply(scope, item, outcomes.now)
         except Exception as exc:  # whatever failed, the event must record it and stay findable
             event.attempts += 1
             outcomes.status[event.pk] = _record_failure(event, exc, outcomes.now)
             continue
         if result is None:
-            outcomes.status[event.pk] = Status.IGNORED
+            outcomes.status[event.pk] = Status.PROCESSED if listed else Status.IGNORED
             continue
         scope.accept(result)
         outcomes.status[event.pk] = Status.PROCESSED

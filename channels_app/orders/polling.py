@@ -27,6 +27,7 @@ from ..connectors.http import decode_page_cursor, format_timestamp, parse_timest
 from ..dispatch import channel_poll_request, channel_sync_state
 from ..models import Channel, ChannelOrder, ChannelSyncState, InboundEvent
 from ..sync.connection import channel_connector
+from ..sync.edits import channel_edits_recheck
 from ..sync.markers import markers_release_after_poll
 from .events import ERROR_MAX_CHARS, inbound_events_apply, order_data_to_json, order_skus
 from .poll_window import poll_window_alert
@@ -235,12 +236,14 @@ def channel_poll(
 
 
 def _poll_applied(channel_id: int, started: datetime) -> None:
-    """A whole poll is in: record it and let the pushes held for it go."""
+    """A whole poll is in: record it, let the pushes held for it go, and compare
+    the edited values that waited for the channel's orders."""
     with transaction.atomic():
         ChannelSyncState.objects.filter(channel_id=channel_id).update(
             poll_applied_started_at=started, poll_error=""
         )
         markers_release_after_poll(channel_id=channel_id, poll_started_at=started)
+    channel_edits_recheck(channel_id=channel_id)
 
 
 def channels_poll_due(*, now: datetime | None = None) -> list[int]:

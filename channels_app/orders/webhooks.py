@@ -38,13 +38,12 @@ from ..connectors.errors import ConnectorError
 from ..connectors.http import header, parse_timestamp
 from ..dispatch import inbound_event_enqueue_on_commit
 from ..health import webhook_refusal_record
-from ..models import Channel, InboundEvent, Platform
+from ..models import WEBHOOK_PLATFORMS, Channel, InboundEvent, Platform
 from ..sync.connection import channel_connector
 from .events import order_skus
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_PLATFORMS = frozenset({Platform.SHOPIFY, Platform.WOOCOMMERCE})
 SIGNATURE_HEADERS = {
     Platform.SHOPIFY: "X-Shopify-Hmac-Sha256",
     Platform.WOOCOMMERCE: "X-WC-Webhook-Signature",

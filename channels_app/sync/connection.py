@@ -2,19 +2,39 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
+from typing import Any
 
-from ..connectors.base import ChannelConfig, Connector, ListingRef
+from ..connectors.base import ChannelConfig, Connector, CostReport, ListingRef
+from ..connectors.oauth import uses_refresh_token
 from ..connectors.registry import get_connector
-from ..models import Channel, ChannelListing
-from .limiter import rate_limit_wait
+from ..models import Channel, ChannelListing, Platform
+from .limiter import rate_limit_wait, rate_limiter
+from .tokens import TokenProvider
+
+# Shopify's budget is its cost bucket, in query points. Until the shop's first answer
+# tells its size and restore rate (extensions.cost.throttleStatus), pimsync assumes
+# the smallest documented: 1000 points restored at 50 points/s.
+SHOPIFY_BUCKET_POINTS = 1000.0
+SHOPIFY_RESTORE_POINTS = 50.0
+# pimsync fills its copy of the bucket to this share of the shop's size. Its takes
+# precede the shop's deductions by the request's latency; while the shop's bucket
+# is full it restores nothing in that time, so a copy as large as the shop's would
+# run ahead by latency x restore rate (a tenth of a 1000-point bucket is a second
+# at 100 points/s).
+SHOPIFY_BUCKET_SHARE = 0.9
+REFRESHING_PLATFORMS = frozenset({Platform.EBAY, Platform.AMAZON})
 
 
 def channel_config(channel: Channel) -> ChannelConfig:
     """The channel's connection, with its one rate budget: every API call any
-    worker makes for this channel (push, read, poll, order call, connection test)
-    first takes its tokens from the shared limiter."""
-    return ChannelConfig(
+    worker makes for this channel (push, read, poll, order call, connection test,
+    token refresh) first takes its share from the shared limiter - calls, or
+    query-cost points on Shopify - and, on eBay and Amazon with a refresh token,
+    the access token refreshed once for all workers (tokens.py)."""
+    rate, burst = budget_of(channel)
+    config = ChannelConfig(
         channel_id=channel.pk,
         platform=channel.platform,
         base_url=channel.base_url,
@@ -22,12 +42,48 @@ def channel_config(channel: Channel) -> ChannelConfig:
         webhook_secret=channel.webhook_secret or "",
         platform_config=dict(channel.platform_config or {}),
         batch_size=channel.batch_size,
-        rate_gate=partial(_spend, channel.pk, float(channel.rate_limit_per_second)),
+        rate_gate=partial(_spend, channel.pk, rate, burst),
+        rate_report=(
+            partial(_settle, channel.pk, rate, burst)
+            if channel.platform == Platform.SHOPIFY
+            else None
+        ),
     )
+    if channel.platform in REFRESHING_PLATFORMS and uses_refresh_token(config.credentials):
+        tokens = TokenProvider(channel_id=channel.pk, config=config)
+        config = replace(config, access_token=tokens.current, on_unauthorized=tokens.rejected)
+    return config
 
 
-def _spend(channel_id: int, rate: float, tokens: float) -> None:
-    rate_limit_wait(channel_id, rate=rate, tokens=tokens)
+def budget_of(channel: Channel) -> tuple[float, float]:
+    """(rate per second, burst) the channel's budget starts from: calls per second
+    from the channel's settings; for Shopify points, from platform_config
+    ``cost_restore_rate`` / ``cost_bucket_size`` until the shop reports its own."""
+    if channel.platform == Platform.SHOPIFY:
+        options: dict[str, Any] = dict(channel.platform_config or {})
+        restore = float(options.get("cost_restore_rate") or SHOPIFY_RESTORE_POINTS)
+        size = float(options.get("cost_bucket_size") or SHOPIFY_BUCKET_POINTS)
+        return restore, size * SHOPIFY_BUCKET_SHARE
+    rate = float(channel.rate_limit_per_second)
+    return rate, max(1.0, rate)
+
+
+def _spend(channel_id: int, rate: float, burst: float, tokens: float) -> None:
+    rate_limit_wait(channel_id, rate=rate, burst=burst, tokens=tokens)
+
+
+def _settle(channel_id: int, rate: float, burst: float, report: CostReport) -> None:
+    """Shopify answered: the bucket follows what it charged and says is left, at the
+    shop's own restore rate (pimsync takes a call's points before sending and gets
+    the unused part back only after the answer) and a little under its size."""
+    charged = report.actual or 0.0  # None: the query did not run (THROTTLED), nothing charged
+    rate_limiter().settle(
+        channel_id,
+        rate=report.restore_rate or rate,
+        burst=report.maximum * SHOPIFY_BUCKET_SHARE if report.maximum else burst,
+        refund=report.requested - charged,
+        available=report.available,
+    )
 
 
 def channel_connector(channel: Channel) -> Connector:

@@ -58,7 +58,7 @@ from ..models import (
     SyncKind,
     SyncMarker,
 )
-from ..selectors import channel_atp_bulk, channel_price_bulk
+from ..selectors import channel_atp_bulk, channel_price_bulk, listing_is_for_sale
 from . import breaker
 from .connection import channel_connector, listing_ref
 from .guard import (
@@ -71,6 +71,7 @@ from .guard import (
 )
 from .lease import lease_length, leased_run
 from .rules import Action, Decision, Limits, price_decide, quantity_decide
+from .tokens import channel_token_reset
 
 log = logging.getLogger(__name__)
 EVENT_TYPE: dict[str, str] = {SyncKind.PRICE: "price", SyncKind.QUANTITY: "inventory"}
@@ -260,16 +261,6 @@ def _decide(kind: str, work: Work, limits: Limits, now: datetime) -> Decision:
     )
 
 
-def _for_sale(listing: ChannelListing) -> bool:
-    """Whether the channel may offer this listing at all."""
-    variant = listing.variant
-    return (
-        listing.is_enabled
-        and variant.is_active
-        and variant.product.status != variant.product.Status.ARCHIVED
-    )
-
-
 def _current_values(
     channel: Channel, kind: str, markers: Sequence[SyncMarker]
 ) -> tuple[list[Work], list[SyncMarker]]:
@@ -278,13 +269,13 @@ def _current_values(
     its price is not pushed (those markers come back second)."""
     variant_ids = {m.listing.variant_id for m in markers}
     if kind == SyncKind.PRICE:
-        selling = [m for m in markers if _for_sale(m.listing)]
+        selling = [m for m in markers if listing_is_for_sale(m.listing)]
         prices = channel_price_bulk(channel=channel, variant_ids=variant_ids)
         work = [Work(m, m.listing, prices[m.listing.variant_id]) for m in selling]
-        return work, [m for m in markers if not _for_sale(m.listing)]
+        return work, [m for m in markers if not listing_is_for_sale(m.listing)]
     atp = channel_atp_bulk(channel=channel, variant_ids=variant_ids)
     return [
-        Work(m, m.listing, atp[m.listing.variant_id] if _for_sale(m.listing) else 0)
+        Work(m, m.listing, atp[m.listing.variant_id] if listing_is_for_sale(m.listing) else 0)
         for m in markers
     ], []
 
@@ -407,6 +398,14 @@ def _record_success(
         else ["last_pushed_quantity", "last_confirmed_quantity", "last_quantity_pushed_at"]
     )
     ChannelListing.objects.bulk_update(listings, [*fields, "last_pushed_at", "last_confirmed_at"])
+    if listings:
+        # An edit a channel's webhook reported for these fields is overwritten now.
+        synclog.drift_findings_pushed(
+            channel_id=listings[0].channel_id,
+            listing_ids=[lst.pk for lst in listings],
+            field=kind,
+            now=now,
+        )
     _delete_unless_redirtied([w.marker for w in done], now, finishing_batch=finishing_batch)
     attempts = []
     for w in done:
@@ -585,8 +584,9 @@ def _record_auth_failure(channel_id: int, items: list[Work], now: datetime) -> l
         kind="auth_failed",
         channel_id=channel_id,
         severity="critical",
-        message=f"The channel refused our credentials ({message[:300]}). Pushes are paused until "
-        "the credentials are replaced.",
+        # Long enough for a refused token refresh, whose message says what to do.
+        message=f"The channel refused our credentials ({message[:1200]}). Pushes are paused "
+        "until the credentials are replaced.",
         now=now,
     )
     return [_attempt(items[0].marker.kind, w, "failed") for w in items]
@@ -914,5 +914,6 @@ def channel_resume(channel_id: int) -> None:
     ChannelSyncState.objects.filter(channel_id=channel_id).update(
         auth_failed_at=None, auth_error=""
     )
+    channel_token_reset(channel_id=channel_id)
     synclog.alert_resolve(kind="auth_failed", channel_id=channel_id, sku="")
     channel_push_request_on_commit(channel_id)

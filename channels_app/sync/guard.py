@@ -75,8 +75,11 @@ def guard_quantities(connector: Connector, items: Sequence[tuple[ChannelListing,
     guarded = Guarded()
     if not items:
         return guarded
+    refs = [listing_ref(listing) for listing, _ in items]
+    # A quantity-only read where the platform has a cheaper one (eBay: no offer reads).
+    read = getattr(connector, "read_quantities", None) or connector.read_listings
     try:
-        states = connector.read_listings([listing_ref(listing) for listing, _ in items])
+        states = read(refs)
     except Exception:
         log.exception("reading %s quantities before writing", connector.platform)
         states = []

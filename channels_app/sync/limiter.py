@@ -2,8 +2,15 @@
 
 Token bucket with debt: a caller always takes its tokens and is told how long
 to sleep before using them, so N workers together never exceed the rate and
-callers are served in arrival order. Redis in production (one atomic script),
-the database row of ChannelSyncState in the embedded default.
+callers are served in arrival order. Redis in production (one atomic script per
+operation), the database row of ChannelSyncState in the embedded default.
+
+A bucket counts what its platform counts: calls for most, query-cost points for
+Shopify. There a call takes the points it requests before it goes, and
+:meth:`RateLimiter.settle` then follows the platform's own account: the points
+requested but not charged come back, the level never stays above what the
+platform says is left, and the platform's restore rate and bucket size replace
+the configured ones for every later take.
 """
 
 from __future__ import annotations
@@ -22,17 +29,52 @@ from ..models import ChannelSyncState
 
 class RateLimiter(Protocol):
     def take(self, channel_id: int, *, rate: float, burst: float, tokens: float = 1.0) -> float:
-        """Take ``tokens``; returns the seconds to wait before the call may go out."""
+        """Take ``tokens``; returns the seconds to wait before the call may go out.
+
+        ``rate``/``burst`` are the configured figures, used until :meth:`settle`
+        stored the platform's own."""
         ...
+
+    def settle(
+        self,
+        channel_id: int,
+        *,
+        rate: float,
+        burst: float,
+        refund: float = 0.0,
+        available: float | None = None,
+    ) -> None:
+        """After a call: give ``refund`` tokens back (taken, not charged; capped at the
+        burst), never keep more than ``available`` (the platform's figure, when it
+        gave one), and use ``rate``/``burst`` from now on (the platform's)."""
+        ...
+
+
+def _refill(level: float, updated: float | None, now: float, *, rate: float, burst: float) -> float:
+    return burst if updated is None else min(burst, level + max(0.0, now - updated) * rate)
 
 
 def _take_from_bucket(
     level: float, updated: float | None, now: float, *, rate: float, burst: float, tokens: float
 ) -> tuple[float, float]:
     """(new level, wait seconds) for one take; level may go negative (debt)."""
-    level = burst if updated is None else min(burst, level + max(0.0, now - updated) * rate)
-    level -= tokens
+    level = _refill(level, updated, now, rate=rate, burst=burst) - tokens
     return level, (-level / rate if level < 0 else 0.0)
+
+
+def _settle_bucket(
+    level: float,
+    updated: float | None,
+    now: float,
+    *,
+    rate: float,
+    burst: float,
+    refund: float,
+    available: float | None,
+) -> float:
+    """The level after a call's account: refund back (capped), capped by ``available``."""
+    level = min(burst, _refill(level, updated, now, rate=rate, burst=burst) + max(0.0, refund))
+    return level if available is None else min(level, available)
 
 
 class DatabaseRateLimiter:
@@ -43,20 +85,51 @@ class DatabaseRateLimiter:
             now = timezone.now()
             updated = state.tokens_at.timestamp() if state.tokens_at else None
             level, wait = _take_from_bucket(
-                state.tokens, updated, now.timestamp(), rate=rate, burst=burst, tokens=tokens
+                state.tokens,
+                updated,
+                now.timestamp(),
+                rate=state.bucket_rate or rate,
+                burst=state.bucket_burst or burst,
+                tokens=tokens,
             )
             state.tokens, state.tokens_at = level, now
             state.save(update_fields=["tokens", "tokens_at"])
             return wait
 
+    def settle(
+        self,
+        channel_id: int,
+        *,
+        rate: float,
+        burst: float,
+        refund: float = 0.0,
+        available: float | None = None,
+    ) -> None:
+        ChannelSyncState.objects.get_or_create(channel_id=channel_id)
+        with transaction.atomic():
+            state = ChannelSyncState.objects.select_for_update().get(channel_id=channel_id)
+            now = timezone.now()
+            state.tokens = _settle_bucket(
+                state.tokens,
+                state.tokens_at.timestamp() if state.tokens_at else None,
+                now.timestamp(),
+                rate=state.bucket_rate or rate,
+                burst=burst,
+                refund=refund,
+                available=available,
+            )
+            state.tokens_at, state.bucket_rate, state.bucket_burst = now, rate, burst
+            state.save(update_fields=["tokens", "tokens_at", "bucket_rate", "bucket_burst"])
 
-# KEYS[1] bucket; ARGV rate, burst, tokens. Uses the server clock so workers'
-# clocks need not agree.
+
+# Both scripts use the server clock so workers' clocks need not agree. A bucket
+# holds level, at and, once settled, the platform's rate and burst.
+# KEYS[1] bucket; ARGV rate, burst, tokens (rate/burst: unless the bucket has its own).
 _REDIS_TAKE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
+local rate = tonumber(redis.call('HGET', KEYS[1], 'rate')) or tonumber(ARGV[1])
+local burst = tonumber(redis.call('HGET', KEYS[1], 'burst')) or tonumber(ARGV[2])
 local want = tonumber(ARGV[3])
 local level = tonumber(redis.call('HGET', KEYS[1], 'level'))
 local at = tonumber(redis.call('HGET', KEYS[1], 'at'))
@@ -74,17 +147,59 @@ end
 return '0'
 """
 
+# KEYS[1] bucket; ARGV rate, burst, refund, available ('' = the platform said nothing).
+_REDIS_SETTLE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local old_rate = tonumber(redis.call('HGET', KEYS[1], 'rate')) or rate
+local level = tonumber(redis.call('HGET', KEYS[1], 'level'))
+local at = tonumber(redis.call('HGET', KEYS[1], 'at'))
+if level == nil or at == nil then
+  level = burst
+else
+  level = math.min(burst, level + math.max(0, now - at) * old_rate)
+end
+level = math.min(burst, level + math.max(0, tonumber(ARGV[3])))
+local available = tonumber(ARGV[4])
+if available ~= nil then
+  level = math.min(level, available)
+end
+redis.call('HSET', KEYS[1], 'level', tostring(level), 'at', tostring(now),
+           'rate', tostring(rate), 'burst', tostring(burst))
+redis.call('EXPIRE', KEYS[1], 3600)
+return tostring(level)
+"""
+
 
 class RedisRateLimiter:
     def __init__(self, url: str) -> None:
         import redis
 
         self._client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-        self._script = self._client.register_script(_REDIS_TAKE)
+        self._take = self._client.register_script(_REDIS_TAKE)
+        self._settle = self._client.register_script(_REDIS_SETTLE)
 
     def take(self, channel_id: int, *, rate: float, burst: float, tokens: float = 1.0) -> float:
-        result = self._script(keys=[f"pimsync:ratelimit:{channel_id}"], args=[rate, burst, tokens])
+        result = self._take(keys=[_key(channel_id)], args=[rate, burst, tokens])
         return float(result)
+
+    def settle(
+        self,
+        channel_id: int,
+        *,
+        rate: float,
+        burst: float,
+        refund: float = 0.0,
+        available: float | None = None,
+    ) -> None:
+        said = "" if available is None else available
+        self._settle(keys=[_key(channel_id)], args=[rate, burst, refund, said])
+
+
+def _key(channel_id: int) -> str:
+    return f"pimsync:ratelimit:{channel_id}"
 
 
 @lru_cache(maxsize=1)

@@ -20,8 +20,9 @@ from enum import StrEnum
 PRICE_STEP = Decimal("0.01")
 # Read before write: SKUs read at once right before they are written, per platform.
 # The writes of one read group go out back to back, so the race window is this many
-# writes. Amazon writes one SKU per call at ~5 calls/s: 5 SKUs keep it near a second.
-READ_GROUP = {"amazon": 5}
+# writes. Amazon writes one SKU per call at ~5 calls/s: 5 SKUs keep it near a second;
+# eBay reads and writes 25 SKUs per call: one read, one write.
+READ_GROUP = {"amazon": 5, "ebay": 25}
 READ_GROUP_DEFAULT = 200
 
 

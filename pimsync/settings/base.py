@@ -247,6 +247,9 @@ PIMSYNC_PUSH_STALE_SECONDS = env.float("PIMSYNC_PUSH_STALE_SECONDS", default=15.
 # Where the shared rate limiter keeps its buckets: a redis:// URL, or empty for
 # the database (embedded default).
 PIMSYNC_RATE_LIMIT_REDIS_URL = env.str("PIMSYNC_RATE_LIMIT_REDIS_URL", default="")
+# OAuth channels (eBay, Amazon): the access token is refreshed this long before it
+# expires (at most a quarter of its lifetime ahead), by one worker for all.
+PIMSYNC_TOKEN_REFRESH_AHEAD_SECONDS = env.int("PIMSYNC_TOKEN_REFRESH_AHEAD_SECONDS", default=300)
 CELERY_BEAT_SCHEDULE["sync-sweep"] = {
     "task": "channels_app.tasks.sync_sweep_task",
     "schedule": PIMSYNC_SWEEP_SECONDS,
@@ -311,6 +314,15 @@ CELERY_BEAT_SCHEDULE["channel-poll-due"] = {
     "task": "channels_app.tasks.channel_poll_due_task",
     "schedule": PIMSYNC_POLL_DUE_SECONDS,
 }
+
+# --- channel-side edits and the webhooks registered on channels ---------------------------
+# pimsync's address as the channels reach it (scheme and host, no path), for the webhooks it
+# registers on Shopify and WooCommerce: <PIMSYNC_PUBLIC_URL>/webhooks/<channel slug>/. A
+# channel's own "public URL" overrides it. Empty: nothing is registered (the channel page
+# says so). Shopify only delivers to HTTPS addresses.
+PIMSYNC_PUBLIC_URL = env.str("PIMSYNC_PUBLIC_URL", default="")
+# A reported value whose field had a push on its way is compared again this much later.
+PIMSYNC_EDIT_RECHECK_SECONDS = env.float("PIMSYNC_EDIT_RECHECK_SECONDS", default=1.0)
 
 # --- reconciliation and drift ---------------------------------------------------------------
 from celery.schedules import crontab  # noqa: E402 - kept in this section

@@ -11,7 +11,9 @@ own error shape. Checked:
   booleans, comma-separated arrays);
 * required header parameters present (the value is the platform's business);
 * the JSON body: present when required, parseable, and valid against its
-  schema. Objects that list their properties are closed (no other property
+  schema; a form body (``application/x-www-form-urlencoded``, the OAuth token
+  endpoints) sent as a form, each field once, valid against its schema.
+  Objects that list their properties are closed (no other property
   accepted): the platforms often ignore an unknown field, which for pimsync
   means a misspelt field silently does nothing - the sandbox refuses it.
 
@@ -28,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 from jsonschema import Draft4Validator, Draft7Validator
 from jsonschema.exceptions import ValidationError
@@ -36,6 +38,8 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4, DRAFT7
 
 JsonDict = dict[str, Any]
+JSON_MEDIA = "application/json"
+FORM_MEDIA = "application/x-www-form-urlencoded"
 DOCUMENT_URI = "urn:pimsync:contract"
 HTTP_METHODS = ("get", "put", "post", "delete", "patch")
 # Swagger 2 parameter keys that are JSON Schema keywords.
@@ -82,6 +86,7 @@ class Operation:
     body_schema: JsonDict | None
     body_required: bool
     responses: Mapping[str, Any] = field(default_factory=dict)
+    body_media: str = JSON_MEDIA  # or FORM_MEDIA (OAuth token endpoints)
 
     def params(self, location: str) -> dict[str, JsonDict]:
         return {p["name"]: p for p in self.parameters if p.get("in") == location}
@@ -136,9 +141,14 @@ class OpenApiContract:
         body = next((p for p in by_key.values() if p["in"] == "body"), None)
         if body is not None:
             body_schema, body_required = body.get("schema"), bool(body.get("required"))
+        body_media = JSON_MEDIA
         request_body = self._deref(spec.get("requestBody"))
         if isinstance(request_body, Mapping):
-            media = (request_body.get("content") or {}).get("application/json") or {}
+            content = request_body.get("content") or {}
+            body_media = (
+                JSON_MEDIA if JSON_MEDIA in content or FORM_MEDIA not in content else FORM_MEDIA
+            )
+            media = content.get(body_media) or {}
             body_schema, body_required = media.get("schema"), bool(request_body.get("required"))
         template = self.base_path + path
         regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
@@ -151,6 +161,7 @@ class OpenApiContract:
             body_schema=body_schema,
             body_required=body_required,
             responses=spec.get("responses", {}),
+            body_media=body_media,
         )
 
     def operation(self, operation_id: str) -> Operation | None:
@@ -205,8 +216,30 @@ class OpenApiContract:
         for name, spec in operation.params("header").items():
             if spec.get("required") and name.lower() not in lowered:
                 problems.append(Problem("header", name, "is required"))
+        if operation.body_media == FORM_MEDIA:
+            return problems + self._form_problems(operation, headers, body)
         problems += self._body_problems(operation, body)
         return problems
+
+    def _form_problems(
+        self, operation: Operation, headers: Mapping[str, str], body: bytes
+    ) -> list[Problem]:
+        """A form body: sent as a form, each field once, and valid against its schema."""
+        content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+        if not content_type.lower().startswith(FORM_MEDIA):
+            return [Problem("header", "Content-Type", f"must be {FORM_MEDIA}", content_type)]
+        fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+        repeated = [
+            Problem("body", name, "is given more than once")
+            for name, values in fields.items()
+            if len(values) > 1
+        ]
+        if repeated:
+            return repeated
+        if not fields and operation.body_required:
+            return [Problem("body", "", "a form body is required")]
+        value = {name: values[0] for name, values in fields.items()}
+        return self.schema_problems(operation.body_schema or {}, value, location="body")
 
     def _param_problems(
         self, spec: Mapping[str, Any], values: list[str], where: str

@@ -334,3 +334,36 @@ def test_variant_page_shows_channel_price_and_atp(demo, admin_client):
     assert "Adjust stock" in page
     assert f">{channel_atp(channel=amazon, variant=variant)}<" in page
     assert ChannelListing.objects.filter(variant=variant).count() == 5  # one per platform
+
+
+def test_channel_page_shows_the_access_tokens_expiry(admin_client, time_machine):
+    from datetime import UTC, datetime, timedelta
+
+    from channels_app.models import ChannelToken
+
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    time_machine.move_to(now, tick=False)
+    refreshing = factories.ChannelFactory(
+        platform="ebay", credentials={"client_id": "c", "client_secret": "s", "refresh_token": "r"}
+    )
+    ChannelToken.objects.create(
+        channel=refreshing,
+        access_token="v^1.1#secret-access-token",
+        refreshed_at=now - timedelta(minutes=5),
+        expires_at=now + timedelta(minutes=115),
+        refresh_count=3,
+    )
+    static = factories.ChannelFactory(platform="amazon", credentials={"access_token": "Atza|x"})
+
+    def page(channel: Channel) -> str:
+        url = reverse("admin:channels_app_channel_change", args=[channel.pk])
+        return admin_client.get(url).content.decode()
+
+    shown = page(refreshing)
+    assert (
+        "Refresh token configured; access token expires 2026-12-01 13:55:00 (in 115 min 0 s)"
+        in shown
+    )
+    assert "refreshed 3 times" in shown
+    assert "secret-access-token" not in shown
+    assert "Static access token (no refresh token configured)" in page(static)

@@ -29,3 +29,13 @@ def test_run_sandbox_command_serves_with_the_given_options(
     assert calls[0]["host"] == "127.0.0.1"
     assert calls[0]["state_file"] == state
     assert calls[0]["seed_file"] is None
+    assert calls[0]["token_ttl"] is None  # the platforms' own lifetimes
+
+
+def test_run_sandbox_passes_the_token_lifetime(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(run_sandbox_command, "serve_forever", lambda **kwargs: calls.append(kwargs))
+
+    call_command("run_sandbox", "--token-ttl", "60")
+
+    assert calls[0]["token_ttl"] == 60.0

@@ -34,7 +34,7 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
-            receiver.received.append(Received(dict(self.headers.items()), body))
+            receiver.received.append(Received(dict(self.headers.items()), body, self.path))
             receiver.arrived.set()
             self.send_response(receiver.status)
             self.send_header("Content-Length", "0")

@@ -83,6 +83,22 @@ def test_ebay_pushes_320_skus_in_batches_of_25_and_reads_them_back(
     assert counts["getOffers"] == 320  # the price lives on the offer
 
 
+def test_ebay_reads_quantities_alone_without_a_call_per_offer(sandbox: RunningSandbox) -> None:
+    # given: 60 listings whose quantities the channel has lowered (sales)
+    listings = seed(sandbox, "ebay", 60, quantity=9)
+    platform = sandbox.platform("ebay")
+    for listing in listings[:3]:
+        platform.catalog.adjust_quantity(listing.sku, -2)
+    platform.counters.reset()
+    # when: the guard's read before writing
+    states = EbayConnector(ebay_config(sandbox)).read_quantities(listings)
+    # then: every quantity, from three bulk reads and no offer read
+    assert [s.quantity for s in states] == [7, 7, 7] + [9] * 57
+    assert all(s.price is None and s.error is None for s in states)
+    counts = platform.counters.snapshot()["by_endpoint"]
+    assert counts == {"bulkGetInventoryItem": 3}
+
+
 def test_ebay_orders_since_pages_through_260_orders(sandbox: RunningSandbox) -> None:
     # given
     platform = sandbox.platform("ebay")

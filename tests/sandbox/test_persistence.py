@@ -49,3 +49,18 @@ def test_state_file_survives_a_restart_and_seed_file_is_loaded(
         assert platform.webhook_target.url == webhook_receiver.url
         # new ids never collide with restored ones
         assert platform.next_id() > int(created["order"]["id"])
+
+
+def test_a_state_file_from_before_the_token_endpoints_keeps_its_credentials(
+    tmp_path: Path,
+) -> None:
+    state_file = tmp_path / "sandbox.json"
+    state_file.write_text(
+        json.dumps({"platforms": {"ebay": {"credentials": {"access_token": "kept-token"}}}})
+    )
+
+    with start_sandbox(state_file=state_file) as restarted:
+        credentials = restarted.platform("ebay").credentials
+
+    assert credentials["access_token"] == "kept-token"
+    assert credentials["client_id"] == "sandbox-ebay-client"  # the token endpoint's client

@@ -29,6 +29,8 @@ def channel_form_data(channel: Any, **changes: Any) -> dict:
         "drift_quantity_threshold": 1,
         "drift_price_amount": "0.01",
         "drift_price_percent": "0",
+        "conflict_policy": "trust_pimsync",
+        "public_url": "",
     }
     for inline in ("channel_locations", "alert_settings", "listings", "listings-2"):
         data[f"{inline}-TOTAL_FORMS"] = 0

@@ -168,6 +168,7 @@ def woo(base_url: str, method: str, path: str, **kwargs: Any) -> requests.Respon
 class Received:
     headers: dict[str, str]
     body: bytes
+    path: str = ""
 
 
 @dataclass
@@ -178,3 +179,57 @@ class WebhookReceiver:
     received: list[Received] = field(default_factory=list)
     status: int = 200
     arrived: threading.Event = field(default_factory=threading.Event)
+
+
+def oauth_config(sandbox: Any, platform: str, **overrides: Any) -> ChannelConfig:
+    """A ChannelConfig with the refresh-token credentials the sandbox's platform
+    accepts (eBay, Amazon; Login with Amazon on the sandbox's path), no static token.
+    Credential keys among ``overrides`` replace single credentials."""
+    credentials = {
+        key: value
+        for key, value in sandbox.platform(platform).default_credentials.items()
+        if key != "access_token"
+    }
+    for key in ("client_id", "client_secret", "refresh_token"):
+        if key in overrides:
+            credentials[key] = overrides.pop(key)
+    platform_config: dict[str, Any] = (
+        {"token_url": "/auth/o2/token"} if platform == "amazon" else {}
+    )
+    platform_config.update(overrides.pop("platform_config", {}))
+    values: dict[str, Any] = {
+        "channel_id": 3 if platform == "ebay" else 4,
+        "platform": platform,
+        "base_url": sandbox.platform_url(platform),
+        "credentials": credentials,
+        "platform_config": platform_config,
+        "connect_timeout": 2.0,
+        "read_timeout": 5.0,
+    }
+    values.update(overrides)
+    return ChannelConfig(**values)
+
+
+def demo_channel(sandbox: Any, platform: str, *, location_code: str, location_name: str) -> Any:
+    """A channel configured as the demo's for ``platform`` (credentials, platform_config;
+    eBay and Amazon with refresh tokens), pointing at ``sandbox``, fed by a new location
+    and unthrottled on pimsync's side. Returns (channel, location)."""
+    from decimal import Decimal
+
+    from channels_app.models import Channel, ChannelLocation
+    from inventory.models import Location
+    from pimsync.demo import SANDBOX_CHANNELS
+
+    spec = next(s for s in SANDBOX_CHANNELS if s["platform"] == platform)
+    location = Location.objects.create(code=location_code, name=location_name)
+    channel = Channel.objects.create(
+        name=spec["name"],
+        slug=spec["slug"],
+        platform=platform,
+        base_url=sandbox.platform_url(platform),
+        credentials=spec["credentials"],
+        platform_config=spec["platform_config"],
+        rate_limit_per_second=Decimal("1000"),
+    )
+    ChannelLocation.objects.create(channel=channel, location=location)
+    return channel, location

@@ -1,5 +1,6 @@
 """`make run`'s trickle of sandbox orders: sales arrive, stock falls, the other
-channels follow. Shopify and WooCommerce orders come as signed webhooks, eBay,
+channels follow. Shopify and WooCommerce orders come as signed webhooks (to the
+subscriptions `manage.py webhooks_register` made when the stack started), eBay,
 Amazon and Magento ones through polling. Dev tooling: it only talks to the sandbox."""
 
 from __future__ import annotations
@@ -14,14 +15,11 @@ from django.core.management.base import BaseCommand
 from channels_app.models import Channel
 from channels_app.selectors import channel_atp_bulk
 
-WEBHOOK_PLATFORMS = ("shopify", "woocommerce")
-
 
 class Command(BaseCommand):
     help = "Place a sandbox order every few seconds (PIMSYNC_DEMO_ORDERS turns it off)."
 
     def add_arguments(self, parser: object) -> None:
-        parser.add_argument("--web", default="http://127.0.0.1:8000")
         parser.add_argument("--count", type=int, default=0, help="stop after N orders (0: never)")
 
     def handle(self, *args: object, **opts: object) -> None:
@@ -31,7 +29,6 @@ class Command(BaseCommand):
         self.sandbox = settings.PIMSYNC_DEMO_SANDBOX_URL.rstrip("/")
         self.rng = random.Random()  # noqa: S311 - demo data
         self._wait_for_sandbox()
-        self._register_webhooks(str(opts["web"]).rstrip("/"))
         placed, pending = 0, []
         while not opts["count"] or placed < int(opts["count"]):
             time.sleep(settings.PIMSYNC_DEMO_ORDER_SECONDS)
@@ -60,14 +57,6 @@ class Command(BaseCommand):
                 return
             except requests.RequestException:
                 time.sleep(1)
-
-    def _register_webhooks(self, web: str) -> None:
-        targets = {
-            ch.platform: {"url": f"{web}/webhooks/{ch.slug}/", "secret": ch.webhook_secret}
-            for ch in Channel.objects.filter(platform__in=WEBHOOK_PLATFORMS, is_enabled=True)
-        }
-        if targets and self._post("webhooks", targets) is not None:
-            self.stdout.write(f"Webhooks registered for {', '.join(sorted(targets))}.")
 
     def _place(self) -> dict | None:
         channels = list(Channel.objects.filter(is_enabled=True))

@@ -1,4 +1,4 @@
-"""``python manage.py run_sandbox --port 8700 [--state FILE] [--seed-file FILE]``.
+"""``python manage.py run_sandbox --port 8700 [--state FILE] [--seed-file FILE] [--token-ttl S]``.
 
 Serves the local channel sandbox (Shopify, WooCommerce, eBay, Amazon, Magento
 stand-ins and the /_control/ API) on 127.0.0.1 until Ctrl-C. See docs/sandbox.md.
@@ -37,6 +37,13 @@ class Command(BaseCommand):
             default=None,
             help="JSON {platform: [{sku, price, quantity, ...}]} loaded when no state exists.",
         )
+        parser.add_argument(
+            "--token-ttl",
+            type=float,
+            default=None,
+            help="Lifetime in seconds of the access tokens eBay and Login with Amazon issue "
+            "(default: the platforms' 7200 and 3600); /_control/tokens changes it later.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         def ready(url: str) -> None:
@@ -48,5 +55,6 @@ class Command(BaseCommand):
             port=options["port"],
             state_file=options["state"],
             seed_file=options["seed_file"],
+            token_ttl=options["token_ttl"],
             on_ready=ready,
         )

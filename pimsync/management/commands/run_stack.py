@@ -1,7 +1,9 @@
 """Run web + Celery workers (default and push queues) + beat + channel sandbox (`make run`).
 
 Output of each process is prefixed with its name; Ctrl-C (or any process dying)
-stops them all.
+stops them all. With the sandbox, the demo channels' webhooks are registered on it
+once it answers (a one-shot ``hooks`` process), at PIMSYNC_PUBLIC_URL, which
+defaults to the web address started here.
 """
 
 from __future__ import annotations
@@ -24,7 +26,13 @@ COLOURS = {
     "beat": "35",
     "sandbox": "32",
     "orders": "34",
+    "hooks": "34",
 }
+# Processes that finish their job and exit: their ending (status 0) stops nothing.
+ONE_SHOT = frozenset({"hooks"})
+
+
+DEMO_TOKEN_TTL_SECONDS = 600
 
 
 def _commands(host: str, port: int, sandbox_port: int) -> dict[str, list[str]]:
@@ -32,7 +40,8 @@ def _commands(host: str, port: int, sandbox_port: int) -> dict[str, list[str]]:
     var = Path(settings.VAR_DIR)
     return {
         "web": [python, "manage.py", "runserver", f"{host}:{port}", "--noreload"],
-        "orders": [python, "manage.py", "demo_orders", "--web", f"http://{host}:{port}"],
+        "orders": [python, "manage.py", "demo_orders"],
+        "hooks": [python, "manage.py", "webhooks_register", "--wait", "60"],
         "worker": [
             python,
             "-m",
@@ -94,6 +103,10 @@ def _commands(host: str, port: int, sandbox_port: int) -> dict[str, list[str]]:
             str(var / "sandbox_state.json"),
             "--seed-file",
             str(var / "sandbox_seed.json"),
+            # Ten-minute tokens: the demo's eBay and Amazon channels refresh theirs
+            # every few minutes (the platforms' own last one and two hours).
+            "--token-ttl",
+            str(DEMO_TOKEN_TTL_SECONDS),
         ],
     }
 
@@ -121,11 +134,14 @@ class Command(BaseCommand):
         if opts["no_sandbox"]:
             commands.pop("sandbox")
             commands.pop("orders")
+            commands.pop("hooks")
         if not settings.PIMSYNC_DEMO_ORDERS:
             commands.pop("orders", None)
         stale_pid = Path(settings.VAR_DIR) / "celerybeat.pid"
         stale_pid.unlink(missing_ok=True)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # Where the channels (the sandbox here) deliver webhooks: this web server.
+        env.setdefault("PIMSYNC_PUBLIC_URL", f"http://{opts['host']}:{opts['port']}")
         procs: dict[str, subprocess.Popen] = {}
         for name, cmd in commands.items():
             procs[name] = subprocess.Popen(  # noqa: S603 - our own fixed commands
@@ -151,12 +167,16 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         exit_code = 0
         while not stopping:
-            for name, proc in procs.items():
-                if proc.poll() is not None:
-                    self.stderr.write(f"{name} exited with {proc.returncode}; stopping the rest.")
-                    exit_code = proc.returncode or 1
-                    stopping = True
-                    break
+            for name, proc in list(procs.items()):
+                if proc.poll() is None:
+                    continue
+                if name in ONE_SHOT and proc.returncode == 0:
+                    del procs[name]
+                    continue
+                self.stderr.write(f"{name} exited with {proc.returncode}; stopping the rest.")
+                exit_code = proc.returncode or 1
+                stopping = True
+                break
             time.sleep(0.3)
         _terminate(procs)
         if exit_code:

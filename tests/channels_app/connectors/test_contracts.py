@@ -5,7 +5,8 @@ Each platform's scenario runs every operation pimsync uses - prices and quantiti
 in a small batch and in one larger than the platform's call maximum, the
 read-back, an order poll over several pages, cancel, fulfil (with a known and an
 unknown carrier where it matters), the whole catalog read page by page (catalog
-import) and the connection test - and then asserts the
+import), the connection test and, on Shopify and WooCommerce, the webhook
+subscriptions (create, list, repair) - and then asserts the
 sandbox refused nothing and answered nothing outside the definition. A field,
 argument or parameter renamed in a connector fails here (the last tests show it
 for one rename per platform).
@@ -14,30 +15,37 @@ for one rename per platform).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from channels_app.connectors import oauth as oauth_module
 from channels_app.connectors import shopify as shopify_module
 from channels_app.connectors.amazon import AmazonConnector
 from channels_app.connectors.base import (
     CatalogItem,
+    ChannelConfig,
     Connector,
     ListingRef,
     OrderData,
     PriceUpdate,
     QuantityUpdate,
+    WebhookConnector,
 )
 from channels_app.connectors.ebay import EbayConnector
-from channels_app.connectors.errors import PermanentError
+from channels_app.connectors.errors import AuthError, PermanentError
+from channels_app.connectors.oauth import refresh_access_token
 from channels_app.connectors.shopify import ShopifyConnector
 from channels_app.connectors.woocommerce import WooCommerceConnector
 from sandbox.platform import SandboxPlatform
 from sandbox.server import RunningSandbox, start_sandbox
 from tests.support.sandbox import (
+    AMAZON_SELLER,
     amazon_config,
     ebay_config,
+    oauth_config,
     seed_listings,
     shopify_config,
     woocommerce_config,
@@ -64,6 +72,7 @@ def exercise(
     *,
     large: int,
     cancels: bool = True,
+    after_pushes: Callable[[], object] = lambda: None,
 ) -> None:
     """Push (small, then large), read back, poll orders over pages, cancel, fulfil, test."""
     small, everything = listings[:SMALL], listings[: SMALL + large]
@@ -73,6 +82,7 @@ def exercise(
             [QuantityUpdate(ref, 7, expected_quantity=None) for ref in batch]
         )
         assert [r for r in [*prices, *quantities] if not r.ok] == []
+    after_pushes()
     states = connector.read_listings(everything)
     assert {(s.price, s.quantity) for s in states} == {(Decimal("12.50"), 7)}
     skus = [ref.sku for ref in listings[:2]]
@@ -85,6 +95,25 @@ def exercise(
     assert cancelled.ok if cancels else cancelled.code == "unsupported"
     assert connector.fulfil_order(orders[1].id, tracking_number="1Z999", carrier="UPS").ok
     assert connector.test_connection().ok
+    if isinstance(connector, WebhookConnector):
+        exercise_subscriptions(connector)
+
+
+def exercise_subscriptions(connector: WebhookConnector) -> None:
+    """Subscribe every topic pimsync reads, list them, point one at a new address.
+    (Loopback addresses on a closed port: nothing is delivered anywhere.)"""
+    address = "https://127.0.0.1:9/webhooks/shop/"
+    for topic in connector.webhook_topics:
+        assert connector.webhook_subscribe(topic, address).address == address
+    listed = connector.webhook_subscriptions()
+    assert sorted((s.topic, s.address) for s in listed) == sorted(
+        (topic, address) for topic in connector.webhook_topics
+    )
+    moved = connector.webhook_subscription_repair(listed[0], address.replace("shop", "shop-2"))
+    assert (moved.external_id, moved.address) == (
+        listed[0].external_id,
+        address.replace("shop", "shop-2"),
+    )
 
 
 def read_catalog(connector: Connector, *, page_size: int) -> list[CatalogItem]:
@@ -181,6 +210,86 @@ def test_amazon_connector_matches_the_sp_api_models(validating_sandbox) -> None:
     assert_nothing_refused(platform)
 
 
+# ---------------------------------------------------------------------- OAuth token calls
+
+
+class Refreshing:
+    """A token source that refreshes through the platform's grant, as tokens.py does."""
+
+    def __init__(self, config: ChannelConfig) -> None:
+        self.config = config
+        self.token = ""
+        self.grants = 0
+
+    def current(self) -> str:
+        return self.token or self.renew("")
+
+    def renew(self, rejected: str) -> str:
+        self.token = refresh_access_token(self.config).access_token
+        self.grants += 1
+        return self.token
+
+
+@pytest.mark.parametrize(
+    ("platform_name", "make", "catalog", "large"),
+    [
+        ("ebay", EbayConnector, rows("E", 33), 30),
+        ("amazon", AmazonConnector, rows("A", 213), 210),
+    ],
+)
+def test_refreshed_tokens_and_their_grants_match_the_definitions(
+    validating_sandbox, platform_name: str, make: Any, catalog: list[Any], large: int
+) -> None:
+    platform = validating_sandbox.platform(platform_name)
+    listings = seed_listings(platform, catalog)
+    base = oauth_config(
+        validating_sandbox,
+        platform_name,
+        platform_config={
+            **({"pacing": False, "feed_poll_seconds": 0.05} if platform_name == "amazon" else {}),
+            "seller_id": AMAZON_SELLER,
+            "rate_limit_per_second": 0,
+        },
+    )
+    tokens = Refreshing(base)
+    connector = make(replace(base, access_token=tokens.current, on_unauthorized=tokens.renew))
+
+    # every issued token expires after the pushes: the read-back is refused, renewed, retried
+    exercise(
+        connector,
+        platform,
+        listings,
+        large=large,
+        cancels=platform_name == "ebay",
+        after_pushes=platform.issuer().expire_all,
+    )
+
+    assert tokens.grants == 2
+    assert platform.issuer().describe()["expired_refusals"] == 1
+    assert_nothing_refused(platform)
+
+
+def test_a_renamed_grant_field_is_refused_as_the_token_endpoint_refuses_it(
+    validating_sandbox, monkeypatch
+) -> None:
+    encode = oauth_module.urlencode
+
+    def renamed(form: dict[str, str]) -> str:
+        return encode({("clientId" if k == "client_id" else k): v for k, v in form.items()})
+
+    monkeypatch.setattr(oauth_module, "urlencode", renamed)
+
+    with pytest.raises(AuthError) as refused:
+        refresh_access_token(oauth_config(validating_sandbox, "amazon"))
+
+    assert (refused.value.code, refused.value.status) == ("invalid_request", 400)
+    problems = validating_sandbox.platform("amazon").refusals[-1]["problems"]
+    assert problems == [
+        "body: 'client_id' is a required property",
+        "body: unknown field(s) clientId",
+    ]
+
+
 # ---------------------------------------------------------------------- renames are caught
 
 
@@ -272,3 +381,29 @@ def test_a_renamed_query_parameter_is_refused_by_amazon(validating_sandbox, monk
 
     problems = validating_sandbox.platform("amazon").refusals[-1]["problems"]
     assert problems == ["query lastUpdateAfter: is not a parameter of this operation"]
+
+
+def test_the_pre_2024_callback_url_input_is_refused_as_shopify_2026_01_refuses_it(
+    validating_sandbox, monkeypatch
+) -> None:
+    # WebhookSubscriptionInput has `uri` in 2026-01; `callbackUrl` was the older name
+    connector = ShopifyConnector(shopify_config(validating_sandbox.platform_url("shopify")))
+    original_execute = ShopifyConnector.execute
+
+    def execute_renamed(self: Any, query: str, variables: Any, **kwargs: Any) -> Any:
+        subscription = dict(variables.get("subscription") or {})
+        if "uri" in subscription:
+            subscription["callbackUrl"] = subscription.pop("uri")
+            variables = {**variables, "subscription": subscription}
+        return original_execute(self, query, variables, **kwargs)
+
+    monkeypatch.setattr(ShopifyConnector, "execute", execute_renamed)
+
+    with pytest.raises(PermanentError) as refused:
+        connector.webhook_subscribe("products/update", "https://127.0.0.1:9/webhooks/shop/")
+
+    assert refused.value.code == "INVALID_VARIABLE"
+    assert validating_sandbox.platform("shopify").refusals[-1]["problems"] == [
+        "Variable $subscription of type WebhookSubscriptionInput! was provided invalid value "
+        "for callbackUrl (Field is not defined on WebhookSubscriptionInput)"
+    ]

@@ -25,6 +25,7 @@ from channels_app.models import (
 )
 from channels_app.orders.apply import order_apply, orders_oversell_settle
 from channels_app.sync import breaker
+from channels_app.sync.markers import markers_release_after_poll
 from inventory import services
 from synclog import services as synclog
 from synclog.models import Alert, ChannelHealthSnapshot, Notification
@@ -457,3 +458,50 @@ def test_acknowledgement_records_the_person_and_keeps_the_alert_open(shop, ops, 
     assert alert.acknowledged_at is not None
     assert alert.resolved_at is None
     assert Notification.objects.filter(alert=alert).count() == 2  # acknowledging tells nobody
+
+
+# --- pushes held for an orders import ----------------------------------------------------------
+
+
+def test_a_push_held_too_long_for_an_orders_poll_alerts_with_the_polls_error(shop, ops, hook):
+    now = datetime.now(UTC)
+    listing = ChannelListing.objects.filter(channel=shop).first()
+    marker = stuck_marker(listing, now=now, minutes=1, attempts=0)
+    marker.held_for_poll_at = now - timedelta(seconds=30)
+    marker.save()
+    ChannelSyncState.objects.update_or_create(
+        channel=shop, defaults={"poll_error": "retryable 503: Service Unavailable"}
+    )
+    evaluate()  # 30 s: still within PIMSYNC_PUSH_HELD_ALERT_SECONDS
+    assert open_alerts("push_held") == []
+
+    evaluate(minutes=2)  # the polls keep failing: the push stays held, and it says so
+    [alert] = open_alerts("push_held")
+    assert alert.severity == "critical"
+    assert "1 quantity push(es)" in alert.message
+    assert "503: Service Unavailable" in alert.message
+    assert SyncMarker.objects.get(pk=marker.pk).held_for_poll_at is not None
+
+    markers_release_after_poll(channel_id=shop.pk, poll_started_at=now)  # a poll got through
+    evaluate(minutes=3)
+    assert open_alerts("push_held") == []
+    assert_told(hook, "push_held", "opened", "resolved")
+
+
+def test_the_sweeper_asks_again_for_the_poll_held_pushes_wait_for(shop, task_sends, settings):
+    from channels_app import dispatch
+
+    settings.PIMSYNC_HELD_POLL_SECONDS = 5
+    now = datetime.now(UTC)
+    listing = ChannelListing.objects.filter(channel=shop).first()
+    marker = stuck_marker(listing, now=now, minutes=1, attempts=0)
+    marker.held_for_poll_at = now
+    marker.save()
+
+    assert dispatch.sweep_held_pushes() == [shop.pk]
+    assert dispatch.sweep_held_pushes() == []  # asked a moment ago: not again yet
+    assert task_sends.args_of(dispatch.POLL) == [[shop.pk]]
+    ChannelSyncState.objects.filter(channel=shop).update(
+        poll_requested_at=now - timedelta(seconds=6)
+    )
+    assert dispatch.sweep_held_pushes() == [shop.pk]

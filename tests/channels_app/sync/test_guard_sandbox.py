@@ -7,16 +7,16 @@ from decimal import Decimal
 
 import pytest
 
-from channels_app.models import Channel, ChannelListing, ChannelLocation, SyncMarker
+from channels_app.models import Channel, ChannelListing, SyncMarker
 from channels_app.orders.polling import channel_poll
 from channels_app.services import listing_save
 from channels_app.sync import engine
 from inventory import services
 from inventory.models import Location, Product, Variant
-from pimsync.demo import SANDBOX_CHANNELS, listing_ids
+from pimsync.demo import listing_ids
 from sandbox.server import RunningSandbox
 from synclog.models import SyncLogEntry
-from tests.support.sandbox import control
+from tests.support.sandbox import control, demo_channel
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SKU = "GUARD-1"
@@ -24,18 +24,9 @@ SKU = "GUARD-1"
 
 def listed_channel(sandbox: RunningSandbox, platform: str) -> tuple[Channel, Variant, Location]:
     """One SKU with 10 units, pushed to (and confirmed by) a sandbox channel."""
-    spec = next(s for s in SANDBOX_CHANNELS if s["platform"] == platform)
-    location = Location.objects.create(code="g", name="Guard warehouse")
-    channel = Channel.objects.create(
-        name=spec["name"],
-        slug=spec["slug"],
-        platform=platform,
-        base_url=sandbox.platform_url(platform),
-        credentials=spec["credentials"],
-        platform_config=spec["platform_config"],
-        rate_limit_per_second=Decimal("1000"),
+    channel, location = demo_channel(
+        sandbox, platform, location_code="g", location_name="Guard warehouse"
     )
-    ChannelLocation.objects.create(channel=channel, location=location)
     product = Product.objects.create(title="Guarded", handle="guarded")
     variant = Variant.objects.create(product=product, sku=SKU, price=Decimal("10"))
     ids = listing_ids(platform, 0, 0, SKU)

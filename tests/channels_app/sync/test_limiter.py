@@ -2,7 +2,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from channels_app.sync.limiter import DatabaseRateLimiter, _take_from_bucket
+from channels_app.models import ChannelSyncState
+from channels_app.sync.limiter import DatabaseRateLimiter, _settle_bucket, _take_from_bucket
 
 pytestmark = pytest.mark.django_db
 
@@ -34,3 +35,38 @@ def test_database_limiter_makes_callers_wait_in_turn(channel_factory, time_machi
 
     time_machine.shift(0.25)  # 2.5 tokens refilled: the debt of 4 leaves 1.5
     assert limiter.take(channel.pk, rate=10.0, burst=1.0) == pytest.approx(0.25, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("level", "refund", "available", "expected"),
+    [
+        (100.0, 50.0, None, 150.0),  # requested 60, charged 10: 50 back
+        (990.0, 50.0, None, 1000.0),  # never above the bucket's size
+        (500.0, 0.0, 300.0, 300.0),  # the platform says less is left: believe it
+        (200.0, 40.0, 900.0, 240.0),  # it says more: in-flight takes stay counted
+        (-100.0, 60.0, 0.0, -40.0),  # a debt stays a debt
+    ],
+)
+def test_settle_maths(level, refund, available, expected):
+    settled = _settle_bucket(
+        level, 100.0, 100.0, rate=50.0, burst=1000.0, refund=refund, available=available
+    )
+    assert settled == expected
+
+
+def test_database_limiter_follows_the_platforms_bucket_after_settle(channel_factory, time_machine):
+    channel = channel_factory()
+    limiter = DatabaseRateLimiter()
+    time_machine.move_to(datetime(2026, 12, 1, 12, 0, tzinfo=UTC), tick=False)
+    # configured (until the platform says otherwise): 1000 points at 50/s
+    assert limiter.take(channel.pk, rate=50.0, burst=1000.0, tokens=751) == 0.0
+
+    # the platform charged 502 of the 751, has 498 left, restores 100/s in a 2000 bucket
+    limiter.settle(channel.pk, rate=100.0, burst=2000.0, refund=249.0, available=498.0)
+
+    state = ChannelSyncState.objects.get(channel=channel)
+    assert (state.tokens, state.bucket_rate, state.bucket_burst) == (498.0, 100.0, 2000.0)
+    # later takes use the platform's figures whatever the caller configured
+    assert limiter.take(channel.pk, rate=50.0, burst=1000.0, tokens=598) == pytest.approx(1.0)
+    time_machine.shift(60)
+    assert limiter.take(channel.pk, rate=50.0, burst=1000.0, tokens=2000) == 0.0

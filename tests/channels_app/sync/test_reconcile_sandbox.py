@@ -9,17 +9,17 @@ from decimal import Decimal
 
 import pytest
 
-from channels_app.models import Channel, ChannelListing, ChannelLocation, SyncMarker
+from channels_app.models import Channel, ChannelListing, SyncMarker
 from channels_app.orders.polling import channel_poll
 from channels_app.selectors import channel_atp_bulk, channel_price_bulk
 from channels_app.sync import engine
 from channels_app.sync.reconcile import channel_reconcile
 from inventory import services
-from inventory.models import Location, Product, Variant
-from pimsync.demo import SANDBOX_CHANNELS, listing_ids
+from inventory.models import Product, Variant
+from pimsync.demo import listing_ids
 from sandbox.server import RunningSandbox
 from synclog.models import Alert, DriftFinding, ReconciliationRun
-from tests.support.sandbox import control
+from tests.support.sandbox import control, demo_channel
 
 pytestmark = pytest.mark.django_db(transaction=True)
 N_VARIANTS = 120
@@ -28,18 +28,9 @@ N_CHANGES = 50
 
 def catalog_in_sync(sandbox: RunningSandbox, platform: str) -> Channel:
     """pimsync and one sandbox channel holding the same values, as after a push."""
-    spec = next(s for s in SANDBOX_CHANNELS if s["platform"] == platform)
-    location = Location.objects.create(code="rec", name="Reconcile warehouse")
-    channel = Channel.objects.create(
-        name=spec["name"],
-        slug=spec["slug"],
-        platform=platform,
-        base_url=sandbox.platform_url(platform),
-        credentials=spec["credentials"],
-        platform_config=spec["platform_config"],
-        rate_limit_per_second=Decimal("1000"),
+    channel, location = demo_channel(
+        sandbox, platform, location_code="rec", location_name="Reconcile warehouse"
     )
-    ChannelLocation.objects.create(channel=channel, location=location)
     rows = []
     for p in range(N_VARIANTS // 4):
         product = Product.objects.create(title=f"Rec {p}", handle=f"rec-{p}")

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('channels_app', '0013_magento_platform'),
+        ('channels_app', '0015_oauth_tokens_and_cost_bucket'),
         ('inventory', '0005_api_idempotency_key_to_pimsync'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
