@@ -3,11 +3,11 @@ resume it; and listings in bulk (``POST /api/v1/bulk/listings/``)."""
 
 from __future__ import annotations
 
-from django.shortcuts import get_object_or_404
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.generics import get_object_or_404
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -131,6 +131,51 @@ IMPORT_EXAMPLE = OpenApiExample(
         "requested_by": "merch1",
     },
 )
+STARTED_EXAMPLE = OpenApiExample(
+    "Started (or resumed)",
+    response_only=True,
+    status_codes=["202"],
+    value={
+        **IMPORT_EXAMPLE.value,
+        "status": "running",
+        "finished_at": None,
+        "read_done_at": None,
+        "items_read": 0,
+        "pages": 0,
+        "calls": 0,
+        "read_seconds": 0.0,
+        "counts": {},
+    },
+)
+ITEMS_EXAMPLE = OpenApiExample(
+    "A proposed item",
+    response_only=True,
+    value={
+        "id": 412,
+        "key": "gid://shopify/ProductVariant/5001",
+        "sku": "WEB-TEE-M",
+        "barcode": "",
+        "title": "M",
+        "product_title": "Tee",
+        "options": {"Size": "M"},
+        "price": "21.00",
+        "quantity": 2,
+        "external_product_id": "gid://shopify/Product/1000",
+        "external_variant_id": "gid://shopify/ProductVariant/5001",
+        "inventory_item_id": "gid://shopify/InventoryItem/9001",
+        "offer_id": "",
+        "group_ref": "gid://shopify/Product/1000",
+        "image_url": "",
+        "match": "title",
+        "status": "proposed",
+        "variant": 2,
+        "variant_sku": "TEE-M",
+        "score": 0.86,
+        "candidates": [2],
+        "note": "",
+        "listing": None,
+    },
+)
 
 
 def start_import(request: Request, channel: Channel) -> Response:
@@ -180,6 +225,7 @@ class CatalogImportViewSet(
         "ignored), match (sku, barcode, title, none). Linking, creating and ignoring are "
         "done in the admin's review (or in bulk with POST /api/v1/bulk/listings/).",
         responses={200: CatalogImportItemSerializer(many=True)},
+        examples=[ITEMS_EXAMPLE],
         filters=False,
     )
     @action(detail=True, methods=["get"])
@@ -201,6 +247,7 @@ class CatalogImportViewSet(
         "after the last one it stored. 409 `not_stopped` when it is finished or reading.",
         request=None,
         responses={202: CatalogImportSerializer},
+        examples=[STARTED_EXAMPLE],
     )
     @action(detail=True, methods=["post"])
     def resume(self, request: Request, pk: str | None = None) -> Response:

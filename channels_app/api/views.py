@@ -358,12 +358,13 @@ class ChannelViewSet(ServiceModelViewSet):
         "Nothing is linked without review unless the channel's auto_link_exact_sku is on.",
         request=None,
         responses={202: catalog.CatalogImportSerializer},
-        examples=[catalog.IMPORT_EXAMPLE],
+        examples=[catalog.STARTED_EXAMPLE],
     )
     @extend_schema(
         methods=["GET"],
         summary="The channel's latest catalog import",
         responses={200: catalog.CatalogImportSerializer},
+        examples=[catalog.IMPORT_EXAMPLE],
     )
     @action(detail=True, methods=["get", "post"], url_path="catalog-import")
     def catalog_import(self, request: Request, pk: str | None = None) -> Response:

@@ -212,3 +212,9 @@ def test_a_repeated_request_with_its_key_is_answered_again(catalog, merchandiser
         }
     )
     assert replay["Idempotent-Replayed"] == "true"
+
+
+def test_an_id_that_is_not_a_number_is_not_found(merchandiser_api) -> None:
+    response = merchandiser_api.get("/api/v1/catalog-imports/null/items/")
+
+    assert (response.status_code, response.json()["error"]["code"]) == (404, "not_found")
