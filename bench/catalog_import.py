@@ -43,12 +43,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import random
-import shutil
 import sys
-import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -60,6 +56,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _embedded import (
+    bucket_floor,
+    embedded_django,
+    in_temporary_folder,
+    sandbox_at_documented_limits,
+    threads_wall,
+)
 from _stack import noise_line
 
 PLATFORMS = ("shopify", "woocommerce", "ebay", "amazon", "magento")
@@ -388,10 +391,6 @@ def make_channel(sandbox: Any, platform: str) -> Any:
 # --------------------------------------------------------------------------- the floor
 
 
-def _bucket_floor(calls: float, *, burst: float, rate: float) -> float:
-    return max(0.0, calls - burst) / rate
-
-
 def read_floor(platform: str, limits: dict[str, dict[str, float]], n: int, rows: int) -> dict:
     """Seconds the documented limits need to read the catalog at the page maximum.
 
@@ -418,7 +417,7 @@ def read_floor(platform: str, limits: dict[str, dict[str, float]], n: int, rows:
     else:
         pages = math.ceil(rows / page)
         calls, spec = 2 * pages + 2, limits["default"]  # search + salable export; the stock
-    seconds = _bucket_floor(calls, burst=spec["burst"], rate=spec["rate"])
+    seconds = bucket_floor(calls, burst=spec["burst"], rate=spec["rate"])
     return {"calls": calls, "seconds": round(seconds, 2)}
 
 
@@ -488,30 +487,10 @@ def _verdict(run: Any, seed: Seed) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace, tmp: Path) -> int:
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "pimsync.settings.base",
-            "DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}",
-            "CELERY_BROKER_URL": "memory://",
-            "PIMSYNC_VAR_DIR": str(tmp),
-            "PIMSYNC_RATE_LIMIT_REDIS_URL": "",
-            "DJANGO_DEBUG": "false",
-            "LOG_LEVEL": "ERROR",
-        }
-    )
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    from sandbox.magento import HOSTING_LIMITS
-    from sandbox.server import start_sandbox
-
-    call_command("migrate", verbosity=0)
+    embedded_django(tmp)
     emit(noise_line("before"))
     platforms = [p for p in args.platforms.split(",") if p]
-    sandbox = start_sandbox()  # the documented limits
-    sandbox.platform("magento").set_limits(HOSTING_LIMITS)  # Magento documents none
+    sandbox = sandbox_at_documented_limits()
     try:
         started = time.perf_counter()
         seed = build_seed(args.items, random.Random(args.seed))
@@ -537,16 +516,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
             }
         )
         out: dict[str, dict] = {}
-        threads = [
-            threading.Thread(target=import_one, args=(c, seed, floors[c.platform], out))
-            for c in channels
-        ]
-        wall = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        wall = time.perf_counter() - wall
+        wall = threads_wall(import_one, [(c, seed, floors[c.platform], out) for c in channels])
         for platform in platforms:
             line = out.get(platform, {"platform": platform, "error": "no result"})
             counters = sandbox.platform(platform).counters.snapshot()
@@ -582,14 +552,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--keep", action="store_true", help="keep the temporary database")
     args = parser.parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="pimsync-catalog-import-"))
-    try:
-        return run(args, tmp)
-    finally:
-        if args.keep:
-            print(f"kept {tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    return in_temporary_folder(run, args, "pimsync-catalog-import-")
 
 
 if __name__ == "__main__":
