@@ -87,7 +87,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -618,11 +618,12 @@ def zero_episodes(
 
 
 def zero_latencies(
-    watcher: Watcher, episodes: Sequence[tuple[str, float, float | None]]
+    watcher: Watcher, episodes: Sequence[tuple[str, float, float | None]], detail: int = 5
 ) -> dict[str, Any]:
     """Per channel: seconds from ATP 0 until the channel showed 0 (see the docstring)."""
     found: dict[str, list[float]] = defaultdict(list)
     outcome: dict[str, Counter[str]] = defaultdict(Counter)
+    slow: list[tuple[float, str, str, float]] = []
     for sku, at, until in episodes:
         for platform in PLATFORMS:
             shown = watcher.value_at(platform, sku, at)
@@ -633,6 +634,8 @@ def zero_latencies(
             if zero is not None:
                 found[platform].append(zero - at)
                 outcome[platform]["measured"] += 1
+                if zero - at > GOAL_ZERO_P95_S:
+                    slow.append((zero - at, platform, sku, at))
             elif until is not None:
                 outcome[platform]["stock_back_first"] += 1
             else:
@@ -651,8 +654,44 @@ def zero_latencies(
     return {
         "episodes": len(episodes),
         "per_channel": per_channel,
+        "slowest": [_slow_detail(*row) for row in sorted(slow, reverse=True)[:detail]],
         "goal_p95_s": GOAL_ZERO_P95_S,
         "met": bool(p95s) and max(p95s) <= GOAL_ZERO_P95_S,
+    }
+
+
+def _slow_detail(seconds: float, platform: str, sku: str, at: float) -> dict[str, Any]:
+    """Why an episode missed the goal: the SKU's sync log and stock movements on the
+    channel around it, in seconds from ATP 0."""
+    from inventory.models import StockMovement
+    from synclog.models import SyncLogEntry
+
+    since = datetime.fromtimestamp(at - 5, tz=UTC)
+    until = datetime.fromtimestamp(at + seconds + 1, tz=UTC)
+    log = SyncLogEntry.objects.filter(
+        sku=sku, channel__platform=platform, created_at__range=(since, until)
+    ).order_by("id")
+    moves = StockMovement.objects.filter(
+        variant__sku=sku, created_at__range=(since, until)
+    ).order_by("id")
+    return {
+        "platform": platform,
+        "sku": sku,
+        "seconds": round(seconds, 3),
+        "sync_log": [
+            (
+                round(e.created_at.timestamp() - at, 3),
+                e.event_type,
+                e.value_sent,
+                e.status,
+                e.error_code,
+                e.message[:80],
+            )
+            for e in log
+        ],
+        "ledger": [
+            (round(m.created_at.timestamp() - at, 3), m.source, m.available_after) for m in moves
+        ],
     }
 
 
@@ -718,7 +757,7 @@ def steady_phase(prod: Production, args: argparse.Namespace, watcher: Watcher) -
             "api": traffic.figures(),
             "stale_overwrites": stale_overwrites(prod.sandbox, args.detail),
             "orders": oversold(shoppers.placed, moves, start_available, channel_of),
-            "atp_zero_to_channel_zero": zero_latencies(watcher, episodes),
+            "atp_zero_to_channel_zero": zero_latencies(watcher, episodes, args.detail),
             "watcher": watcher.figures(seconds),
             "webhooks": _webhook_faults(prod.sandbox),
             **drain,

@@ -462,7 +462,22 @@ def wait_drained(timeout: float, stall: float) -> tuple[float, int]:
         if left != pending:
             pending, progress_at = left, now
         if now - progress_at > stall or now - started > timeout:
-            raise TimeoutError(f"{left} markers still pending after {now - started:.0f} s")
+            stuck = SyncMarker.objects.filter(status=SyncMarker.Status.PENDING).values(
+                "channel__name",
+                "listing__variant__sku",
+                "kind",
+                "due_at",
+                "attempts",
+                "is_urgent",
+                "held_for_poll_at",
+                "claimed_until",
+                "batch_id",
+                "last_error",
+            )[:10]
+            raise TimeoutError(
+                f"{left} markers still pending after {now - started:.0f} s: "
+                + "; ".join(str(row) for row in stuck)
+            )
         time.sleep(0.5)
     dead = SyncMarker.objects.filter(status=SyncMarker.Status.DEAD).count()
     return time.monotonic() - started, dead

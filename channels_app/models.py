@@ -531,6 +531,28 @@ class ChannelSyncState(models.Model):
         return f"sync state of {self.channel_id}"
 
 
+class OperationBucket(models.Model):
+    """The embedded (database) rate limiter's bucket for one of a channel's API
+    operations that the platform limits on its own (Amazon's per-operation usage
+    plans); the channel-wide bucket stays on ChannelSyncState. Redis keeps the same
+    buckets under its own keys in production."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="operation_buckets")
+    operation = models.CharField(max_length=64)
+    tokens = models.FloatField(default=0)
+    tokens_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "operation"], name="operation_bucket_unique_per_channel"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.operation} bucket of {self.channel_id}"
+
+
 class ChannelToken(models.Model):
     """The OAuth access token pimsync currently uses for a channel whose credentials
     hold a refresh token (eBay, Amazon). One row per channel: its row lock is what

@@ -233,6 +233,9 @@ class AmazonConnector:
         # confirmation within seconds of Amazon finishing it.
         self.feed_poll_seconds = float(options.get("feed_poll_seconds", 5.0))
         self.feed_max_wait_seconds = float(options.get("feed_max_wait_seconds", 1200.0))
+        # Longer waits for an operation's quota are not slept but answered as a retryable
+        # QuotaWait (searchOrders, after its burst of 20, allows one call per 3 minutes).
+        self.max_operation_wait_seconds = float(options.get("max_operation_wait_seconds", 30.0))
         self._sleep = sleep
         self._clock = clock
         self.http = HttpClient(
@@ -261,21 +264,48 @@ class AmazonConnector:
 
     def _call(self, operation: str, method: str, path: str, **kwargs: Any) -> HttpResult:
         pacer = self.pacers[operation]
-        pacer.acquire()
+        deferred = self._await_operation(operation, pacer)
+        if deferred is not None:
+            return deferred
         result = self.http.request(
             method,
             f"{self.base}{path}",
             retry_after_hint=lambda _result: 1.0 / pacer.rate if pacer.rate > 0 else 1.0,
             **kwargs,
         )
-        self._adapt_pacer(pacer, result)
+        self._adapt_pacer(operation, pacer, result)
         return result
 
-    @staticmethod
-    def _adapt_pacer(pacer: TokenBucket, result: HttpResult) -> None:
+    def _await_operation(self, operation: str, pacer: TokenBucket) -> HttpResult | None:
+        """Wait for the operation's quota: in the channel's shared buckets when there
+        are (every worker counts against one usage plan), else in this connector's.
+        A wait longer than ``max_operation_wait_seconds`` is not slept: the call is
+        answered as Amazon would answer it (429 QuotaExceeded, retry after the
+        wait) without being sent, so a worker never sleeps minutes on a quota."""
+        budget = self.config.operation_budget
+        if budget is None or pacer.rate <= 0:
+            pacer.acquire()
+            return None
+        wait = budget.take(operation, rate=pacer.rate, burst=pacer.burst)
+        if wait > self.max_operation_wait_seconds:
+            budget.give_back(operation, rate=pacer.rate, burst=pacer.burst)
+            message = f"{operation}: Amazon's quota allows the next call in {wait:.0f} s"
+            return HttpResult(
+                status=None,
+                error=RetryableError(message, code="QuotaWait", retry_after=wait),
+            )
+        if wait > 0:
+            self._sleep(wait)
+        return None
+
+    def _adapt_pacer(self, operation: str, pacer: TokenBucket, result: HttpResult) -> None:
         """Follow Amazon's own figure for this operation when it tells us one."""
         if result.status == 429:
             pacer.drain()
+            if self.config.operation_budget is not None and pacer.rate > 0:
+                self.config.operation_budget.exhausted(
+                    operation, rate=pacer.rate, burst=pacer.burst
+                )
         header = result.headers.get("x-amzn-RateLimit-Limit") if result.headers else None
         if header and pacer.rate > 0:
             try:

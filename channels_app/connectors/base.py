@@ -51,12 +51,32 @@ class ChannelConfig:
     on_unauthorized: Callable[[str], str | None] | None = field(
         default=None, compare=False, repr=False
     )
+    # Platforms that also limit single operations (Amazon's usage plans): their buckets,
+    # shared by every worker. None: the connector paces them in its own memory.
+    operation_budget: OperationBudget | None = field(default=None, compare=False, repr=False)
 
     def current_access_token(self) -> str:
         """The access token to send now (may refresh it; may raise a ConnectorError)."""
         if self.access_token is not None:
             return self.access_token()
         return str(self.credentials.get("access_token", ""))
+
+
+class OperationBudget(Protocol):
+    """A channel's per-operation rate buckets (token buckets with debt, like the
+    channel's own budget)."""
+
+    def take(self, operation: str, *, rate: float, burst: float) -> float:
+        """Take one call of ``operation``; the seconds to wait before it may go out."""
+        ...
+
+    def give_back(self, operation: str, *, rate: float, burst: float) -> None:
+        """Return a call taken but not made."""
+        ...
+
+    def exhausted(self, operation: str, *, rate: float, burst: float) -> None:
+        """The platform refused a call for its quota: nothing is left in the bucket."""
+        ...
 
 
 @dataclass(frozen=True)

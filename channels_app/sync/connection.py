@@ -6,7 +6,7 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
-from ..connectors.base import ChannelConfig, Connector, CostReport, ListingRef
+from ..connectors.base import ChannelConfig, Connector, CostReport, ListingRef, OperationBudget
 from ..connectors.oauth import uses_refresh_token
 from ..connectors.registry import get_connector
 from ..models import Channel, ChannelListing, Platform
@@ -47,6 +47,9 @@ def channel_config(channel: Channel) -> ChannelConfig:
             partial(_settle, channel.pk, rate, burst)
             if channel.platform == Platform.SHOPIFY
             else None
+        ),
+        operation_budget=(
+            SharedOperationBudget(channel.pk) if channel.platform == Platform.AMAZON else None
         ),
     )
     if channel.platform in REFRESHING_PLATFORMS and uses_refresh_token(config.credentials):
@@ -99,3 +102,21 @@ def listing_ref(listing: ChannelListing) -> ListingRef:
         inventory_item_id=listing.inventory_item_id,
         offer_id=listing.offer_id,
     )
+
+
+class SharedOperationBudget(OperationBudget):
+    """A channel's per-operation buckets in the shared limiter (Redis or the database)."""
+
+    def __init__(self, channel_id: int) -> None:
+        self.channel_id = channel_id
+
+    def take(self, operation: str, *, rate: float, burst: float) -> float:
+        return rate_limiter().take(self.channel_id, rate=rate, burst=burst, scope=operation)
+
+    def give_back(self, operation: str, *, rate: float, burst: float) -> None:
+        rate_limiter().settle(self.channel_id, rate=rate, burst=burst, refund=1.0, scope=operation)
+
+    def exhausted(self, operation: str, *, rate: float, burst: float) -> None:
+        rate_limiter().settle(
+            self.channel_id, rate=rate, burst=burst, available=0.0, scope=operation
+        )

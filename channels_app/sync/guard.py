@@ -73,24 +73,22 @@ def guard_quantities(connector: Connector, items: Sequence[tuple[ChannelListing,
     A read that fails for a SKU lets a decrease (below what pimsync last
     confirmed) through and holds anything else back briefly."""
     guarded = Guarded()
-    if not items:
-        return guarded
-    refs = [listing_ref(listing) for listing, _ in items]
-    # A quantity-only read where the platform has a cheaper one (eBay: no offer reads).
-    read = getattr(connector, "read_quantities", None) or connector.read_listings
-    try:
-        states = read(refs)
-    except Exception:
-        log.exception("reading %s quantities before writing", connector.platform)
-        states = []
-    by_sku: dict[str, ListingState] = {state.sku: state for state in states}
+    to_read: list[tuple[ChannelListing, int, int]] = []
     for listing, value in items:
-        state = by_sku.get(listing.variant.sku) or by_sku.get(listing.channel_sku)
         confirmed = listing.last_confirmed_quantity
+        # A 0 can never re-inflate a sale, and a listing never confirmed has nothing
+        # to protect: neither waits for a read.
+        if value == 0 or confirmed is None:
+            guarded.write.append((listing, value))
+        else:
+            to_read.append((listing, value, confirmed))
+    if not to_read:
+        return guarded
+    by_sku = _quantities_read(connector, [listing for listing, _, _ in to_read])
+    for listing, value, confirmed in to_read:
+        state = by_sku.get(listing.variant.sku) or by_sku.get(listing.channel_sku)
         shows = _quantity_shown(state)
-        if confirmed is None:
-            guarded.write.append((listing, value))  # nothing confirmed yet to protect
-        elif shows is None:
+        if shows is None:
             if value < confirmed:
                 guarded.write.append((listing, value))
             else:
@@ -100,6 +98,20 @@ def guard_quantities(connector: Connector, items: Sequence[tuple[ChannelListing,
         else:
             guarded.hold.append((listing, value, shows))
     return guarded
+
+
+def _quantities_read(
+    connector: Connector, listings: Sequence[ChannelListing]
+) -> dict[str, ListingState]:
+    """The channel's current state of ``listings`` by SKU ({} when the read failed)."""
+    # A quantity-only read where the platform has a cheaper one (eBay: no offer reads).
+    read = getattr(connector, "read_quantities", None) or connector.read_listings
+    try:
+        states = read([listing_ref(listing) for listing in listings])
+    except Exception:
+        log.exception("reading %s quantities before writing", connector.platform)
+        return {}
+    return {state.sku: state for state in states}
 
 
 def _quantity_shown(state: ListingState | None) -> int | None:

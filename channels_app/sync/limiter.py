@@ -5,6 +5,11 @@ to sleep before using them, so N workers together never exceed the rate and
 callers are served in arrival order. Redis in production (one atomic script per
 operation), the database row of ChannelSyncState in the embedded default.
 
+Besides the channel's bucket, a platform that limits some operations on their own
+(Amazon's usage plans: ``searchOrders`` one call per three minutes after a burst of
+20) has a bucket per operation (``scope``), shared by every worker alike: a bucket
+in a worker's memory would start full in every process and every new connector.
+
 A bucket counts what its platform counts: calls for most, query-cost points for
 Shopify. There a call takes the points it requests before it goes, and
 :meth:`RateLimiter.settle` then follows the platform's own account: the points
@@ -24,15 +29,18 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from ..models import ChannelSyncState
+from ..models import ChannelSyncState, OperationBucket
 
 
 class RateLimiter(Protocol):
-    def take(self, channel_id: int, *, rate: float, burst: float, tokens: float = 1.0) -> float:
+    def take(
+        self, channel_id: int, *, rate: float, burst: float, tokens: float = 1.0, scope: str = ""
+    ) -> float:
         """Take ``tokens``; returns the seconds to wait before the call may go out.
 
         ``rate``/``burst`` are the configured figures, used until :meth:`settle`
-        stored the platform's own."""
+        stored the platform's own. ``scope``: an operation's own bucket ("" = the
+        channel's)."""
         ...
 
     def settle(
@@ -43,6 +51,7 @@ class RateLimiter(Protocol):
         burst: float,
         refund: float = 0.0,
         available: float | None = None,
+        scope: str = "",
     ) -> None:
         """After a call: give ``refund`` tokens back (taken, not charged; capped at the
         burst), never keep more than ``available`` (the platform's figure, when it
@@ -78,7 +87,11 @@ def _settle_bucket(
 
 
 class DatabaseRateLimiter:
-    def take(self, channel_id: int, *, rate: float, burst: float, tokens: float = 1.0) -> float:
+    def take(
+        self, channel_id: int, *, rate: float, burst: float, tokens: float = 1.0, scope: str = ""
+    ) -> float:
+        if scope:
+            return self._take_scoped(channel_id, scope, rate=rate, burst=burst, tokens=tokens)
         ChannelSyncState.objects.get_or_create(channel_id=channel_id)
         with transaction.atomic():
             state = ChannelSyncState.objects.select_for_update().get(channel_id=channel_id)
@@ -104,7 +117,13 @@ class DatabaseRateLimiter:
         burst: float,
         refund: float = 0.0,
         available: float | None = None,
+        scope: str = "",
     ) -> None:
+        if scope:
+            self._settle_scoped(
+                channel_id, scope, rate=rate, burst=burst, refund=refund, available=available
+            )
+            return
         ChannelSyncState.objects.get_or_create(channel_id=channel_id)
         with transaction.atomic():
             state = ChannelSyncState.objects.select_for_update().get(channel_id=channel_id)
@@ -120,6 +139,56 @@ class DatabaseRateLimiter:
             )
             state.tokens_at, state.bucket_rate, state.bucket_burst = now, rate, burst
             state.save(update_fields=["tokens", "tokens_at", "bucket_rate", "bucket_burst"])
+
+    @staticmethod
+    def _take_scoped(
+        channel_id: int, scope: str, *, rate: float, burst: float, tokens: float
+    ) -> float:
+        OperationBucket.objects.get_or_create(
+            channel_id=channel_id, operation=scope, defaults={"tokens": burst}
+        )
+        with transaction.atomic():
+            bucket = OperationBucket.objects.select_for_update().get(
+                channel_id=channel_id, operation=scope
+            )
+            now = timezone.now()
+            updated = bucket.tokens_at.timestamp() if bucket.tokens_at else None
+            level, wait = _take_from_bucket(
+                bucket.tokens, updated, now.timestamp(), rate=rate, burst=burst, tokens=tokens
+            )
+            bucket.tokens, bucket.tokens_at = level, now
+            bucket.save(update_fields=["tokens", "tokens_at"])
+            return wait
+
+    @staticmethod
+    def _settle_scoped(
+        channel_id: int,
+        scope: str,
+        *,
+        rate: float,
+        burst: float,
+        refund: float,
+        available: float | None,
+    ) -> None:
+        OperationBucket.objects.get_or_create(
+            channel_id=channel_id, operation=scope, defaults={"tokens": burst}
+        )
+        with transaction.atomic():
+            bucket = OperationBucket.objects.select_for_update().get(
+                channel_id=channel_id, operation=scope
+            )
+            now = timezone.now()
+            bucket.tokens = _settle_bucket(
+                bucket.tokens,
+                bucket.tokens_at.timestamp() if bucket.tokens_at else None,
+                now.timestamp(),
+                rate=rate,
+                burst=burst,
+                refund=refund,
+                available=available,
+            )
+            bucket.tokens_at = now
+            bucket.save(update_fields=["tokens", "tokens_at"])
 
 
 # Both scripts use the server clock so workers' clocks need not agree. A bucket
@@ -181,8 +250,10 @@ class RedisRateLimiter:
         self._take = self._client.register_script(_REDIS_TAKE)
         self._settle = self._client.register_script(_REDIS_SETTLE)
 
-    def take(self, channel_id: int, *, rate: float, burst: float, tokens: float = 1.0) -> float:
-        result = self._take(keys=[_key(channel_id)], args=[rate, burst, tokens])
+    def take(
+        self, channel_id: int, *, rate: float, burst: float, tokens: float = 1.0, scope: str = ""
+    ) -> float:
+        result = self._take(keys=[_key(channel_id, scope)], args=[rate, burst, tokens])
         return float(result)
 
     def settle(
@@ -193,13 +264,14 @@ class RedisRateLimiter:
         burst: float,
         refund: float = 0.0,
         available: float | None = None,
+        scope: str = "",
     ) -> None:
         said = "" if available is None else available
-        self._settle(keys=[_key(channel_id)], args=[rate, burst, refund, said])
+        self._settle(keys=[_key(channel_id, scope)], args=[rate, burst, refund, said])
 
 
-def _key(channel_id: int) -> str:
-    return f"pimsync:ratelimit:{channel_id}"
+def _key(channel_id: int, scope: str = "") -> str:
+    return f"pimsync:ratelimit:{channel_id}" + (f":{scope}" if scope else "")
 
 
 @lru_cache(maxsize=1)

@@ -197,3 +197,22 @@ def test_a_zero_marked_from_another_connection_goes_before_the_rest_of_a_long_ba
     assert kinds[:2] == ["price", "quantity"]
     assert connector.calls[1] == ("quantity", [("Z-5", 0)])
     assert kinds.count("price") == 6
+
+
+def test_redis_keeps_an_operations_bucket_apart_from_the_channels(channel_factory):
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        pytest.fail("the PostgreSQL + Redis lane exports REDIS_URL")
+    channel = channel_factory()
+    limiter = RedisRateLimiter(url)
+    limiter._client.delete(f"pimsync:ratelimit:{channel.pk}:searchOrders")
+    waits = [
+        limiter.take(channel.pk, rate=0.005, burst=2.0, scope="searchOrders") for _ in range(3)
+    ]
+    assert waits[:2] == [0.0, 0.0]
+    assert waits[2] == pytest.approx(200.0, abs=1.0)
+    limiter.settle(channel.pk, rate=0.005, burst=2.0, refund=1.0, scope="searchOrders")
+    assert limiter.take(channel.pk, rate=0.005, burst=2.0, scope="searchOrders") == (
+        pytest.approx(200.0, abs=1.0)
+    )
+    assert limiter.take(channel.pk, rate=0.005, burst=2.0, scope="getOrder") == 0.0

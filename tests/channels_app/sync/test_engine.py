@@ -407,7 +407,18 @@ def test_read_before_write_lets_a_decrease_below_the_channel_go_at_once(shop, fa
     fake.live_quantity["S-1"] = 19  # an unseen sale, but 16 < 19 lowers the channel
     push(shop)
     assert fake.calls == [("quantity", [("S-1", 16)])]
-    assert fake.reads == 2  # the first push read too (nothing confirmed then: written)
+    assert fake.reads == 1  # the first push did not read: nothing confirmed to protect
+
+
+def test_read_before_write_never_reads_for_a_zero(shop, fake):
+    push(shop)
+    fake.calls.clear()
+    fake.reads = 0
+    _sell_outside("S-1", "rbw-3", quantity=-20)  # pimsync: 20 -> 0
+    fake.live_quantity["S-1"] = 19
+    push(shop)
+    assert fake.calls == [("quantity", [("S-1", 0)])]
+    assert fake.reads == 0  # a 0 can never offer a sold unit again
 
 
 def test_read_before_write_never_raises_over_an_unseen_sale_even_when_decreasing(shop, fake):

@@ -70,3 +70,30 @@ def test_database_limiter_follows_the_platforms_bucket_after_settle(channel_fact
     assert limiter.take(channel.pk, rate=50.0, burst=1000.0, tokens=598) == pytest.approx(1.0)
     time_machine.shift(60)
     assert limiter.take(channel.pk, rate=50.0, burst=1000.0, tokens=2000) == 0.0
+
+
+def test_an_operations_bucket_is_its_own_and_a_call_not_made_comes_back(
+    channel_factory, time_machine
+):
+    channel = channel_factory()
+    limiter = DatabaseRateLimiter()
+    time_machine.move_to(datetime(2026, 12, 1, 12, 0, tzinfo=UTC), tick=False)
+    # searchOrders-like: a burst of 2, then one call every 200 s
+    waits = [
+        limiter.take(channel.pk, rate=0.005, burst=2.0, scope="searchOrders") for _ in range(3)
+    ]
+    assert waits == [0.0, 0.0, pytest.approx(200.0)]
+    # the channel's own bucket and another operation's are untouched
+    assert limiter.take(channel.pk, rate=10.0, burst=1.0) == 0.0
+    assert limiter.take(channel.pk, rate=0.5, burst=1.0, scope="getOrder") == 0.0
+    # the third caller did not call: its token back, the next one waits as it would have
+    limiter.settle(channel.pk, rate=0.005, burst=2.0, refund=1.0, scope="searchOrders")
+    assert limiter.take(channel.pk, rate=0.005, burst=2.0, scope="searchOrders") == (
+        pytest.approx(200.0)
+    )
+    # the platform refused for its quota: nothing left, whatever pimsync counted
+    time_machine.shift(1000)
+    limiter.settle(channel.pk, rate=0.005, burst=2.0, available=0.0, scope="searchOrders")
+    assert limiter.take(channel.pk, rate=0.005, burst=2.0, scope="searchOrders") == (
+        pytest.approx(200.0)
+    )
