@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('channels_app', '0015_oauth_tokens_and_cost_bucket'),
+        ('channels_app', '0016_operation_rate_buckets'),
         ('inventory', '0005_api_idempotency_key_to_pimsync'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -19,7 +19,7 @@ def roles_resync(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("channels_app", "0016_catalog_import_and_listing_csv"),
+        ("channels_app", "0017_catalog_import_and_listing_csv"),
         ("inventory", "0005_api_idempotency_key_to_pimsync"),
         ("synclog", "0007_drift_findings_from_webhooks"),
         ("pimsync", "0001_api_idempotency_key"),
