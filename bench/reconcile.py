@@ -57,11 +57,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import random
-import shutil
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -71,6 +68,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _embedded import (
+    bucket_floor,
+    embedded_django,
+    in_temporary_folder,
+    sandbox_at_documented_limits,
+    threads_wall,
+)
 from _stack import noise_line
 
 PLATFORMS = ("shopify", "woocommerce", "ebay", "amazon", "magento")
@@ -92,17 +96,13 @@ def emit(line: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- floors
 
 
-def _bucket_floor(calls: float, *, capacity: float, rate: float) -> float:
-    return max(0.0, calls - capacity) / rate
-
-
 def read_floor(platform: str, limits: dict[str, dict[str, float]], n: int, per_parent: int) -> dict:
     """Seconds the documented limits need to read n listings at the bulk maximum."""
     if platform == "shopify":
         sizes = [min(250, n - start) for start in range(0, n, 250)]
         points = sum(1 + 3 * size for size in sizes)
         cost = limits["cost"]
-        seconds = _bucket_floor(points, capacity=cost["maximum"], rate=cost["restore_rate"])
+        seconds = bucket_floor(points, burst=cost["maximum"], rate=cost["restore_rate"])
         return {"calls": len(sizes), "points": points, "seconds": round(seconds, 2)}
     if platform == "woocommerce":
         calls = math.ceil(n / 100) if per_parent <= 1 else math.ceil(n / per_parent)
@@ -116,7 +116,7 @@ def read_floor(platform: str, limits: dict[str, dict[str, float]], n: int, per_p
     else:
         calls = math.ceil(n / 20)
         spec = limits["searchListingsItems"]
-    seconds = _bucket_floor(calls, capacity=spec["burst"], rate=spec["rate"])
+    seconds = bucket_floor(calls, burst=spec["burst"], rate=spec["rate"])
     return {"calls": calls, "seconds": round(seconds, 2)}
 
 
@@ -325,30 +325,11 @@ def reconcile_one(channel: Any, timer: ReadTimer, floor: dict, out: dict) -> Non
 
 
 def run(args: argparse.Namespace, tmp: Path) -> int:
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "pimsync.settings.base",
-            "DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}",
-            "CELERY_BROKER_URL": "memory://",
-            "PIMSYNC_VAR_DIR": str(tmp),
-            "PIMSYNC_RATE_LIMIT_REDIS_URL": "",
-            "DJANGO_DEBUG": "false",
-            "LOG_LEVEL": "ERROR",
-        }
-    )
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
+    embedded_django(tmp)
     from channels_app.sync import reconcile
-    from sandbox.magento import HOSTING_LIMITS
-    from sandbox.server import start_sandbox
 
-    call_command("migrate", verbosity=0)
     emit(noise_line("before"))
-    sandbox = start_sandbox()  # the documented limits
-    sandbox.platform("magento").set_limits(HOSTING_LIMITS)  # Magento documents none
+    sandbox = sandbox_at_documented_limits()
     try:
         started = time.perf_counter()
         channels = build_catalog(
@@ -376,16 +357,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         for p in PLATFORMS:
             sandbox.platform(p).counters.reset()
         out: dict[str, dict] = {}
-        threads = [
-            threading.Thread(target=reconcile_one, args=(c, timer, floors[c.platform], out))
-            for c in channels
-        ]
-        wall = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        wall = time.perf_counter() - wall
+        wall = threads_wall(reconcile_one, [(c, timer, floors[c.platform], out) for c in channels])
         for p in PLATFORMS:
             line = out.get(p, {"platform": p, "error": "no result"})
             line["calls_by_endpoint"] = sandbox.platform(p).counters.snapshot()["by_endpoint"]
@@ -441,14 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", action="store_true", help="keep the temporary database")
     args = parser.parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="pimsync-reconcile-"))
-    try:
-        return run(args, tmp)
-    finally:
-        if args.keep:
-            print(f"kept {tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    return in_temporary_folder(run, args, "pimsync-reconcile-")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -28,6 +28,7 @@ from .forms import ChannelAdminForm, LinkVariantsForm, credentials_masked
 from .models import (
     WEBHOOK_PLATFORMS,
     BufferRule,
+    CatalogImport,
     Channel,
     ChannelAlertSettings,
     ChannelListing,
@@ -37,6 +38,8 @@ from .models import (
     SyncMarker,
     WebhookSubscription,
 )
+from .onboarding.importer import CatalogImportBusyError, catalog_import_start
+from .onboarding.listings_csv_admin import ListingCsvAdmin
 from .orders.poll_window import channel_poll_restart
 from .selectors import (
     channel_api_version_status,
@@ -225,6 +228,7 @@ class ChannelAdmin(admin.ModelAdmin):
         "reconcile_schedule",
         "last_reconciliation",
         "webhook_subscriptions_display",
+        "last_catalog_import",
     )
     inlines = [
         ChannelLocationInline,
@@ -242,6 +246,7 @@ class ChannelAdmin(admin.ModelAdmin):
         "resume_action",
         "poll_restart_action",
         "link_variants_action",
+        "catalog_import_action",
     ]
     fieldsets = (
         (None, {"fields": ("name", "slug", "platform", "base_url", "currency", "is_enabled")}),
@@ -286,6 +291,14 @@ class ChannelAdmin(admin.ModelAdmin):
                 "in their own console by webhook; pimsync compares them at once and applies "
                 "the conflict policy to a difference beyond the drift thresholds. Saving or "
                 "testing the channel registers (or repairs) its webhooks.",
+            },
+        ),
+        (
+            "Catalog import (bringing the store in)",
+            {
+                "fields": (*Channel.IMPORT_SETTINGS, "last_catalog_import"),
+                "description": "Channels › (select) › Import the channel's catalog reads every "
+                "item and matches it to pimsync's variants for review (docs/onboarding.md).",
             },
         ),
     )
@@ -406,6 +419,46 @@ class ChannelAdmin(admin.ModelAdmin):
             run.drifted,
             run.fixed,
         )
+
+    @admin.display(description="Last catalog import")
+    def last_catalog_import(self, obj: Channel) -> str:
+        run = CatalogImport.objects.filter(channel_id=obj.pk).order_by("-started_at").first()
+        if run is None:
+            return "none yet"
+        url = reverse("admin:channels_app_catalogimport_change", args=[run.pk])
+        return format_html(
+            '<a href="{}">#{}</a> {:%Y-%m-%d %H:%M} · {} · {} items read',
+            url,
+            run.pk,
+            run.started_at,
+            run.get_status_display(),
+            run.items_read,
+        )
+
+    @confirmed_action(
+        description="Import the channel's catalog (match it to pimsync for review)",
+        explanation="Reads every item the channel sells, page by page through the channel's "
+        "rate limit, and matches each to a pimsync variant by SKU, barcode, or (proposed) "
+        "title and options. Nothing is linked without your review unless the channel links "
+        "exact SKU matches by itself (its catalog import setting). The import's page shows "
+        "the progress and then the result.",
+    )
+    def catalog_import_action(
+        self, request: HttpRequest, queryset: QuerySet, form: None
+    ) -> str | HttpResponse:
+        started, busy = [], []
+        for channel in queryset.order_by("name"):
+            try:
+                run = catalog_import_start(channel=channel, requested_by_id=request.user.pk)
+            except CatalogImportBusyError as exc:
+                busy.append(str(exc))
+                continue
+            started.append(run)
+        if len(started) == 1 and not busy:
+            url = reverse("admin:channels_app_catalogimport_change", args=[started[0].pk])
+            return HttpResponseRedirect(url)
+        parts = [f"Catalog import #{run.pk} of {run.channel} started." for run in started]
+        return " ".join(parts + [f"Not started: {message}" for message in busy])
 
     @admin.action(description="Test connection")
     def test_connection_action(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -601,7 +654,7 @@ class ChannelAdmin(admin.ModelAdmin):
 
 
 @admin.register(ChannelListing)
-class ChannelListingAdmin(admin.ModelAdmin):
+class ChannelListingAdmin(ListingCsvAdmin):
     list_display = (
         "variant",
         "channel",
@@ -899,5 +952,7 @@ def redrive_action(
 
 sync_log_action_register(redrive_action)
 
-# Orders, customers and inbound events register their admin pages with the rest.
+# Orders, customers and inbound events register their admin pages with the rest, and
+# so do the catalog import's pages.
+from .onboarding import admin as onboarding_admin  # noqa: E402,F401
 from .orders import admin as orders_admin  # noqa: E402,F401

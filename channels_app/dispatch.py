@@ -1,5 +1,6 @@
 """Every task request channels_app makes: pushes, polls, inbound events, calls to
-orders' channels, reconciliation, channel-side edits, webhook registration.
+orders' channels, reconciliation, channel-side edits, webhook registration, catalog
+imports.
 
 Requests name their task (``pimsync.tasking.task_send``) instead of importing it:
 ``tasks.py`` is the top layer and imports the services it calls; nothing below it
@@ -48,10 +49,12 @@ ORDER_CALLS = "channels_app.tasks.order_channel_calls_task"
 RECONCILE = "channels_app.tasks.channel_reconcile_task"
 RECONCILE_VERIFY = "channels_app.tasks.reconcile_verify_task"
 BATCH_WATCH = "channels_app.tasks.channel_batch_watch_task"
+CATALOG_IMPORT = "channels_app.tasks.catalog_import_task"
 EDITS_RECHECK = "channels_app.tasks.channel_edits_recheck_task"
 WEBHOOKS_REGISTER = "channels_app.tasks.channel_webhooks_register_task"
 TASK_NAMES = (
     BATCH_WATCH,
+    CATALOG_IMPORT,
     EDITS_RECHECK,
     WEBHOOKS_REGISTER,
     PUSH,
@@ -383,3 +386,21 @@ def channel_webhooks_register_request_on_commit(channel_id: int, *, refresh_secr
     transaction.on_commit(
         partial(channel_webhooks_register_request, channel_id, refresh_secret=refresh_secret)
     )
+
+
+# --- catalog imports ----------------------------------------------------------------------------
+
+
+def catalog_import_request(import_id: int, *, countdown: float | None = None) -> bool:
+    """Read (or go on reading) a catalog import; the sweeper takes it up otherwise."""
+    return task_send(
+        CATALOG_IMPORT,
+        args=[import_id],
+        countdown=countdown,
+        what=f"catalog import #{import_id}",
+        fallback="the sweeper resumes it once its lease has run out",
+    )
+
+
+def catalog_import_request_on_commit(import_id: int) -> None:
+    transaction.on_commit(partial(catalog_import_request, import_id))

@@ -69,6 +69,7 @@ class ChannelAdminForm(forms.ModelForm):
             *Channel.SYNC_SETTINGS,
             *Channel.RECONCILE_SETTINGS,
             *Channel.EDIT_SETTINGS,
+            *Channel.IMPORT_SETTINGS,
         )
         widgets = {"platform_config": forms.Textarea(attrs={"rows": 6, "cols": 70})}
         help_texts = {"platform_config": PLATFORM_CONFIG_HELP}

@@ -3,6 +3,7 @@ turn pimsync's stock and prices into what each channel is told."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 
@@ -149,6 +150,13 @@ class Channel(models.Model):
         help_text="pimsync's address as this channel reaches it, for the webhooks registered "
         "on it (empty = the site-wide PIMSYNC_PUBLIC_URL)",
     )
+    # Catalog import (bringing a store in): what may be linked without a person.
+    auto_link_exact_sku = models.BooleanField(
+        default=False,
+        help_text="Catalog import: link channel items whose SKU is exactly a pimsync SKU "
+        "without review (pimsync's price and quantity are then pushed). Off: every match "
+        "waits for a person in the review.",
+    )
     is_enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -175,6 +183,7 @@ class Channel(models.Model):
         "drift_price_percent",
     )
     EDIT_SETTINGS = ("conflict_policy", "public_url")
+    IMPORT_SETTINGS = ("auto_link_exact_sku",)
 
     class Meta:
         ordering = ["name"]
@@ -1061,3 +1070,187 @@ class ChannelPublication(models.Model):
 
     def __str__(self) -> str:
         return f"{self.product} on {self.channel} ({self.status})"
+
+
+class CatalogImport(models.Model):
+    """One read of a channel's whole catalog and the matching of its items to
+    pimsync's variants (docs/onboarding.md).
+
+    The read is restartable: the channel's page cursor is stored after every page
+    (with the items of that page, in one transaction), so a read that stopped —
+    a failure, a worker killed — goes on from the page after the last one stored.
+    A worker holds the import under a lease it renews with every page; the sweeper
+    hands an import whose lease ran out to another worker.
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Reading the channel's catalog"
+        FINISHED = "finished", "Read and matched: waiting for review"
+        FAILED = "failed", "Stopped by an error (can be resumed)"
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="catalog_imports")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # The channel's cursor of the next page to read ("" = from the start).
+    cursor = models.TextField(blank=True)
+    read_done_at = models.DateTimeField(null=True, blank=True)
+    pages = models.PositiveIntegerField(default=0)
+    calls = models.PositiveIntegerField(default=0, help_text="API calls the read made")
+    items_read = models.PositiveIntegerField(default=0)
+    total_hint = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The channel's own count of its items, when it gives one"
+    )
+    read_seconds = models.FloatField(default=0, help_text="Time spent reading, over every run")
+    resumes = models.PositiveIntegerField(default=0)
+    lease_token = models.CharField(max_length=32, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    progress_at = models.DateTimeField(null=True, blank=True)
+    # Channel products that group items listed on their own (Magento configurables):
+    # {product_id: {"title": ..., "variant_ids": [...]}}, applied to the items at the end.
+    groups = models.JSONField(default=dict, blank=True)
+    # Items per review status once matched ({"matched": 10, ...}).
+    counts = models.JSONField(default=dict, blank=True)
+    auto_linked = models.PositiveIntegerField(default=0)
+    error_message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [
+            models.Index(fields=["channel", "-started_at"], name="catimport_channel_idx"),
+            models.Index(fields=["status", "lease_until"], name="catimport_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Catalog import #{self.pk} of {self.channel_id} ({self.status})"
+
+
+class CatalogImportItem(models.Model):
+    """One item of a channel's catalog as read, and what it was matched to."""
+
+    class Match(models.TextChoices):
+        SKU = "sku", "Same SKU"
+        BARCODE = "barcode", "Same barcode"
+        TITLE = "title", "Similar title and options"
+        NONE = "none", "No match"
+
+    class Status(models.TextChoices):
+        MATCHED = "matched", "Matched (SKU or barcode)"
+        PROPOSED = "proposed", "Proposed (title and options)"
+        CONFLICT = "conflict", "Conflict"
+        UNMATCHED = "unmatched", "Unmatched"
+        LINKED = "linked", "Linked"
+        IGNORED = "ignored", "Ignored"
+
+    run = models.ForeignKey(CatalogImport, on_delete=models.CASCADE, related_name="items")
+    key = models.CharField(max_length=200, help_text="The item's id on the channel")
+    position = models.PositiveIntegerField()
+    sku = models.CharField("channel SKU", max_length=100, blank=True)
+    title = models.CharField(max_length=255, blank=True)
+    product_title = models.CharField(max_length=255, blank=True)
+    barcode = models.CharField(max_length=64, blank=True)
+    options = models.JSONField(default=dict, blank=True)
+    price = models.DecimalField(**MONEY, null=True, blank=True)
+    quantity = models.IntegerField(null=True, blank=True)
+    external_product_id = models.CharField(max_length=120, blank=True)
+    external_variant_id = models.CharField(max_length=120, blank=True)
+    inventory_item_id = models.CharField(max_length=120, blank=True)
+    offer_id = models.CharField(max_length=120, blank=True)
+    group_ref = models.CharField(
+        max_length=120, blank=True, help_text="The channel product the item belongs to"
+    )
+    image_url = models.URLField(max_length=500, blank=True)
+    match = models.CharField(max_length=8, choices=Match.choices, default=Match.NONE)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.UNMATCHED)
+    variant = models.ForeignKey(
+        Variant,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The pimsync variant it was matched or proposed to, or was chosen",
+    )
+    score = models.FloatField(null=True, blank=True, help_text="Title similarity (0-1)")
+    # Variant ids that fit equally well (a conflict), best first.
+    candidates = models.JSONField(default=list, blank=True)
+    note = models.CharField(max_length=255, blank=True)
+    listing = models.ForeignKey(
+        ChannelListing, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_in_pimsync = models.BooleanField(
+        default=False, help_text="Its variant was created in pimsync from the channel's data"
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    # What the channel says about the item (read, never edited in pimsync).
+    CHANNEL_FIELDS = (
+        "sku",
+        "title",
+        "product_title",
+        "barcode",
+        "options",
+        "price",
+        "quantity",
+        "external_product_id",
+        "external_variant_id",
+        "inventory_item_id",
+        "offer_id",
+        "group_ref",
+        "image_url",
+    )
+
+    class Meta:
+        ordering = ["run", "position"]
+        verbose_name = "catalog item"
+        constraints = [
+            models.UniqueConstraint(fields=["run", "key"], name="catimport_item_key_unique")
+        ]
+        indexes = [
+            models.Index(fields=["run", "status"], name="catimport_item_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sku or self.key} ({self.status})"
+
+    @property
+    def display_title(self) -> str:
+        return " · ".join(t for t in (self.product_title, self.title) if t) or self.sku
+
+
+class ListingCsvImport(models.Model):
+    """One uploaded CSV of listings (SKU <-> channel ids) between its preview and its
+    application; only a file without row errors is stored, applied at most once."""
+
+    class Status(models.TextChoices):
+        PREVIEWED = "previewed", "Previewed, not applied"
+        APPLIED = "applied", "Applied"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PREVIEWED)
+    file_name = models.CharField(max_length=255)
+    file_sha256 = models.CharField(max_length=64, db_index=True)
+    row_count = models.PositiveIntegerField()
+    rows = models.JSONField(default=list)
+    result = models.JSONField(default=dict, blank=True)
+    message = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    applied_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    applied_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "listings CSV import"
+
+    def __str__(self) -> str:
+        return f"Listings from {self.file_name}"

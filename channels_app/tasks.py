@@ -11,6 +11,7 @@ from celery import shared_task
 
 from . import dispatch
 from .health import health_evaluate_unless_recent
+from .onboarding.importer import catalog_import_run, catalog_imports_sweep
 from .orders.events import inbound_events_process, inbound_sweep
 from .orders.on_channel import order_channel_calls_run, order_channel_calls_sweep
 from .orders.polling import channel_poll, channels_poll_due
@@ -38,13 +39,15 @@ def channel_push_task(channel_id: int) -> dict:
 @shared_task(time_limit=30, soft_time_limit=25, ignore_result=True)
 def sync_sweep_task() -> int:
     """Beat, every few seconds: re-request pushes a lost task left behind, the
-    orders polls that held pushes wait for, the watch of submitted batches, and
-    the comparison of edited values that waited for a push or for orders."""
+    orders polls that held pushes wait for, the watch of submitted batches, the
+    comparison of edited values that waited for a push or for orders, and catalog
+    imports whose worker was lost."""
     return (
         len(dispatch.sweep_due_channels())
         + len(dispatch.sweep_held_pushes())
         + len(batches_sweep())
         + channel_edits_sweep()
+        + len(catalog_imports_sweep())
     )
 
 
@@ -172,6 +175,18 @@ def retention_purge_task() -> dict[str, int]:
     """Daily: delete sync log entries, inbound events and resolved drift findings
     older than PIMSYNC_RETENTION_DAYS, in small batches."""
     return retention_purge()
+
+
+# --- catalog import -----------------------------------------------------------------------------
+
+
+# A read stops itself after PIMSYNC_CATALOG_IMPORT_TASK_SECONDS (default 1500) and queues its
+# continuation; the time limit leaves room for the page in hand and the matching.
+@shared_task(time_limit=2400, soft_time_limit=2300, ignore_result=True, acks_late=False)
+def catalog_import_task(import_id: int) -> str:
+    """Read a channel's catalog page by page from where the import stands, then match
+    it. Running it twice at once is harmless (one worker holds the import's lease)."""
+    return catalog_import_run(import_id)
 
 
 # --- health -------------------------------------------------------------------------------------

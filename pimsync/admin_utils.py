@@ -52,12 +52,13 @@ def confirmed_action(
     permissions: tuple[str, ...] = ("change",),
     form_class: type[forms.Form] | None = None,
     explanation: str = "",
-) -> Callable[[Callable[..., str]], Any]:
+) -> Callable[[Callable[..., Any]], Any]:
     """Turn `fn(modeladmin, request, queryset, form) -> message` into an admin
     action that first shows what will happen and asks for confirmation (and the
-    form's fields, if any); the returned message is shown after it runs."""
+    form's fields, if any); the returned message is shown after it runs (a
+    returned response - e.g. a redirect to what the action started - is sent as is)."""
 
-    def wrap(fn: Callable[..., str]) -> Any:
+    def wrap(fn: Callable[..., Any]) -> Any:
         def action(
             modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet
         ) -> HttpResponse | None:
@@ -68,6 +69,8 @@ def confirmed_action(
             )
             if "confirm" in request.POST and (form is None or form.is_valid()):
                 message = fn(modeladmin, request, queryset, form)
+                if isinstance(message, HttpResponse):
+                    return message
                 modeladmin.message_user(request, message, messages.SUCCESS)
                 return None
             context = {

@@ -16,8 +16,12 @@ document makes the feed FATAL). The operations:
   a child names its parent SKU, which must exist; getListingsItem with
   ``includedData`` summaries, offers,
   fulfillmentAvailability, issues) and ``GET .../items/{sellerId}``
-  (searchListingsItems, ``pageSize`` <= 20, ``pageToken``, or up to 20 SKUs as
-  ``identifiers`` with ``identifiersType=SKU``; ``includedData`` as on getListingsItem).
+  (searchListingsItems, ``pageSize`` <= 20, ``pageToken``, ``sortBy``/``sortOrder``,
+  ``createdAfter``, at most 1000 items paged through per search as the model
+  says; or up to 20 SKUs as ``identifiers`` with ``identifiersType=SKU``;
+  ``includedData`` as on getListingsItem, plus ``attributes`` - the barcode in
+  ``externally_assigned_product_identifier``, options by name - and
+  ``relationships`` - a variation child's parent SKU and theme).
 * Feeds 2021-06-30: ``POST /feeds/2021-06-30/documents`` (createFeedDocument ->
   a pre-signed upload URL under ``/amazon/_documents/``), ``PUT`` of the
   document, ``POST /feeds/2021-06-30/feeds`` (createFeed, JSON_LISTINGS_FEED
@@ -116,6 +120,9 @@ CARRIER_CODES = frozenset(
 DOCUMENTS = "/_documents"
 MAX_FEED_MESSAGES = 25_000
 SEARCH_IDENTIFIERS_MAX = 20
+# searchListingsItems: "The maximum number of items (SKUs) that can be returned and
+# paged through is 1000" (ItemSearchResults.numberOfResults in the model).
+SEARCH_PAGE_THROUGH_MAX = 1000
 PATCH_OPS = frozenset({"add", "replace", "merge", "delete"})
 INVALID_VALUE = "90220"
 # Orders 2026-01-01 FulfillmentStatus per sandbox status.
@@ -613,6 +620,8 @@ class AmazonSandbox(SandboxPlatform):
         payload: JsonDict = {"sku": self._channel_sku(item)}
         if "summaries" in included:
             payload["summaries"] = [self._summary(item, marketplace)]
+        if "attributes" in included:
+            payload["attributes"] = self._attributes(item, marketplace)
         if "offers" in included:
             payload["offers"] = [
                 {
@@ -626,24 +635,68 @@ class AmazonSandbox(SandboxPlatform):
             payload["fulfillmentAvailability"] = [
                 {"fulfillmentChannelCode": "DEFAULT", "quantity": item.quantity}
             ]
+        if "relationships" in included:
+            payload["relationships"] = [
+                {"marketplaceId": marketplace, "relationships": self._relationships(item)}
+            ]
         if "issues" in included:
             payload["issues"] = []
         return payload
 
+    def _attributes(self, item: CatalogItem, marketplace: str) -> JsonDict:
+        """The listing's attributes as the product type defines them: the barcode in
+        externally_assigned_product_identifier, each option under its own name."""
+        attributes: JsonDict = {}
+        if item.barcode:
+            kind = {12: "upc", 13: "ean", 14: "gtin"}.get(len(item.barcode), "ean")
+            attributes["externally_assigned_product_identifier"] = [
+                {"type": kind, "value": item.barcode, "marketplace_id": marketplace}
+            ]
+        for name, value in item.options.items():
+            attributes[_attribute_name(name)] = [
+                {"value": value, "language_tag": "en_US", "marketplace_id": marketplace}
+            ]
+        return attributes
+
+    def _relationships(self, item: CatalogItem) -> list[JsonDict]:
+        parent = item.group
+        if not parent:
+            return []
+        names = [_attribute_name(name) for name in item.options]
+        return [
+            {
+                "type": "VARIATION",
+                "parentSkus": [parent],
+                "variationTheme": {
+                    "attributes": names,
+                    "theme": "/".join(n.upper() for n in names) or "SIZE_NAME",
+                },
+            }
+        ]
+
     def _summary(self, item: CatalogItem, marketplace: str) -> JsonDict:
-        return {
+        summary: JsonDict = {
             "marketplaceId": marketplace,
             "asin": item.ids.get("product_id", ""),
             "productType": "PRODUCT",
             "conditionType": "new_new",
             "status": ["BUYABLE", "DISCOVERABLE"],
-            "itemName": f"Sandbox item {item.sku}",
-            # The sandbox keeps no creation time: the last change stands in for it.
-            "createdDate": iso(item.updated_at),
+            "itemName": " ".join([item.display_title, *item.options.values()])
+            if item.product_title or item.title
+            else f"Sandbox item {item.sku}",
+            "createdDate": iso(item.created_at),
             "lastUpdatedDate": iso(item.updated_at),
         }
+        if item.image:
+            summary["mainImage"] = {"link": item.image, "height": 500, "width": 500}
+        return summary
 
     def search_items(self, request: Request) -> Response:
+        """Without ``identifiers``: every listing sorted by ``sortBy`` (createdDate,
+        lastUpdatedDate or sku; default lastUpdatedDate DESC), from ``createdAfter``
+        (at or after) on; at most the first 1000 matches can be paged through, as
+        the model says ("The maximum number of items (SKUs) that can be returned and
+        paged through is 1000"), while ``numberOfResults`` counts them all."""
         marketplace = self._marketplace(request)
         size = _bounded(request.arg("pageSize"), default=10, low=1, high=20, name="pageSize")
         included = set((request.arg("includedData") or "summaries").split(","))
@@ -656,16 +709,39 @@ class AmazonSandbox(SandboxPlatform):
             else 0
         )
         with self.lock:
-            items = sorted(self.catalog.items(), key=self._channel_sku)
+            items = self._sorted_items(request)
             window = items[start : start + size]
             payload: JsonDict = {
                 "numberOfResults": len(items),
                 "pagination": {},
                 "items": [self._item_payload(i, marketplace, included) for i in window],
             }
-        if start + size < len(items):
+        if start + size < min(len(items), SEARCH_PAGE_THROUGH_MAX):
             payload["pagination"] = {"nextToken": _encode_token({"offset": start + size})}
         return Response.json(200, payload)
+
+    def _sorted_items(self, request: Request) -> list[CatalogItem]:
+        items = self.catalog.items()
+        created_after = request.arg("createdAfter")
+        if created_after:
+            try:
+                since = parse_iso(created_after)
+            except ValueError as exc:
+                raise ApiError(
+                    _errors(400, "InvalidInput", "createdAfter is not an ISO 8601 date-time")
+                ) from exc
+            # Amazon renders whole seconds: "at or after" compares those.
+            items = [i for i in items if i.created_at.replace(microsecond=0) >= since]
+        sort_by = request.arg("sortBy") or "lastUpdatedDate"
+        keys = {
+            "sku": self._channel_sku,
+            "createdDate": lambda i: (i.created_at.replace(microsecond=0), self._channel_sku(i)),
+            "lastUpdatedDate": lambda i: (i.updated_at, self._channel_sku(i)),
+        }
+        if sort_by not in keys:
+            raise ApiError(_errors(400, "InvalidInput", f"sortBy {sort_by!r} is not supported"))
+        descending = (request.arg("sortOrder") or "DESC").upper() == "DESC"
+        return sorted(items, key=keys[sort_by], reverse=descending)
 
     def _search_by_identifiers(
         self, request: Request, identifiers: list[str], marketplace: str, included: set[str]
@@ -1070,6 +1146,11 @@ def _order_matches(order: SandboxOrder, state: Mapping[str, Any]) -> bool:
         return False
     before = state.get("before")
     return before is None or stamp <= parse_iso(str(before))
+
+
+def _attribute_name(option: str) -> str:
+    """An option's name as a listing attribute ("Size" -> "size")."""
+    return "_".join(option.lower().split())
 
 
 def _encode_token(state: Mapping[str, Any]) -> str:

@@ -11,7 +11,9 @@ parameters}]}``, recorded in ``refusals``:
   per-item ``statusCode`` in a 200 (all good) or 207 (some failed) answer.
 * ``POST /sell/inventory/v1/bulk_get_inventory_item`` - at most 25 SKUs
   (25727 over, 25734 duplicate SKU), 200/207.
-* ``GET /sell/inventory/v1/inventory_item`` (``limit`` 1-100, ``offset`` = page)
+* ``GET /sell/inventory/v1/inventory_item`` (``limit`` 1-200, ``offset`` = page;
+  the product's title, ``ean``/``upc``/``isbn``, ``aspects`` - a JSON string, as the
+  contract types it - and ``imageUrls``)
   and ``GET /sell/inventory/v1/inventory_item/{sku}``.
 * ``GET /sell/inventory/v1/offer?sku=`` - the SKU's one offer (404 without one).
 * Publishing: ``POST .../bulk_create_or_replace_inventory_item`` (25 items; an item
@@ -60,6 +62,7 @@ Choices where eBay documents nothing (say so when you rely on them):
 from __future__ import annotations
 
 import base64
+import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -113,6 +116,15 @@ ERROR_IDS = {
     "timeout": (25001, "API_INVENTORY", "A system error has occurred"),
     "not_found": (2002, "API_INVENTORY", "Resource not found"),
 }
+
+
+def _barcode_kind(code: str) -> str:
+    """Where eBay keeps a product code: 12 digits UPC, an ISBN-13 prefix ISBN, else EAN."""
+    if len(code) == 12:
+        return "upc"
+    if len(code) == 13 and code.startswith(("978", "979")):
+        return "isbn"
+    return "ean"
 
 
 def _basic(encoded: str) -> str:
@@ -445,7 +457,9 @@ class EbaySandbox(SandboxPlatform):
         return offer
 
     def _item_json(self, item: CatalogItem) -> JsonDict:
-        product = item.content.get("item_product") or {"title": f"Sandbox item {item.sku}"}
+        # A product published through the API keeps what was sent; a seeded one is
+        # described from its seed (title, barcode, options, image).
+        product = item.content.get("item_product") or _seeded_product(item)
         data: JsonDict = {
             "sku": self._channel_sku(item),
             "locale": "en_US",
@@ -577,7 +591,7 @@ class EbaySandbox(SandboxPlatform):
         return Response.json(status, {"responses": responses})
 
     def list_items(self, request: Request) -> Response:
-        limit = _int_arg(request, "limit", 25, 1, 100, error_id=25709)
+        limit = _int_arg(request, "limit", 25, 1, 200, error_id=25709)
         page = _int_arg(request, "offset", 0, 0, None, error_id=25709)
         with self.lock:
             items = sorted(self.catalog.items(), key=lambda i: self._channel_sku(i))
@@ -960,3 +974,19 @@ def _int_arg(
             refusal=f"{error_id} {message}",
         )
     return value
+
+
+def _seeded_product(item: CatalogItem) -> JsonDict:
+    product: JsonDict = {
+        "title": " ".join([item.display_title, *item.options.values()])
+        if item.product_title or item.title
+        else f"Sandbox item {item.sku}"
+    }
+    if item.barcode:
+        product[_barcode_kind(item.barcode)] = [item.barcode]
+    if item.options:
+        # eBay's contract types aspects as a string (a JSON object, encoded).
+        product["aspects"] = json.dumps({k: [v] for k, v in item.options.items()})
+    if item.image:
+        product["imageUrls"] = [item.image]
+    return product

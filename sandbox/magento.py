@@ -1023,7 +1023,7 @@ class MagentoSandbox(SandboxPlatform):
         data: JsonDict = {
             "id": row["entity_id"],
             "sku": row["sku"],
-            "name": self.products.get(row["sku"], {}).get("title") or row["sku"],
+            "name": self.products.get(row["sku"], {}).get("title") or self._product_name(row),
             "attribute_set_id": 4,
             "status": 1,
             "type_id": row["type_id"],
@@ -1039,6 +1039,8 @@ class MagentoSandbox(SandboxPlatform):
                 "configurable_product_links": [int(c.ids["variant_id"]) for c in children],
             }
             return data
+        if item.barcode:
+            data["custom_attributes"] = [{"attribute_code": "gtin", "value": item.barcode}]
         default = self.sources.get(item.sku, {}).get("default", [Decimal(0), 0])
         data.update(
             price=_float(self.store_price(item.sku, store_id)),
@@ -1057,6 +1059,18 @@ class MagentoSandbox(SandboxPlatform):
             },
         }
         return data
+
+    def _product_name(self, row: Mapping[str, Any]) -> str:
+        """A simple product's name carries its options ("Trail Sock-M"), as Magento's
+        configurable wizard names children; a configurable has its product's title."""
+        item: CatalogItem | None = row["_item"]
+        if item is None:
+            children = self._children(row["sku"])
+            first = children[0] if children else None
+            return first.display_title if first and first.product_title else row["sku"]
+        if not (item.product_title or item.title):
+            return item.sku
+        return "-".join([item.display_title, *item.options.values()])
 
     def products_search(self, request: Request) -> Response:
         store_id = STORE_CODES.get(request.params.get("store") or "default", 1)

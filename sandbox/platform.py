@@ -145,6 +145,7 @@ from .store import (
     OrderLine,
     OrderStore,
     SandboxOrder,
+    content_fields,
 )
 from .webhooks import (
     Outbox,
@@ -514,7 +515,8 @@ class SandboxPlatform:
             return now
 
     def seed(self, rows: Iterable[Mapping[str, Any]]) -> list[CatalogItem]:
-        """Add or replace catalog items: {sku, price, quantity, [ids...], [group]}."""
+        """Add or replace catalog items: {sku, price, quantity, [ids...], [group],
+        [title, product_title, barcode, options, image, created_at]}."""
         created = []
         with self.lock:
             for row in rows:
@@ -532,6 +534,10 @@ class SandboxPlatform:
                     price=to_decimal(row.get("price", "0")),
                     quantity=int(row.get("quantity", 0)),
                     compare_at_price=None if compare_at in (None, "") else to_decimal(compare_at),
+                    created_at=(
+                        parse_iso(str(row["created_at"])) if row.get("created_at") else self.stamp()
+                    ),
+                    **content_fields(row),
                 )
                 self.catalog.put(item)
                 created.append(item)
@@ -838,6 +844,7 @@ class SandboxPlatform:
                 "catalog": [
                     {
                         **item.to_json(),
+                        **item.content_json(),
                         "updated_at": item.updated_at.isoformat(),
                         "content": item.content,
                     }
@@ -870,6 +877,8 @@ class SandboxPlatform:
                         compare_at_price=None if compare_at is None else to_decimal(compare_at),
                         updated_at=parse_iso(row["updated_at"]),
                         content=dict(row.get("content") or {}),
+                        created_at=parse_iso(row.get("created_at") or row["updated_at"]),
+                        **content_fields(row),
                     )
                 )
             self.products = dict(state.get("products") or {})

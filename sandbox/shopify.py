@@ -26,6 +26,8 @@ fields. The operations:
   the sandbox (Shopify itself allows duplicate SKUs): a SKU of another product is
   refused.
 * ``nodes(ids:)`` over ProductVariant ids (price + available at a location),
+* ``productVariants(first:, after:, sortKey: ID)`` (the whole catalog, by variant
+  id; cost 2 + 4 per variant: variant, product, inventory item, level),
 * ``orders(first:, after:, query: "updated_at:>'…'", sortKey: UPDATED_AT)``,
 * ``order(id:) { fulfillmentOrders }``, ``orderCancel``, ``fulfillmentCreate``,
 * ``shop { name }`` (connection test),
@@ -97,6 +99,9 @@ MAX_INPUT = 250
 MAX_QUERY_COST = 1000
 MUTATION_COST = 10
 NODE_COST = 3
+# productVariants: one point per object of each node (variant, product, inventory
+# item, inventory level) on top of the connection's 2.
+CATALOG_NODE_COST = 4
 
 # Webhook topic per order event (what Shopify sends for each transition).
 TOPICS = {
@@ -304,6 +309,9 @@ class ShopifySandbox(SandboxPlatform):
             return self._order_cancel, MUTATION_COST
         if "fulfillmentCreate" in query:
             return self._fulfillment_create, MUTATION_COST
+        if re.search(r"\bproductVariants\s*\(", query):
+            first = int(variables.get("first") or 0)
+            return self._product_variants, 2 + CATALOG_NODE_COST * first
         if re.search(r"\bnodes\s*\(", query):
             ids = variables.get("ids") or []
             self._check_input_size(ids, "ids")
@@ -794,6 +802,45 @@ class ShopifySandbox(SandboxPlatform):
             nodes.append(data)
         found = sum(1 for n in nodes if n is not None)
         return {"nodes": nodes}, 1 + NODE_COST * found
+
+    def _product_variants(self, query: str, variables: Mapping[str, Any]) -> tuple[JsonDict, int]:
+        """productVariants(first:, after:, sortKey: ID): every variant, by id."""
+        first = int(variables.get("first") or 0)
+        if not 0 < first <= MAX_INPUT:
+            raise ApiError(self._variable_error("first must be between 1 and 250"))
+        after = variables.get("after")
+        start = 0
+        if after:
+            try:
+                start = int(base64.urlsafe_b64decode(str(after).encode()).decode())
+            except ValueError as exc:
+                raise ApiError(self._variable_error("Invalid cursor.")) from exc
+        location = variables.get("locationId", LOCATION_ID)
+        with self.lock:
+            ordered = sorted(
+                (i for i in self.catalog.items() if int(gid_number(i.ids["variant_id"])) > start),
+                key=lambda i: int(gid_number(i.ids["variant_id"])),
+            )
+            page = ordered[:first]
+            nodes = [self._catalog_node(item, location) for item in page]
+        end = _line_cursor(int(gid_number(page[-1].ids["variant_id"]))) if page else None
+        data = {
+            "productVariants": {
+                "nodes": nodes,
+                "pageInfo": {"hasNextPage": len(ordered) > first, "endCursor": end},
+            }
+        }
+        return data, 2 + CATALOG_NODE_COST * len(nodes)
+
+    def _catalog_node(self, item: CatalogItem, location: Any) -> JsonDict:
+        data = self._variant_json(item)
+        data["title"] = " / ".join(item.options.values()) or item.title or "Default Title"
+        data["barcode"] = item.barcode or None
+        data["selectedOptions"] = [{"name": k, "value": v} for k, v in item.options.items()]
+        data["product"]["title"] = item.display_title
+        if location != LOCATION_ID:
+            data["inventoryItem"]["inventoryLevel"] = None
+        return data
 
     def _orders(self, query: str, variables: Mapping[str, Any]) -> tuple[JsonDict, int]:
         first = int(variables.get("first") or 0)

@@ -23,6 +23,31 @@ class CatalogItem:
     # What the platform shows of this variant beyond price and quantity: "options"
     # ({name: value}), "barcode", "title" (set by the product-creating operations).
     content: dict[str, Any] = field(default_factory=dict)
+    # What a merchant sees of the item (catalog import reads it; pushes never change it).
+    title: str = ""  # the variant's own title, e.g. "M / Blue"
+    product_title: str = ""  # the product's title, e.g. "Trail Sock"
+    barcode: str = ""  # GTIN / EAN / UPC / ISBN digits
+    options: dict[str, str] = field(default_factory=dict)  # {"Size": "M"}
+    image: str = ""  # an image URL
+    group: str = ""  # the seed's group: the product (variation family) it belongs to
+    created_at: datetime = field(default_factory=utcnow)
+
+    def content_json(self) -> JsonDict:
+        """The descriptive fields (kept in the state file, given by seeds)."""
+        return {
+            "title": self.title,
+            "product_title": self.product_title,
+            "barcode": self.barcode,
+            "options": dict(self.options),
+            "image": self.image,
+            "group": self.group,
+            "created_at": self.created_at.isoformat(),
+        }
+
+    @property
+    def display_title(self) -> str:
+        """The title a store front shows: product title and options, else the SKU."""
+        return self.product_title or self.title or self.sku
 
     def to_json(self) -> JsonDict:
         return {
@@ -36,6 +61,16 @@ class CatalogItem:
 
 
 ID_KEYS = ("product_id", "variant_id", "inventory_item_id", "offer_id", "listing_sku")
+CONTENT_KEYS = ("title", "product_title", "barcode", "image", "group")
+
+
+def content_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The descriptive fields of a seed or state row (absent ones left out)."""
+    found: dict[str, Any] = {k: str(row[k]) for k in CONTENT_KEYS if row.get(k) not in (None, "")}
+    options = row.get("options")
+    if isinstance(options, Mapping):
+        found["options"] = {str(k): str(v) for k, v in options.items()}
+    return found
 
 
 class Catalog:

@@ -18,9 +18,13 @@ Under ``/woocommerce/wp-json/wc/v3/``:
   refused with ``product_invalid_sku``) and ``PUT products/{id}`` (the fields
   given). A variable product is a parent without stock of its own; its
   variations are the catalog items.
-* ``GET products?include=1,2&per_page=..&page=..`` (simple products) and
-  ``GET products/{parent}/variations?include=..`` (per_page at most 100),
-  ``_fields=`` trims the objects.
+* ``GET products?include=1,2&per_page=..&page=..`` (simple products; without
+  ``include`` or ``sku`` also the variable parents, ``type: variable`` with their
+  ``variations`` ids) and ``GET products/{parent}/variations?include=..``
+  (per_page at most 100), ``orderby``/``order`` (the sandbox sorts by id either
+  way), ``_fields=`` trims the objects. Products and variations carry ``name``,
+  ``global_unique_id`` (GTIN/UPC/EAN/ISBN, WooCommerce 9.2+), ``attributes``
+  and images.
 * ``GET orders?modified_after=<ISO>&dates_are_gmt=true&orderby=modified&order=asc
   &per_page=..&page=..`` with ``X-WP-Total`` / ``X-WP-TotalPages`` / ``Link``;
   ``GET|PUT orders/{id}`` (``{"status": "cancelled" | "completed" | ...}``).
@@ -70,7 +74,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -296,18 +300,13 @@ class WooCommerceSandbox(SandboxPlatform):
     # ---- products
 
     def _product_json(self, item: CatalogItem) -> JsonDict:
+        """A simple product or a variation; what pimsync published (``content``) is
+        shown as sent, a seeded item from its seed (title, barcode, options, image)."""
         is_variation = item.ids["product_id"] != item.ids["variant_id"]
         in_stock = item.quantity > 0
-        product = self.products.get(item.ids["product_id"], {})
-        data = {
+        data: JsonDict = {
             "id": int(item.ids["variant_id"]),
-            "name": product.get("title") or item.sku,
             "sku": item.sku,
-            "global_unique_id": item.content.get("barcode", ""),
-            "attributes": [
-                {"name": name, "option": value}
-                for name, value in item.content.get("options", {}).items()
-            ],
             "type": "variation" if is_variation else "simple",
             "parent_id": int(item.ids["product_id"]) if is_variation else 0,
             "price": money(item.price),
@@ -318,9 +317,71 @@ class WooCommerceSandbox(SandboxPlatform):
             "stock_status": "instock" if in_stock else "outofstock",
             "date_modified_gmt": gmt(item.updated_at),
         }
+        if item.content:
+            data.update(self._published_fields(item))
+        else:
+            data.update(self._seeded_fields(item, is_variation))
         if is_variation:
             data.pop("type")
         return data
+
+    def _published_fields(self, item: CatalogItem) -> JsonDict:
+        product = self.products.get(item.ids["product_id"], {})
+        return {
+            "name": product.get("title") or item.content.get("title") or item.sku,
+            "global_unique_id": item.content.get("barcode", ""),
+            "attributes": [
+                {"name": name, "option": value}
+                for name, value in item.content.get("options", {}).items()
+            ],
+        }
+
+    @staticmethod
+    def _seeded_fields(item: CatalogItem, is_variation: bool) -> JsonDict:
+        if is_variation:
+            return {
+                "name": item.title or item.sku,
+                "global_unique_id": item.barcode,
+                "attributes": [
+                    {"id": 0, "name": name, "option": value} for name, value in item.options.items()
+                ],
+                "image": {"src": item.image} if item.image else None,
+            }
+        return {
+            "name": item.display_title,
+            "global_unique_id": item.barcode,
+            "attributes": [
+                {"id": 0, "name": name, "options": [value], "variation": False}
+                for name, value in item.options.items()
+            ],
+            "images": [{"src": item.image}] if item.image else [],
+        }
+
+    def _seeded_parent_json(self, parent_id: str, children: list[CatalogItem]) -> JsonDict:
+        """A seeded variable product: no price or stock of its own, its variations' ids."""
+        names: dict[str, list[str]] = {}
+        for child in children:
+            for name, value in child.options.items():
+                names.setdefault(name, [])
+                if value not in names[name]:
+                    names[name].append(value)
+        return {
+            "id": int(parent_id),
+            "name": children[0].display_title if children else f"Product {parent_id}",
+            "sku": "",
+            "type": "variable",
+            "parent_id": 0,
+            "price": money(min(c.price for c in children)) if children else "",
+            "manage_stock": False,
+            "stock_quantity": None,
+            "global_unique_id": "",
+            "attributes": [
+                {"id": 0, "name": name, "options": values, "variation": True}
+                for name, values in names.items()
+            ],
+            "images": [],
+            "variations": [int(c.ids["variant_id"]) for c in children],
+        }
 
     def _batch(self, request: Request, parent: str | None) -> Response:
         body = request.json()
@@ -591,7 +652,13 @@ class WooCommerceSandbox(SandboxPlatform):
             raise ValueError(f"{name} must not be negative.")
         return price
 
-    def _paged(self, request: Request, rows: list[JsonDict]) -> Response:
+    def _paged(
+        self,
+        request: Request,
+        rows: Sequence[Any],
+        render: Callable[[Any], JsonDict] | None = None,
+    ) -> Response:
+        """One page of ``rows`` (rendered with ``render`` when given: only the page's)."""
         per_page, page = self._paging(request)
         total = len(rows)
         pages = max(1, math.ceil(total / per_page)) if total else 0
@@ -601,7 +668,9 @@ class WooCommerceSandbox(SandboxPlatform):
                 "rest_post_invalid_page_number",
                 "The page number requested is larger than the number of pages available.",
             )
-        chunk = rows[(page - 1) * per_page : page * per_page]
+        chunk = list(rows[(page - 1) * per_page : page * per_page])
+        if render is not None:
+            chunk = [render(row) for row in chunk]
         fields = [f for f in request.arg("_fields").split(",") if f]
         if fields:
             chunk = [{k: v for k, v in row.items() if k in fields} for row in chunk]
@@ -649,41 +718,68 @@ class WooCommerceSandbox(SandboxPlatform):
         return [part for value in values for part in value.split(",") if part]
 
     def products_list(self, request: Request) -> Response:
+        """Simple products and variable parents (the parents only without ``sku`` or
+        ``include``, which name sellable items), by id (``orderby=id``) or newest first."""
         include = self._include(request)
         sku = request.arg("sku")
-        items = [
-            i
-            for i in self.catalog.items()
-            if i.ids["product_id"] == i.ids["variant_id"] and (not sku or i.sku == sku)
-        ]
-        if include is not None:
-            wanted = set(include)
-            items = [i for i in items if i.ids["variant_id"] in wanted]
-        items.sort(key=lambda i: int(i.ids["variant_id"]))
-        rows = [self._product_json(i) for i in items]
-        parents = [
-            self._parent_json(pid)
-            for pid, product in self.products.items()
-            if product.get("type") == "variable"
-            and (not sku or product.get("sku") == sku)
-            and (include is None or pid in include)
-        ]
-        rows = sorted([*rows, *parents], key=lambda row: row["id"])
-        return self._paged(request, rows)
+        with self.lock:
+            items = self.catalog.items()
+            rows: list[tuple[int, Any]] = [
+                (int(i.ids["variant_id"]), i)
+                for i in items
+                if i.ids["product_id"] == i.ids["variant_id"] and (not sku or i.sku == sku)
+            ]
+            if include is not None:
+                wanted = set(include)
+                rows = [r for r in rows if r[1].ids["variant_id"] in wanted]
+            elif not sku:
+                # Seeded variable products: their variations grouped under the parent.
+                children: dict[str, list[CatalogItem]] = {}
+                for item in items:
+                    parent = item.ids["product_id"]
+                    if parent != item.ids["variant_id"] and parent not in self.products:
+                        children.setdefault(parent, []).append(item)
+                for parent_id, members in children.items():
+                    members.sort(key=lambda i: int(i.ids["variant_id"]))
+                    rows.append((int(parent_id), (parent_id, members)))
+            # Variable products created through the API (published by pimsync).
+            rows += [
+                (int(pid), pid)
+                for pid, product in self.products.items()
+                if product.get("type") == "variable"
+                and (not sku or product.get("sku") == sku)
+                and (include is None or pid in include)
+            ]
+            rows.sort(key=lambda r: r[0], reverse=self._newest_first(request))
+            return self._paged(request, [r[1] for r in rows], self._render_product)
+
+    def _render_product(self, row: Any) -> JsonDict:
+        if isinstance(row, CatalogItem):
+            return self._product_json(row)
+        if isinstance(row, str):
+            return self._parent_json(row)
+        parent_id, members = row
+        return self._seeded_parent_json(parent_id, members)
+
+    def _newest_first(self, request: Request) -> bool:
+        """WooCommerce lists newest first (orderby=date, order=desc) unless asked;
+        the sandbox's ids grow with creation, so both orders go by id."""
+        return request.arg("order", "desc") == "desc"
 
     def variations_list(self, request: Request) -> Response:
         parent = request.params["parent"]
         include = self._include(request)
-        items = [
-            i
-            for i in self.catalog.items()
-            if i.ids["product_id"] == parent and i.ids["variant_id"] != parent
-        ]
-        if include is not None:
-            wanted = set(include)
-            items = [i for i in items if i.ids["variant_id"] in wanted]
-        items.sort(key=lambda i: int(i.ids["variant_id"]))
-        return self._paged(request, [self._product_json(i) for i in items])
+        with self.lock:
+            items = [
+                i
+                for i in self.catalog.items()
+                if i.ids["product_id"] == parent and i.ids["variant_id"] != parent
+            ]
+            if include is not None:
+                wanted = set(include)
+                items = [i for i in items if i.ids["variant_id"] in wanted]
+            items.sort(key=lambda i: int(i.ids["variant_id"]), reverse=self._newest_first(request))
+            return self._paged(request, items, self._product_json)
 
     # ---- orders
 

@@ -154,6 +154,7 @@ class ChannelSerializer(serializers.ModelSerializer):
             *Channel.SYNC_SETTINGS,
             *Channel.RECONCILE_SETTINGS,
             *Channel.EDIT_SETTINGS,
+            *Channel.IMPORT_SETTINGS,
             "pending_pushes",
             "sync_state",
             "created_at",

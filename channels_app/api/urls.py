@@ -1,6 +1,7 @@
+from django.urls import path
 from rest_framework.routers import BaseRouter
 
-from . import publications, reconciliation, views
+from . import catalog, publications, reconciliation, views
 
 
 def register(router: BaseRouter) -> None:
@@ -19,3 +20,9 @@ def register(router: BaseRouter) -> None:
         reconciliation.ReconciliationRunViewSet,
         basename="reconciliation-run",
     )
+    router.register("catalog-imports", catalog.CatalogImportViewSet, basename="catalog-import")
+
+
+urlpatterns = [
+    path("bulk/listings/", catalog.BulkListingsApi.as_view(), name="bulk-listings"),
+]

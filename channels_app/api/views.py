@@ -57,7 +57,7 @@ from ..selectors import (
     listing_sync_states,
     variants_channel_overview,
 )
-from . import examples, filters
+from . import catalog, examples, filters
 from .serializers import (
     BufferRuleSerializer,
     ChannelSerializer,
@@ -288,7 +288,11 @@ def listings_listed_or_refuse(channel: Channel, skus: Iterable[str]) -> QuerySet
 class ChannelViewSet(ServiceModelViewSet):
     api_area = "channels"
     api_tag = "channels"
-    api_action_areas = {"push_now": "sync", "force_resync": "sync"}
+    api_action_areas = {
+        "push_now": "sync",
+        "force_resync": "sync",
+        "catalog_import": "listings",
+    }
     serializer_class = ChannelSerializer
     filterset_class = filters.ChannelFilter
     ordering = "id"
@@ -349,6 +353,31 @@ class ChannelViewSet(ServiceModelViewSet):
     @action(detail=True, methods=["post"], url_path="force-resync")
     def force_resync(self, request: Request, pk: str | None = None) -> Response:
         return self._queue(request, forced=True)
+
+    @extend_schema(
+        methods=["POST"],
+        summary="Import the channel's catalog (merchandiser)",
+        description="Reads every item the channel sells, page by page through its rate "
+        "limit, and matches each to a pimsync variant (SKU, barcode, proposed title). "
+        "Answers 202 with the import at once; follow it with GET here (the channel's latest "
+        "import) or GET /api/v1/catalog-imports/{id}/. 409 `import_busy` while one runs. "
+        "Nothing is linked without review unless the channel's auto_link_exact_sku is on.",
+        request=None,
+        responses={202: catalog.CatalogImportSerializer},
+        examples=[catalog.STARTED_EXAMPLE],
+    )
+    @extend_schema(
+        methods=["GET"],
+        summary="The channel's latest catalog import",
+        responses={200: catalog.CatalogImportSerializer},
+        examples=[catalog.IMPORT_EXAMPLE],
+    )
+    @action(detail=True, methods=["get", "post"], url_path="catalog-import")
+    def catalog_import(self, request: Request, pk: str | None = None) -> Response:
+        channel = self.get_object()
+        if request.method == "POST":
+            return catalog.start_import(request, channel)
+        return catalog.latest_import(channel)
 
 
 LISTING_EXAMPLE = OpenApiExample(

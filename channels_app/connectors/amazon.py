@@ -33,6 +33,14 @@ Decisions:
   with 20 SKUs as ``identifiers`` per call (the documented maximum) and
   ``includedData=summaries,offers,fulfillmentAvailability``; a SKU missing from
   the answer is not listed on Amazon.
+* Catalog import: searchListingsItems without identifiers, ``sortBy=createdDate``
+  ascending, 20 per page (``pageSize`` maximum), ``includedData=summaries,attributes,
+  offers,fulfillmentAvailability,relationships``. One search pages through at most
+  1000 items (the model's note on ``numberOfResults``), so after 1000 the read
+  starts a new search at ``createdAfter`` = the last createdDate seen and skips
+  the SKUs it already has from that second. Barcode: the
+  ``externally_assigned_product_identifier`` attribute; options: the attributes of
+  the item's variation theme; the parent SKU of a variation child groups it.
 * Notifications reach sellers through SQS/EventBridge, never as HTTP webhooks:
   ``verify_webhook`` answers False (nothing to verify over HTTP), and
   ``parse_webhook`` reads an SQS ``ORDER_CHANGE`` message body for a consumer
@@ -66,6 +74,8 @@ from urllib.parse import quote
 from .amazon_content import AmazonContent
 from .base import (
     BatchStatus,
+    CatalogItem,
+    CatalogPage,
     ChannelConfig,
     ConnectionCheck,
     ItemResult,
@@ -106,6 +116,9 @@ FEED_CONTENT_TYPE = "application/json; charset=UTF-8"
 MAX_FEED_MESSAGES = 25_000
 MAX_ORDER_PAGE = 100
 SEARCH_IDENTIFIERS_MAX = 20  # searchListingsItems: identifiers and pageSize are both capped at 20
+# "The maximum number of items (SKUs) that can be returned and paged through is 1000."
+SEARCH_PAGE_THROUGH_MAX = 1000
+CATALOG_INCLUDED_DATA = "summaries,attributes,offers,fulfillmentAvailability,relationships"
 
 # Documented default usage plans (rate per second, burst). confirmShipment is
 # from the SP-API models, the rest from the reference's table.
@@ -601,6 +614,113 @@ class AmazonConnector(AmazonContent):
                 break
         return ListingState(sku=sku, price=price, quantity=quantity)
 
+    # ------------------------------------------------------------------ catalog
+
+    def catalog_page(self, cursor: str | None, *, page_size: int = 100) -> CatalogPage:
+        """One searchListingsItems page (20 at most) of the seller's listings, oldest
+        first; see the module docstring for reading past 1000."""
+        state = (decode_page_cursor(cursor) if cursor else None) or {}
+        after = str(state.get("after") or "")
+        token = str(state.get("token") or "")
+        paged = int(state.get("paged") or 0)
+        boundary = set(state.get("boundary") or [])
+        params: dict[str, Any] = {
+            "marketplaceIds": self.marketplace_id,
+            "includedData": CATALOG_INCLUDED_DATA,
+            "pageSize": max(1, min(page_size, SEARCH_IDENTIFIERS_MAX)),
+            "sortBy": "createdDate",
+            "sortOrder": "ASC",
+        }
+        if after:
+            params["createdAfter"] = after
+        if token:
+            params["pageToken"] = token
+        data = self._call(
+            "searchListingsItems",
+            "GET",
+            f"{LISTINGS}/{quote(self.seller_id, safe='')}",
+            params=params,
+        ).unwrap()
+        rows = [r for r in (data or {}).get("items") or [] if isinstance(r, Mapping)]
+        fresh = [r for r in rows if str(r.get("sku", "")) not in boundary]
+        items = [self._catalog_item(row) for row in fresh]
+        paged += len(rows)
+        found = _int((data or {}).get("numberOfResults"))
+        next_token = str(((data or {}).get("pagination") or {}).get("nextToken") or "")
+        next_state: dict[str, Any] | None = None
+        last_stamp = _created(rows[-1]) if rows else ""
+        marks = sorted(
+            {str(r.get("sku", "")) for r in rows if _created(r) == last_stamp}
+            | (boundary if last_stamp == after else set())
+        )
+        if next_token:
+            next_state = {"after": after, "token": next_token, "paged": paged, "boundary": marks}
+        elif found is not None and found > paged and last_stamp:
+            # The search stopped at its page-through limit: go on from the last second seen.
+            if last_stamp == after and not fresh:
+                raise PermanentError(
+                    f"more than {SEARCH_PAGE_THROUGH_MAX} listings were created at {after}: "
+                    "searchListingsItems cannot page past them",
+                    code="catalog_not_pageable",
+                )
+            next_state = {"after": last_stamp, "token": "", "paged": 0, "boundary": marks}
+        return CatalogPage(
+            items=items,
+            next_cursor=encode_page_cursor(next_state) if next_state else None,
+            total=found if not after else None,
+        )
+
+    def _catalog_item(self, row: Mapping[str, Any]) -> CatalogItem:
+        sku = str(row.get("sku") or "")
+        if not sku:
+            raise PermanentError("a listing without sku", code="unexpected_response")
+        summary = next(
+            (
+                s
+                for s in row.get("summaries") or []
+                if isinstance(s, Mapping)
+                and s.get("marketplaceId", self.marketplace_id) == self.marketplace_id
+            ),
+            {},
+        )
+        raw_attributes = row.get("attributes")
+        attributes: Mapping[str, Any] = (
+            raw_attributes if isinstance(raw_attributes, Mapping) else {}
+        )
+        parent, theme = self._variation(row)
+        state = self._listing_state(sku, row)
+        image = summary.get("mainImage") or {}
+        return CatalogItem(
+            key=sku,
+            sku=sku,
+            title=str(summary.get("itemName") or ""),
+            barcode=_attribute_value(attributes, "externally_assigned_product_identifier"),
+            options={
+                name: value for name in theme if (value := _attribute_value(attributes, name))
+            },
+            price=state.price,
+            quantity=state.quantity,
+            product_id=str(summary.get("asin") or ""),
+            parent_ref=parent,
+            image_url=str(image.get("link") or "") if isinstance(image, Mapping) else "",
+        )
+
+    def _variation(self, row: Mapping[str, Any]) -> tuple[str, list[str]]:
+        """(parent SKU, the variation theme's attribute names) of a variation child."""
+        for entry in row.get("relationships") or []:
+            if not isinstance(entry, Mapping):
+                continue
+            if entry.get("marketplaceId", self.marketplace_id) != self.marketplace_id:
+                continue
+            for relation in entry.get("relationships") or []:
+                if not isinstance(relation, Mapping) or relation.get("type") != "VARIATION":
+                    continue
+                parents = relation.get("parentSkus") or []
+                theme = (relation.get("variationTheme") or {}).get("attributes") or []
+                if parents:
+                    return str(parents[0]), [str(name) for name in theme]
+        return "", []
+
     # ------------------------------------------------------------------ orders
 
     def orders_since(self, cursor: str | None, *, page_size: int = 100) -> OrdersPage:
@@ -781,6 +901,24 @@ class AmazonConnector(AmazonContent):
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _created(row: Mapping[str, Any]) -> str:
+    """A search result's createdDate (its first summary's), "" when absent."""
+    for summary in row.get("summaries") or []:
+        if isinstance(summary, Mapping) and summary.get("createdDate"):
+            return str(summary["createdDate"])
+    return ""
+
+
+def _attribute_value(attributes: Mapping[str, Any], name: str) -> str:
+    """The first value of a listing attribute (``[{"value": ...}]``), "" when absent."""
+    values = attributes.get(name)
+    if isinstance(values, list):
+        for entry in values:
+            if isinstance(entry, Mapping) and entry.get("value") not in (None, ""):
+                return str(entry["value"])
+    return ""
 
 
 def _carrier_key(text: str) -> str:

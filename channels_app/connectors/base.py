@@ -239,6 +239,55 @@ class ConnectionCheck:
     message: str
 
 
+@dataclass(frozen=True)
+class CatalogItem:
+    """One sellable item of a channel's catalog as the channel shows it (catalog import).
+
+    The channel ids mirror ListingRef's, so a linked item becomes a listing as is;
+    ``barcode`` is whatever GTIN/EAN/UPC/ISBN the platform gives, digits as given.
+    """
+
+    key: str  # unique within the channel's catalog (its variant id, else its SKU)
+    sku: str  # the channel's SKU ("" when the channel has none)
+    title: str  # the variant's own title (often the options, "M / Blue")
+    product_title: str = ""  # the product it belongs to ("Trail Sock")
+    barcode: str = ""
+    options: Mapping[str, str] = field(default_factory=dict)  # {"Size": "M"}
+    price: Decimal | None = None
+    quantity: int | None = None
+    product_id: str = ""  # ListingRef.product_id on this platform
+    variant_id: str = ""  # ListingRef.variant_id
+    inventory_item_id: str = ""
+    offer_id: str = ""
+    image_url: str = ""
+    # The channel's product grouping variants (Amazon: the parent SKU; eBay: the
+    # inventory item group); "" = product_id.
+    parent_ref: str = ""
+
+    @property
+    def group_ref(self) -> str:
+        return self.parent_ref or self.product_id
+
+
+@dataclass(frozen=True)
+class CatalogGroup:
+    """A channel product that groups variants the catalog lists as items of their own
+    (Magento: a configurable and its simple children, which may sit on other pages)."""
+
+    product_id: str
+    title: str
+    variant_ids: Sequence[str]
+
+
+@dataclass(frozen=True)
+class CatalogPage:
+    items: Sequence[CatalogItem]
+    next_cursor: str | None  # None after the last page
+    total: int | None = None  # the platform's count of items, when it gives one
+    groups: Sequence[CatalogGroup] = ()
+    calls: int = 1  # API calls this page took (for progress and the read floor)
+
+
 class Connector(Protocol):
     """One per platform; instances are cheap and hold one requests.Session."""
 
@@ -269,6 +318,14 @@ class Connector(Protocol):
     ) -> ItemResult: ...
 
     def test_connection(self) -> ConnectionCheck: ...
+
+    def catalog_page(self, cursor: str | None, *, page_size: int = 100) -> CatalogPage:
+        """One page of the channel's whole catalog, read with its bulk listing calls.
+
+        ``cursor`` None starts at the beginning; pass the page's ``next_cursor`` to go
+        on (a stored cursor resumes an interrupted read). ``page_size`` is capped at
+        the platform's maximum. Raises ConnectorError."""
+        ...
 
 
 @dataclass(frozen=True)

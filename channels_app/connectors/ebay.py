@@ -34,6 +34,13 @@ Decisions (see the comments where they apply):
   back as far as it says (after a long outage every change is read, none
   skipped); one older than ``ORDER_LOOKBACK`` is refused with the permanent
   error ``poll_window_exceeded`` (the poll raises an alert), never clamped.
+* Catalog import: ``getInventoryItems`` (``limit`` up to 200, ``offset`` = page
+  number) and, for each SKU of the page, ``getOffers?sku=`` (price, offer id,
+  listing id): eBay has no bulk read of offers, so a page of N items costs N + 1
+  calls and a whole catalog is bound by the call rate. Barcodes from the
+  product's ``ean`` / ``upc`` / ``isbn``; options from its ``aspects`` (eBay's
+  contract types it as a string: a JSON object encoded, or the object itself, are
+  both read).
 * Cancellation: the reference documents none. This uses the Post-Order API
   ``POST /post-order/v2/cancellation`` (seller-initiated cancel request; eBay
   may refuse it when the order is no longer eligible, reported as permanent).
@@ -41,6 +48,7 @@ Decisions (see the comments where they apply):
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -50,6 +58,8 @@ from typing import Any
 from urllib.parse import quote
 
 from .base import (
+    CatalogItem,
+    CatalogPage,
     ChannelConfig,
     ConnectionCheck,
     ItemResult,
@@ -94,11 +104,15 @@ SELLER_CANCEL_REASONS = frozenset(
 DEFAULT_CANCEL_REASON = "OUT_OF_STOCK_OR_CANNOT_FULFILL"
 
 
+CATALOG_PAGE_MAX = 200  # getInventoryItems "limit": 1 to 200
+
+
 @dataclass(frozen=True)
 class _Offer:
     offer_id: str
     price: Decimal | None
     available_quantity: int | None
+    listing_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -398,8 +412,78 @@ class EbayConnector(EbayContent):
                 offer_id=str(offer.get("offerId", "")),
                 price=_decimal(price),
                 available_quantity=_int(offer.get("availableQuantity")),
+                listing_id=str((offer.get("listing") or {}).get("listingId") or ""),
             )
         return None
+
+    # ------------------------------------------------------------------ catalog
+
+    def catalog_page(self, cursor: str | None, *, page_size: int = 100) -> CatalogPage:
+        """One page of inventory items and the offer of each (1 + N calls)."""
+        state = (decode_page_cursor(cursor) if cursor else None) or {}
+        page = int(state.get("page") or 0)
+        # The page size a read started with stays: eBay's offset counts pages of it.
+        limit = int(state.get("limit") or max(1, min(page_size, CATALOG_PAGE_MAX)))
+        result = self._call(
+            "GET",
+            f"{self.inventory_url}/inventory_item",
+            params={"limit": str(limit), "offset": str(page)},
+        )
+        data = result.unwrap()
+        rows = data.get("inventoryItems") if isinstance(data, Mapping) else None
+        if not isinstance(rows, list):
+            raise PermanentError(
+                "getInventoryItems answered without inventoryItems",
+                code="unexpected_response",
+                status=result.status,
+            )
+        items = []
+        for row in rows:
+            if not isinstance(row, Mapping) or not row.get("sku"):
+                continue
+            offer = self._offer_for(str(row["sku"]))
+            if isinstance(offer, ConnectorError):
+                raise offer
+            items.append(self._catalog_item(row, offer))
+        total = _int(data.get("total"))
+        more = total is not None and (page + 1) * limit < total
+        next_cursor = encode_page_cursor({"page": page + 1, "limit": limit}) if more else None
+        return CatalogPage(items=items, next_cursor=next_cursor, total=total, calls=1 + len(items))
+
+    @staticmethod
+    def _catalog_item(row: Mapping[str, Any], offer: _Offer | None) -> CatalogItem:
+        sku = str(row["sku"])
+        raw_product = row.get("product")
+        product: Mapping[str, Any] = raw_product if isinstance(raw_product, Mapping) else {}
+        codes = [
+            str(code)
+            for name in ("ean", "upc", "isbn")
+            for code in (product.get(name) or [])
+            if code
+        ]
+        availability = (row.get("availability") or {}).get("shipToLocationAvailability") or {}
+        quantities = [
+            q
+            for q in (
+                _int(availability.get("quantity")),
+                offer.available_quantity if offer else None,
+            )
+            if q is not None
+        ]
+        images = product.get("imageUrls") or []
+        return CatalogItem(
+            key=sku,
+            sku=sku,
+            title=str(product.get("title") or ""),
+            barcode=codes[0] if codes else "",
+            options=_aspects(product.get("aspects")),
+            price=offer.price if offer else None,
+            # A buyer can buy the smaller of the item's and the offer's quantity.
+            quantity=min(quantities) if quantities else None,
+            product_id=offer.listing_id if offer else "",
+            offer_id=offer.offer_id if offer else "",
+            image_url=str(images[0]) if images else "",
+        )
 
     # ------------------------------------------------------------------ orders
 
@@ -605,6 +689,26 @@ def _cap(platform_max: int, *overrides: Any) -> int:
         if value:
             size = min(size, int(value))
     return max(1, size)
+
+
+def _aspects(raw: Any) -> dict[str, str]:
+    """A product's aspects as {name: value}: eBay's contract types the field as a
+    string (a JSON object encoded) while answers carry the object; both are read.
+    A multi-valued aspect keeps its values joined by ", "."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            return {}
+    if not isinstance(raw, Mapping):
+        return {}
+    aspects = {}
+    for name, values in raw.items():
+        listed = values if isinstance(values, list) else [values]
+        text = ", ".join(str(v) for v in listed if v not in (None, ""))
+        if text:
+            aspects[str(name)] = text
+    return aspects
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

@@ -54,6 +54,12 @@ the shop root (``https://shop.example.com``, the sandbox's
   ``GET /V1/inventory/export-stock-salable-qty/website/{code}`` with the same
   criteria for the salable quantity (the website of ``stock_id``). A configurable
   parent is reported as an error: pimsync lists its simple children.
+* Catalog import: ``GET /V1/products`` sorted by ``entity_id``, up to 300 per page
+  (``fields``-trimmed: id, sku, name, type, price, custom attributes, configurable
+  links) plus, with MSI, one salable-quantity export of the page's SKUs.
+  Configurables are returned as groups of their children's entity ids; the
+  barcode is the first of the custom attributes ``gtin``, ``ean``, ``upc``,
+  ``isbn``, ``barcode`` that is set (Magento has no standard barcode attribute).
 * Orders: ``GET /V1/orders`` filtered ``updated_at gteq`` the cursor, sorted by
   ``updated_at`` then ``entity_id``. Magento stores whole seconds in UTC and
   answers the last page again for a page number past the end, so the next page
@@ -92,6 +98,9 @@ from typing import Any
 from urllib.parse import quote
 
 from .base import (
+    CatalogGroup,
+    CatalogItem,
+    CatalogPage,
     ChannelConfig,
     ConnectionCheck,
     ItemResult,
@@ -145,6 +154,13 @@ ORDER_STATE_STATUS = {
 }
 MAGENTO_TIME = "%Y-%m-%d %H:%M:%S"
 ORDER_LOOKBACK = timedelta(days=30)  # first poll of a channel without any cursor
+CATALOG_FIELDS = (
+    "items[id,sku,name,type_id,price,custom_attributes,"
+    "extension_attributes[configurable_product_links,stock_item[qty]]],total_count"
+)
+# Custom attributes merchants keep a product's GTIN in (Magento has no standard one);
+# the first non-empty one is the barcode.
+BARCODE_ATTRIBUTES = ("gtin", "ean", "upc", "isbn", "barcode")
 PRODUCT_FIELDS = (
     "items[id,sku,type_id,price,status,extension_attributes[stock_item[item_id,qty,is_in_stock]]],"
     "total_count"
@@ -989,6 +1005,78 @@ class MagentoConnector(MagentoContent):
             quantity = _decimal(_stock_item(product).get("qty"))
         return ListingState(
             sku=ref.sku, price=price, quantity=None if quantity is None else int(quantity)
+        )
+
+    def catalog_page(self, cursor: str | None, *, page_size: int = 100) -> CatalogPage:
+        """One page of ``GET /V1/products`` by entity id (up to 300) and, with MSI, the
+        page's salable quantities in one export call. Configurables are not sellable:
+        they come back as groups naming their children (``configurable_product_links``),
+        which the caller pairs with the children wherever they are listed."""
+        state = (decode_page_cursor(cursor) if cursor else None) or {}
+        page = int(state.get("page") or 1)
+        size = int(state.get("size") or max(1, min(page_size, MAX_PAGE_SIZE)))
+        query = {
+            **search_criteria([], page_size=size, current_page=page, sort=[("entity_id", "ASC")]),
+            "fields": CATALOG_FIELDS,
+        }
+        data = self._json("GET", f"{self.api}/products", params=query)
+        if not isinstance(data, Mapping) or not isinstance(data.get("items"), list):
+            raise PermanentError(
+                "products search answered without items", code="unexpected_response"
+            )
+        rows = [row for row in data["items"] if isinstance(row, Mapping) and row.get("sku")]
+        groups = [
+            CatalogGroup(
+                product_id=str(row["sku"]),
+                title=str(row.get("name") or ""),
+                variant_ids=[
+                    str(i)
+                    for i in (row.get("extension_attributes") or {}).get(
+                        "configurable_product_links"
+                    )
+                    or []
+                ],
+            )
+            for row in rows
+            if row.get("type_id") == "configurable"
+        ]
+        simple = [row for row in rows if row.get("type_id") != "configurable"]
+        calls = 1
+        salable: dict[str, Decimal] = {}
+        if self.options.msi and simple:
+            calls += 3 if self._stock is None else 1  # the stock and its sources, once
+            salable = self._salable([str(r["sku"]) for r in simple], self._stock_info())
+        items = [self._catalog_item(row, salable) for row in simple]
+        total = _int(data.get("total_count"))
+        more = total is not None and page * size < total and bool(rows)
+        return CatalogPage(
+            items=items,
+            next_cursor=encode_page_cursor({"page": page + 1, "size": size}) if more else None,
+            total=total,
+            groups=groups,
+            calls=calls,
+        )
+
+    def _catalog_item(self, row: Mapping[str, Any], salable: Mapping[str, Decimal]) -> CatalogItem:
+        sku = str(row["sku"])
+        attributes = {
+            str(a.get("attribute_code")): a.get("value")
+            for a in row.get("custom_attributes") or []
+            if isinstance(a, Mapping)
+        }
+        barcode = next(
+            (str(attributes[c]) for c in BARCODE_ATTRIBUTES if attributes.get(c) not in (None, "")),
+            "",
+        )
+        quantity = salable.get(sku) if self.options.msi else _decimal(_stock_item(row).get("qty"))
+        return CatalogItem(
+            key=str(row.get("id") or sku),
+            sku=sku,
+            title=str(row.get("name") or ""),
+            barcode=barcode,
+            price=_decimal(row.get("price")),
+            quantity=None if quantity is None else int(quantity),
+            variant_id=str(row.get("id") or ""),
         )
 
     def read_product_variants(self, product_ref: str) -> list[ListingRef]:

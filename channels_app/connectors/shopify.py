@@ -20,6 +20,11 @@ fit 2026-04 (``changeFromQuantity`` key always present, ``@idempotent`` sent).
   does not block its siblings.
 * Read-back: ``nodes(ids:)`` over variant ids, 250 per query (cost 1 + 3/id),
   waiting up to ``READ_MAX_PACE_SECONDS`` for the cost bucket between queries.
+* Catalog import: ``productVariants(first:, after:, sortKey: ID)`` with the variant's
+  sku, barcode, title, selected options, price, product title and the "available"
+  quantity at the channel's location; ``CATALOG_PAGE_MAX`` (249) variants per query
+  keeps the requested cost (2 + 4 per variant) under 1000 points. A whole catalogue
+  is cost-bound: the read waits for the bucket between queries.
 * Orders: ``orders(query: "updated_at:>='<hwm>'", sortKey: UPDATED_AT)`` with
   cursor pagination. The filter is inclusive because Shopify's timestamps have
   whole seconds: the orders of the high-water-mark second come again and are
@@ -52,6 +57,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from .base import (
+    CatalogItem,
+    CatalogPage,
     ChannelConfig,
     ConnectionCheck,
     CostReport,
@@ -119,6 +126,30 @@ mutation UpdatePrices($productId: ID!, $variants: [ProductVariantsBulkInput!]!,
                             allowPartialUpdates: $allowPartialUpdates) {
     productVariants { id price compareAtPrice }
     userErrors { code field message }
+  }
+}
+"""
+
+# productVariants(first: N) { product, inventoryItem { inventoryLevel } } requests
+# 2 + N * 4 points (one per object: variant, product, inventory item, level).
+CATALOG_NODE_COST = 4
+CATALOG_PAGE_MAX = (1000 - 2) // CATALOG_NODE_COST
+
+CATALOG_QUERY = """
+query CatalogPage($first: Int!, $after: String, $locationId: ID!) {
+  productVariants(first: $first, after: $after, sortKey: ID) {
+    nodes {
+      id sku barcode title price
+      selectedOptions { name value }
+      product { id title }
+      inventoryItem {
+        id
+        inventoryLevel(locationId: $locationId) {
+          quantities(names: ["available"]) { name quantity }
+        }
+      }
+    }
+    pageInfo { hasNextPage endCursor }
   }
 }
 """
@@ -835,6 +866,53 @@ class ShopifyConnector(ShopifyContent):
                 value = quantity.get("quantity")
                 return int(value) if isinstance(value, int) else None
         return None
+
+    # ------------------------------------------------------------------ catalog
+
+    def catalog_page(self, cursor: str | None, *, page_size: int = 100) -> CatalogPage:
+        first = max(1, min(page_size, CATALOG_PAGE_MAX))
+        variables = {"first": first, "after": cursor or None, "locationId": self.location_id}
+        data = self.execute(
+            CATALOG_QUERY,
+            variables,
+            cost=2 + CATALOG_NODE_COST * first,
+            max_pace=READ_MAX_PACE_SECONDS,
+        )
+        connection = data.get("productVariants")
+        if not isinstance(connection, Mapping) or not isinstance(connection.get("nodes"), list):
+            raise PermanentError(
+                f"productVariants() answered {body_snippet(json.dumps(connection, default=str))}",
+                code="unexpected_response",
+            )
+        items = [self._catalog_item(node) for node in connection["nodes"]]
+        info = connection.get("pageInfo") or {}
+        more = bool(info.get("hasNextPage")) and bool(info.get("endCursor"))
+        return CatalogPage(items=items, next_cursor=str(info["endCursor"]) if more else None)
+
+    def _catalog_item(self, node: Any) -> CatalogItem:
+        if not isinstance(node, Mapping) or not node.get("id"):
+            raise PermanentError(f"variant node is {node!r}", code="unexpected_response")
+        product = node.get("product") or {}
+        options = {
+            str(o.get("name")): str(o.get("value"))
+            for o in node.get("selectedOptions") or []
+            if isinstance(o, Mapping) and o.get("name") and o.get("value") is not None
+        }
+        title = str(node.get("title") or "")
+        return CatalogItem(
+            key=str(node["id"]),
+            sku=str(node.get("sku") or ""),
+            # Shopify names a variant of a product without options "Default Title".
+            title="" if title == "Default Title" else title,
+            product_title=str(product.get("title") or ""),
+            barcode=str(node.get("barcode") or ""),
+            options=options,
+            price=decimal_or_none(node.get("price")),
+            quantity=self._available(node),
+            product_id=str(product.get("id") or ""),
+            variant_id=str(node["id"]),
+            inventory_item_id=str((node.get("inventoryItem") or {}).get("id") or ""),
+        )
 
     # ------------------------------------------------------------------ orders
 

@@ -19,6 +19,13 @@
   with ``manage_stock: true``. Both are last-write-wins (no compare-and-set).
 * Read-back: ``GET products?include=..`` / ``products/{parent}/variations?include=..``
   with per_page 100.
+* Catalog import: ``GET products?orderby=id&order=asc&per_page=100&page=N`` for
+  simple products, and for each variable product found there
+  ``GET products/{id}/variations`` (100 per page): one call per catalog page, the
+  variable parents still to visit travel in the cursor. Barcodes come from
+  ``global_unique_id`` (WooCommerce 9.2+: "GTIN, UPC, EAN or ISBN"; absent on older
+  stores), options from the variations' ``attributes`` (and a simple product's
+  single-valued ones).
 * Orders: ``GET orders?modified_after=..&dates_are_gmt=true&orderby=modified
   &order=asc&per_page=..&page=..``, paging by ``X-WP-TotalPages``. WooCommerce
   stores whole seconds and the filter is exclusive, so the query starts one
@@ -42,6 +49,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from .base import (
+    CatalogItem,
+    CatalogPage,
     ChannelConfig,
     ConnectionCheck,
     ItemResult,
@@ -87,6 +96,11 @@ STATUS = {
     "refunded": "refunded",
 }
 READ_FIELDS = "id,sku,price,regular_price,sale_price,manage_stock,stock_quantity"
+CATALOG_FIELDS = (
+    "id,name,sku,type,price,manage_stock,stock_quantity,global_unique_id,attributes,images,"
+    "variations"
+)
+VARIATION_FIELDS = "id,name,sku,price,manage_stock,stock_quantity,global_unique_id,attributes,image"
 # The topics pimsync reads: order changes, and product.updated, which WooCommerce sends
 # when a product or variation is saved (its admin, the REST API: pimsync's own writes
 # too) - not for the stock a checkout takes (that is a direct stock update).
@@ -360,6 +374,115 @@ class WooCommerceConnector(WooCommerceContent):
         if row.get("manage_stock") is False or not isinstance(value, int):
             return None
         return value
+
+    # ------------------------------------------------------------------ catalog
+
+    def catalog_page(self, cursor: str | None, *, page_size: int = 100) -> CatalogPage:
+        """One call: the next page of variations of a variable product met earlier,
+        else the next page of products (by id)."""
+        state = decode_page_cursor(cursor) if cursor else None
+        state = state or {"page": 1, "parents": [], "vpage": 1}
+        per_page = max(1, min(page_size, PER_PAGE_MAX))
+        parents: list[list[str]] = [list(p) for p in state.get("parents") or []]
+        if parents:
+            return self._variations_page(state, parents, per_page)
+        page = int(state.get("page") or 1)
+        rows, result = self._rows("products", page, per_page, CATALOG_FIELDS)
+        items = []
+        for row in rows:
+            if row.get("type") == "variable":
+                parents.append([str(row.get("id")), str(row.get("name") or "")])
+            elif row.get("type", "simple") == "simple":
+                items.append(self._catalog_item(row, parent=None))
+        more_products = page < self._total_pages(result)
+        next_state = {"page": page + 1 if more_products else 0, "parents": parents, "vpage": 1}
+        return CatalogPage(items=items, next_cursor=self._next_cursor(next_state))
+
+    def _variations_page(
+        self, state: Mapping[str, Any], parents: list[list[str]], per_page: int
+    ) -> CatalogPage:
+        parent_id, parent_name = parents[0]
+        vpage = int(state.get("vpage") or 1)
+        path = f"products/{parent_id}/variations"
+        rows, result = self._rows(path, vpage, per_page, VARIATION_FIELDS)
+        items = [self._catalog_item(row, parent=(parent_id, parent_name)) for row in rows]
+        if vpage < self._total_pages(result):
+            next_state = {**state, "vpage": vpage + 1}
+        else:
+            next_state = {**state, "parents": parents[1:], "vpage": 1}
+        return CatalogPage(items=items, next_cursor=self._next_cursor(next_state))
+
+    @staticmethod
+    def _next_cursor(state: Mapping[str, Any]) -> str | None:
+        if not state.get("page") and not state.get("parents"):
+            return None
+        return encode_page_cursor(state)
+
+    def _rows(
+        self, path: str, page: int, per_page: int, fields: str
+    ) -> tuple[list[Mapping[str, Any]], HttpResult]:
+        """One page of a product list, oldest id first (stable while the store changes)."""
+        params = {
+            "orderby": "id",
+            "order": "asc",
+            "per_page": str(per_page),
+            "page": str(page),
+            "_fields": fields,
+        }
+        data, result = self._json("GET", path, params=params)
+        if not isinstance(data, list):
+            raise PermanentError(
+                f"expected a list: {body_snippet(result.body)}",
+                code="unexpected_response",
+                status=result.status,
+            )
+        return [row for row in data if isinstance(row, Mapping)], result
+
+    @staticmethod
+    def _total_pages(result: HttpResult) -> int:
+        try:
+            return int(result.headers.get("X-WP-TotalPages", "0"))
+        except ValueError:
+            return 0
+
+    def _catalog_item(
+        self, row: Mapping[str, Any], *, parent: tuple[str, str] | None
+    ) -> CatalogItem:
+        item_id = str(row.get("id") or "")
+        if not item_id:
+            raise PermanentError(f"product without id: {row!r}"[:300], code="unexpected_response")
+        if parent is None:
+            # A simple product's attributes with one value describe it ("Size: M").
+            options: dict[str, str] = {
+                str(a.get("name")): str(a["options"][0])
+                for a in row.get("attributes") or []
+                if isinstance(a, Mapping)
+                and a.get("name")
+                and isinstance(a.get("options"), list)
+                and len(a["options"]) == 1
+            }
+            image = next(iter(row.get("images") or []), None)
+        else:
+            options = {
+                str(a.get("name")): str(a.get("option"))
+                for a in row.get("attributes") or []
+                if isinstance(a, Mapping) and a.get("name") and a.get("option") not in (None, "")
+            }
+            image = row.get("image")
+        name = str(row.get("name") or "")
+        return CatalogItem(
+            key=item_id,
+            sku=str(row.get("sku") or ""),
+            title=name if parent is not None else "",
+            product_title=parent[1] if parent is not None else name,
+            barcode=str(row.get("global_unique_id") or ""),
+            options=options,
+            price=self._price(row),
+            quantity=self._stock(row),
+            product_id=parent[0] if parent is not None else item_id,
+            variant_id=item_id,
+            image_url=str(image.get("src") or "") if isinstance(image, Mapping) else "",
+        )
 
     # ------------------------------------------------------------------ orders
 

@@ -5,6 +5,7 @@
 - reservations: units held until paid, cancelled or expired;
 - catalog: products, variants and their prices, locations;
 - bulk: many movements or cycle counts in one transaction, all or none;
+- catalog_bulk: many products and variants created at once, all or none;
 - _ledger: the value types and rules the stock and bulk writes share.
 
 Callers import from the package (``from inventory import services``); the
@@ -23,6 +24,7 @@ from .catalog import (
     variant_set_price_fields,
     variant_set_prices,
 )
+from .catalog_bulk import ProductSpec, VariantSpec, products_create_bulk
 from .reservations import (
     reservation_commit,
     reservation_create,
@@ -47,11 +49,14 @@ __all__ = [
     "Deltas",
     "MovementResult",
     "MovementSpec",
+    "ProductSpec",
     "TransferResult",
+    "VariantSpec",
     "location_get_by_code",
     "location_save",
     "product_delete",
     "product_save",
+    "products_create_bulk",
     "reservation_commit",
     "reservation_create",
     "reservation_expire_due",

@@ -36,6 +36,13 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         ),
         "channels_app.add_channellisting",
         "channels_app.change_channellisting",
+        # Bringing a store in: import its catalog, review and link it, listings as CSV.
+        "channels_app.view_catalogimport",
+        "channels_app.add_catalogimport",
+        "channels_app.view_catalogimportitem",
+        "channels_app.change_catalogimportitem",
+        "channels_app.view_listingcsvimport",
+        "channels_app.add_listingcsvimport",
         "inventory.view_csvimport",
         "inventory.add_csvimport",
         *(

@@ -26,6 +26,7 @@ v1 = [
     path("me/", me.MeApi.as_view(), name="me"),
     path("me/token/", me.MyTokenApi.as_view(), name="me-token"),
     *inventory.api.urls.urlpatterns,
+    *channels_app.api.urls.urlpatterns,
     path("", include(router.urls)),
 ]
 

@@ -350,6 +350,23 @@ PIMSYNC_RECONCILE_VERIFY_SECONDS = env.float("PIMSYNC_RECONCILE_VERIFY_SECONDS",
 # A running reconciliation older than this is taken as abandoned (worker lost) and failed, so a
 # new one can start.
 PIMSYNC_RECONCILE_STALE_SECONDS = env.int("PIMSYNC_RECONCILE_STALE_SECONDS", default=4 * 3600)
+# --- catalog import (bringing a store in, docs/onboarding.md) --------------------------------
+# Items asked for per catalog page (each platform caps it: Shopify 249, WooCommerce 100,
+# eBay 200, Amazon 20, Magento 300); the cursor and the page's items are stored after each.
+PIMSYNC_CATALOG_IMPORT_PAGE_SIZE = env.int("PIMSYNC_CATALOG_IMPORT_PAGE_SIZE", default=250)
+# A worker holds an import for this long and renews it with every page; the sweeper gives an
+# import whose lease ran out (worker killed) to another worker, which resumes at the stored page.
+PIMSYNC_CATALOG_IMPORT_LEASE_SECONDS = env.int("PIMSYNC_CATALOG_IMPORT_LEASE_SECONDS", default=300)
+# One task reads for at most this long, then queues its own continuation.
+PIMSYNC_CATALOG_IMPORT_TASK_SECONDS = env.int("PIMSYNC_CATALOG_IMPORT_TASK_SECONDS", default=1500)
+# A page failing with a retryable error (429, THROTTLED, 5xx) is read again after the channel's
+# wait (at most the cap, seconds); after this many failures in a row the import stops (resumable).
+PIMSYNC_CATALOG_IMPORT_READ_ATTEMPTS = env.int("PIMSYNC_CATALOG_IMPORT_READ_ATTEMPTS", default=8)
+PIMSYNC_CATALOG_IMPORT_MAX_RETRY_WAIT_SECONDS = env.float(
+    "PIMSYNC_CATALOG_IMPORT_MAX_RETRY_WAIT_SECONDS", default=60.0
+)
+# A title (+ options) similarity at least this high is proposed as a match (0-1).
+PIMSYNC_MATCH_TITLE_THRESHOLD = env.float("PIMSYNC_MATCH_TITLE_THRESHOLD", default=0.75)
 # Sync log entries, inbound events, resolved drift findings, delivered notifications and
 # channel health snapshots older than this many days are deleted daily, in batches of
 # RETENTION_BATCH_SIZE rows (short transactions, no long locks).

@@ -75,6 +75,7 @@ def grow_every_table() -> None:
     some_csv_imports(3)
     reconciliation_rows(channel, n=3)
     health_snapshot_record(channel.pk)
+    catalog_import_rows(channel, n=3)
 
 
 def changelist_queries(client, model) -> int:
@@ -187,6 +188,39 @@ def runtime_rows() -> None:
     some_csv_imports(1)
     reconciliation_rows(listing.channel, n=1)
     health_snapshot_record(listing.channel_id)
+    catalog_import_rows(listing.channel, n=1)
+
+
+def catalog_import_rows(channel, n: int) -> None:
+    """Catalog imports with items of every kind, and a listings CSV, as people leave them."""
+    from django.utils import timezone
+
+    from channels_app.models import CatalogImport, CatalogImportItem, ListingCsvImport
+
+    listings = list(ChannelListing.objects.filter(channel=channel).select_related("variant"))
+    for i in range(n):
+        run = CatalogImport.objects.create(
+            channel=channel,
+            status="finished",
+            started_at=timezone.now(),
+            finished_at=timezone.now(),
+            items_read=2,
+            counts={"linked": 1, "unmatched": 1},
+        )
+        CatalogImportItem.objects.create(
+            run=run,
+            key=f"{i}-a",
+            position=0,
+            sku=listings[0].variant.sku,
+            status="linked",
+            match="sku",
+            variant=listings[0].variant,
+            listing=listings[0],
+        )
+        CatalogImportItem.objects.create(
+            run=run, key=f"{i}-b", position=1, sku=f"NEW-{i}", candidates=[listings[0].variant_id]
+        )
+        ListingCsvImport.objects.create(file_name=f"l{i}.csv", file_sha256="0" * 64, row_count=1)
 
 
 def some_csv_imports(n: int) -> None:

@@ -15,7 +15,13 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from channels_app.models import BufferRule, ChannelOrder, PriceRule
+from channels_app.models import (
+    BufferRule,
+    CatalogImport,
+    CatalogImportItem,
+    ChannelOrder,
+    PriceRule,
+)
 from inventory import services
 from synclog.models import Alert, ReconciliationRun, SyncLogEntry
 from tests import factories
@@ -176,6 +182,26 @@ CALLS = [
         {"product": "{product}", "channels": ["{publishing_channel}"]},
         fixtures=("publishing_world",),
     ),
+    Call(
+        "bulk listings",
+        "post",
+        "/api/v1/bulk/listings/",
+        (MER,),
+        {"listings": [{"sku": "TEE-S", "channel": "shop", "external_variant_id": "77"}]},
+    ),
+    Call(
+        "catalog import start", "post", "/api/v1/channels/{other_channel}/catalog-import/", (MER,)
+    ),
+    Call("channel's latest import", "get", "/api/v1/channels/{channel}/catalog-import/", ALL),
+    Call("catalog imports", "get", "/api/v1/catalog-imports/?status=failed", ALL),
+    Call("catalog import", "get", "/api/v1/catalog-imports/{catalog_import}/", ALL),
+    Call("catalog import items", "get", "/api/v1/catalog-imports/{catalog_import}/items/", ALL),
+    Call(
+        "catalog import resume",
+        "post",
+        "/api/v1/catalog-imports/{catalog_import}/resume/",
+        (MER,),
+    ),
     Call("buffer rules list", "get", "/api/v1/buffer-rules/", ALL),
     Call("buffer rule read", "get", "/api/v1/buffer-rules/{buffer_rule}/", ALL),
     Call(
@@ -272,7 +298,12 @@ def world(catalog):
         started_at=timezone.now() - timedelta(minutes=5),
         finished_at=timezone.now(),
     )
+    catalog_import = CatalogImport.objects.create(
+        channel=channel, status="failed", started_at=timezone.now(), error_message="401"
+    )
+    CatalogImportItem.objects.create(run=catalog_import, key="1", position=0, sku="TEE-S")
     return {
+        "catalog_import": catalog_import.pk,
         "run": run.pk,
         "product": catalog["product"].pk,
         "empty_product": factories.ProductFactory().pk,

@@ -4,10 +4,11 @@ published definitions (sandbox/contracts/): pimsync sends nothing the platform r
 Each platform's scenario runs every operation pimsync uses - prices and quantities
 in a small batch and in one larger than the platform's call maximum, the
 read-back, an order poll over several pages, cancel, fulfil (with a known and an
-unknown carrier where it matters), the connection test and, on Shopify and
-WooCommerce, the webhook subscriptions (create, list, repair); on all five, publishing
-a product (with options and without), publishing it again and pushing every part of
-its content - and then asserts the
+unknown carrier where it matters), the whole catalog read page by page (catalog
+import), the connection test and, on Shopify and WooCommerce, the webhook
+subscriptions (create, list, repair); on all five, publishing a product (with
+options and without), publishing it again and pushing every part of its content -
+and then asserts the
 sandbox refused nothing and answered nothing outside the definition. A field,
 argument or parameter renamed in a connector fails here (the last tests show it
 for one rename per platform).
@@ -27,6 +28,7 @@ from channels_app.connectors import shopify as shopify_module
 from channels_app.connectors.amazon import AmazonConnector
 from channels_app.connectors.base import (
     CONTENT_PARTS,
+    CatalogItem,
     ChannelConfig,
     Connector,
     ContentPublisher,
@@ -97,6 +99,8 @@ def exercise(
     orders = [platform.create_order([{"sku": sku, "quantity": 1}]) for sku in skus * 3]
     seen = poll_everything(connector, page_size=2)
     assert {o.id for o in orders} <= {o.external_id for o in seen}
+    catalog = read_catalog(connector, page_size=SMALL + 1)
+    assert {item.sku for item in catalog} == {ref.channel_sku for ref in listings}
     cancelled = connector.cancel_order(orders[0].id, reason="oversell")
     assert cancelled.ok if cancels else cancelled.code == "unsupported"
     assert connector.fulfil_order(orders[1].id, tracking_number="1Z999", carrier="UPS").ok
@@ -120,6 +124,21 @@ def exercise_subscriptions(connector: WebhookConnector) -> None:
         listed[0].external_id,
         address.replace("shop", "shop-2"),
     )
+
+
+def read_catalog(connector: Connector, *, page_size: int) -> list[CatalogItem]:
+    """Every page of the channel's catalog (the paging parameters exercised too)."""
+    items: list[CatalogItem] = []
+    cursor, pages = None, 0
+    while True:
+        page = connector.catalog_page(cursor, page_size=page_size)
+        items.extend(page.items)
+        pages += 1
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert pages > 1
+    return items
 
 
 def poll_everything(connector: Connector, *, page_size: int) -> list[OrderData]:
