@@ -446,6 +446,9 @@ class ApiTraffic:
 # --------------------------------------------------------------------------- after a phase
 
 
+AMAZON_POLL_QUOTA_S = 1 / (0.0056 * 0.9)  # searchOrders after its burst, paced at 90 %
+
+
 def poll_all_and_drain(channel_ids: Sequence[int], timeout: float, stall: float) -> dict[str, Any]:
     """Poll every channel once more, here and now (orders whose webhook was dropped,
     the last polled ones), then wait until inbound events are processed and no push
@@ -477,7 +480,10 @@ def poll_all_and_drain(channel_ids: Sequence[int], timeout: float, stall: float)
         if time.monotonic() - started > timeout:
             break
         time.sleep(0.5)
-    _, dead = wait_drained(timeout, stall)
+    # A push held for an Amazon orders poll (the channel shows fewer units than pimsync
+    # last confirmed) waits for a poll that starts after the hold: one per three
+    # minutes once searchOrders' burst is spent.
+    _, dead = wait_drained(timeout, max(stall, AMAZON_POLL_QUOTA_S + 30))
     return {
         "final_polls": polls,
         "final_poll_and_drain_s": round(time.monotonic() - started, 1),
