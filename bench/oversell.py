@@ -900,7 +900,9 @@ def storm_phase(prod: Production, args: argparse.Namespace, watcher: Watcher, se
             break
         if done != applied:
             applied, progress = done, time.monotonic()
-        if time.monotonic() - progress > args.stall or time.monotonic() - started > args.timeout:
+        # Amazon's storm orders wait for a searchOrders call its quota allows.
+        stall = max(args.stall, AMAZON_POLL_QUOTA_S + 30)
+        if time.monotonic() - progress > stall or time.monotonic() - started > args.timeout:
             break
         time.sleep(0.2)
     time.sleep(2)  # the watcher sees the zeros land
