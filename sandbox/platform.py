@@ -424,8 +424,9 @@ class SandboxPlatform:
         self, topic: str, body: bytes, target: WebhookTarget, *, stamp: datetime, subject: str
     ) -> WebhookRequest:
         """The signed HTTP delivery of ``body`` as ``topic`` to ``target`` (``stamp``:
-        when the change happened; ``subject``: what changed)."""
-        raise NotImplementedError(f"{self.name} sends no HTTP webhooks")
+        when the change happened; ``subject``: what changed). Only platforms whose
+        ``order_webhook_topic`` names topics deliver, and they sign in their own way."""
+        raise RuntimeError(f"{self.name} sends no HTTP webhooks (it names no webhook topic)")
 
     def item_webhooks(
         self, item: CatalogItem, *, price: bool, quantity: bool, cause: str

@@ -136,7 +136,7 @@ MAX_PAGE_SIZE = 300  # Web API input limit on searchCriteria pageSize (when enab
 STORE_CODE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 SOURCE_CODE_RE = re.compile(r"^\S+$")
 ATTRIBUTE_CODE_RE = re.compile(r"^[a-z][a-z0-9_]{0,59}$")
-PLACEHOLDER_RE = re.compile(r"%(\w+)")
+TEMPLATE_PARAM_RE = re.compile(r"%(\w+)")
 INPUT_LIMIT_MESSAGE = "Maximum items of type"
 # Bulk operation statuses (Magento\AsynchronousOperations\Api\Data\OperationInterface).
 OPERATION_COMPLETE = 1
@@ -307,28 +307,28 @@ def credentials_problems(credentials: Any) -> list[str]:
 
 
 def render_message(message: str, parameters: Any) -> str:
-    """Magento's message with its placeholders filled: ``%1`` from a list,
+    """Magento's message with its template parameters filled: ``%1`` from a list,
     ``%name`` from an object (the REST error and price-refusal shapes)."""
     if isinstance(parameters, list):
         text = message
         for position in range(len(parameters), 0, -1):  # %10 before %1
             text = text.replace(f"%{position}", str(parameters[position - 1]))
         named = _named_parameters(message, parameters)
-        return PLACEHOLDER_RE.sub(lambda m: str(named.get(m.group(1), m.group(0))), text)
+        return TEMPLATE_PARAM_RE.sub(lambda m: str(named.get(m.group(1), m.group(0))), text)
     if isinstance(parameters, Mapping):
-        return PLACEHOLDER_RE.sub(lambda m: str(parameters.get(m.group(1), m.group(0))), message)
+        return TEMPLATE_PARAM_RE.sub(lambda m: str(parameters.get(m.group(1), m.group(0))), message)
     return message
 
 
 def _named_parameters(message: str, parameters: Any) -> dict[str, Any]:
-    """Parameters by placeholder name. A positional list follows the order in
-    which the message first names its placeholders (Magento re-indexes the
+    """Parameters by template parameter name. A positional list follows the order in
+    which the message first names its parameters (Magento re-indexes the
     named array it built into a list)."""
     if isinstance(parameters, Mapping):
         return dict(parameters)
     if not isinstance(parameters, list):
         return {}
-    names = [n for n in dict.fromkeys(PLACEHOLDER_RE.findall(message)) if not n.isdigit()]
+    names = [n for n in dict.fromkeys(TEMPLATE_PARAM_RE.findall(message)) if not n.isdigit()]
     return dict(zip(names, parameters, strict=False))
 
 

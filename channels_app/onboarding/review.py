@@ -283,31 +283,31 @@ def catalog_items_create(
             .select_related("run__channel")
             .order_by("run_id", "position")
         )
-        todo = []
+        to_create = []
         for item in locked:
             if item.status not in OPEN:
                 decided.skip(f"already {item.get_status_display().lower()}", item)
             elif item.variant_id is not None and item.status != Status.CONFLICT:
                 decided.skip("it matches a pimsync variant (link it instead)", item)
             else:
-                todo.append(item)
-        if not todo:
+                to_create.append(item)
+        if not to_create:
             return decided
-        channel = todo[0].run.channel
-        specs, skus = _product_specs(todo, channel)
+        channel = to_create[0].run.channel
+        specs, skus = _product_specs(to_create, channel)
         try:
             ids = inventory.products_create_bulk(products=specs)
         except InventoryError as exc:
             raise ReviewError(exc.message) from exc
-        for item in todo:
+        for item in to_create:
             item.variant_id = ids[skus[item.pk]]
             item.created_in_pimsync = True
-        CatalogImportItem.objects.bulk_update(todo, ["variant", "created_in_pimsync"])
+        CatalogImportItem.objects.bulk_update(to_create, ["variant", "created_in_pimsync"])
         if stock_location is not None:
-            _receive_channel_stock(todo, stock_location, user)
-        decided.created = len(todo)
+            _receive_channel_stock(to_create, stock_location, user)
+        decided.created = len(to_create)
         linked = catalog_items_link(
-            items=CatalogImportItem.objects.filter(pk__in=[i.pk for i in todo]), user=user
+            items=CatalogImportItem.objects.filter(pk__in=[i.pk for i in to_create]), user=user
         )
         decided.linked, decided.channels_pushed = linked.linked, linked.channels_pushed
     return decided
