@@ -21,7 +21,8 @@ the configured ones for every later take.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Protocol
 
@@ -86,27 +87,46 @@ def _settle_bucket(
     return level if available is None else min(level, available)
 
 
+@contextmanager
+def _locked_bucket(channel_id: int, scope: str) -> Iterator[ChannelSyncState | OperationBucket]:
+    """The bucket's row, locked for the transaction: the channel's own
+    (ChannelSyncState) or one operation's (OperationBucket)."""
+    if scope:
+        OperationBucket.objects.get_or_create(channel_id=channel_id, operation=scope)
+        with transaction.atomic():
+            yield OperationBucket.objects.select_for_update().get(
+                channel_id=channel_id, operation=scope
+            )
+        return
+    ChannelSyncState.objects.get_or_create(channel_id=channel_id)
+    with transaction.atomic():
+        yield ChannelSyncState.objects.select_for_update().get(channel_id=channel_id)
+
+
+def _platform_figures(row: ChannelSyncState | OperationBucket) -> tuple[float | None, float | None]:
+    """The rate and size the platform reported (only the channel's bucket keeps them)."""
+    if isinstance(row, ChannelSyncState):
+        return row.bucket_rate, row.bucket_burst
+    return None, None
+
+
 class DatabaseRateLimiter:
     def take(
         self, channel_id: int, *, rate: float, burst: float, tokens: float = 1.0, scope: str = ""
     ) -> float:
-        if scope:
-            return self._take_scoped(channel_id, scope, rate=rate, burst=burst, tokens=tokens)
-        ChannelSyncState.objects.get_or_create(channel_id=channel_id)
-        with transaction.atomic():
-            state = ChannelSyncState.objects.select_for_update().get(channel_id=channel_id)
+        with _locked_bucket(channel_id, scope) as row:
             now = timezone.now()
-            updated = state.tokens_at.timestamp() if state.tokens_at else None
+            own_rate, own_burst = _platform_figures(row)
             level, wait = _take_from_bucket(
-                state.tokens,
-                updated,
+                row.tokens,
+                row.tokens_at.timestamp() if row.tokens_at else None,
                 now.timestamp(),
-                rate=state.bucket_rate or rate,
-                burst=state.bucket_burst or burst,
+                rate=own_rate or rate,
+                burst=own_burst or burst,
                 tokens=tokens,
             )
-            state.tokens, state.tokens_at = level, now
-            state.save(update_fields=["tokens", "tokens_at"])
+            row.tokens, row.tokens_at = level, now
+            row.save(update_fields=["tokens", "tokens_at"])
             return wait
 
     def settle(
@@ -119,76 +139,24 @@ class DatabaseRateLimiter:
         available: float | None = None,
         scope: str = "",
     ) -> None:
-        if scope:
-            self._settle_scoped(
-                channel_id, scope, rate=rate, burst=burst, refund=refund, available=available
-            )
-            return
-        ChannelSyncState.objects.get_or_create(channel_id=channel_id)
-        with transaction.atomic():
-            state = ChannelSyncState.objects.select_for_update().get(channel_id=channel_id)
+        with _locked_bucket(channel_id, scope) as row:
             now = timezone.now()
-            state.tokens = _settle_bucket(
-                state.tokens,
-                state.tokens_at.timestamp() if state.tokens_at else None,
+            own_rate, _ = _platform_figures(row)
+            row.tokens = _settle_bucket(
+                row.tokens,
+                row.tokens_at.timestamp() if row.tokens_at else None,
                 now.timestamp(),
-                rate=state.bucket_rate or rate,
+                rate=own_rate or rate,
                 burst=burst,
                 refund=refund,
                 available=available,
             )
-            state.tokens_at, state.bucket_rate, state.bucket_burst = now, rate, burst
-            state.save(update_fields=["tokens", "tokens_at", "bucket_rate", "bucket_burst"])
-
-    @staticmethod
-    def _take_scoped(
-        channel_id: int, scope: str, *, rate: float, burst: float, tokens: float
-    ) -> float:
-        OperationBucket.objects.get_or_create(
-            channel_id=channel_id, operation=scope, defaults={"tokens": burst}
-        )
-        with transaction.atomic():
-            bucket = OperationBucket.objects.select_for_update().get(
-                channel_id=channel_id, operation=scope
-            )
-            now = timezone.now()
-            updated = bucket.tokens_at.timestamp() if bucket.tokens_at else None
-            level, wait = _take_from_bucket(
-                bucket.tokens, updated, now.timestamp(), rate=rate, burst=burst, tokens=tokens
-            )
-            bucket.tokens, bucket.tokens_at = level, now
-            bucket.save(update_fields=["tokens", "tokens_at"])
-            return wait
-
-    @staticmethod
-    def _settle_scoped(
-        channel_id: int,
-        scope: str,
-        *,
-        rate: float,
-        burst: float,
-        refund: float,
-        available: float | None,
-    ) -> None:
-        OperationBucket.objects.get_or_create(
-            channel_id=channel_id, operation=scope, defaults={"tokens": burst}
-        )
-        with transaction.atomic():
-            bucket = OperationBucket.objects.select_for_update().get(
-                channel_id=channel_id, operation=scope
-            )
-            now = timezone.now()
-            bucket.tokens = _settle_bucket(
-                bucket.tokens,
-                bucket.tokens_at.timestamp() if bucket.tokens_at else None,
-                now.timestamp(),
-                rate=rate,
-                burst=burst,
-                refund=refund,
-                available=available,
-            )
-            bucket.tokens_at = now
-            bucket.save(update_fields=["tokens", "tokens_at"])
+            row.tokens_at = now
+            if isinstance(row, ChannelSyncState):
+                row.bucket_rate, row.bucket_burst = rate, burst
+                row.save(update_fields=["tokens", "tokens_at", "bucket_rate", "bucket_burst"])
+            else:
+                row.save(update_fields=["tokens", "tokens_at"])
 
 
 # Both scripts use the server clock so workers' clocks need not agree. A bucket
