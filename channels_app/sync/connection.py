@@ -10,7 +10,7 @@ from ..connectors.base import ChannelConfig, Connector, CostReport, ListingRef, 
 from ..connectors.oauth import uses_refresh_token
 from ..connectors.registry import get_connector
 from ..models import Channel, ChannelListing, Platform
-from .limiter import rate_limit_wait, rate_limiter
+from .limiter import rate_limit_wait, rate_limiter, take_in_turn
 from .tokens import TokenProvider
 
 # Shopify's budget is its cost bucket, in query points. Until the shop's first answer
@@ -104,6 +104,11 @@ def listing_ref(listing: ChannelListing) -> ListingRef:
     )
 
 
+# A routine call yields to urgent ones in an operation's bucket this long at most,
+# then queues (and is answered QuotaWait when its turn is too far off).
+OPERATION_MAX_YIELD_SECONDS = 5.0
+
+
 class SharedOperationBudget(OperationBudget):
     """A channel's per-operation buckets in the shared limiter (Redis or the database)."""
 
@@ -111,7 +116,13 @@ class SharedOperationBudget(OperationBudget):
         self.channel_id = channel_id
 
     def take(self, operation: str, *, rate: float, burst: float) -> float:
-        return rate_limiter().take(self.channel_id, rate=rate, burst=burst, scope=operation)
+        return take_in_turn(
+            self.channel_id,
+            rate=rate,
+            burst=burst,
+            scope=operation,
+            max_yield=OPERATION_MAX_YIELD_SECONDS,
+        )
 
     def give_back(self, operation: str, *, rate: float, burst: float) -> None:
         rate_limiter().settle(self.channel_id, rate=rate, burst=burst, refund=1.0, scope=operation)

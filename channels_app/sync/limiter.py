@@ -23,14 +23,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from ..models import ChannelSyncState, OperationBucket
+
+
+class Turn(NamedTuple):
+    taken: bool
+    # taken: the seconds to wait before the call may go out; not taken: the seconds
+    # until the queue ahead is short enough to join.
+    wait: float
 
 
 class RateLimiter(Protocol):
@@ -42,6 +50,20 @@ class RateLimiter(Protocol):
         ``rate``/``burst`` are the configured figures, used until :meth:`settle`
         stored the platform's own. ``scope``: an operation's own bucket ("" = the
         channel's)."""
+        ...
+
+    def take_unless_queued(
+        self,
+        channel_id: int,
+        *,
+        rate: float,
+        burst: float,
+        max_queue: float,
+        tokens: float = 1.0,
+        scope: str = "",
+    ) -> Turn:
+        """:meth:`take`, but only while at most ``max_queue`` seconds of calls are
+        queued ahead; otherwise take nothing and say how long until they are."""
         ...
 
     def settle(
@@ -68,8 +90,30 @@ def _take_from_bucket(
     level: float, updated: float | None, now: float, *, rate: float, burst: float, tokens: float
 ) -> tuple[float, float]:
     """(new level, wait seconds) for one take; level may go negative (debt)."""
-    level = _refill(level, updated, now, rate=rate, burst=burst) - tokens
-    return level, (-level / rate if level < 0 else 0.0)
+    level, turn = _turn_in_bucket(
+        level, updated, now, rate=rate, burst=burst, tokens=tokens, max_queue=None
+    )
+    return level, turn.wait
+
+
+def _turn_in_bucket(
+    level: float,
+    updated: float | None,
+    now: float,
+    *,
+    rate: float,
+    burst: float,
+    tokens: float,
+    max_queue: float | None,
+) -> tuple[float, Turn]:
+    """(new level, turn) for one take, refused while more than ``max_queue`` seconds
+    of debt are queued ahead (None: never refused)."""
+    level = _refill(level, updated, now, rate=rate, burst=burst)
+    ahead = -level / rate if level < 0 else 0.0
+    if max_queue is not None and ahead > max_queue:
+        return level, Turn(False, ahead - max_queue)
+    level -= tokens
+    return level, Turn(True, -level / rate if level < 0 else 0.0)
 
 
 def _settle_bucket(
@@ -114,20 +158,45 @@ class DatabaseRateLimiter:
     def take(
         self, channel_id: int, *, rate: float, burst: float, tokens: float = 1.0, scope: str = ""
     ) -> float:
+        return self._turn(channel_id, rate, burst, tokens, scope, max_queue=None).wait
+
+    def take_unless_queued(
+        self,
+        channel_id: int,
+        *,
+        rate: float,
+        burst: float,
+        max_queue: float,
+        tokens: float = 1.0,
+        scope: str = "",
+    ) -> Turn:
+        return self._turn(channel_id, rate, burst, tokens, scope, max_queue=max_queue)
+
+    @staticmethod
+    def _turn(
+        channel_id: int,
+        rate: float,
+        burst: float,
+        tokens: float,
+        scope: str,
+        *,
+        max_queue: float | None,
+    ) -> Turn:
         with _locked_bucket(channel_id, scope) as row:
             now = timezone.now()
             own_rate, own_burst = _platform_figures(row)
-            level, wait = _take_from_bucket(
+            level, turn = _turn_in_bucket(
                 row.tokens,
                 row.tokens_at.timestamp() if row.tokens_at else None,
                 now.timestamp(),
                 rate=own_rate or rate,
                 burst=own_burst or burst,
                 tokens=tokens,
+                max_queue=max_queue,
             )
             row.tokens, row.tokens_at = level, now
             row.save(update_fields=["tokens", "tokens_at"])
-            return wait
+            return turn
 
     def settle(
         self,
@@ -161,7 +230,9 @@ class DatabaseRateLimiter:
 
 # Both scripts use the server clock so workers' clocks need not agree. A bucket
 # holds level, at and, once settled, the platform's rate and burst.
-# KEYS[1] bucket; ARGV rate, burst, tokens (rate/burst: unless the bucket has its own).
+# KEYS[1] bucket; ARGV rate, burst, tokens (rate/burst: unless the bucket has its own),
+# max_queue ('' = always take). Returns {1, wait} when taken, {0, seconds until the
+# queue ahead is down to max_queue} when not.
 _REDIS_TAKE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -175,13 +246,17 @@ if level == nil or at == nil then
 else
   level = math.min(burst, level + math.max(0, now - at) * rate)
 end
+local max_queue = tonumber(ARGV[4])
+if max_queue ~= nil and level < 0 and -level / rate > max_queue then
+  return {0, tostring(-level / rate - max_queue)}
+end
 level = level - want
 redis.call('HSET', KEYS[1], 'level', tostring(level), 'at', tostring(now))
 redis.call('EXPIRE', KEYS[1], 3600)
 if level < 0 then
-  return tostring(-level / rate)
+  return {1, tostring(-level / rate)}
 end
-return '0'
+return {1, '0'}
 """
 
 # KEYS[1] bucket; ARGV rate, burst, refund, available ('' = the platform said nothing).
@@ -221,8 +296,34 @@ class RedisRateLimiter:
     def take(
         self, channel_id: int, *, rate: float, burst: float, tokens: float = 1.0, scope: str = ""
     ) -> float:
-        result = self._take(keys=[_key(channel_id, scope)], args=[rate, burst, tokens])
-        return float(result)
+        return self._turn(channel_id, rate, burst, tokens, scope, max_queue="").wait
+
+    def take_unless_queued(
+        self,
+        channel_id: int,
+        *,
+        rate: float,
+        burst: float,
+        max_queue: float,
+        tokens: float = 1.0,
+        scope: str = "",
+    ) -> Turn:
+        return self._turn(channel_id, rate, burst, tokens, scope, max_queue=max_queue)
+
+    def _turn(
+        self,
+        channel_id: int,
+        rate: float,
+        burst: float,
+        tokens: float,
+        scope: str,
+        *,
+        max_queue: float | str,
+    ) -> Turn:
+        taken, wait = self._take(
+            keys=[_key(channel_id, scope)], args=[rate, burst, tokens, max_queue]
+        )
+        return Turn(bool(int(taken)), float(wait))
 
     def settle(
         self,
@@ -251,6 +352,57 @@ def rate_limiter() -> RateLimiter:
     return _limiter_for(settings.PIMSYNC_RATE_LIMIT_REDIS_URL)
 
 
+# Set while a push run sends urgent work (a zero, low stock, a person's "push now").
+_URGENT_CALLS: ContextVar[bool] = ContextVar("pimsync_urgent_calls", default=False)
+
+
+@contextmanager
+def urgent_calls() -> Iterator[None]:
+    """Calls made inside go before queued routine calls of the same channel."""
+    reset = _URGENT_CALLS.set(True)
+    try:
+        yield
+    finally:
+        _URGENT_CALLS.reset(reset)
+
+
+def take_in_turn(
+    channel_id: int,
+    *,
+    rate: float,
+    burst: float,
+    tokens: float = 1.0,
+    scope: str = "",
+    sleep: Callable[[float], object] = time.sleep,
+    max_yield: float | None = None,
+) -> float:
+    """Take ``tokens``; returns the seconds still to wait before they may be used.
+
+    Urgent calls always join the queue. A routine call joins it only while at most
+    PIMSYNC_RATE_LIMIT_QUEUE_SECONDS of calls are queued ahead of it, and otherwise
+    sleeps until the queue is that short. Without this, every run of a channel
+    (several workers, one shared bucket) queues its whole batch in the bucket's debt
+    and a zero sold a moment later waits behind all of it. Routine calls yield for
+    at most ``max_yield`` seconds in all (default: the push time budget), then queue
+    like any other, so they are late, never starved.
+    """
+    limiter = rate_limiter()
+    if _URGENT_CALLS.get():
+        return limiter.take(channel_id, rate=rate, burst=burst, tokens=tokens, scope=scope)
+    queue = float(settings.PIMSYNC_RATE_LIMIT_QUEUE_SECONDS)
+    yield_left = settings.PIMSYNC_PUSH_TIME_BUDGET_SECONDS if max_yield is None else max_yield
+    while yield_left > 0:
+        turn = limiter.take_unless_queued(
+            channel_id, rate=rate, burst=burst, tokens=tokens, scope=scope, max_queue=queue
+        )
+        if turn.taken:
+            return turn.wait
+        pause = min(turn.wait, yield_left)
+        sleep(pause)
+        yield_left -= pause
+    return limiter.take(channel_id, rate=rate, burst=burst, tokens=tokens, scope=scope)
+
+
 def rate_limit_wait(
     channel_id: int,
     *,
@@ -259,9 +411,14 @@ def rate_limit_wait(
     tokens: float = 1.0,
     sleep: Callable[[float], object] = time.sleep,
 ) -> float:
-    """Take tokens and sleep until they may be used; returns the seconds slept."""
-    wait = rate_limiter().take(
-        channel_id, rate=rate, burst=burst if burst is not None else max(1.0, rate), tokens=tokens
+    """Take tokens (urgent calls first, see :func:`take_in_turn`) and sleep until
+    they may be used; returns the seconds slept waiting in the queue."""
+    wait = take_in_turn(
+        channel_id,
+        rate=rate,
+        burst=burst if burst is not None else max(1.0, rate),
+        tokens=tokens,
+        sleep=sleep,
     )
     if wait > 0:
         sleep(wait)

@@ -505,6 +505,22 @@ def test_urgent_work_arriving_during_a_long_batch_goes_next(shop, fake, variant_
     assert fake.calls[1] == ("quantity", [("S-2", 0)])
 
 
+def test_urgent_calls_go_first_in_the_shared_rate_budget(shop, fake):
+    """The channel's rate budget lets calls carrying urgent work pass the routine calls
+    other runs queued (limiter.take_in_turn); routine calls stay routine."""
+    from channels_app.sync.limiter import _URGENT_CALLS
+
+    push(shop)
+    set_price("S-0", "51.00")
+    _sell_outside("S-2", "urgent-3", quantity=-20)
+    fake.calls.clear()
+    seen: list[tuple[str, bool]] = []
+    fake.on_call = lambda kind, items: seen.append((kind, _URGENT_CALLS.get()))
+    push(shop)
+    assert seen == [("quantity", True), ("price", False)]
+    assert _URGENT_CALLS.get() is False
+
+
 def test_push_now_is_urgent_and_ignores_the_minimum_interval(shop, fake):
     from channels_app.services import listings_push_now
 

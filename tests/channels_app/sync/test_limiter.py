@@ -3,7 +3,13 @@ from datetime import UTC, datetime
 import pytest
 
 from channels_app.models import ChannelSyncState
-from channels_app.sync.limiter import DatabaseRateLimiter, _settle_bucket, _take_from_bucket
+from channels_app.sync.limiter import (
+    DatabaseRateLimiter,
+    _settle_bucket,
+    _take_from_bucket,
+    take_in_turn,
+    urgent_calls,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -97,3 +103,56 @@ def test_an_operations_bucket_is_its_own_and_a_call_not_made_comes_back(
     assert limiter.take(channel.pk, rate=0.005, burst=2.0, scope="searchOrders") == (
         pytest.approx(200.0)
     )
+
+
+@pytest.fixture
+def queued_bucket(channel_factory, time_machine, settings):
+    """A channel whose bucket (10 calls/s) other workers' calls fill 3 s ahead, on
+    the database limiter and a clock that moves only when a caller sleeps."""
+    settings.PIMSYNC_RATE_LIMIT_REDIS_URL = ""
+    settings.PIMSYNC_RATE_LIMIT_QUEUE_SECONDS = 0.5
+    channel = channel_factory()
+    time_machine.move_to(datetime(2026, 12, 1, 12, 0, tzinfo=UTC), tick=False)
+    limiter = DatabaseRateLimiter()
+    for _ in range(30):
+        limiter.take(channel.pk, rate=10.0, burst=1.0)
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(round(seconds, 6))
+        time_machine.shift(seconds)
+
+    return channel, sleep, slept
+
+
+def test_a_routine_call_waits_outside_a_long_queue(queued_bucket):
+    channel, sleep, slept = queued_bucket
+    wait = take_in_turn(channel.pk, rate=10.0, burst=1.0, sleep=sleep)
+    # 2.9 s were queued ahead: it gave its token back and slept until 0.5 s were left
+    assert slept == [pytest.approx(2.4)]
+    assert wait == pytest.approx(0.6)
+    # an urgent call now has the routine call and 0.5 s ahead of it, not 3 s
+    with urgent_calls():
+        assert take_in_turn(channel.pk, rate=10.0, burst=1.0, sleep=sleep) == pytest.approx(0.7)
+    assert slept == [pytest.approx(2.4)]
+
+
+def test_an_urgent_call_joins_the_queue_at_once(queued_bucket):
+    channel, sleep, slept = queued_bucket
+    with urgent_calls():
+        assert take_in_turn(channel.pk, rate=10.0, burst=1.0, sleep=sleep) == pytest.approx(3.0)
+    assert slept == []
+    # outside the block calls are routine again
+    assert take_in_turn(channel.pk, rate=10.0, burst=1.0, sleep=sleep) == pytest.approx(0.6)
+    assert slept == [pytest.approx(2.5)]
+
+
+def test_a_routine_call_yields_for_a_bounded_time_then_queues(queued_bucket):
+    channel, sleep, slept = queued_bucket
+    wait = take_in_turn(channel.pk, rate=10.0, burst=1.0, sleep=sleep, max_yield=1.0)
+    assert slept == [pytest.approx(1.0)]
+    # then it queued behind the 1.9 s still ahead
+    assert wait == pytest.approx(2.0)
+    # its give-back left the bucket as it was: the next urgent call is right behind it
+    with urgent_calls():
+        assert take_in_turn(channel.pk, rate=10.0, burst=1.0, sleep=sleep) == pytest.approx(2.1)
