@@ -31,6 +31,7 @@ from _stack import (
     start_sandbox,
     start_workers,
 )
+from django.conf import settings
 from propagation import Sandbox, build_catalog, default_rates, initial_sync
 
 PLATFORMS = ("shopify", "woocommerce", "ebay", "amazon")
@@ -52,12 +53,13 @@ def production_stack(
     exported = pg_redis_start(pg_dir)
     env = production_env(exported, var_dir) | (extra_env(exported) if extra_env else {})
     os.environ.update(env)
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-    )
+    for command in (["migrate"], ["collectstatic"]):  # production serves collected files
+        subprocess.run(  # noqa: S603 - our own manage.py
+            [sys.executable, "manage.py", *command, "--noinput", "-v", "0"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+        )
     import django
 
     django.setup()
@@ -86,6 +88,7 @@ class Production:
     token: str
     default_workers: list[Started]
     push_workers: list[Started]
+    urgent_workers: list[Started]
     beat: Started
     gunicorn: Started
     queues: tuple[str, str]
@@ -97,7 +100,13 @@ class Production:
 
     @property
     def processes(self) -> list[Started]:
-        return [*self.default_workers, *self.push_workers, self.beat, self.gunicorn]
+        return [
+            *self.default_workers,
+            *self.push_workers,
+            *self.urgent_workers,
+            self.beat,
+            self.gunicorn,
+        ]
 
     def setup_line(self) -> dict[str, Any]:
         from django.db import connection
@@ -109,6 +118,7 @@ class Production:
             "skus": len(self.skus),
             "default_worker_queues": self.queues[0],
             "push_worker_queues": self.queues[1],
+            "urgent_worker_queues": settings.PIMSYNC_URGENT_QUEUE,
             "beat": "celery beat (DatabaseScheduler), PIMSYNC_SWEEP_SECONDS=1",
             "sandbox_limits": "documented defaults",
         }
@@ -145,7 +155,11 @@ def production_up(
     push_workers = start_workers(
         stack, env, count=1, concurrency=push_concurrency, queues=queues[1], name="push"
     )
-    propagation.WORKERS[:] = [*default_workers, *push_workers]
+    # The urgent lane (zeros, low stock) as production runs it: processes of its own.
+    urgent_workers = start_workers(
+        stack, env, count=1, concurrency=2, queues=settings.PIMSYNC_URGENT_QUEUE, name="urgent"
+    )
+    propagation.WORKERS[:] = [*default_workers, *push_workers, *urgent_workers]
     beat = start_beat(stack, env)
     sync = initial_sync(sandbox, rates, scale=10, timeout=timeout, stall=stall)
     if any(sync["mismatches"].values()):
@@ -159,6 +173,7 @@ def production_up(
         token=api_user_token(),
         default_workers=default_workers,
         push_workers=push_workers,
+        urgent_workers=urgent_workers,
         beat=beat,
         gunicorn=gunicorn,
         queues=queues,

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 # The task names this module sends (each must be registered: a test checks).
 PUSH = "channels_app.tasks.channel_push_task"
+URGENT_PUSH = "channels_app.tasks.channel_push_urgent_task"
 POLL = "channels_app.tasks.channel_poll_task"
 INBOUND_EVENT = "channels_app.tasks.inbound_event_process_task"
 INBOUND_EVENTS = "channels_app.tasks.inbound_events_process_task"
@@ -58,6 +59,7 @@ TASK_NAMES = (
     EDITS_RECHECK,
     WEBHOOKS_REGISTER,
     PUSH,
+    URGENT_PUSH,
     POLL,
     INBOUND_EVENT,
     INBOUND_EVENTS,
@@ -102,6 +104,23 @@ def channel_push_request(channel_id: int, *, countdown: float | None = None) -> 
 def channel_push_request_on_commit(channel_id: int) -> None:
     # partial, not a lambda: a lambda in a caller's loop would see the last id (B023).
     transaction.on_commit(partial(channel_push_request, channel_id))
+
+
+def channel_urgent_push_request(channel_id: int) -> bool:
+    """Enqueue a push of the channel's urgent markers on the urgent lane. Not
+    debounced: urgent changes are few (a SKU sells out once), and a run that finds
+    nothing left to claim ends at once. The routine push requested beside it (and the
+    sweeper) carries the same markers when no urgent worker runs."""
+    return task_send(
+        URGENT_PUSH,
+        args=[channel_id],
+        what=f"urgent push for channel {channel_id}",
+        fallback="the routine push carries it",
+    )
+
+
+def channel_urgent_push_request_on_commit(channel_id: int) -> None:
+    transaction.on_commit(partial(channel_urgent_push_request, channel_id))
 
 
 def sweep_due_channels() -> list[int]:

@@ -36,6 +36,15 @@ def channel_push_task(channel_id: int) -> dict:
     return {"pushed": report.pushed, "failed": report.failed, "stopped": report.stopped}
 
 
+@shared_task(time_limit=300, soft_time_limit=270, ignore_result=True, acks_late=False)
+def channel_push_urgent_task(channel_id: int) -> dict:
+    """Push a channel's urgent markers only (zeros, low stock), on the urgent lane."""
+    report = engine.channel_push(channel_id, urgent_only=True)
+    if report.stopped == "budget":
+        dispatch.channel_urgent_push_request(channel_id)
+    return {"pushed": report.pushed, "failed": report.failed, "stopped": report.stopped}
+
+
 @shared_task(time_limit=30, soft_time_limit=25, ignore_result=True)
 def sync_sweep_task() -> int:
     """Beat, every few seconds: re-request pushes a lost task left behind, the

@@ -137,6 +137,8 @@ class Run:
     deadline: float
     # Recording the results of a batch the channel processed (not a live call).
     finishing_batch: bool = False
+    # The urgent lane: claims urgent markers only.
+    urgent_only: bool = False
 
 
 # --- claiming -----------------------------------------------------------------------------
@@ -721,8 +723,7 @@ def _guard_chunk(run: Run, work: list[Work]) -> list[Work]:
     """Read before write (platforms without compare-and-set): what may be written
     now; unseen sales are held for an orders poll, unreadable SKUs retried shortly."""
     now = run.clock()
-    with _call_priority(work):
-        guarded = guard_quantities(run.connector, [(w.listing, w.value) for w in work])
+    guarded = guard_quantities(run.connector, [(w.listing, w.value) for w in work])
     by_listing = {w.listing.pk: w for w in work}
     held = [(by_listing[listing.pk], shows) for listing, _, shows in guarded.hold]
     unread = [by_listing[listing.pk] for listing, _ in guarded.unread]
@@ -740,10 +741,12 @@ def _guard_chunk(run: Run, work: list[Work]) -> list[Work]:
 # --- the loop ---------------------------------------------------------------------------------
 
 
-def _call_priority(work: Sequence[Work]) -> AbstractContextManager[None]:
-    """Calls carrying urgent work go before other runs' queued calls in the
-    channel's shared rate budget."""
-    return urgent_calls() if any(w.marker.is_urgent for w in work) else nullcontext()
+def _call_priority(kind: str, work: Sequence[Work]) -> AbstractContextManager[None]:
+    """A call that tells the channel a 0 goes before the calls other runs queued in
+    the channel's shared rate budget. Only zeros: with a few units per SKU nearly
+    every quantity is low stock, and a priority everything has is none."""
+    carries_zero = kind == SyncKind.QUANTITY and any(w.value == 0 for w in work)
+    return urgent_calls() if carries_zero else nullcontext()
 
 
 def _push_chunk(run: Run, kind: str, chunk: list[Work]) -> bool:
@@ -755,7 +758,7 @@ def _push_chunk(run: Run, kind: str, chunk: list[Work]) -> bool:
     ):
         return _submit_batch(run, kind, chunk)
     try:
-        with _call_priority(chunk):
+        with _call_priority(kind, chunk):
             results = _call(run.connector, kind, chunk)
     except Exception as exc:
         log.exception("connector %s raised on a %s push", run.channel.platform, kind)
@@ -889,6 +892,9 @@ def _decided(run: Run, kind: str, markers: list[SyncMarker]) -> list[Work]:
             now=now,
         )
     run.report.dropped += len(drop)
+    if kind == SyncKind.QUANTITY:
+        # Zeros first: a sold-out SKU must not wait behind the run's other quantities.
+        to_push.sort(key=lambda w: w.value != 0)
     return to_push
 
 
@@ -982,13 +988,19 @@ def channel_push(
     *,
     time_budget: float | None = None,
     clock: Callable[[], datetime] = timezone.now,
+    urgent_only: bool = False,
 ) -> PushReport:
     """Push every due marker of one channel, urgent ones first, until none is due,
     or the budget, the circuit or an auth failure stops it. Safe to run in several
-    workers: each run's claims are leased to it and renewed while it lives."""
+    workers: each run's claims are leased to it and renewed while it lives.
+
+    ``urgent_only`` (the urgent lane): only urgent markers (zeros, low stock, "push
+    now"), every call of the run ahead of routine calls in the channel's rate budget.
+    """
     report = PushReport(channel_id)
     ChannelSyncState.objects.get_or_create(channel_id=channel_id)
-    ChannelSyncState.objects.filter(channel_id=channel_id).update(push_queued=False)
+    if not urgent_only:  # the routine request's flag; urgent requests have none
+        ChannelSyncState.objects.filter(channel_id=channel_id).update(push_queued=False)
     channel = Channel.objects.filter(pk=channel_id).first()
     if channel is None or not channel.is_enabled:
         report.stopped = "disabled"
@@ -998,9 +1010,15 @@ def channel_push(
         report.stopped = "auth"
         return report
     budget = settings.PIMSYNC_PUSH_TIME_BUDGET_SECONDS if time_budget is None else time_budget
-    with leased_run() as token:
+    with leased_run() as token, urgent_calls() if urgent_only else nullcontext():
         run = Run(
-            channel, channel_connector(channel), token, report, clock, time.monotonic() + budget
+            channel,
+            channel_connector(channel),
+            token,
+            report,
+            clock,
+            time.monotonic() + budget,
+            urgent_only=urgent_only,
         )
         _push_until_done(run)
     return report
@@ -1012,14 +1030,26 @@ def _push_until_done(run: Run) -> None:
         if not permit.allowed:
             run.report.stopped, run.report.retry_at = "circuit", permit.retry_at
             return
-        limit = 1 if permit.probe else settings.PIMSYNC_PUSH_CLAIM_SIZE
-        markers = markers_claim(run.channel.pk, limit=limit, now=run.clock(), token=run.token)
+        limit = (
+            1
+            if permit.probe
+            else settings.PIMSYNC_URGENT_CLAIM_SIZE
+            if run.urgent_only
+            else settings.PIMSYNC_PUSH_CLAIM_SIZE
+        )
+        markers = markers_claim(
+            run.channel.pk,
+            limit=limit,
+            now=run.clock(),
+            token=run.token,
+            urgent_only=run.urgent_only,
+        )
         if not markers:
             if permit.probe:
                 breaker.breaker_record_success(run.channel.pk, now=run.clock())
             return
         calls_before = run.report.calls
-        if not _process_claimed(run, markers):
+        if not _process_claimed(run, markers, urgent=run.urgent_only):
             return
         if permit.probe and run.report.calls == calls_before:
             breaker.breaker_probe_abandoned(run.channel.pk, now=run.clock())

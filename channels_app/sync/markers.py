@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from inventory.models import Product
 
-from ..dispatch import channel_push_request_on_commit
+from ..dispatch import channel_push_request_on_commit, channel_urgent_push_request_on_commit
 from ..models import BufferRule, Channel, ChannelListing, SyncKind, SyncMarker
 from ..selectors import channel_atp_bulk
 
@@ -136,6 +136,8 @@ def listings_mark_dirty(
     _markers_upsert(keys, now=now, token=token, forced=forced)
     for channel_id in {channel_id for _, channel_id, _ in rows}:
         channel_push_request_on_commit(channel_id)
+    for channel_id in {channel_id for _, channel_id, _, is_urgent in keys if is_urgent}:
+        channel_urgent_push_request_on_commit(channel_id)
     return len(keys)
 
 

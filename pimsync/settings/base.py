@@ -177,8 +177,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # events, polls or reconciliation never delays a push: run one worker with
 # `-Q celery` and one with `-Q <PIMSYNC_PUSH_QUEUE>` (make run and docker-compose do).
 PIMSYNC_PUSH_QUEUE = env.str("PIMSYNC_PUSH_QUEUE", default="push")
+# Zeros and low stock have a lane of their own too (`-Q <PIMSYNC_URGENT_QUEUE>`): the
+# push workers may all be busy with long routine runs of congested channels, and a
+# sold-out SKU must not wait for one of them to finish. Without a worker on it the
+# routine pushes still carry urgent work first, only later.
+PIMSYNC_URGENT_QUEUE = env.str("PIMSYNC_URGENT_QUEUE", default="urgent")
 CELERY_TASK_ROUTES = {
     "channels_app.tasks.channel_push_task": {"queue": PIMSYNC_PUSH_QUEUE},
+    "channels_app.tasks.channel_push_urgent_task": {"queue": PIMSYNC_URGENT_QUEUE},
     "channels_app.tasks.channel_batch_watch_task": {"queue": PIMSYNC_PUSH_QUEUE},
 }
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
@@ -232,6 +238,9 @@ PIMSYNC_RETRY_CAP_SECONDS = env.float("PIMSYNC_RETRY_CAP_SECONDS", default=300.0
 PIMSYNC_BREAKER_FAILURES = env.int("PIMSYNC_BREAKER_FAILURES", default=5)
 PIMSYNC_BREAKER_OPEN_SECONDS = env.float("PIMSYNC_BREAKER_OPEN_SECONDS", default=30.0)
 PIMSYNC_PUSH_CLAIM_SIZE = env.int("PIMSYNC_PUSH_CLAIM_SIZE", default=1000)
+# The urgent lane claims a few markers at a time, so a zero marked meanwhile is
+# claimed (zeros first) after at most this many.
+PIMSYNC_URGENT_CLAIM_SIZE = env.int("PIMSYNC_URGENT_CLAIM_SIZE", default=20)
 # Short: a live run renews its leases every quarter lease (a heartbeat), so a killed
 # worker's markers are taken over within one lease plus a sweep.
 PIMSYNC_PUSH_LEASE_SECONDS = env.int("PIMSYNC_PUSH_LEASE_SECONDS", default=20)

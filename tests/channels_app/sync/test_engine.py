@@ -521,6 +521,31 @@ def test_urgent_calls_go_first_in_the_shared_rate_budget(shop, fake):
     assert _URGENT_CALLS.get() is False
 
 
+def test_the_urgent_lane_pushes_only_urgent_work_zeros_first_and_ahead(shop, fake):
+    """channel_push(urgent_only=True): urgent markers only, a zero before the run's
+    other quantities, every call ahead of routine calls; the routine request's
+    debounce flag is left to the routine lane."""
+    from channels_app.sync.limiter import _URGENT_CALLS
+
+    push(shop)
+    shop.low_stock_level = 5
+    shop.save()
+    set_price("S-0", "52.00")  # routine
+    _sell_outside("S-1", "low-1", quantity=-17)  # 3 left: low stock, urgent
+    _sell_outside("S-2", "zero-1", quantity=-20)  # 0: urgent
+    ChannelSyncState.objects.filter(channel=shop).update(push_queued=True)
+    fake.calls.clear()
+    seen: list[bool] = []
+    fake.on_call = lambda kind, items: seen.append(_URGENT_CALLS.get())
+    report = engine.channel_push(shop.pk, time_budget=30, urgent_only=True)
+    assert fake.calls == [("quantity", [("S-2", 0), ("S-1", 3)])]
+    assert seen == [True]
+    assert report.pushed == 2
+    assert ChannelSyncState.objects.get(channel=shop).push_queued is True
+    # the price is still there for the routine lane
+    assert list(SyncMarker.objects.filter(channel=shop).values_list("kind", flat=True)) == ["price"]
+
+
 def test_push_now_is_urgent_and_ignores_the_minimum_interval(shop, fake):
     from channels_app.services import listings_push_now
 

@@ -119,3 +119,29 @@ def test_enqueue_happens_only_after_commit(shop, task_sends, django_capture_on_c
         assert sent == []
     assert len(callbacks) >= 1
     assert len(sent) == 1
+
+
+def test_a_sold_out_sku_is_also_requested_on_the_urgent_lane(
+    shop, task_sends, location, django_capture_on_commit_callbacks
+):
+    """A zero (or low stock) asks the urgent lane as well as the routine push; a
+    routine change asks only the routine push."""
+    from inventory.models import Variant
+
+    ChannelSyncState.objects.filter(channel=shop).update(push_queued=False)
+    variant = Variant.objects.get(sku="S-0")
+    variant.price = Decimal("12.00")
+    with django_capture_on_commit_callbacks(execute=True):
+        inventory.variant_save(variant=variant)
+    assert task_sends.named(dispatch.URGENT_PUSH) == []
+    assert len(task_sends.named(dispatch.PUSH)) == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        inventory.stock_adjust(
+            variant=Variant.objects.get(sku="S-1"),
+            location=location,
+            quantity=-20,
+            reason="adjust",
+            source="t",
+            idempotency_key="sell-out-S-1",
+        )
+    assert [t.args for t in task_sends.named(dispatch.URGENT_PUSH)] == [[shop.pk]]
