@@ -749,8 +749,20 @@ def _call_priority(kind: str, work: Sequence[Work]) -> AbstractContextManager[No
     return urgent_calls() if carries_zero else nullcontext()
 
 
+def _lower_to_fresh_quantities(run: Run, chunk: list[Work]) -> None:
+    """Just before the call, each quantity is lowered to the stock available now
+    when a sale came after it was computed (a read before write or the rate budget may
+    have taken a while meanwhile): the sale's 0 goes with this call instead of after
+    it. Never raised here: an increase is the read-before-write guard's to allow."""
+    atp = channel_atp_bulk(channel=run.channel, variant_ids={w.listing.variant_id for w in chunk})
+    for w in chunk:
+        w.value = min(w.value, atp[w.listing.variant_id])
+
+
 def _push_chunk(run: Run, kind: str, chunk: list[Work]) -> bool:
     """One connector call and its bookkeeping; returns False when the loop must stop."""
+    if kind == SyncKind.QUANTITY:
+        _lower_to_fresh_quantities(run, chunk)
     if (
         len(chunk) > 1
         and kind != SyncKind.ATTRIBUTE

@@ -546,6 +546,25 @@ def test_the_urgent_lane_pushes_only_urgent_work_zeros_first_and_ahead(shop, fak
     assert list(SyncMarker.objects.filter(channel=shop).values_list("kind", flat=True)) == ["price"]
 
 
+def test_a_sale_during_the_read_before_write_goes_with_the_write(shop, fake, monkeypatch):
+    """The value is lowered to the stock available just before the call: a sale that
+    came while the channel was read (or the rate budget waited) sends its 0 now,
+    not in a second push after a stale 5."""
+    push(shop)
+    _sell_outside("S-1", "to-five", quantity=-15)
+    fake.calls.clear()
+    read = fake.read_listings
+
+    def sell_out_while_reading(listings):
+        _sell_outside("S-1", "sold-out-while-reading", quantity=-5)
+        return read(listings)
+
+    monkeypatch.setattr(fake, "read_listings", sell_out_while_reading)
+    push(shop)
+    assert fake.calls == [("quantity", [("S-1", 0)])]
+    assert ChannelListing.objects.get(variant__sku="S-1").last_pushed_quantity == 0
+
+
 def test_push_now_is_urgent_and_ignores_the_minimum_interval(shop, fake):
     from channels_app.services import listings_push_now
 
