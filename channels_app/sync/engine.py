@@ -26,7 +26,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -137,15 +137,23 @@ class Run:
     deadline: float
     # Recording the results of a batch the channel processed (not a live call).
     finishing_batch: bool = False
-    # The urgent lane: claims urgent markers only.
+    # The urgent lane: claims urgent markers only, pushes their zeros and passes the
+    # rest over (not claimed again by this run).
     urgent_only: bool = False
+    passed_over: set[int] = field(default_factory=set)
 
 
 # --- claiming -----------------------------------------------------------------------------
 
 
 def markers_claim(
-    channel_id: int, *, limit: int, now: datetime, token: str, urgent_only: bool = False
+    channel_id: int,
+    *,
+    limit: int,
+    now: datetime,
+    token: str,
+    urgent_only: bool = False,
+    passed_over: Collection[int] = (),
 ) -> list[SyncMarker]:
     """Lease up to ``limit`` due markers of a channel to the run holding ``token``,
     urgent ones first; markers held for an orders poll wait for it.
@@ -167,6 +175,8 @@ def markers_claim(
     )
     if urgent_only:
         due = due.filter(is_urgent=True)
+    if passed_over:
+        due = due.exclude(pk__in=passed_over)
     with transaction.atomic():
         ids = list(
             due.select_for_update(skip_locked=True)
@@ -936,8 +946,21 @@ def _guarded_group(run: Run, group: list[list[Work]]) -> list[list[Work]]:
     return [[w for w in chunk if w.marker.pk in allowed] for chunk in group]
 
 
+def _zeros_only(run: Run, work: list[Work]) -> list[Work]:
+    """The urgent lane's share of a quantity claim: the zeros. Low stock (a read before
+    write and a write per SKU on most platforms) goes back to the routine runs, which
+    claim it first: the urgent lane's few workers stay free for the next zero."""
+    zeros = [w for w in work if w.value == 0]
+    passed = [w.marker for w in work if w.value != 0]
+    _release(passed)
+    run.passed_over.update(m.pk for m in passed)
+    return zeros
+
+
 def _process_kind(run: Run, kind: str, markers: list[SyncMarker], *, urgent: bool) -> bool:
     to_push = _decided(run, kind, markers)
+    if run.urgent_only and kind == SyncKind.QUANTITY:
+        to_push = _zeros_only(run, to_push)
     guarded = kind == SyncKind.QUANTITY and not has_compare_and_set(run.connector)
     if guarded:
         to_push = _hold_imports(run, to_push)
@@ -1055,6 +1078,7 @@ def _push_until_done(run: Run) -> None:
             now=run.clock(),
             token=run.token,
             urgent_only=run.urgent_only,
+            passed_over=run.passed_over,
         )
         if not markers:
             if permit.probe:

@@ -521,10 +521,10 @@ def test_urgent_calls_go_first_in_the_shared_rate_budget(shop, fake):
     assert _URGENT_CALLS.get() is False
 
 
-def test_the_urgent_lane_pushes_only_urgent_work_zeros_first_and_ahead(shop, fake):
-    """channel_push(urgent_only=True): urgent markers only, a zero before the run's
-    other quantities, every call ahead of routine calls; the routine request's
-    debounce flag is left to the routine lane."""
+def test_the_urgent_lane_pushes_zeros_ahead_and_passes_low_stock_on(shop, fake):
+    """channel_push(urgent_only=True): the urgent markers' zeros, every call ahead of
+    routine calls; low stock goes back, still urgent, to the routine runs (which claim
+    it first); the routine request's debounce flag is the routine lane's."""
     from channels_app.sync.limiter import _URGENT_CALLS
 
     push(shop)
@@ -538,12 +538,19 @@ def test_the_urgent_lane_pushes_only_urgent_work_zeros_first_and_ahead(shop, fak
     seen: list[bool] = []
     fake.on_call = lambda kind, items: seen.append(_URGENT_CALLS.get())
     report = engine.channel_push(shop.pk, time_budget=30, urgent_only=True)
-    assert fake.calls == [("quantity", [("S-2", 0), ("S-1", 3)])]
+    assert fake.calls == [("quantity", [("S-2", 0)])]
     assert seen == [True]
-    assert report.pushed == 2
+    assert report.pushed == 1
     assert ChannelSyncState.objects.get(channel=shop).push_queued is True
-    # the price is still there for the routine lane
-    assert list(SyncMarker.objects.filter(channel=shop).values_list("kind", flat=True)) == ["price"]
+    left = SyncMarker.objects.filter(channel=shop).order_by("kind")
+    assert [(m.kind, m.listing.variant.sku, m.is_urgent, m.claim_token) for m in left] == [
+        ("price", "S-0", False, ""),
+        ("quantity", "S-1", True, ""),
+    ]
+    # the routine run takes the low stock first, then the price
+    fake.calls.clear()
+    push(shop)
+    assert fake.calls == [("quantity", [("S-1", 3)]), ("price", [("S-0", Decimal("52.00"))])]
 
 
 def test_a_sale_during_the_read_before_write_goes_with_the_write(shop, fake, monkeypatch):
