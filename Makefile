@@ -31,13 +31,15 @@ run: seed
 	$(BIN)/python manage.py run_stack --host $(HOST) --port $(PORT)
 
 E2E_DIR := $(CURDIR)/var/e2e
+# Parallel test processes (pytest-xdist) for the tests that need no shared servers.
+TEST_WORKERS ?= 2
 
 # The whole suite on the embedded default (SQLite), then the end-to-end tests
 # whose worker processes share a file database and the filesystem broker.
 # The PostgreSQL-only concurrency tests run in `make test-pg`.
 test: install
 	bash scripts/ensure-chromium.sh
-	$(BIN)/python -m pytest -m "not postgres and not e2e" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not postgres and not e2e" $(PYTEST_ARGS)
 	rm -rf $(E2E_DIR) && mkdir -p $(E2E_DIR)
 	PIMSYNC_VAR_DIR=$(E2E_DIR) CELERY_BROKER_URL=filesystem:// \
 		PIMSYNC_TEST_DB_FILE=$(E2E_DIR)/test.sqlite3 \
@@ -45,7 +47,7 @@ test: install
 
 # The same suite plus the concurrency tests on throwaway PostgreSQL + Redis.
 test-pg: install
-	bash scripts/test-pg.sh $(PYTEST_ARGS)
+	PIMSYNC_TEST_WORKERS=$(TEST_WORKERS) bash scripts/test-pg.sh $(PYTEST_ARGS)
 
 # Style (ruff), the architecture contracts (import-linter, pyproject's
 # [tool.importlinter]) and types (mypy with django-stubs, [tool.mypy]).

@@ -41,11 +41,26 @@ echo "test-pg: DATABASE_URL=${DATABASE_URL/:[0-9a-f]*@/:***@} CELERY_BROKER_URL=
     "REDIS_URL=$REDIS_URL PIMSYNC_RATE_LIMIT_REDIS_URL=$PIMSYNC_RATE_LIMIT_REDIS_URL" \
     "PIMSYNC_TEST_LANE=pg" >&2
 
-"$PYTHON" -m pytest "$@"
-rc=$?
-if ((rc == 5)); then
-    echo "test-pg: FAILED: pytest collected no tests (exit 5)" >&2
-elif ((rc != 0)); then
-    echo "test-pg: FAILED: pytest exited $rc" >&2
+run_pytest() {
+    "$PYTHON" -m pytest "$@"
+    local rc=$?
+    if ((rc == 5)); then
+        echo "test-pg: FAILED: pytest collected no tests (exit 5)" >&2
+    elif ((rc != 0)); then
+        echo "test-pg: FAILED: pytest exited $rc" >&2
+    fi
+    return "$rc"
+}
+
+if (($# > 0)); then  # the tests asked for, in one process
+    run_pytest "$@"
+    exit $?
 fi
+# The whole lane: the suite on PostgreSQL + Redis in PIMSYNC_TEST_WORKERS parallel
+# processes (each with its own test database and Redis database for the rate
+# limiter), then the concurrency tests (`postgres`) and the end-to-end tests, whose
+# worker processes share the broker, one at a time. Both always run.
+rc=0
+run_pytest -n "${PIMSYNC_TEST_WORKERS:-2}" -m "not postgres and not e2e" || rc=$?
+run_pytest -m "postgres or e2e" || rc=$?
 exit "$rc"

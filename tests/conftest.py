@@ -28,6 +28,21 @@ def _require_postgres_for_postgres_tests(request: pytest.FixtureRequest) -> None
         )
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_rate_limit_buckets_per_xdist_worker(worker_id: str) -> None:
+    """Parallel workers (pytest-xdist) each have their own test database, so their
+    channel ids repeat: in the lane that shares the rate limiter through Redis each
+    worker gets a Redis database of its own, or one worker's buckets would slow the
+    other's calls."""
+    from django.conf import settings
+
+    url = settings.PIMSYNC_RATE_LIMIT_REDIS_URL
+    if worker_id == "master" or not url:
+        return
+    base, _, _ = url.rpartition("/")
+    settings.PIMSYNC_RATE_LIMIT_REDIS_URL = f"{base}/{2 + int(worker_id.removeprefix('gw'))}"
+
+
 @pytest.fixture
 def product_factory():
     return factories.ProductFactory
