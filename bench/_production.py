@@ -157,7 +157,7 @@ def production_up(
     )
     # The urgent lane (zeros, low stock) as production runs it: processes of its own.
     urgent_workers = start_workers(
-        stack, env, count=1, concurrency=2, queues=settings.PIMSYNC_URGENT_QUEUE, name="urgent"
+        stack, env, count=1, concurrency=4, queues=settings.PIMSYNC_URGENT_QUEUE, name="urgent"
     )
     propagation.WORKERS[:] = [*default_workers, *push_workers, *urgent_workers]
     beat = start_beat(stack, env)

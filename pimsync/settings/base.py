@@ -264,7 +264,7 @@ PIMSYNC_RATE_LIMIT_REDIS_URL = env.str("PIMSYNC_RATE_LIMIT_REDIS_URL", default="
 # A routine call (not a zero, low stock or "push now") waits outside a channel's
 # shared bucket while more than this many seconds of calls are queued in it, so urgent
 # calls never queue behind other runs' batches.
-PIMSYNC_RATE_LIMIT_QUEUE_SECONDS = env.float("PIMSYNC_RATE_LIMIT_QUEUE_SECONDS", default=0.5)
+PIMSYNC_RATE_LIMIT_QUEUE_SECONDS = env.float("PIMSYNC_RATE_LIMIT_QUEUE_SECONDS", default=0.25)
 # OAuth channels (eBay, Amazon): the access token is refreshed this long before it
 # expires (at most a quarter of its lifetime ahead), by one worker for all.
 PIMSYNC_TOKEN_REFRESH_AHEAD_SECONDS = env.int("PIMSYNC_TOKEN_REFRESH_AHEAD_SECONDS", default=300)
