@@ -17,6 +17,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from channels_app import services as channel_services
@@ -169,7 +170,12 @@ def test_magento_maintenance_window_the_others_sync_through_and_reconciliation_h
     control(sandbox_server, "POST", "faults", {"magento": {"outage_seconds": outage}})
     started = time.monotonic()
     repriced = variants[:20]
-    reprice(repriced, 3456)
+    # One transaction, as a bulk price edit: the first run claims all 20 and Magento's
+    # one batched call refuses them together. SKU by SKU, the run started by the first
+    # commit took only those committed by then, and the open circuit let the rest
+    # through one probe at a time - fewer than 20 attempts fitted in the window.
+    with transaction.atomic():
+        reprice(repriced, 3456)
     # ... and an import run during the window overwrites ten other SKUs in Magento
     imported = variants[40:50]
     control(
