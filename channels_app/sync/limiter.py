@@ -21,6 +21,7 @@ the configured ones for every later take.
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -154,7 +155,9 @@ def _platform_figures(row: ChannelSyncState | OperationBucket) -> tuple[float | 
     return None, None
 
 
-class DatabaseRateLimiter:
+class _TakesInTurn(ABC):
+    """``take`` and ``take_unless_queued`` of both limiters: one ``_turn`` each."""
+
     def take(
         self, channel_id: int, *, rate: float, burst: float, tokens: float = 1.0, scope: str = ""
     ) -> float:
@@ -172,8 +175,23 @@ class DatabaseRateLimiter:
     ) -> Turn:
         return self._turn(channel_id, rate, burst, tokens, scope, max_queue=max_queue)
 
-    @staticmethod
+    @abstractmethod
     def _turn(
+        self,
+        channel_id: int,
+        rate: float,
+        burst: float,
+        tokens: float,
+        scope: str,
+        *,
+        max_queue: float | None,
+    ) -> Turn:
+        """One take in the limiter's store (None: never refused)."""
+
+
+class DatabaseRateLimiter(_TakesInTurn):
+    def _turn(
+        self,
         channel_id: int,
         rate: float,
         burst: float,
@@ -285,30 +303,13 @@ return tostring(level)
 """
 
 
-class RedisRateLimiter:
+class RedisRateLimiter(_TakesInTurn):
     def __init__(self, url: str) -> None:
         import redis
 
         self._client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self._take = self._client.register_script(_REDIS_TAKE)
         self._settle = self._client.register_script(_REDIS_SETTLE)
-
-    def take(
-        self, channel_id: int, *, rate: float, burst: float, tokens: float = 1.0, scope: str = ""
-    ) -> float:
-        return self._turn(channel_id, rate, burst, tokens, scope, max_queue="").wait
-
-    def take_unless_queued(
-        self,
-        channel_id: int,
-        *,
-        rate: float,
-        burst: float,
-        max_queue: float,
-        tokens: float = 1.0,
-        scope: str = "",
-    ) -> Turn:
-        return self._turn(channel_id, rate, burst, tokens, scope, max_queue=max_queue)
 
     def _turn(
         self,
@@ -318,11 +319,10 @@ class RedisRateLimiter:
         tokens: float,
         scope: str,
         *,
-        max_queue: float | str,
+        max_queue: float | None,
     ) -> Turn:
-        taken, wait = self._take(
-            keys=[_key(channel_id, scope)], args=[rate, burst, tokens, max_queue]
-        )
+        said = "" if max_queue is None else max_queue  # '' = always take
+        taken, wait = self._take(keys=[_key(channel_id, scope)], args=[rate, burst, tokens, said])
         return Turn(bool(int(taken)), float(wait))
 
     def settle(

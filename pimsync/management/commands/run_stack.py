@@ -38,6 +38,13 @@ ONE_SHOT = frozenset({"hooks"})
 DEMO_TOKEN_TTL_SECONDS = 600
 
 
+def _celery_worker(name: str, queue: str, python: str) -> list[str]:
+    return [
+        python, "-m", "celery", "-A", "pimsync", "worker", "-l", "info", "-Q", queue,
+        "--concurrency", "2", "--without-gossip", "--without-mingle", "-n", f"{name}@%h",
+    ]  # fmt: skip
+
+
 def _commands(host: str, port: int, sandbox_port: int) -> dict[str, list[str]]:
     python = sys.executable
     var = Path(settings.VAR_DIR)
@@ -45,62 +52,11 @@ def _commands(host: str, port: int, sandbox_port: int) -> dict[str, list[str]]:
         "web": [python, "manage.py", "runserver", f"{host}:{port}", "--noreload"],
         "orders": [python, "manage.py", "demo_orders"],
         "hooks": [python, "manage.py", "webhooks_register", "--wait", "60"],
-        "worker": [
-            python,
-            "-m",
-            "celery",
-            "-A",
-            "pimsync",
-            "worker",
-            "-l",
-            "info",
-            "-Q",
-            "celery",
-            "--concurrency",
-            "2",
-            "--without-gossip",
-            "--without-mingle",
-            "-n",
-            "worker@%h",
-        ],
+        "worker": _celery_worker("worker", "celery", python),
         # Pushes have worker processes of their own: never behind inbound work.
-        "pusher": [
-            python,
-            "-m",
-            "celery",
-            "-A",
-            "pimsync",
-            "worker",
-            "-l",
-            "info",
-            "-Q",
-            settings.PIMSYNC_PUSH_QUEUE,
-            "--concurrency",
-            "2",
-            "--without-gossip",
-            "--without-mingle",
-            "-n",
-            "pusher@%h",
-        ],
-        # Zeros and low stock: a lane of their own, never behind routine pushes.
-        "urgent": [
-            python,
-            "-m",
-            "celery",
-            "-A",
-            "pimsync",
-            "worker",
-            "-l",
-            "info",
-            "-Q",
-            settings.PIMSYNC_URGENT_QUEUE,
-            "--concurrency",
-            "2",
-            "--without-gossip",
-            "--without-mingle",
-            "-n",
-            "urgent@%h",
-        ],
+        "pusher": _celery_worker("pusher", settings.PIMSYNC_PUSH_QUEUE, python),
+        # Zeros: a lane of their own, never behind routine pushes.
+        "urgent": _celery_worker("urgent", settings.PIMSYNC_URGENT_QUEUE, python),
         "beat": [
             python,
             "-m",
