@@ -7,12 +7,14 @@ the filesystem. Production sets DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
 
 import environ
 from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(environ.Env().str("PIMSYNC_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -20,6 +22,17 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+
+def verbatim_secret(name: str, default: str | None = None) -> str:
+    """A secret exactly as the environment holds it. django-environ reads a value that
+    starts with `$` as the name of another variable, and Django's own key generator
+    draws from an alphabet with `$` in it: about one generated key in fifty would
+    stop the web process with a KeyError naming the key itself."""
+    value = os.environ.get(name, default)
+    if value is None:
+        raise ImproperlyConfigured(f"Set the {name} environment variable")
+    return value
 
 
 def _local_secret(name: str, make: Callable[[], str]) -> str:
@@ -32,7 +45,7 @@ def _local_secret(name: str, make: Callable[[], str]) -> str:
 
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
-SECRET_KEY = env.str("SECRET_KEY", default="") or _local_secret(
+SECRET_KEY = verbatim_secret("SECRET_KEY", default="") or _local_secret(
     "secret_key", lambda: secrets.token_urlsafe(50)
 )
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])

@@ -3,14 +3,14 @@
 import environ
 
 from .base import *  # noqa: F403
-from .base import MIDDLEWARE
+from .base import MIDDLEWARE, verbatim_secret
 
 env = environ.Env()
 
 DEBUG = False
 # WhiteNoise serves the admin's static files from gunicorn, right after SecurityMiddleware.
 MIDDLEWARE = [MIDDLEWARE[0], "whitenoise.middleware.WhiteNoiseMiddleware", *MIDDLEWARE[1:]]
-SECRET_KEY = env.str("SECRET_KEY")
+SECRET_KEY = verbatim_secret("SECRET_KEY")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 PIMSYNC_FERNET_KEYS = env.list("PIMSYNC_FERNET_KEYS")
 

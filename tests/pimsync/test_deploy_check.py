@@ -185,6 +185,22 @@ def test_gunicorn_refuses_to_start_until_the_static_files_are_collected(tmp_path
     assert "Run `python manage.py collectstatic --noinput`" in text
 
 
+@pytest.mark.parametrize("key", ["$" + "k" * 59, "abc$HOME" + "k" * 52])
+def test_a_secret_key_with_a_dollar_sign_is_taken_as_it_is(
+    deployed: dict[str, str], key: str
+) -> None:
+    # Django's get_random_secret_key() draws `$`; django-environ would read a leading
+    # `$` as the name of another variable and stop the process with a KeyError.
+    env = {**deployed, "SECRET_KEY": key}
+    shown = _manage(
+        env, "shell", "-c", "from django.conf import settings; print(settings.SECRET_KEY)"
+    )
+    checked = _manage(env, "check", "--deploy")
+
+    assert shown.stdout.strip().splitlines()[-1] == key, shown.stderr
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
 def test_production_settings_refuse_to_start_without_a_secret_key(tmp_path: Path) -> None:
     env = _production_env(tmp_path)
     del env["SECRET_KEY"]
