@@ -416,13 +416,15 @@ def _price_updates(chunk: list[Work]) -> list[PriceUpdate]:
 
 def _quantity_updates(connector: Connector, chunk: list[Work]) -> list[QuantityUpdate]:
     # Compare-and-set where the channel offers it (Shopify): never overwrite
-    # units the channel sold that pimsync has not imported yet.
+    # units the channel sold that pimsync has not imported yet. A 0 cannot raise
+    # anything the channel shows, so it is set unchecked: a mismatch would hold the
+    # sold-out SKU on sale until the next orders poll.
     cas = has_compare_and_set(connector)
     return [
         QuantityUpdate(
             listing_ref(w.listing),
             w.value,
-            expected_quantity=w.listing.last_confirmed_quantity if cas else None,
+            expected_quantity=w.listing.last_confirmed_quantity if cas and w.value else None,
         )
         for w in chunk
     ]

@@ -379,6 +379,18 @@ def test_a_compare_and_set_mismatch_on_a_decrease_below_the_channel_goes_at_once
     assert not SyncMarker.objects.filter(kind="quantity").exists()
 
 
+def test_a_zero_is_set_unchecked_on_a_compare_and_set_channel(shop, fake, task_sends):
+    shop.platform = fake.platform = "shopify"
+    fake.compare_and_set = True
+    shop.save()
+    push(shop)
+    _sell_outside("S-0", "cas-3", quantity=-19)  # pimsync: 20 -> 1 (compared)
+    _sell_outside("S-1", "cas-4", quantity=-20)  # pimsync: 20 -> 0 (never raises the channel)
+    fake.sent_expected.clear()
+    push(shop)
+    assert sorted(fake.sent_expected) == [("S-0", 20), ("S-1", None)]
+
+
 def test_read_before_write_holds_an_increase_over_an_unimported_sale(
     shop, fake, task_sends, django_capture_on_commit_callbacks
 ):
