@@ -869,6 +869,37 @@ def polled_storm_orders(
     return threading.Thread(target=run, name="storm-polled"), errors
 
 
+def busy_seconds(spans: Sequence[tuple[float, float]]) -> float:
+    """Length of the union of [received, applied] spans: the time pimsync held orders
+    it had received and not yet applied (a polled order waits for its poll before it
+    is received; that wait is the poll cadence's, not the apply's)."""
+    total, end = 0.0, -math.inf
+    for start, stop in sorted(spans):
+        if stop <= end:
+            continue
+        total += stop - max(start, end)
+        end = stop
+    return total
+
+
+def apply_throughput(sku: str) -> dict[str, Any]:
+    from channels_app.models import InboundEvent
+
+    rows = InboundEvent.objects.filter(skus__contains=[sku], processed_at__isnull=False)
+    spans = [
+        (r.timestamp(), p.timestamp()) for r, p in rows.values_list("received_at", "processed_at")
+    ]
+    busy = busy_seconds(spans)
+    latency = sorted(stop - start for start, stop in spans)
+    return {
+        "events": len(spans),
+        "busy_s": _round(busy),
+        "per_s": _round(len(spans) / busy, 1) if busy else None,
+        "received_to_applied_p50_s": _round(percentile(latency, 50)),
+        "received_to_applied_p95_s": _round(percentile(latency, 95)),
+    }
+
+
 def storm_phase(prod: Production, args: argparse.Namespace, watcher: Watcher, secret: str) -> None:
     from django.db.models import Count, Max
 
@@ -956,6 +987,7 @@ def storm_phase(prod: Production, args: argparse.Namespace, watcher: Watcher, se
             "last_applied_after_first_send_s": _round(last.timestamp() - first_send)
             if last
             else None,
+            "applied_while_received": apply_throughput(sku),
             "goal_applied_per_s": GOAL_STORM_PER_S,
             "stale_overwrites": stale_overwrites(prod.sandbox, args.detail)["per_channel"],
         }
