@@ -107,16 +107,32 @@ def channel_push_request_on_commit(channel_id: int) -> None:
 
 
 def channel_urgent_push_request(channel_id: int) -> bool:
-    """Enqueue a push of the channel's urgent markers on the urgent lane. Not
-    debounced: urgent changes are few (a SKU sells out once), and a run that finds
-    nothing left to claim ends at once. The routine push requested beside it (and the
-    sweeper) carries the same markers when no urgent worker runs."""
-    return task_send(
+    """Enqueue a push of the channel's urgent markers on the urgent lane unless one
+    is queued and not started yet (it will claim this change too): a burst of sales
+    asked one task per mark and channel, and the runs that found nothing left took the
+    lane's processes from the next zero. A request not started within
+    PIMSYNC_URGENT_STALE_SECONDS is taken as lost (or stuck behind busy processes) and
+    asked again. The routine push requested beside it (and the sweeper) carries the
+    same markers when no urgent worker runs."""
+    channel_sync_state(channel_id)
+    now = timezone.now()
+    lost = now - timedelta(seconds=settings.PIMSYNC_URGENT_STALE_SECONDS)
+    claimed = (
+        ChannelSyncState.objects.filter(channel_id=channel_id)
+        .filter(Q(urgent_queued_at__isnull=True) | Q(urgent_queued_at__lt=lost))
+        .update(urgent_queued_at=now)
+    )
+    if not claimed:
+        return False
+    if task_send(
         URGENT_PUSH,
         args=[channel_id],
         what=f"urgent push for channel {channel_id}",
         fallback="the routine push carries it",
-    )
+    ):
+        return True
+    ChannelSyncState.objects.filter(channel_id=channel_id).update(urgent_queued_at=None)
+    return False
 
 
 def channel_urgent_push_request_on_commit(channel_id: int) -> None:

@@ -522,6 +522,10 @@ class ChannelSyncState(models.Model):
     channel = models.OneToOneField(Channel, on_delete=models.CASCADE, related_name="sync_state")
     push_queued = models.BooleanField(default=False)
     push_queued_at = models.DateTimeField(null=True, blank=True)
+    # When an urgent-lane push was last requested and no run has started since: the
+    # urgent lane's debounce (a request older than PIMSYNC_URGENT_STALE_SECONDS is
+    # taken as lost and asked again).
+    urgent_queued_at = models.DateTimeField(null=True, blank=True)
     breaker = models.CharField(max_length=10, choices=Breaker.choices, default=Breaker.CLOSED)
     consecutive_failures = models.PositiveIntegerField(default=0)
     open_until = models.DateTimeField(null=True, blank=True)

@@ -1036,8 +1036,10 @@ def channel_push(
     """
     report = PushReport(channel_id)
     ChannelSyncState.objects.get_or_create(channel_id=channel_id)
-    if not urgent_only:  # the routine request's flag; urgent requests have none
-        ChannelSyncState.objects.filter(channel_id=channel_id).update(push_queued=False)
+    # The request's flag is cleared before anything is claimed: a change marked from
+    # now on asks for a run of its own, one marked before is claimed by this one.
+    flag = {"urgent_queued_at": None} if urgent_only else {"push_queued": False}
+    ChannelSyncState.objects.filter(channel_id=channel_id).update(**flag)
     channel = Channel.objects.filter(pk=channel_id).first()
     if channel is None or not channel.is_enabled:
         report.stopped = "disabled"

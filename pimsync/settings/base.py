@@ -254,6 +254,10 @@ PIMSYNC_PUSH_CLAIM_SIZE = env.int("PIMSYNC_PUSH_CLAIM_SIZE", default=1000)
 # The urgent lane claims a few markers at a time, so a zero marked meanwhile is
 # claimed (zeros first) after at most this many.
 PIMSYNC_URGENT_CLAIM_SIZE = env.int("PIMSYNC_URGENT_CLAIM_SIZE", default=20)
+# An urgent-lane request not started within this many seconds is asked again (lost
+# message, or every urgent process busy); until then further urgent changes of the
+# channel ride on it.
+PIMSYNC_URGENT_STALE_SECONDS = env.float("PIMSYNC_URGENT_STALE_SECONDS", default=2.0)
 # Short: a live run renews its leases every quarter lease (a heartbeat), so a killed
 # worker's markers are taken over within one lease plus a sweep.
 PIMSYNC_PUSH_LEASE_SECONDS = env.int("PIMSYNC_PUSH_LEASE_SECONDS", default=20)

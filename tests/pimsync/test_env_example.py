@@ -10,9 +10,10 @@ from django.conf import settings
 BASE_DIR = Path(settings.BASE_DIR)
 
 # `env.int("NAME", ...)`, `env("NAME")`, `environ.Env().str("NAME", ...)` and plain
-# `os.environ.get("NAME")` / `os.environ["NAME"]` in the settings.
+# `os.environ.get("NAME")` / `os.environ["NAME"]` and `verbatim_secret("NAME")` in the settings.
 _ENV_READ = re.compile(
-    r'\b(?:env(?:\.\w+)?\(|Env\(\)\.\w+\(|environ\.get\(|environ\[)\s*"([A-Z][A-Z0-9_]*)"'
+    r'\b(?:env(?:\.\w+)?\(|Env\(\)\.\w+\(|environ\.get\(|environ\[|verbatim_secret\()'
+    r'\s*"([A-Z][A-Z0-9_]*)"'
 )
 # `${NAME}`, `${NAME:-default}`, `${NAME:?message}` in docker-compose.yml (`$${X}` is
 # escaped for the container's shell, not compose's).

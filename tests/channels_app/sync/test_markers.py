@@ -145,3 +145,47 @@ def test_a_sold_out_sku_is_also_requested_on_the_urgent_lane(
             idempotency_key="sell-out-S-1",
         )
     assert [t.args for t in task_sends.named(dispatch.URGENT_PUSH)] == [[shop.pk]]
+
+
+def _sell_out(sku, location, key):
+    from inventory.models import Variant
+
+    inventory.stock_adjust(
+        variant=Variant.objects.get(sku=sku),
+        location=location,
+        quantity=-20,
+        reason="adjust",
+        source="t",
+        idempotency_key=key,
+    )
+
+
+def test_urgent_requests_ride_on_one_not_started_yet(
+    shop, task_sends, location, settings, django_capture_on_commit_callbacks
+):
+    """A burst of sell-outs asks the urgent lane once per channel while that request
+    waits; once its run has started, the next sell-out asks again; a request not
+    started within the stale time is asked again (lost, or every process busy)."""
+    from channels_app.sync import engine
+
+    settings.PIMSYNC_URGENT_STALE_SECONDS = 2
+    for n, sku in enumerate(("S-0", "S-1", "S-2")):
+        with django_capture_on_commit_callbacks(execute=True):
+            _sell_out(sku, location, f"burst-{n}")
+    assert len(task_sends.named(dispatch.URGENT_PUSH)) == 1
+
+    engine.channel_push(shop.pk, urgent_only=True)  # the run starts: the flag is down
+    assert ChannelSyncState.objects.get(channel=shop).urgent_queued_at is None
+    assert dispatch.channel_urgent_push_request(shop.pk)
+    assert not dispatch.channel_urgent_push_request(shop.pk)
+
+    lost = timezone.now() - timezone.timedelta(seconds=3)
+    ChannelSyncState.objects.filter(channel=shop).update(urgent_queued_at=lost)
+    assert dispatch.channel_urgent_push_request(shop.pk)
+    assert len(task_sends.named(dispatch.URGENT_PUSH)) == 3
+
+
+def test_an_urgent_request_the_broker_refused_is_asked_again(shop, task_sends, monkeypatch):
+    monkeypatch.setattr(dispatch, "task_send", lambda *a, **k: False)
+    assert not dispatch.channel_urgent_push_request(shop.pk)
+    assert ChannelSyncState.objects.get(channel=shop).urgent_queued_at is None
