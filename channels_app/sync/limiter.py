@@ -83,11 +83,6 @@ class RateLimiter(Protocol):
         ...
 
 
-# A caller that slept exactly until its turn was due is not refused again for the
-# clocks' rounding (the database keeps microseconds); the Lua script has it too.
-TURN_SLACK = 0.001
-
-
 def _refill(level: float, updated: float | None, now: float, *, rate: float, burst: float) -> float:
     return burst if updated is None else min(burst, level + max(0.0, now - updated) * rate)
 
@@ -112,17 +107,14 @@ def _turn_in_bucket(
     tokens: float,
     max_queue: float | None,
 ) -> tuple[float, Turn]:
-    """(new level, turn) for one take, refused while the call's own turn would come
-    more than ``max_queue`` seconds from now (None: never refused). Its own turn, not
-    the queue ahead of it: one large call (a Shopify orders page requests 992 points)
-    would otherwise put seconds of debt in front of every call after it, an urgent one
-    included, while it sleeps towards its turn."""
+    """(new level, turn) for one take, refused while more than ``max_queue`` seconds
+    of debt are queued ahead (None: never refused)."""
     level = _refill(level, updated, now, rate=rate, burst=burst)
-    after = level - tokens
-    wait = -after / rate if after < 0 else 0.0
-    if max_queue is not None and wait > max_queue + TURN_SLACK:
-        return level, Turn(False, wait - max_queue)
-    return after, Turn(True, wait)
+    ahead = -level / rate if level < 0 else 0.0
+    if max_queue is not None and ahead > max_queue:
+        return level, Turn(False, ahead - max_queue)
+    level -= tokens
+    return level, Turn(True, -level / rate if level < 0 else 0.0)
 
 
 def _settle_bucket(
@@ -257,8 +249,8 @@ class DatabaseRateLimiter(_TakesInTurn):
 # Both scripts use the server clock so workers' clocks need not agree. A bucket
 # holds level, at and, once settled, the platform's rate and burst.
 # KEYS[1] bucket; ARGV rate, burst, tokens (rate/burst: unless the bucket has its own),
-# max_queue ('' = always take). Returns {1, wait} when taken, {0, seconds until its
-# own turn is within max_queue} when not.
+# max_queue ('' = always take). Returns {1, wait} when taken, {0, seconds until the
+# queue ahead is down to max_queue} when not.
 _REDIS_TAKE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -273,11 +265,10 @@ else
   level = math.min(burst, level + math.max(0, now - at) * rate)
 end
 local max_queue = tonumber(ARGV[4])
-local after = level - want
-if max_queue ~= nil and after < 0 and -after / rate > max_queue + 0.001 then
-  return {0, tostring(-after / rate - max_queue)}
+if max_queue ~= nil and level < 0 and -level / rate > max_queue then
+  return {0, tostring(-level / rate - max_queue)}
 end
-level = after
+level = level - want
 redis.call('HSET', KEYS[1], 'level', tostring(level), 'at', tostring(now))
 redis.call('EXPIRE', KEYS[1], 3600)
 if level < 0 then
@@ -387,15 +378,13 @@ def take_in_turn(
 ) -> float:
     """Take ``tokens``; returns the seconds still to wait before they may be used.
 
-    Urgent calls always join the queue. A routine call joins it only when its own
-    turn comes within PIMSYNC_RATE_LIMIT_QUEUE_SECONDS, and otherwise sleeps until
-    it would. Without this, every run of a channel (several workers, one shared
-    bucket) queues its whole batch in the bucket's debt, and one large call puts its
-    whole cost there, and a zero sold a moment later waits behind all of it. Routine calls yield for
+    Urgent calls always join the queue. A routine call joins it only while at most
+    PIMSYNC_RATE_LIMIT_QUEUE_SECONDS of calls are queued ahead of it, and otherwise
+    sleeps until the queue is that short. Without this, every run of a channel
+    (several workers, one shared bucket) queues its whole batch in the bucket's debt
+    and a zero sold a moment later waits behind all of it. Routine calls yield for
     at most ``max_yield`` seconds in all (default: the push time budget), then queue
-    like any other, so they are late, never starved; a call whose turn is further
-    away than that queues at once (an Amazon operation with a quota of one call a
-    minute learns at once that it must wait, instead of after yielding).
+    like any other, so they are late, never starved.
     """
     limiter = rate_limiter()
     if _URGENT_CALLS.get():
@@ -408,10 +397,9 @@ def take_in_turn(
         )
         if turn.taken:
             return turn.wait
-        if turn.wait > yield_left:
-            break  # its turn is further away than it may yield: waiting outside buys nothing
-        sleep(turn.wait)
-        yield_left -= turn.wait
+        pause = min(turn.wait, yield_left)
+        sleep(pause)
+        yield_left -= pause
     return limiter.take(channel_id, rate=rate, burst=burst, tokens=tokens, scope=scope)
 
 

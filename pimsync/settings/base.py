@@ -279,8 +279,8 @@ PIMSYNC_PUSH_STALE_SECONDS = env.float("PIMSYNC_PUSH_STALE_SECONDS", default=15.
 # the database (embedded default).
 PIMSYNC_RATE_LIMIT_REDIS_URL = env.str("PIMSYNC_RATE_LIMIT_REDIS_URL", default="")
 # A routine call (not a zero, low stock or "push now") waits outside a channel's
-# shared bucket until its own turn comes within this many seconds, so urgent calls
-# never queue behind other runs' batches or one large call's cost.
+# shared bucket while more than this many seconds of calls are queued in it, so urgent
+# calls never queue behind other runs' batches.
 PIMSYNC_RATE_LIMIT_QUEUE_SECONDS = env.float("PIMSYNC_RATE_LIMIT_QUEUE_SECONDS", default=0.25)
 # OAuth channels (eBay, Amazon): the access token is refreshed this long before it
 # expires (at most a quarter of its lifetime ahead), by one worker for all.

@@ -74,27 +74,3 @@ def test_an_urgent_call_passes_routine_calls_queued_by_other_workers(
     span = sent[-1] - sent[0]
     assert len(sent) <= RATE * span + 1 + 1, (len(sent), span)
     assert len(sent) >= RATE * span * 0.8, "the routine workers kept the bucket busy"
-
-
-def test_a_large_routine_call_waits_outside_and_a_zero_goes_first_in_redis(
-    channel_factory: Any, settings: Any
-) -> None:
-    """A Shopify-like cost bucket (1,000 points, here 200/s) half spent: an orders page
-    requesting 992 points is refused (its turn is 2.46 s away) without taking anything,
-    so a zero's 10 points go at once."""
-    settings.PIMSYNC_RATE_LIMIT_QUEUE_SECONDS = 0.25
-    if not settings.PIMSYNC_RATE_LIMIT_REDIS_URL:
-        pytest.fail("the PostgreSQL + Redis lane shares the limiter through Redis")
-    channel = channel_factory()
-    _forget_bucket(channel.pk)
-    limiter = rate_limiter()
-    bucket = {"rate": 200.0, "burst": 1000.0}
-    limiter.take(channel.pk, tokens=500.0, **bucket)
-
-    page = limiter.take_unless_queued(channel.pk, tokens=992.0, max_queue=0.25, **bucket)
-    with urgent_calls():
-        zero = take_in_turn(channel.pk, tokens=10.0, **bucket)
-
-    assert not page.taken
-    assert page.wait == pytest.approx(2.21, abs=0.05)
-    assert zero == 0.0
