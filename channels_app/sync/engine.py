@@ -672,11 +672,14 @@ def _record_cas_mismatch(
     except Exception:
         log.exception("re-reading %s quantities after a compare mismatch", channel.platform)
         live = {}
+    # Compared with the stock available now, not when the call left: a sale during the
+    # call (the SKU sold out) is a decrease that goes at once, not one held for a poll.
+    atp = channel_atp_bulk(channel=channel, variant_ids={w.listing.variant_id for w in items})
     again, held = [], []
     for w in items:
         state = live.get(w.listing.variant.sku) or live.get(w.listing.channel_sku)
         shows = state.quantity if state is not None and state.error is None else None
-        if shows is not None and w.value < shows:
+        if shows is not None and min(w.value, atp[w.listing.variant_id]) < shows:
             baseline_record(w.listing, shows, now)
             again.append(w)
         else:

@@ -379,6 +379,29 @@ def test_a_compare_and_set_mismatch_on_a_decrease_below_the_channel_goes_at_once
     assert not SyncMarker.objects.filter(kind="quantity").exists()
 
 
+def test_a_sell_out_during_a_mismatched_call_goes_at_once(shop, fake, task_sends):
+    shop.platform = fake.platform = "shopify"
+    fake.compare_and_set = True
+    shop.save()
+    push(shop)
+    _sell_outside("S-0", "cas-5")  # pimsync: 20 -> 19
+    fake.sent_expected.clear()
+    stale = failing(FailureKind.PERMANENT, "CHANGE_FROM_QUANTITY_STALE")
+
+    def sold_out_meanwhile(sku):
+        fake.fail.pop(("quantity", sku))
+        _sell_outside("S-0", "cas-6", quantity=-19)  # the last 19 sold while 19 was sent
+        return stale(sku)
+
+    fake.fail[("quantity", "S-0")] = sold_out_meanwhile
+    fake.live_quantity["S-0"] = 19  # and one unseen sale on the channel
+    push(shop)
+    # 19 is not below the 19 shown (it would wait for an orders poll), the 0 is: same run
+    assert fake.sent_expected == [("S-0", 20), ("S-0", None)]
+    assert ChannelListing.objects.get(variant__sku="S-0").last_confirmed_quantity == 0
+    assert not SyncMarker.objects.filter(kind="quantity").exists()
+
+
 def test_a_zero_is_set_unchecked_on_a_compare_and_set_channel(shop, fake, task_sends):
     shop.platform = fake.platform = "shopify"
     fake.compare_and_set = True
