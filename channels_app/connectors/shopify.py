@@ -105,8 +105,11 @@ READ_BATCH = MAX_INPUT
 # queries is the fastest way through, so reads pace longer than pushes.
 READ_MAX_PACE_SECONDS = 30.0
 MUTATION_COST = 10
-# orders(first: 30) { lineItems(first: 30) } requests 2 + 30 * (3 + 30) = 992 <= 1000 points.
-ORDERS_PAGE_MAX = 30
+# orders(first: 10) { lineItems(first: 30) } requests 2 + 10 * (3 + 30) = 332 points. Pages
+# of 30 (992 points, the most under 1000) read a backlog no faster - 33 points an order
+# either way, cost-bound - but each one, polled every few seconds for held pushes, put
+# about a second of debt in the shared bucket in front of any zero sold meanwhile.
+ORDERS_PAGE_MAX = 10
 LINES_PER_ORDER = 30
 DEFAULT_MAX_PACE_SECONDS = 2.0
 

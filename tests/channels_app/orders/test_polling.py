@@ -200,11 +200,11 @@ def test_a_poll_cut_short_by_the_page_bound_continues_without_moving_the_cursor(
 ):
     settings.PIMSYNC_POLL_MAX_PAGES = 1
     channel = polled_channel("shopify")
-    create_orders(sandbox, "shopify", 35)  # Shopify pages hold 30 orders here
+    create_orders(sandbox, "shopify", 15)  # Shopify pages hold 10 orders (ORDERS_PAGE_MAX)
 
     first = channel_poll_task(channel.pk)
 
-    assert (first["pages"], first["orders"], first["new_events"]) == (1, 30, 30)
+    assert (first["pages"], first["orders"], first["new_events"]) == (1, 10, 10)
     assert first["next_cursor"] is not None
     assert ChannelSyncState.objects.get(channel=channel).poll_cursor == ""
     continued = [sent.kwargs for sent in task_sends.named(dispatch.POLL)]
@@ -226,7 +226,7 @@ def test_a_poll_cut_short_by_the_page_bound_continues_without_moving_the_cursor(
     )
     assert len(continued) == 1
     assert ChannelSyncState.objects.get(channel=channel).poll_cursor == rest["cursor"] != ""
-    assert ChannelOrder.objects.filter(channel=channel).count() == 35
+    assert ChannelOrder.objects.filter(channel=channel).count() == 15
 
 
 @pytest.mark.parametrize("platform", ["ebay", "amazon", "magento"])
