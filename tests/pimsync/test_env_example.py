@@ -12,7 +12,7 @@ BASE_DIR = Path(settings.BASE_DIR)
 # `env.int("NAME", ...)`, `env("NAME")`, `environ.Env().str("NAME", ...)` and plain
 # `os.environ.get("NAME")` / `os.environ["NAME"]` and `verbatim_secret("NAME")` in the settings.
 _ENV_READ = re.compile(
-    r'\b(?:env(?:\.\w+)?\(|Env\(\)\.\w+\(|environ\.get\(|environ\[|verbatim_secret\()'
+    r"\b(?:env(?:\.\w+)?\(|Env\(\)\.\w+\(|environ\.get\(|environ\[|verbatim_secret\()"
     r'\s*"([A-Z][A-Z0-9_]*)"'
 )
 # `${NAME}`, `${NAME:-default}`, `${NAME:?message}` in docker-compose.yml (`$${X}` is
