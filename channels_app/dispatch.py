@@ -25,7 +25,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -77,28 +77,47 @@ def channel_sync_state(channel_id: int) -> ChannelSyncState:
     return state
 
 
+def _send_unless_queued(
+    channel_id: int,
+    send: Callable[[], bool],
+    *,
+    free: Q,
+    queued: dict[str, object],
+    cleared: dict[str, object],
+) -> bool:
+    """Set the channel's request flag (``queued``) where it is ``free``, then ``send``;
+    a broker refusal clears the flag again (``cleared``). True when a task was sent."""
+    channel_sync_state(channel_id)
+    state = ChannelSyncState.objects.filter(channel_id=channel_id)
+    if not state.filter(free).update(**queued):
+        return False
+    if send():
+        return True
+    state.update(**cleared)
+    return False
+
+
 def channel_push_request(channel_id: int, *, countdown: float | None = None) -> bool:
     """Enqueue one push task for the channel unless one is already queued.
 
     Returns True when a task was sent. Safe to call from anywhere, any number
     of times; a broker failure clears the flag again, so the sweeper retries.
     """
-    channel_sync_state(channel_id)
-    claimed = ChannelSyncState.objects.filter(channel_id=channel_id, push_queued=False).update(
-        push_queued=True, push_queued_at=timezone.now()
-    )
-    if not claimed:
-        return False
-    if task_send(
+    send = partial(
+        task_send,
         PUSH,
         args=[channel_id],
         countdown=countdown,
         what=f"push for channel {channel_id}",
         fallback="the sweeper will retry",
-    ):
-        return True
-    ChannelSyncState.objects.filter(channel_id=channel_id).update(push_queued=False)
-    return False
+    )
+    return _send_unless_queued(
+        channel_id,
+        send,
+        free=Q(push_queued=False),
+        queued={"push_queued": True, "push_queued_at": timezone.now()},
+        cleared={"push_queued": False},
+    )
 
 
 def channel_push_request_on_commit(channel_id: int) -> None:
@@ -114,25 +133,22 @@ def channel_urgent_push_request(channel_id: int) -> bool:
     PIMSYNC_URGENT_STALE_SECONDS is taken as lost (or stuck behind busy processes) and
     asked again. The routine push requested beside it (and the sweeper) carries the
     same markers when no urgent worker runs."""
-    channel_sync_state(channel_id)
     now = timezone.now()
     lost = now - timedelta(seconds=settings.PIMSYNC_URGENT_STALE_SECONDS)
-    claimed = (
-        ChannelSyncState.objects.filter(channel_id=channel_id)
-        .filter(Q(urgent_queued_at__isnull=True) | Q(urgent_queued_at__lt=lost))
-        .update(urgent_queued_at=now)
-    )
-    if not claimed:
-        return False
-    if task_send(
+    send = partial(
+        task_send,
         URGENT_PUSH,
         args=[channel_id],
         what=f"urgent push for channel {channel_id}",
         fallback="the routine push carries it",
-    ):
-        return True
-    ChannelSyncState.objects.filter(channel_id=channel_id).update(urgent_queued_at=None)
-    return False
+    )
+    return _send_unless_queued(
+        channel_id,
+        send,
+        free=Q(urgent_queued_at__isnull=True) | Q(urgent_queued_at__lt=lost),
+        queued={"urgent_queued_at": now},
+        cleared={"urgent_queued_at": None},
+    )
 
 
 def channel_urgent_push_request_on_commit(channel_id: int) -> None:
