@@ -674,7 +674,7 @@ def _record_cas_mismatch(
         live = {}
     # Compared with the stock available now, not when the call left: a sale during the
     # call (the SKU sold out) is a decrease that goes at once, not one held for a poll.
-    atp = channel_atp_bulk(channel=channel, variant_ids={w.listing.variant_id for w in items})
+    atp = _available_now(channel, items)
     again, held = [], []
     for w in items:
         state = live.get(w.listing.variant.sku) or live.get(w.listing.channel_sku)
@@ -764,12 +764,17 @@ def _call_priority(kind: str, work: Sequence[Work]) -> AbstractContextManager[No
     return urgent_calls() if carries_zero else nullcontext()
 
 
+def _available_now(channel: Channel, work: Sequence[Work]) -> dict[int, int]:
+    """The channel's ATP of each work item's variant, read now (by variant id)."""
+    return channel_atp_bulk(channel=channel, variant_ids={w.listing.variant_id for w in work})
+
+
 def _lower_to_fresh_quantities(run: Run, chunk: list[Work]) -> None:
     """Just before the call, each quantity is lowered to the stock available now
     when a sale came after it was computed (a read before write or the rate budget may
     have taken a while meanwhile): the sale's 0 goes with this call instead of after
     it. Never raised here: an increase is the read-before-write guard's to allow."""
-    atp = channel_atp_bulk(channel=run.channel, variant_ids={w.listing.variant_id for w in chunk})
+    atp = _available_now(run.channel, chunk)
     for w in chunk:
         w.value = min(w.value, atp[w.listing.variant_id])
 
@@ -1038,7 +1043,7 @@ def channel_push(
     now"), every call of the run ahead of routine calls in the channel's rate budget.
     """
     report = PushReport(channel_id)
-    ChannelSyncState.objects.get_or_create(channel_id=channel_id)
+    state, _ = ChannelSyncState.objects.get_or_create(channel_id=channel_id)
     # The request's flag is cleared before anything is claimed: a change marked from
     # now on asks for a run of its own, one marked before is claimed by this one.
     flag = {"urgent_queued_at": None} if urgent_only else {"push_queued": False}
@@ -1047,7 +1052,6 @@ def channel_push(
     if channel is None or not channel.is_enabled:
         report.stopped = "disabled"
         return report
-    state = ChannelSyncState.objects.get(channel_id=channel_id)
     if state.auth_failed_at is not None:
         report.stopped = "auth"
         return report
@@ -1066,22 +1070,23 @@ def channel_push(
     return report
 
 
+def _claim_size(run: Run, *, probe: bool) -> int:
+    if probe:  # a half-open circuit tries one SKU
+        return 1
+    return (
+        settings.PIMSYNC_URGENT_CLAIM_SIZE if run.urgent_only else settings.PIMSYNC_PUSH_CLAIM_SIZE
+    )
+
+
 def _push_until_done(run: Run) -> None:
     while time.monotonic() < run.deadline:
         permit = breaker.breaker_permit(run.channel.pk, now=run.clock())
         if not permit.allowed:
             run.report.stopped, run.report.retry_at = "circuit", permit.retry_at
             return
-        limit = (
-            1
-            if permit.probe
-            else settings.PIMSYNC_URGENT_CLAIM_SIZE
-            if run.urgent_only
-            else settings.PIMSYNC_PUSH_CLAIM_SIZE
-        )
         markers = markers_claim(
             run.channel.pk,
-            limit=limit,
+            limit=_claim_size(run, probe=permit.probe),
             now=run.clock(),
             token=run.token,
             urgent_only=run.urgent_only,
