@@ -321,13 +321,18 @@ def _sell_outside(sku, key, quantity=-1):
     )
 
 
-def test_a_compare_and_set_mismatch_never_pushes_before_the_orders_are_imported(
-    shop, fake, task_sends, django_capture_on_commit_callbacks
-):
+def _confirmed_on_shopify(shop, fake):
+    """The channel made a compare-and-set platform, every SKU pushed and confirmed."""
     shop.platform = fake.platform = "shopify"
     fake.compare_and_set = True
     shop.save()
     push(shop)
+
+
+def test_a_compare_and_set_mismatch_never_pushes_before_the_orders_are_imported(
+    shop, fake, task_sends, django_capture_on_commit_callbacks
+):
+    _confirmed_on_shopify(shop, fake)
     assert set(fake.sent_expected) == {("S-0", None), ("S-1", None), ("S-2", None)}
     _sell_outside("S-0", "cas-1")  # pimsync: 20 -> 19
     fake.sent_expected.clear()
@@ -363,10 +368,7 @@ def test_a_compare_and_set_mismatch_never_pushes_before_the_orders_are_imported(
 def test_a_compare_and_set_mismatch_on_a_decrease_below_the_channel_goes_at_once(
     shop, fake, task_sends
 ):
-    shop.platform = fake.platform = "shopify"
-    fake.compare_and_set = True
-    shop.save()
-    push(shop)
+    _confirmed_on_shopify(shop, fake)
     _sell_outside("S-0", "cas-2", quantity=-15)  # pimsync: 20 -> 5 (low stock: urgent)
     fake.sent_expected.clear()
     stale = failing(FailureKind.PERMANENT, "CHANGE_FROM_QUANTITY_STALE")
@@ -380,10 +382,7 @@ def test_a_compare_and_set_mismatch_on_a_decrease_below_the_channel_goes_at_once
 
 
 def test_a_sell_out_during_a_mismatched_call_goes_at_once(shop, fake, task_sends):
-    shop.platform = fake.platform = "shopify"
-    fake.compare_and_set = True
-    shop.save()
-    push(shop)
+    _confirmed_on_shopify(shop, fake)
     _sell_outside("S-0", "cas-5")  # pimsync: 20 -> 19
     fake.sent_expected.clear()
     stale = failing(FailureKind.PERMANENT, "CHANGE_FROM_QUANTITY_STALE")
@@ -403,10 +402,7 @@ def test_a_sell_out_during_a_mismatched_call_goes_at_once(shop, fake, task_sends
 
 
 def test_a_zero_is_set_unchecked_on_a_compare_and_set_channel(shop, fake, task_sends):
-    shop.platform = fake.platform = "shopify"
-    fake.compare_and_set = True
-    shop.save()
-    push(shop)
+    _confirmed_on_shopify(shop, fake)
     _sell_outside("S-0", "cas-3", quantity=-19)  # pimsync: 20 -> 1 (compared)
     _sell_outside("S-1", "cas-4", quantity=-20)  # pimsync: 20 -> 0 (never raises the channel)
     fake.sent_expected.clear()
